@@ -1,0 +1,796 @@
+/* pcpmap: the command-line port-mapping tool. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <pcpmap/pcpmap.h>
+
+/* Exit codes (documented in the man page and README). */
+enum {
+	EXIT_OK = 0,
+	EXIT_INTERNAL = 1,
+	EXIT_USAGE = 2,
+	EXIT_NO_SUPPORT = 3, /* no gateway, or it speaks no protocol we can use */
+	EXIT_REFUSED = 4,    /* the gateway refused the request */
+	EXIT_TIMEOUT = 5,    /* the gateway did not answer in time */
+};
+
+struct opts {
+	const char *gateway;
+	int timeout_ms;
+	int verbose;
+	bool json;
+	bool once;
+	uint32_t lifetime;
+	uint16_t ext_port;
+	const char *ext_addr;
+	bool prefer_failure;
+	const char *third_party;
+	struct pcpmap_filter filters[PCPMAP_MAX_FILTERS];
+	char filter_buf[PCPMAP_MAX_FILTERS][64];
+	size_t n_filters;
+	const char *description;
+	bool pair;
+	int family;
+	const char *nonce_hex;
+	uint32_t protocols;
+};
+
+static const char *prog = "pcpmap";
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg) __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "%s%s%s: ", prog, cmd ? " " : "", cmd ? cmd : "");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry '%s %s--help'.\n", prog, cmd ? cmd : "");
+	return EXIT_USAGE;
+}
+
+static int exit_code_for(int err)
+{
+	switch (-err) {
+	case 0:
+		return EXIT_OK;
+	case ETIMEDOUT:
+		return EXIT_TIMEOUT;
+	case ECONNREFUSED:
+	case ENETUNREACH:
+	case EPROTONOSUPPORT:
+	case EOPNOTSUPP:
+		return EXIT_NO_SUPPORT;
+	case EACCES:
+	case EADDRINUSE:
+	case EADDRNOTAVAIL:
+	case EAGAIN:
+	case EPROTO:
+	case E2BIG:
+		return EXIT_REFUSED;
+	}
+	return EXIT_INTERNAL;
+}
+
+static void log_cb(void *ud, enum pcpmap_log_level level, const char *msg)
+{
+	(void)ud;
+	static const char *const names[] = { [3] = "error", [4] = "warning", [5] = "notice", [6] = "info", [7] = "debug" };
+	fprintf(stderr, "%s: %s: %s\n", prog, names[level], msg);
+}
+
+static void trace_cb(void *ud, bool sent, enum pcpmap_proto proto, const char *peer, const uint8_t *bytes,
+		     size_t len, const char *decoded)
+{
+	const struct opts *o = ud;
+	fprintf(stderr, "%s %s %s (%zu bytes) %s\n", sent ? "->" : "<-", peer, pcpmap_proto_name(proto), len,
+		decoded);
+	if (o->verbose > 1) {
+		for (size_t i = 0; i < len; i++)
+			fprintf(stderr, "%s%02x", i % 16 == 0 ? "   " : " ", bytes[i]);
+		fprintf(stderr, "\n");
+	}
+}
+
+static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || !*s || *end || v < min || v > max || s[0] == '-')
+		return -EINVAL;
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+static int parse_proto(const char *s, uint8_t *ret)
+{
+	if (!strcasecmp(s, "tcp"))
+		*ret = IPPROTO_TCP;
+	else if (!strcasecmp(s, "udp"))
+		*ret = IPPROTO_UDP;
+	else if (!strcasecmp(s, "all"))
+		*ret = 0;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static const char *proto_str(uint8_t p)
+{
+	return p == IPPROTO_TCP ? "tcp" : p == IPPROTO_UDP ? "udp" : p == 0 ? "all" : "?";
+}
+
+static int parse_nonce(const char *hex, uint8_t out[12])
+{
+	if (strlen(hex) != 24)
+		return -EINVAL;
+	for (int i = 0; i < 12; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return -EINVAL;
+		out[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+static void nonce_str(const uint8_t n[12], char out[25])
+{
+	for (int i = 0; i < 12; i++)
+		sprintf(out + 2 * i, "%02x", n[i]);
+}
+
+/* JSON strings here come from addresses and our own names; escape anyway. */
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static void print_info(const struct opts *o, const char *event, const struct pcpmap_mapping_info *i)
+{
+	uint64_t now = pcpmap_now_usec();
+	long refresh = i->refresh_usec > now ? (long)((i->refresh_usec - now) / 1000000u) : -1;
+	char nonce[25];
+	nonce_str(i->nonce, nonce);
+	if (o->json) {
+		printf("{\"event\":");
+		json_str(stdout, event);
+		printf(",\"state\":\"%s\",\"protocol\":\"%s\",\"kind\":\"%s\",\"transport\":\"%s\",\"server\":",
+		       pcpmap_state_name(i->state), pcpmap_proto_name(i->proto),
+		       i->kind == PCPMAP_KIND_PEER ? "peer" : "map", proto_str(i->ip_proto));
+		json_str(stdout, i->server);
+		printf(",\"internal\":{\"address\":");
+		json_str(stdout, i->internal_addr);
+		printf(",\"port\":%u},\"external\":{\"address\":", i->internal_port);
+		json_str(stdout, i->external_addr);
+		printf(",\"port\":%u", i->external_port);
+		if (i->external_port2)
+			printf(",\"port2\":%u,\"pair_method\":\"%s\"", i->external_port2,
+			       pcpmap_pair_method_name(i->pair_method));
+		printf("}");
+		if (i->kind == PCPMAP_KIND_PEER) {
+			printf(",\"peer\":{\"address\":");
+			json_str(stdout, i->peer_addr);
+			printf(",\"port\":%u}", i->peer_port);
+		}
+		printf(",\"lifetime\":%" PRIu32 ",\"refresh_in\":%ld,\"epoch\":%" PRIu32 ",\"nonce\":\"%s\"", i->lifetime,
+		       refresh, i->epoch, nonce);
+		printf(",\"external_is_private\":%s", i->external_is_private ? "true" : "false");
+		if (i->error)
+			printf(",\"error\":{\"errno\":%d,\"message\":\"%s\",\"result_code\":%d,\"result\":\"%s\"}",
+			       -i->error, pcpmap_strerror(i->error), i->result_code,
+			       pcpmap_result_name(i->proto, i->result_code));
+		printf("}\n");
+		fflush(stdout);
+		return;
+	}
+	if (!strcmp(event, "mapped") || !strcmp(event, "changed")) {
+		printf("%s %s %s:%u -> %s:%u", event, proto_str(i->ip_proto), i->internal_addr, i->internal_port,
+		       i->external_addr, i->external_port);
+		if (i->external_port2)
+			printf(" (+%u, pair via %s)", i->external_port2, pcpmap_pair_method_name(i->pair_method));
+		printf(" via %s %s, lifetime %" PRIu32 " s", pcpmap_proto_name(i->proto), i->server, i->lifetime);
+		if (refresh >= 0)
+			printf(", refreshing in %ld s", refresh);
+		printf("\n");
+		if (i->external_is_private)
+			printf("warning: %s is a private or shared address: another NAT (double NAT or carrier-grade "
+			       "NAT) probably keeps this port unreachable from the internet\n",
+			       i->external_addr);
+	} else if (!strcmp(event, "failed")) {
+		printf("failed %s %u via %s: %s", proto_str(i->ip_proto), i->internal_port,
+		       i->server[0] ? i->server : "(no gateway)", pcpmap_strerror(i->error));
+		if (i->result_code && i->proto != PCPMAP_PROTO_NONE) {
+			const char *adv = pcpmap_result_advice(i->proto, i->result_code);
+			printf(" [%s %s]%s%s", pcpmap_proto_name(i->proto),
+			       pcpmap_result_name(i->proto, i->result_code), *adv ? ": " : "", adv);
+		}
+		if (i->state != PCPMAP_STATE_FAILED && i->retry_usec > now)
+			printf("; retrying in %" PRIu64 " s", (i->retry_usec - now + 999999) / 1000000u);
+		printf("\n");
+	} else {
+		printf("%s %s %u via %s\n", event, proto_str(i->ip_proto), i->internal_port, i->server);
+	}
+	fflush(stdout);
+}
+
+struct run_state {
+	struct opts *o;
+	bool done;
+	int err;
+	bool mapped;
+};
+
+static void event_cb(pcpmap_mapping *m, enum pcpmap_event ev, const struct pcpmap_mapping_info *info, void *ud)
+{
+	struct run_state *st = ud;
+	(void)m;
+	char name[16];
+	snprintf(name, sizeof(name), "%s", pcpmap_event_name(ev));
+	for (char *p = name; *p; p++)
+		*p = (char)(*p - 'A' + 'a' >= 'a' && *p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+	print_info(st->o, name, info);
+	if (ev == PCPMAP_EVENT_MAPPED || ev == PCPMAP_EVENT_CHANGED)
+		st->mapped = true;
+	if (ev == PCPMAP_EVENT_FAILED && (st->o->once || info->state == PCPMAP_STATE_FAILED)) {
+		st->done = true;
+		st->err = info->error ? info->error : -EPROTO;
+	}
+	if (st->o->once && st->mapped)
+		st->done = true;
+}
+
+static int make_client(struct opts *o, pcpmap_client **ret)
+{
+	struct pcpmap_client_config cfg;
+	pcpmap_client_config_init(&cfg);
+	cfg.server = o->gateway;
+	cfg.protocols = o->protocols;
+	cfg.log = log_cb;
+	cfg.log_level = o->verbose >= 2 ? PCPMAP_LOG_DEBUG : o->verbose ? PCPMAP_LOG_INFO : PCPMAP_LOG_WARNING;
+	if (o->verbose) {
+		cfg.trace = trace_cb;
+		cfg.trace_userdata = o;
+	}
+	int r = pcpmap_client_new(ret, &cfg);
+	if (r < 0)
+		fprintf(stderr, "%s: cannot start: %s%s\n", prog, pcpmap_strerror(r),
+			r == -EINVAL ? " (check --gateway: a numeric address, optionally [v6]:port or v4:port)" : "");
+	return r;
+}
+
+static void print_unmap_hint(const struct opts *o, const char *cmd, const struct pcpmap_mapping_info *i)
+{
+	char nonce[25];
+	if (o->json || i->proto != PCPMAP_PROTO_PCP)
+		return;
+	nonce_str(i->nonce, nonce);
+	printf("to delete it: %s unmap %s %u --nonce %s%s%s%s%s\n", prog, proto_str(i->ip_proto), i->internal_port,
+	       nonce, o->gateway ? " --gateway " : "", o->gateway ? o->gateway : "", o->family == AF_INET6 ? " -6" : "",
+	       o->third_party ? " --third-party " : "");
+	if (o->third_party)
+		printf("%s\n", o->third_party);
+	(void)cmd;
+}
+
+static int open_signalfd(void)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static int run_mapping(struct opts *o, struct pcpmap_request *req, const char *cmd)
+{
+	pcpmap_client *c;
+	pcpmap_mapping *m;
+	struct run_state st = { .o = o };
+	int r = make_client(o, &c);
+	if (r < 0)
+		return EXIT_INTERNAL;
+	int sfd = open_signalfd();
+	req->callback = event_cb;
+	req->userdata = &st;
+	if (o->once)
+		req->deadline_ms = (uint32_t)o->timeout_ms;
+	r = pcpmap_mapping_new(c, req, &m);
+	if (r < 0) {
+		fprintf(stderr, "%s %s: invalid request: %s\n", prog, cmd, pcpmap_strerror(r));
+		pcpmap_client_free(c);
+		return r == -EINVAL ? EXIT_USAGE : EXIT_INTERNAL;
+	}
+	uint64_t start = pcpmap_now_usec();
+	bool interrupted = false;
+	while (!st.done) {
+		pcpmap_client_process(c);
+		if (st.done)
+			break;
+		int t = pcpmap_client_get_timeout(c);
+		if (o->once || !st.mapped) {
+			/* Until the first mapping, --timeout bounds the wait. */
+			uint64_t now = pcpmap_now_usec();
+			uint64_t end = start + (uint64_t)o->timeout_ms * 1000u;
+			if (o->once || o->timeout_ms > 0) {
+				if (now >= end && !st.mapped) {
+					st.err = -ETIMEDOUT;
+					struct pcpmap_mapping_info info;
+					pcpmap_mapping_get_info(m, &info);
+					info.error = -ETIMEDOUT;
+					print_info(o, "failed", &info);
+					break;
+				}
+				int left = (int)((end - now + 999) / 1000);
+				if (t < 0 || t > left)
+					t = left;
+			}
+		}
+		struct pollfd pfd[2] = { { .fd = pcpmap_client_get_fd(c), .events = POLLIN },
+					 { .fd = sfd, .events = POLLIN } };
+		if (poll(pfd, sfd >= 0 ? 2 : 1, t) < 0 && errno != EINTR)
+			break;
+		if (sfd >= 0 && (pfd[1].revents & POLLIN)) {
+			interrupted = true;
+			break;
+		}
+	}
+	int code = EXIT_OK;
+	if (o->once && st.mapped && !st.err) {
+		struct pcpmap_mapping_info info;
+		pcpmap_mapping_get_info(m, &info);
+		print_unmap_hint(o, cmd, &info);
+		pcpmap_mapping_abandon(m);
+	} else {
+		/* Ctrl-C, SIGTERM or failure: delete what we hold and wait briefly for the gateway. */
+		pcpmap_mapping_free(m);
+		pcpmap_client_flush(c, 2000);
+		if (st.mapped && !o->json && interrupted)
+			printf("deleted\n");
+		code = interrupted ? EXIT_OK : exit_code_for(st.err);
+	}
+	pcpmap_client_free(c);
+	if (sfd >= 0)
+		close(sfd);
+	return code;
+}
+
+enum {
+	OPT_ONCE = 256,
+	OPT_LIFETIME,
+	OPT_PREFER_FAILURE,
+	OPT_THIRD_PARTY,
+	OPT_FILTER,
+	OPT_DESCRIPTION,
+	OPT_PAIR,
+	OPT_NONCE,
+	OPT_PROTOCOL,
+	OPT_EXT_ADDR,
+};
+
+static const struct option common_long[] = {
+	{ "gateway", required_argument, NULL, 'g' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "once", no_argument, NULL, OPT_ONCE },
+	{ "lifetime", required_argument, NULL, OPT_LIFETIME },
+	{ "external-port", required_argument, NULL, 'e' },
+	{ "external-address", required_argument, NULL, OPT_EXT_ADDR },
+	{ "prefer-failure", no_argument, NULL, OPT_PREFER_FAILURE },
+	{ "third-party", required_argument, NULL, OPT_THIRD_PARTY },
+	{ "filter", required_argument, NULL, OPT_FILTER },
+	{ "description", required_argument, NULL, OPT_DESCRIPTION },
+	{ "pair", no_argument, NULL, OPT_PAIR },
+	{ "nonce", required_argument, NULL, OPT_NONCE },
+	{ "protocol", required_argument, NULL, OPT_PROTOCOL },
+	{ "ipv6", no_argument, NULL, '6' },
+	{ "ipv4", no_argument, NULL, '4' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_filter(struct opts *o, const char *arg)
+{
+	/* ADDR[/PREFIX][,PORT] */
+	if (o->n_filters >= PCPMAP_MAX_FILTERS)
+		return -E2BIG;
+	char *buf = o->filter_buf[o->n_filters];
+	if (strlen(arg) >= sizeof(o->filter_buf[0]))
+		return -EINVAL;
+	strcpy(buf, arg);
+	struct pcpmap_filter *f = &o->filters[o->n_filters];
+	uint32_t v;
+	char *comma = strrchr(buf, ',');
+	f->peer_port = 0;
+	if (comma) {
+		*comma = '\0';
+		if (parse_u32(comma + 1, 0, 65535, &v) < 0)
+			return -EINVAL;
+		f->peer_port = (uint16_t)v;
+	}
+	char *slash = strchr(buf, '/');
+	bool v6 = strchr(buf, ':') != NULL;
+	f->prefix_len = v6 ? 128 : 32;
+	if (slash) {
+		*slash = '\0';
+		if (parse_u32(slash + 1, 0, v6 ? 128 : 32, &v) < 0)
+			return -EINVAL;
+		f->prefix_len = (uint8_t)v;
+	}
+	f->peer_addr = buf;
+	o->n_filters++;
+	return 0;
+}
+
+static int parse_protocols(const char *arg, uint32_t *ret)
+{
+	uint32_t mask = 0;
+	char buf[64];
+	if (strlen(arg) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, arg);
+	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strcasecmp(tok, "pcp"))
+			mask |= PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP);
+		else if (!strcasecmp(tok, "natpmp") || !strcasecmp(tok, "nat-pmp"))
+			mask |= PCPMAP_PROTO_BIT(PCPMAP_PROTO_NATPMP);
+		else if (!strcasecmp(tok, "upnp"))
+			mask |= PCPMAP_PROTO_BIT(PCPMAP_PROTO_UPNP);
+		else
+			return -EINVAL;
+	}
+	*ret = mask;
+	return mask ? 0 : -EINVAL;
+}
+
+/* Parses common options; leaves positional arguments at argv[optind..]. */
+static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, void (*help)(void))
+{
+	uint32_t v;
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "g:t:jvhe:46", common_long, NULL)) != -1) {
+		switch (ch) {
+		case 'g':
+			o->gateway = optarg;
+			break;
+		case 't':
+			if (parse_u32(optarg, 1, 3600000, &v) < 0)
+				return usage_error(cmd, "--timeout wants milliseconds (1-3600000), not '%s'", optarg);
+			o->timeout_ms = (int)v;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'v':
+			o->verbose++;
+			break;
+		case 'h':
+			help();
+			exit(EXIT_OK);
+		case OPT_ONCE:
+			o->once = true;
+			break;
+		case OPT_LIFETIME:
+			if (parse_u32(optarg, 1, UINT32_MAX, &v) < 0)
+				return usage_error(cmd, "--lifetime wants seconds, not '%s'", optarg);
+			o->lifetime = v;
+			break;
+		case 'e':
+			if (parse_u32(optarg, 1, 65535, &v) < 0)
+				return usage_error(cmd, "--external-port wants 1-65535, not '%s'", optarg);
+			o->ext_port = (uint16_t)v;
+			break;
+		case OPT_EXT_ADDR:
+			o->ext_addr = optarg;
+			break;
+		case OPT_PREFER_FAILURE:
+			o->prefer_failure = true;
+			break;
+		case OPT_THIRD_PARTY:
+			o->third_party = optarg;
+			break;
+		case OPT_FILTER:
+			if (parse_filter(o, optarg) < 0)
+				return usage_error(cmd, "--filter wants ADDR[/PREFIX][,PORT], not '%s'", optarg);
+			break;
+		case OPT_DESCRIPTION:
+			o->description = optarg;
+			break;
+		case OPT_PAIR:
+			o->pair = true;
+			break;
+		case OPT_NONCE:
+			o->nonce_hex = optarg;
+			break;
+		case OPT_PROTOCOL:
+			if (parse_protocols(optarg, &o->protocols) < 0)
+				return usage_error(cmd, "--protocol wants a list of pcp,natpmp,upnp, not '%s'",
+						   optarg);
+			break;
+		case '6':
+			o->family = AF_INET6;
+			break;
+		case '4':
+			o->family = AF_INET;
+			break;
+		default:
+			fprintf(stderr, "Try '%s %s --help'.\n", prog, cmd);
+			return EXIT_USAGE;
+		}
+	}
+	return EXIT_OK;
+}
+
+static void help_map(void)
+{
+	printf("Usage: %s map PROTO PORT [options]\n"
+	       "Maps PROTO (tcp, udp, all) PORT of this host on the gateway and keeps it alive until Ctrl-C.\n\n"
+	       "  -e, --external-port N   suggest external port N\n"
+	       "      --external-address A  suggest external address A\n"
+	       "      --lifetime S        requested lifetime in seconds (default 7200; renewed until exit)\n"
+	       "      --prefer-failure    fail rather than take another port than --external-port\n"
+	       "      --third-party ADDR  map for another host ADDR (PCP THIRD_PARTY)\n"
+	       "      --filter A[/P][,PORT]  only this remote peer may connect (repeatable, PCP FILTER)\n"
+	       "      --description TEXT  describe the mapping (PCP DESCRIPTION)\n"
+	       "      --pair              RTP/RTCP: map PORT and PORT+1 to an even external pair\n"
+	       "  -6, --ipv6              IPv6 mapping (a firewall pinhole); default IPv4\n"
+	       "      --once              map, print the result and exit (the mapping lives its lifetime)\n"
+	       "      --protocol LIST     protocols to use, e.g. pcp or pcp,natpmp,upnp\n"
+	       "  -g, --gateway ADDR      gateway address (default: the default route's gateway)\n"
+	       "  -t, --timeout MS        how long to wait for the first answer (default 10000)\n"
+	       "  -j, --json              JSON lines on stdout\n"
+	       "  -v, --verbose           protocol trace on stderr (-vv adds bytes and debug logs)\n",
+	       prog);
+}
+
+static void help_peer(void)
+{
+	printf("Usage: %s peer PROTO PORT PEER_ADDR PEER_PORT [options]\n"
+	       "Creates a PCP PEER mapping for the connection from local PORT to PEER_ADDR:PEER_PORT and keeps it\n"
+	       "alive until Ctrl-C. Options as for 'map' (-e, --lifetime, --third-party, --description, -6,\n"
+	       "--once, -g, -t, -j, -v).\n",
+	       prog);
+}
+
+static void help_unmap(void)
+{
+	printf("Usage: %s unmap PROTO PORT --nonce HEX [options]\n"
+	       "Deletes a mapping made earlier (e.g. by 'map --once', which prints this command).\n"
+	       "  --nonce HEX            the mapping's 24-hex-digit PCP nonce\n"
+	       "  -6, --third-party, -g, -t, -j, -v as for 'map'\n",
+	       prog);
+}
+
+static void help_announce(void)
+{
+	printf("Usage: %s announce [options]\n"
+	       "Sends a PCP ANNOUNCE to the gateway and prints its epoch, version and round-trip time.\n"
+	       "  -g, --gateway ADDR, -t, --timeout MS, -j, --json, -v, --verbose\n",
+	       prog);
+}
+
+static void fill_request(struct opts *o, struct pcpmap_request *req)
+{
+	req->lifetime = o->lifetime;
+	req->suggested_port = o->ext_port;
+	req->suggested_addr = o->ext_addr;
+	req->prefer_failure = o->prefer_failure;
+	req->third_party = o->third_party;
+	req->filters = o->filters;
+	req->n_filters = o->n_filters;
+	req->description = o->description;
+	req->port_pair = o->pair;
+	req->external_family = o->family ? o->family : AF_INET;
+	req->protocols = o->protocols;
+}
+
+static int cmd_map(int argc, char **argv, struct opts *o)
+{
+	int r = parse_opts("map", argc, argv, o, help_map);
+	if (r)
+		return r;
+	if (argc - optind != 2)
+		return usage_error("map", "%s", "needs PROTO and PORT, e.g. 'map tcp 8080'");
+	struct pcpmap_request req;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	uint8_t proto;
+	uint32_t port;
+	if (parse_proto(argv[optind], &proto) < 0)
+		return usage_error("map", "PROTO is tcp, udp or all, not '%s'", argv[optind]);
+	if (parse_u32(argv[optind + 1], proto == 0 ? 0 : 1, 65535, &port) < 0)
+		return usage_error("map", "PORT is 1-65535, not '%s'", argv[optind + 1]);
+	req.ip_proto = proto;
+	req.internal_port = (uint16_t)port;
+	fill_request(o, &req);
+	return run_mapping(o, &req, "map");
+}
+
+static int cmd_peer(int argc, char **argv, struct opts *o)
+{
+	int r = parse_opts("peer", argc, argv, o, help_peer);
+	if (r)
+		return r;
+	if (argc - optind != 4)
+		return usage_error("peer", "%s", "needs PROTO PORT PEER_ADDR PEER_PORT");
+	struct pcpmap_request req;
+	pcpmap_request_init(&req, PCPMAP_KIND_PEER);
+	uint8_t proto;
+	uint32_t port, pport;
+	if (parse_proto(argv[optind], &proto) < 0 || proto == 0)
+		return usage_error("peer", "PROTO is tcp or udp, not '%s'", argv[optind]);
+	if (parse_u32(argv[optind + 1], 1, 65535, &port) < 0)
+		return usage_error("peer", "PORT is 1-65535, not '%s'", argv[optind + 1]);
+	if (parse_u32(argv[optind + 3], 1, 65535, &pport) < 0)
+		return usage_error("peer", "PEER_PORT is 1-65535, not '%s'", argv[optind + 3]);
+	if (o->prefer_failure || o->n_filters || o->pair)
+		return usage_error("peer", "%s", "--prefer-failure, --filter and --pair are for 'map' only");
+	req.ip_proto = proto;
+	req.internal_port = (uint16_t)port;
+	req.peer_addr = argv[optind + 2];
+	req.peer_port = (uint16_t)pport;
+	fill_request(o, &req);
+	if (!o->family && strchr(req.peer_addr, ':'))
+		req.external_family = AF_INET6;
+	return run_mapping(o, &req, "peer");
+}
+
+static int cmd_unmap(int argc, char **argv, struct opts *o)
+{
+	int r = parse_opts("unmap", argc, argv, o, help_unmap);
+	if (r)
+		return r;
+	if (argc - optind != 2)
+		return usage_error("unmap", "%s", "needs PROTO and PORT");
+	if (!o->nonce_hex)
+		return usage_error("unmap", "%s",
+				   "needs --nonce (printed by 'map --once'): PCP deletes only with the same nonce");
+	uint8_t nonce[12];
+	if (parse_nonce(o->nonce_hex, nonce) < 0)
+		return usage_error("unmap", "--nonce wants 24 hex digits, not '%s'", o->nonce_hex);
+	struct pcpmap_request req;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	uint8_t proto;
+	uint32_t port;
+	if (parse_proto(argv[optind], &proto) < 0)
+		return usage_error("unmap", "PROTO is tcp, udp or all, not '%s'", argv[optind]);
+	if (parse_u32(argv[optind + 1], proto == 0 ? 0 : 1, 65535, &port) < 0)
+		return usage_error("unmap", "PORT is 1-65535, not '%s'", argv[optind + 1]);
+	req.ip_proto = proto;
+	req.internal_port = (uint16_t)port;
+	fill_request(o, &req);
+	req.nonce = nonce;
+	pcpmap_client *c;
+	if (make_client(o, &c) < 0)
+		return EXIT_INTERNAL;
+	struct pcpmap_mapping_info info;
+	memset(&info, 0, sizeof(info));
+	r = pcpmap_unmap_sync(c, &req, o->timeout_ms, &info);
+	pcpmap_client_free(c);
+	if (r == 0) {
+		if (o->json)
+			print_info(o, "deleted", &info);
+		else
+			printf("deleted %s %u via %s\n", proto_str(proto), (unsigned)port, info.server);
+		return EXIT_OK;
+	}
+	info.error = r;
+	print_info(o, "failed", &info);
+	return exit_code_for(r);
+}
+
+static void announce_cb(pcpmap_client *c, const struct pcpmap_server_info *i, void *ud)
+{
+	struct run_state *st = ud;
+	st->done = true;
+	st->err = i->error;
+	if (st->o->json) {
+		printf("{\"event\":\"announce\",\"server\":");
+		json_str(stdout, i->server);
+		printf(",\"protocol\":\"%s\",\"version\":%d,\"epoch\":%" PRIu32 ",\"rtt_us\":%" PRIu32
+		       ",\"client_address\":",
+		       pcpmap_proto_name(i->proto), i->version, i->epoch, i->rtt_usec);
+		json_str(stdout, i->client_addr);
+		if (i->error)
+			printf(",\"error\":{\"errno\":%d,\"message\":\"%s\"}", -i->error, pcpmap_strerror(i->error));
+		printf("}\n");
+	} else if (i->error) {
+		printf("announce to %s failed: %s\n", i->server, pcpmap_strerror(i->error));
+	} else {
+		printf("%s at %s: version %d, epoch %" PRIu32 " s, round trip %.3f ms, our address %s\n",
+		       pcpmap_proto_name(i->proto), i->server, i->version, i->epoch, i->rtt_usec / 1000.0,
+		       i->client_addr);
+	}
+	pcpmap_client_stop(c);
+}
+
+static int cmd_announce(int argc, char **argv, struct opts *o)
+{
+	int r = parse_opts("announce", argc, argv, o, help_announce);
+	if (r)
+		return r;
+	if (argc != optind)
+		return usage_error("announce", "unexpected argument '%s'", argv[optind]);
+	pcpmap_client *c;
+	if (make_client(o, &c) < 0)
+		return EXIT_INTERNAL;
+	struct run_state st = { .o = o };
+	r = pcpmap_client_announce(c, o->timeout_ms, announce_cb, &st);
+	if (r < 0) {
+		fprintf(stderr, "%s announce: %s\n", prog, pcpmap_strerror(r));
+		pcpmap_client_free(c);
+		return exit_code_for(r);
+	}
+	while (!st.done) {
+		r = pcpmap_client_run(c, o->timeout_ms + 1000);
+		if (r < 0)
+			break;
+	}
+	pcpmap_client_free(c);
+	return st.done ? exit_code_for(st.err) : EXIT_TIMEOUT;
+}
+
+static void help_main(void)
+{
+	printf("Usage: %s COMMAND [options]\n"
+	       "Gets port mappings through the NAT gateway: PCP (RFC 6887), falling back to NAT-PMP and UPnP IGD.\n\n"
+	       "Commands:\n"
+	       "  map PROTO PORT         map a port and keep it alive (--once to map and exit)\n"
+	       "  peer PROTO PORT ADDR PORT  PEER mapping for an existing connection\n"
+	       "  unmap PROTO PORT --nonce HEX  delete a mapping made with --once\n"
+	       "  announce               ask the gateway for its PCP epoch\n\n"
+	       "'%s COMMAND --help' tells more. Exit codes: 0 success, 1 internal error, 2 usage,\n"
+	       "3 no gateway or no supported protocol, 4 refused by the gateway, 5 timeout.\n",
+	       prog, prog);
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv, struct opts *o);
+} commands[] = {
+	{ "map", cmd_map },
+	{ "peer", cmd_peer },
+	{ "unmap", cmd_unmap },
+	{ "announce", cmd_announce },
+};
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	memset(&o, 0, sizeof(o));
+	o.timeout_ms = 10000;
+	if (argc < 2)
+		return usage_error(NULL, "%s", "needs a command");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		help_main();
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("pcpmap %s\n", pcpmap_version());
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1, &o);
+	return usage_error(NULL, "unknown command '%s'", argv[1]);
+}

@@ -1,0 +1,5 @@
+# PCPMAP_SANITIZE: AddressSanitizer + UndefinedBehaviorSanitizer on every target.
+if(PCPMAP_SANITIZE)
+	add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+	add_link_options(-fsanitize=address,undefined)
+endif()

@@ -1,0 +1,653 @@
+/* The client: configuration, servers, the event loop glue (one epoll fd, one scheduler) and the callback
+ * queue. The library never owns the loop: the application polls get_fd() until get_timeout() and calls
+ * process(). */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct pm_watch {
+	struct pm_watch *next;
+	struct pm_server *server;
+	int fd;
+};
+
+static uint64_t real_now_us(void *ctx)
+{
+	(void)ctx;
+	return pcpmap_now_usec();
+}
+
+static void real_fill(void *ctx, void *buf, size_t len)
+{
+	(void)ctx;
+	uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = getrandom(p, len, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			/* getrandom cannot fail once the pool is initialised; abort rather than emit a
+			 * guessable nonce. */
+			abort();
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+void pm_log(const pcpmap_client *c, enum pcpmap_log_level level, const char *fmt, ...)
+{
+	if (!c->cfg.log || level > c->cfg.log_level)
+		return;
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	c->cfg.log(c->cfg.log_userdata, level, buf);
+}
+
+void pm_trace(const pcpmap_client *c, bool sent, enum pcpmap_proto proto, const char *peer, const uint8_t *bytes,
+	      size_t len, const char *decoded)
+{
+	if (c->cfg.trace)
+		c->cfg.trace(c->cfg.trace_userdata, sent, proto, peer, bytes, len, decoded);
+}
+
+PCPMAP_EXPORT void pcpmap_client_config_init(struct pcpmap_client_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->size = sizeof(*cfg);
+	cfg->log_level = PCPMAP_LOG_INFO;
+}
+
+/* "a.b.c.d", "a.b.c.d:port", "v6", "[v6]:port", "fe80::1%eth0". */
+static int parse_server(const char *s, struct pm_sockaddr *ret)
+{
+	char host[128];
+	uint16_t port = PCP_SERVER_PORT;
+	const char *colon = strchr(s, ':');
+
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+		if (!end || (size_t)(end - s - 1) >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s + 1, (size_t)(end - s - 1));
+		host[end - s - 1] = '\0';
+		if (end[1] == ':') {
+			char *e;
+			unsigned long p = strtoul(end + 2, &e, 10);
+			if (*e || p == 0 || p > 65535)
+				return -EINVAL;
+			port = (uint16_t)p;
+		} else if (end[1]) {
+			return -EINVAL;
+		}
+	} else if (colon && !strchr(colon + 1, ':')) {
+		if ((size_t)(colon - s) >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = '\0';
+		char *e;
+		unsigned long p = strtoul(colon + 1, &e, 10);
+		if (*e || p == 0 || p > 65535)
+			return -EINVAL;
+		port = (uint16_t)p;
+	} else {
+		if (strlen(s) >= sizeof(host))
+			return -EINVAL;
+		strcpy(host, s);
+	}
+	return pm_sockaddr_set(ret, host, port);
+}
+
+int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cfg, const struct pm_env *env)
+{
+	struct pcpmap_client_config def;
+	int r;
+
+	if (!ret)
+		return -EINVAL;
+	if (!cfg) {
+		pcpmap_client_config_init(&def);
+		cfg = &def;
+	}
+	if (cfg->size < offsetof(struct pcpmap_client_config, trace_userdata) + sizeof(void *) ||
+	    cfg->size > sizeof(struct pcpmap_client_config))
+		return -EINVAL;
+	if (cfg->transport_family != 0 && cfg->transport_family != AF_INET && cfg->transport_family != AF_INET6)
+		return -EINVAL;
+	if (cfg->server) {
+		struct pm_sockaddr sa;
+		if (parse_server(cfg->server, &sa) < 0)
+			return -EINVAL;
+	}
+
+	pcpmap_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	memcpy(&c->cfg, cfg, cfg->size);
+	c->cfg.size = sizeof(c->cfg);
+	if (cfg->server) {
+		c->server_str = strdup(cfg->server);
+		if (!c->server_str) {
+			free(c);
+			return -ENOMEM;
+		}
+		c->cfg.server = c->server_str;
+	}
+	if (!c->cfg.protocols)
+		c->cfg.protocols = PCPMAP_PROTOS_ALL;
+	if (!c->cfg.max_mappings)
+		c->cfg.max_mappings = PCPMAP_DEFAULT_MAX_MAPPINGS;
+	c->codec.port_reservation_code = c->cfg.port_reservation_code;
+	c->env = *env;
+	pm_list_init(&c->servers);
+	pm_list_init(&c->mappings);
+	sched_init(&c->sched);
+	c->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (c->epfd < 0) {
+		r = -errno;
+		sched_fini(&c->sched);
+		free(c->server_str);
+		free(c);
+		return r;
+	}
+	c->now = c->env.clock.now_us(c->env.clock.ctx);
+	*ret = c;
+	return 0;
+}
+
+PCPMAP_EXPORT int pcpmap_client_new(pcpmap_client **ret, const struct pcpmap_client_config *cfg)
+{
+	struct pm_env env = {
+		.clock = { .now_us = real_now_us, .ctx = NULL },
+		.rand = { .fill = real_fill, .ctx = NULL },
+	};
+	return pm_client_new_env(ret, cfg, &env);
+}
+
+static void server_free(struct pm_server *s)
+{
+	pcpmap_client *c = s->client;
+	if (c->announce.server == s) {
+		c->announce.server = NULL;
+		sched_cancel(&c->sched, &c->announce.timer);
+	}
+	sched_cancel(&c->sched, &s->t_error);
+	if (s->ops && s->ops->server_close)
+		s->ops->server_close(s);
+	pm_list_del(&s->link);
+	free(s);
+}
+
+PCPMAP_EXPORT pcpmap_client *pcpmap_client_free(pcpmap_client *c)
+{
+	if (!c)
+		return NULL;
+	/* One best-effort delete per live mapping, then drop everything. */
+	while (!pm_list_empty(&c->mappings)) {
+		struct pm_mapping *m = pm_container_of(c->mappings.next, struct pm_mapping, link);
+		pm_mapping_send_final_delete(m);
+		pm_mapping_destroy(m);
+	}
+	while (!pm_list_empty(&c->servers))
+		server_free(pm_container_of(c->servers.next, struct pm_server, link));
+	while (c->ev_head) {
+		struct pm_event *e = c->ev_head;
+		c->ev_head = e->next;
+		free(e);
+	}
+	while (c->watches) {
+		struct pm_watch *w = c->watches;
+		c->watches = w->next;
+		free(w);
+	}
+	sched_fini(&c->sched);
+	if (c->epfd >= 0)
+		close(c->epfd);
+	free(c->server_str);
+	free(c);
+	return NULL;
+}
+
+PCPMAP_EXPORT int pcpmap_client_get_fd(const pcpmap_client *c)
+{
+	return c->epfd;
+}
+
+PCPMAP_EXPORT uint64_t pcpmap_client_next_deadline(const pcpmap_client *c)
+{
+	if (c->ev_head)
+		return 0;
+	return sched_next(&c->sched);
+}
+
+PCPMAP_EXPORT int pcpmap_client_get_timeout(const pcpmap_client *c)
+{
+	uint64_t d = pcpmap_client_next_deadline(c);
+	if (d == UINT64_MAX)
+		return -1;
+	uint64_t now = c->env.clock.now_us(c->env.clock.ctx);
+	if (d <= now)
+		return 0;
+	uint64_t ms = (d - now + 999) / 1000;
+	return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+int pm_server_watch_fd(struct pm_server *s, int fd)
+{
+	pcpmap_client *c = s->client;
+	struct pm_watch *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->server = s;
+	w->fd = fd;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = w };
+	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int r = -errno;
+		free(w);
+		return r;
+	}
+	w->next = c->watches;
+	c->watches = w;
+	return 0;
+}
+
+void pm_server_unwatch_fd(struct pm_server *s, int fd)
+{
+	pcpmap_client *c = s->client;
+	for (struct pm_watch **pp = &c->watches; *pp; pp = &(*pp)->next) {
+		if ((*pp)->fd == fd && (*pp)->server == s) {
+			struct pm_watch *w = *pp;
+			*pp = w->next;
+			epoll_ctl(c->epfd, EPOLL_CTL_DEL, fd, NULL);
+			free(w);
+			return;
+		}
+	}
+}
+
+static void server_error_timer(struct sched_timer *t, uint64_t now, void *arg)
+{
+	(void)t;
+	(void)now;
+	struct pm_server *s = arg;
+	pm_server_on_unreachable(s, s->pending_error);
+}
+
+void pm_server_defer_error(struct pm_server *s, int err)
+{
+	s->pending_error = err;
+	sched_arm(&s->client->sched, &s->t_error, s->client->now);
+}
+
+/* Picks the server for a family: the configured one, else the default gateway of that family, else the
+ * other family's gateway (PCP can carry an IPv4 mapping over IPv6 and back). With no family preference the
+ * IPv6 gateway comes first, as the seed design chose. */
+int pm_client_server_for(pcpmap_client *c, int family, struct pm_server **ret)
+{
+	struct pm_sockaddr sa;
+	int r;
+
+	if (c->cfg.server) {
+		r = parse_server(c->cfg.server, &sa);
+		if (r < 0)
+			return r;
+	} else {
+		int order[2];
+		if (c->cfg.transport_family) {
+			order[0] = c->cfg.transport_family;
+			order[1] = 0;
+		} else if (family == AF_INET) {
+			order[0] = AF_INET;
+			order[1] = AF_INET6;
+		} else {
+			order[0] = AF_INET6;
+			order[1] = AF_INET;
+		}
+		struct pm_gateway gw;
+		r = -ENETUNREACH;
+		for (int i = 0; i < 2 && order[i]; i++) {
+			r = pm_net_default_gateway(order[i], &gw);
+			if (r == 0)
+				break;
+		}
+		if (r < 0)
+			return r == -ENOENT ? -ENETUNREACH : r;
+		r = pm_sockaddr_from_gateway(&sa, &gw, PCP_SERVER_PORT);
+		if (r < 0)
+			return r;
+	}
+
+	for (struct pm_list *l = c->servers.next; l != &c->servers; l = l->next) {
+		struct pm_server *s = pm_container_of(l, struct pm_server, link);
+		if (s->addr.len == sa.len && memcmp(&s->addr.u, &sa.u, sa.len) == 0) {
+			*ret = s;
+			return 0;
+		}
+	}
+
+	struct pm_server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->client = c;
+	s->addr = sa;
+	s->ops = &pm_pcp_backend;
+	sched_timer_init(&s->t_error, server_error_timer, s, "server-error");
+	pm_sockaddr_to_string(&sa, s->name, sizeof(s->name));
+	pm_list_init(&s->link);
+	r = s->ops->server_open(s);
+	if (r < 0) {
+		pm_log(c, PCPMAP_LOG_WARNING, "server %s: %s", s->name, pcpmap_strerror(r));
+		free(s);
+		return r;
+	}
+	pm_list_add_tail(&c->servers, &s->link);
+	pm_log(c, PCPMAP_LOG_DEBUG, "server %s: opened (%s)", s->name, s->ops->name);
+	*ret = s;
+	return 0;
+}
+
+void pm_client_queue_event(pcpmap_client *c, struct pm_event *e)
+{
+	e->next = NULL;
+	if (c->ev_tail)
+		c->ev_tail->next = e;
+	else
+		c->ev_head = e;
+	c->ev_tail = e;
+}
+
+void pm_client_purge_events(pcpmap_client *c, const struct pm_mapping *m)
+{
+	struct pm_event **pp = &c->ev_head;
+	c->ev_tail = NULL;
+	while (*pp) {
+		struct pm_event *e = *pp;
+		if (e->m == m) {
+			*pp = e->next;
+			free(e);
+			continue;
+		}
+		c->ev_tail = e;
+		pp = &e->next;
+	}
+}
+
+static void dispatch_events(pcpmap_client *c)
+{
+	/* Events queued by callbacks wait for the next round, so a callback cannot starve the loop. */
+	struct pm_event *tail = c->ev_tail;
+	while (c->ev_head) {
+		struct pm_event *e = c->ev_head;
+		c->ev_head = e->next;
+		if (!c->ev_head)
+			c->ev_tail = NULL;
+		if (e->kind == PM_EVENT_SERVER) {
+			if (e->server_cb)
+				e->server_cb(c, &e->server_info, e->userdata);
+		} else if (e->m && e->m->user_owned && e->m->cb) {
+			e->m->cb((pcpmap_mapping *)e->m, e->ev, &e->info, e->m->userdata);
+		}
+		bool last = e == tail;
+		free(e);
+		if (last || c->stop)
+			break;
+	}
+}
+
+PCPMAP_EXPORT int pcpmap_client_process(pcpmap_client *c)
+{
+	struct epoll_event evs[16];
+
+	if (!c)
+		return -EINVAL;
+	c->now = c->env.clock.now_us(c->env.clock.ctx);
+	for (unsigned round = 0; round < 64; round++) {
+		int n = epoll_wait(c->epfd, evs, 16, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (int i = 0; i < n; i++) {
+			struct pm_watch *w = evs[i].data.ptr;
+			w->server->ops->readable(w->server, w->fd, c->now);
+		}
+		if (n < 16)
+			break;
+	}
+	sched_run(&c->sched, c->now, 0);
+	dispatch_events(c);
+	return 0;
+}
+
+PCPMAP_EXPORT void pcpmap_client_stop(pcpmap_client *c)
+{
+	c->stop = true;
+}
+
+PCPMAP_EXPORT int pcpmap_client_run(pcpmap_client *c, int timeout_ms)
+{
+	uint64_t end = timeout_ms < 0 ? UINT64_MAX : pcpmap_now_usec() + (uint64_t)timeout_ms * 1000u;
+	c->stop = false;
+	for (;;) {
+		int r = pcpmap_client_process(c);
+		if (r < 0)
+			return r;
+		if (c->stop) {
+			c->stop = false;
+			return 0;
+		}
+		uint64_t now = pcpmap_now_usec();
+		if (now >= end)
+			return 0;
+		int t = pcpmap_client_get_timeout(c);
+		uint64_t left_ms = end == UINT64_MAX ? UINT64_MAX : (end - now + 999) / 1000;
+		if (t < 0 || (uint64_t)t > left_ms)
+			t = left_ms > INT32_MAX ? INT32_MAX : (int)left_ms;
+		struct pollfd pfd = { .fd = c->epfd, .events = POLLIN };
+		if (poll(&pfd, 1, t) < 0) {
+			if (errno == EINTR)
+				return -EINTR;
+			return -errno;
+		}
+	}
+}
+
+PCPMAP_EXPORT void pcpmap_client_get_stats(const pcpmap_client *c, struct pcpmap_stats *ret)
+{
+	*ret = c->stats;
+}
+
+bool pm_server_on_epoch(struct pm_server *s, uint32_t epoch, bool natpmp_rule, struct pm_mapping *except)
+{
+	pcpmap_client *c = s->client;
+	uint64_t now_s = c->now / 1000000u;
+	bool had = s->epoch.have;
+	uint32_t prev = s->epoch.server;
+	bool ok = natpmp_rule ? natpmp_epoch_check(&s->epoch, epoch, now_s) : pcp_epoch_check(&s->epoch, epoch, now_s);
+	if (ok)
+		return true;
+	c->stats.epoch_resets++;
+	pm_log(c, PCPMAP_LOG_NOTICE, "server %s lost its state (epoch %u after %u%s): re-creating its mappings",
+	       s->name, epoch, prev, had ? "" : ", first");
+	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
+		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
+		l = l->next;
+		if (m->server != s || m == except)
+			continue;
+		if (m->state == PCPMAP_STATE_MAPPED || m->state == PCPMAP_STATE_REFRESHING ||
+		    m->state == PCPMAP_STATE_ERROR_WAIT_RESEND)
+			pm_mapping_fsm(m, FSM_EV_STATE_LOST);
+	}
+	return false;
+}
+
+void pm_server_on_unreachable(struct pm_server *s, int err)
+{
+	pcpmap_client *c = s->client;
+	s->last_error = err;
+	/* Re-probe with a doubling backoff (3 s to 5 min): ICMP is unauthenticated and gateways start their
+	 * daemons late, so never give up on a server for good. */
+	uint32_t hold = 3u << (s->unreachable_count < 7 ? s->unreachable_count : 7);
+	if (hold > 300)
+		hold = 300;
+	s->unreachable_count++;
+	pm_log(c, PCPMAP_LOG_INFO, "server %s: %s; retrying in %u s", s->name, pcpmap_strerror(err), hold);
+	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
+		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
+		l = l->next;
+		if (m->server != s)
+			continue;
+		if (m->state == PCPMAP_STATE_WAIT_RESP) {
+			m->error = err;
+			m->hold_s = hold;
+			pm_mapping_fsm(m, FSM_EV_ERR_RETRY);
+		} else if (m->state == PCPMAP_STATE_DELETING) {
+			pm_mapping_fsm(m, FSM_EV_GIVE_UP);
+		}
+	}
+	if (c->announce.server == s) {
+		struct pcpmap_server_info info;
+		memset(&info, 0, sizeof(info));
+		snprintf(info.server, sizeof(info.server), "%s", s->name);
+		info.error = err;
+		pm_server_on_announce(s, &info);
+	}
+}
+
+void pm_server_on_reachable(struct pm_server *s)
+{
+	s->unreachable_count = 0;
+	s->last_error = 0;
+}
+
+struct pm_mapping *pm_server_find_nonce(struct pm_server *s, const uint8_t nonce[PCP_NONCE_LEN])
+{
+	pcpmap_client *c = s->client;
+	for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next) {
+		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
+		if (m->server == s && memcmp(m->nonce, nonce, PCP_NONCE_LEN) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+/* Announcement probe. */
+static void announce_timer(struct sched_timer *t, uint64_t now, void *arg)
+{
+	(void)t;
+	pcpmap_client *c = arg;
+	struct pm_server *s = c->announce.server;
+	if (!s)
+		return;
+	uint64_t deadline;
+	if (now >= c->announce.deadline || pm_retx_next(&c->announce.retx, now, &c->env.rand, &deadline) < 0) {
+		struct pcpmap_server_info info;
+		memset(&info, 0, sizeof(info));
+		snprintf(info.server, sizeof(info.server), "%s", s->name);
+		info.error = -ETIMEDOUT;
+		pm_server_on_announce(s, &info);
+		return;
+	}
+	c->stats.retransmits++;
+	s->ops->announce(s);
+	sched_arm(&c->sched, &c->announce.timer, deadline < c->announce.deadline ? deadline : c->announce.deadline);
+}
+
+PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpmap_server_fn cb, void *userdata)
+{
+	struct pm_server *s;
+	int r;
+
+	if (!c || timeout_ms < 0)
+		return -EINVAL;
+	if (c->announce.server)
+		return -EBUSY;
+	c->now = c->env.clock.now_us(c->env.clock.ctx);
+	r = pm_client_server_for(c, 0, &s);
+	if (r < 0)
+		return r;
+	c->announce.server = s;
+	c->announce.cb = cb;
+	c->announce.userdata = userdata;
+	c->announce.sent_at = c->now;
+	c->announce.deadline = c->now + (uint64_t)timeout_ms * 1000u;
+	sched_timer_init(&c->announce.timer, announce_timer, c, "announce");
+	pm_retx_init(&c->announce.retx, s->ops->irt_us, s->ops->mrt_us, 0, 0);
+	uint64_t deadline;
+	pm_retx_next(&c->announce.retx, c->now, &c->env.rand, &deadline);
+	r = s->ops->announce(s);
+	if (r < 0 && r != -ECONNREFUSED) {
+		c->announce.server = NULL;
+		return r;
+	}
+	if (r == -ECONNREFUSED)
+		pm_server_defer_error(s, r);
+	sched_arm(&c->sched, &c->announce.timer, deadline < c->announce.deadline ? deadline : c->announce.deadline);
+	return 0;
+}
+
+void pm_server_on_announce(struct pm_server *s, const struct pcpmap_server_info *info)
+{
+	pcpmap_client *c = s->client;
+	if (c->announce.server != s)
+		return;
+	struct pm_event *e = calloc(1, sizeof(*e));
+	c->announce.server = NULL;
+	sched_cancel(&c->sched, &c->announce.timer);
+	if (!e)
+		return;
+	e->kind = PM_EVENT_SERVER;
+	e->server_cb = c->announce.cb;
+	e->userdata = c->announce.userdata;
+	e->server_info = *info;
+	if (!info->error)
+		e->server_info.rtt_usec = (uint32_t)(c->now - c->announce.sent_at);
+	pm_client_queue_event(c, e);
+}
+
+static void fail_pending(struct pm_server *s, int err, uint32_t hold)
+{
+	pcpmap_client *c = s->client;
+	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
+		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
+		l = l->next;
+		if (m->server != s || m->state != PCPMAP_STATE_WAIT_RESP)
+			continue;
+		m->error = err;
+		m->hold_s = hold;
+		pm_mapping_fsm(m, FSM_EV_ERR_RETRY);
+	}
+	if (c->announce.server == s) {
+		struct pcpmap_server_info info;
+		memset(&info, 0, sizeof(info));
+		snprintf(info.server, sizeof(info.server), "%s", s->name);
+		info.error = err;
+		pm_server_on_announce(s, &info);
+	}
+}
+
+void pm_server_on_natpmp_only(struct pm_server *s)
+{
+	pm_log(s->client, PCPMAP_LOG_NOTICE, "server %s speaks NAT-PMP, not PCP", s->name);
+	s->natpmp_only = true;
+	fail_pending(s, -EPROTONOSUPPORT, 1800);
+}
+
+void pm_server_on_unsupported_version(struct pm_server *s, uint8_t version)
+{
+	pm_log(s->client, PCPMAP_LOG_NOTICE, "server %s speaks PCP version %u, not %u", s->name, version, PCP_VERSION);
+	fail_pending(s, -EPROTONOSUPPORT, 1800);
+}

@@ -1,0 +1,267 @@
+/* Internal objects of the engine: client, servers, mappings and the backend ops table. */
+#ifndef PCPMAP_INTERNAL_H
+#define PCPMAP_INTERNAL_H
+
+#include <pcpmap/pcpmap.h>
+
+#include "fsm/fsm.h"
+#include "net/net.h"
+#include "sched/env.h"
+#include "sched/sched.h"
+#include "sched/timing.h"
+#include "wire/pcp_epoch.h"
+#include "wire/pcp_wire.h"
+
+
+struct pm_server;
+struct pm_mapping;
+
+/* What a backend learned from one answer to a mapping request, in protocol-neutral terms. */
+enum pm_reply_kind {
+	PM_REPLY_SUCCESS = 0, /* granted (or deleted, when lifetime is 0) */
+	PM_REPLY_RETRY,       /* refused for now: retry after hold_s */
+	PM_REPLY_FATAL,       /* refused for good */
+};
+
+struct pm_reply {
+	enum pm_reply_kind kind;
+	int error;       /* negative errno summarising the result */
+	int result_code; /* the protocol's own code */
+	uint32_t lifetime;
+	uint32_t hold_s; /* PM_REPLY_RETRY: how long to wait */
+	struct pcp_addr ext_addr;
+	uint16_t ext_port;
+	bool has_epoch;
+	uint32_t epoch;
+	bool echoed_port_reservation;
+	bool echoed_port_set;
+};
+
+/* One protocol backend. Every function gets the server it works for; the backend keeps its own state in
+ * server->priv. */
+struct pm_backend_ops {
+	enum pcpmap_proto proto;
+	const char *name;
+	uint64_t irt_us, mrt_us; /* retransmission ladder of this protocol */
+	/* Opens the transport (socket registered with pm_server_watch_fd()). */
+	int (*server_open)(struct pm_server *s);
+	void (*server_close)(struct pm_server *s);
+	/* Sends the request for the mapping's state: create/renew, or delete when del is set. */
+	int (*send)(struct pm_server *s, struct pm_mapping *m, bool del);
+	/* The socket is readable: read, validate and dispatch everything pending. */
+	void (*readable)(struct pm_server *s, int fd, uint64_t now);
+	/* Sends an ANNOUNCE-like probe; the answer comes through pm_server_on_announce(). */
+	int (*announce)(struct pm_server *s);
+};
+
+struct pm_list {
+	struct pm_list *prev, *next;
+};
+
+struct pm_server {
+	struct pcpmap_client *client;
+	const struct pm_backend_ops *ops;
+	struct pm_list link;
+	struct pm_sockaddr addr;  /* server address and port */
+	struct pm_sockaddr local; /* our source address towards it */
+	char name[64];
+	struct pcp_epoch epoch;
+	uint32_t last_epoch;
+	bool have_epoch;
+	int last_error;
+	int pending_error;
+	bool natpmp_only;
+	unsigned unreachable_count;
+	struct sched_timer t_error; /* defers socket errors out of the send path */
+	void *priv;
+};
+
+struct pm_mapping {
+	struct pcpmap_client *client;
+	struct pm_server *server;
+	struct pm_list link;
+	uint64_t id;
+
+	/* The request, validated and in wire terms. */
+	enum pcpmap_kind kind;
+	uint8_t ip_proto;
+	uint16_t internal_port;
+	int family;
+	uint16_t suggested_port;
+	struct pcp_addr suggested_addr;
+	bool has_suggested_addr;
+	uint32_t req_lifetime;
+	bool prefer_failure;
+	bool has_third_party;
+	struct pcp_addr third_party;
+	size_t n_filters;
+	struct pcp_filter *filters;
+	char *description;
+	bool port_reservation;
+	bool port_set;
+	bool port_pair;
+	struct pcp_addr peer_addr;
+	uint16_t peer_port;
+	uint32_t protocols;
+	uint64_t deadline_us;
+	pcpmap_event_fn cb;
+	void *userdata;
+	uint8_t nonce[PCP_NONCE_LEN];
+
+	/* State. */
+	enum pcpmap_state state;
+	struct sched_timer t_main;   /* retransmission, renewal slot or error hold */
+	struct sched_timer t_expire; /* end of the granted lifetime */
+	struct pm_retx retx;
+	unsigned renew_attempt;
+	uint64_t granted_at;
+	uint64_t last_send;
+	uint32_t hold_s;
+	uint64_t first_send;
+	bool retx_exhausted;
+	bool user_owned; /* false once the application freed or abandoned it */
+
+	/* What the gateway granted. */
+	enum pcpmap_proto proto;
+	bool have_grant;
+	struct pcp_addr ext_addr;
+	uint16_t ext_port;
+	uint32_t lifetime;
+	uint32_t epoch;
+	int error;
+	int result_code;
+	bool have_grant_live;
+	bool echoed_port_reservation;
+	bool echoed_port_set;
+	bool notified_mapped;
+	bool ever_notified;
+	struct pcp_addr notified_addr;
+	uint16_t notified_port;
+
+	/* A port pair: the companion mapping for internal_port + 1, owned by this one. */
+	struct pm_mapping *pair;
+	struct pm_mapping *pair_owner;
+	enum pcpmap_pair_method pair_method;
+	unsigned pair_tries;
+	bool port_pair_owner_pending; /* the owner's MAPPED waits for its companion */
+};
+
+enum pm_event_kind { PM_EVENT_MAPPING = 0, PM_EVENT_SERVER };
+
+struct pm_event {
+	struct pm_event *next;
+	enum pm_event_kind kind;
+	struct pm_mapping *m;
+	enum pcpmap_event ev;
+	struct pcpmap_mapping_info info;
+	pcpmap_server_fn server_cb;
+	void *userdata;
+	struct pcpmap_server_info server_info;
+};
+
+struct pm_watch;
+
+struct pm_env {
+	struct pm_clock clock;
+	struct pm_rand rand;
+};
+
+struct pcpmap_client {
+	struct pcpmap_client_config cfg;
+	char *server_str;
+	struct pm_env env;
+	int epfd;
+	struct sched sched;
+	struct pm_list servers;
+	struct pm_list mappings;
+	size_t n_mappings;
+	uint64_t next_id;
+	struct pm_event *ev_head, *ev_tail;
+	struct pm_watch *watches;
+	struct pcpmap_stats stats;
+	struct pcp_codec_cfg codec;
+	bool stop;
+	bool processing;
+	uint64_t now; /* read once per process() */
+
+	/* Announcement probe. */
+	struct {
+		struct pm_server *server;
+		pcpmap_server_fn cb;
+		void *userdata;
+		uint64_t sent_at;
+		uint64_t deadline;
+		struct pm_retx retx;
+		struct sched_timer timer;
+	} announce;
+};
+
+/* Creation with injected clock and randomness (tests use a fake clock). */
+int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cfg, const struct pm_env *env);
+
+/* Logging through the application's callback. */
+void pm_log(const pcpmap_client *c, enum pcpmap_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void pm_trace(const pcpmap_client *c, bool sent, enum pcpmap_proto proto, const char *peer, const uint8_t *bytes,
+	      size_t len, const char *decoded);
+
+/* Epoll registration of a backend socket. */
+int pm_server_watch_fd(struct pm_server *s, int fd);
+void pm_server_unwatch_fd(struct pm_server *s, int fd);
+
+/* Called by backends. */
+struct pm_mapping *pm_server_find_nonce(struct pm_server *s, const uint8_t nonce[PCP_NONCE_LEN]);
+void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r);
+/* Returns false when the epoch shows the server lost its state (the core then re-creates its mappings). */
+bool pm_server_on_epoch(struct pm_server *s, uint32_t epoch, bool natpmp_rule, struct pm_mapping *except);
+void pm_server_on_unreachable(struct pm_server *s, int err);
+void pm_server_on_reachable(struct pm_server *s);
+/* Reports a socket error from the next timer run instead of from inside a send. */
+void pm_server_defer_error(struct pm_server *s, int err);
+void pm_server_on_announce(struct pm_server *s, const struct pcpmap_server_info *info);
+/* The server answered with another protocol version: NAT-PMP (0) or a PCP version we do not speak. */
+void pm_server_on_natpmp_only(struct pm_server *s);
+void pm_server_on_unsupported_version(struct pm_server *s, uint8_t version);
+
+/* Client internals. */
+int pm_client_server_for(pcpmap_client *c, int family, struct pm_server **ret);
+void pm_client_queue_event(pcpmap_client *c, struct pm_event *e);
+void pm_client_purge_events(pcpmap_client *c, const struct pm_mapping *m);
+
+/* Mapping helpers shared with backends. */
+void pm_mapping_fsm(struct pm_mapping *m, enum fsm_event ev);
+void pm_mapping_destroy(struct pm_mapping *m);
+void pm_mapping_send_final_delete(struct pm_mapping *m);
+void pm_mapping_pair_companion_failed(struct pm_mapping *p);
+bool pm_addr_is_private(const struct pcp_addr *a);
+
+/* Lists. */
+static inline void pm_list_init(struct pm_list *l)
+{
+	l->prev = l->next = l;
+}
+static inline bool pm_list_empty(const struct pm_list *l)
+{
+	return l->next == l;
+}
+static inline void pm_list_add_tail(struct pm_list *head, struct pm_list *n)
+{
+	n->prev = head->prev;
+	n->next = head;
+	head->prev->next = n;
+	head->prev = n;
+}
+static inline void pm_list_del(struct pm_list *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->prev = n->next = n;
+}
+#define pm_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+extern const struct pm_backend_ops pm_pcp_backend;
+/* PCP backend pieces shared with tests and fakes. */
+void pm_pcp_build_request(const struct pm_server *s, const struct pm_mapping *m, bool del, struct pcp_msg *msg);
+void pm_pcp_reply_from_msg(const struct pcp_msg *resp, const struct pm_mapping *m, struct pm_reply *r);
+
+#endif

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef PCPMAP_CLIENT_H
+#define PCPMAP_CLIENT_H
+
+/**
+ * @file client.h
+ * The client: one engine that never owns the loop. The caller polls one file descriptor
+ * (pcpmap_client_get_fd()) until the next deadline (pcpmap_client_get_timeout()), then calls
+ * pcpmap_client_process(). Callbacks run only from inside pcpmap_client_process(), never from the call that
+ * caused them. A client and its mappings must be used from one thread at a time.
+ */
+
+#include <pcpmap/types.h>
+#include <pcpmap/log.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Lifetime requested when a request says 0, in seconds (RFC 6886's recommendation, common practice). */
+#define PCPMAP_DEFAULT_LIFETIME 7200u
+/** Default bound on the mapping table of one client. */
+#define PCPMAP_DEFAULT_MAX_MAPPINGS 1024u
+
+/**
+ * Client configuration. Initialise with pcpmap_client_config_init(), then set what you need.
+ * pcpmap_client_new() copies it (strings included): the caller keeps ownership of everything here.
+ */
+struct pcpmap_client_config {
+	/** sizeof(struct pcpmap_client_config), set by pcpmap_client_config_init(); lets the struct grow. */
+	size_t size;
+	/**
+	 * Server to use: a numeric IPv4 or IPv6 address, optionally with a port ("192.168.1.1",
+	 * "[fe80::1%eth0]:5351"). NULL: the default gateway read from the kernel; when both families have one,
+	 * the IPv6 gateway carries the requests and the mapping family still follows each request.
+	 */
+	const char *server;
+	/** AF_INET or AF_INET6 to force the transport family of the default-gateway choice; 0 for automatic. */
+	int transport_family;
+	/** Mask of PCPMAP_PROTO_BIT() values that may be used; 0 means every protocol built in. */
+	uint32_t protocols;
+	/** Upper bound on live mappings; 0 means PCPMAP_DEFAULT_MAX_MAPPINGS. */
+	uint32_t max_mappings;
+	/** Option code used for PORT_RESERVATION (no IANA code exists); 0 means 132. */
+	uint8_t port_reservation_code;
+	/** Log callback and its level threshold; NULL log means silence. */
+	pcpmap_log_fn log;
+	void *log_userdata;
+	enum pcpmap_log_level log_level;
+	/** Packet trace callback (for protocol debugging); NULL for none. */
+	pcpmap_trace_fn trace;
+	void *trace_userdata;
+};
+
+/** Fills cfg with defaults (every protocol, default gateway, no logging). */
+PCPMAP_EXPORT void pcpmap_client_config_init(struct pcpmap_client_config *cfg);
+
+/**
+ * Creates a client. No packet is sent until a mapping or probe asks for it.
+ * @param ret receives the client; untouched on failure. Free it with pcpmap_client_free().
+ * @param cfg configuration (copied), or NULL for defaults.
+ * @return 0, -EINVAL (bad configuration: unparsable server address, unknown size), -ENOMEM, or the errno of
+ *         creating the internal epoll descriptor.
+ */
+PCPMAP_EXPORT int pcpmap_client_new(pcpmap_client **ret, const struct pcpmap_client_config *cfg);
+
+/**
+ * Frees a client. Every mapping still owned by the application is deleted on the gateway with one
+ * best-effort packet (no wait for the answer) and freed; pointers to them become invalid. To wait for the
+ * gateway to confirm deletions, call pcpmap_client_flush() first.
+ * @return NULL, so callers can write c = pcpmap_client_free(c). Accepts NULL.
+ */
+PCPMAP_EXPORT pcpmap_client *pcpmap_client_free(pcpmap_client *c);
+
+/**
+ * The one descriptor to poll for POLLIN. It stays the same for the life of the client.
+ * @return a descriptor owned by the client (do not close it).
+ */
+PCPMAP_EXPORT int pcpmap_client_get_fd(const pcpmap_client *c);
+
+/**
+ * The next deadline on the pcpmap_now_usec() clock, in microseconds.
+ * @return UINT64_MAX when nothing is scheduled.
+ */
+PCPMAP_EXPORT uint64_t pcpmap_client_next_deadline(const pcpmap_client *c);
+
+/**
+ * The next deadline as a poll() timeout in milliseconds, rounded up: -1 when nothing is scheduled, 0 when
+ * pcpmap_client_process() should run now.
+ */
+PCPMAP_EXPORT int pcpmap_client_get_timeout(const pcpmap_client *c);
+
+/**
+ * Reads every pending datagram, runs every expired timer and delivers the resulting callbacks.
+ * Never blocks. Call it when the descriptor is readable or the deadline has passed; extra calls are harmless.
+ * @return 0, or a negative errno for a failure of the client itself (not of one mapping, which callbacks
+ *         report).
+ */
+PCPMAP_EXPORT int pcpmap_client_process(pcpmap_client *c);
+
+/**
+ * Convenience loop over the three calls above: polls and processes until timeout_ms elapsed, or until
+ * pcpmap_client_stop() is called from a callback.
+ * @param timeout_ms how long to run; -1 for no limit.
+ * @return 0 when the time ran out or the loop was stopped, -EINTR when a signal interrupted the wait,
+ *         another negative errno on failure.
+ */
+PCPMAP_EXPORT int pcpmap_client_run(pcpmap_client *c, int timeout_ms);
+
+/** Makes the current pcpmap_client_run() return after the callback that called this. */
+PCPMAP_EXPORT void pcpmap_client_stop(pcpmap_client *c);
+
+/**
+ * Runs the loop until every deletion in flight is confirmed by the gateway or timeout_ms elapses.
+ * @return 0 when nothing is left in flight, -ETIMEDOUT otherwise, -EINTR on a signal.
+ */
+PCPMAP_EXPORT int pcpmap_client_flush(pcpmap_client *c, int timeout_ms);
+
+/** What a probe or announcement found out about a server. */
+struct pcpmap_server_info {
+	enum pcpmap_proto proto; /**< protocol that answered, or PCPMAP_PROTO_NONE */
+	char server[64];         /**< server address, "addr:port" */
+	char client_addr[48];    /**< our address as the server sees it (PCP Client IP) */
+	int version;             /**< protocol version the server speaks (PCP 2, NAT-PMP 0) */
+	uint32_t epoch;          /**< server epoch (seconds since its state began) */
+	uint32_t rtt_usec;       /**< round-trip time of the probe */
+	int error;               /**< 0 or negative errno */
+	int result_code;         /**< protocol result code */
+};
+
+/** Receives the outcome of pcpmap_client_announce(). info is valid only during the call. */
+typedef void (*pcpmap_server_fn)(pcpmap_client *c, const struct pcpmap_server_info *info, void *userdata);
+
+/**
+ * Sends a PCP ANNOUNCE to the server (retransmitted per RFC 6887 until timeout_ms) and reports the answer:
+ * the epoch, the version and the round-trip time. The callback runs once, from pcpmap_client_process().
+ * @return 0 when the request went out, -EBUSY if an announcement is already in flight, -ENETUNREACH when
+ *         no server is known, another negative errno on socket errors.
+ */
+PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpmap_server_fn cb, void *userdata);
+
+/** Counters of what the client saw. */
+struct pcpmap_stats {
+	uint64_t sent;          /**< datagrams sent */
+	uint64_t received;      /**< datagrams received */
+	uint64_t dropped;       /**< datagrams dropped by validation (wrong source, opcode, nonce, malformed) */
+	uint64_t epoch_resets;  /**< server state losses detected */
+	uint64_t retransmits;   /**< retransmissions */
+};
+
+/** Copies the client's counters into ret. */
+PCPMAP_EXPORT void pcpmap_client_get_stats(const pcpmap_client *c, struct pcpmap_stats *ret);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian package pcpmap needs to build, test and run its lab.
+# Guards the host namespace: no daemon from these packages may start here.
+set -euo pipefail
+[ "$(id -u)" = 0 ] || { echo "install-deps.sh: run as root" >&2; exit 1; }
+export DEBIAN_FRONTEND=noninteractive
+
+build_pkgs="build-essential cmake ninja-build pkg-config clang-format clang libclang-rt-14-dev \
+libmnl-dev libnatpmp-dev libminiupnpc-dev libcmocka-dev"
+lab_pkgs="miniupnpd miniupnpd-nftables nftables miniupnpc natpmpc tshark iproute2 procps iputils-ping \
+netcat-openbsd util-linux python3"
+
+missing=""
+for p in $build_pkgs $lab_pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+	echo "install-deps.sh: all packages present"
+	exit 0
+fi
+
+echo "miniupnpd miniupnpd/start_daemon boolean false" | debconf-set-selections
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+made_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	made_policy=1
+fi
+cleanup() { [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d; true; }
+trap cleanup EXIT
+
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing
+# The package may have started a daemon in the host namespace despite the guards.
+pkill -x miniupnpd 2>/dev/null || true

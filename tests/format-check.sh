@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Fails when a C source or header differs from .clang-format.
+set -euo pipefail
+cf=${1:-clang-format}
+files=$(find include core plugin compat daemon cli tests bench -name '*.[ch]' -not -path 'tests/fuzz/corpus/*' 2>/dev/null | sort)
+[ -n "$files" ] || { echo "format-check: no sources found" >&2; exit 1; }
+bad=0
+for f in $files; do
+	if ! "$cf" --dry-run --Werror "$f" >/dev/null 2>&1; then
+		echo "format-check: $f differs from .clang-format (run: $cf -i $f)"
+		bad=1
+	fi
+done
+[ $bad = 0 ] && echo "format-check: $(echo "$files" | wc -l) files clean"
+exit $bad
