@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,12 +48,15 @@ struct opts {
 
 static const char *prog = "pcpmap";
 
-static int usage_error(const char *cmd, const char *fmt, const char *arg) __attribute__((format(printf, 2, 3)));
+static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static int usage_error(const char *cmd, const char *fmt, const char *arg)
+static int usage_error(const char *cmd, const char *fmt, ...)
 {
+	va_list ap;
 	fprintf(stderr, "%s%s%s: ", prog, cmd ? " " : "", cmd ? cmd : "");
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\nTry '%s %s--help'.\n", prog, cmd ? cmd : "");
 	return EXIT_USAGE;
 }
@@ -83,7 +87,9 @@ static int exit_code_for(int err)
 static void log_cb(void *ud, enum pcpmap_log_level level, const char *msg)
 {
 	(void)ud;
-	static const char *const names[] = { [3] = "error", [4] = "warning", [5] = "notice", [6] = "info", [7] = "debug" };
+	static const char *const names[] = {
+		[3] = "error", [4] = "warning", [5] = "notice", [6] = "info", [7] = "debug"
+	};
 	fprintf(stderr, "%s: %s: %s\n", prog, names[level], msg);
 }
 
@@ -173,9 +179,10 @@ static void print_info(const struct opts *o, const char *event, const struct pcp
 	if (o->json) {
 		printf("{\"event\":");
 		json_str(stdout, event);
-		printf(",\"state\":\"%s\",\"protocol\":\"%s\",\"kind\":\"%s\",\"transport\":\"%s\",\"server\":",
-		       pcpmap_state_name(i->state), pcpmap_proto_name(i->proto),
-		       i->kind == PCPMAP_KIND_PEER ? "peer" : "map", proto_str(i->ip_proto));
+		printf(
+		    ",\"state\":\"%s\",\"protocol\":\"%s\",\"kind\":\"%s\",\"transport\":\"%s\",\"server\":",
+		    pcpmap_state_name(i->state), pcpmap_proto_name(i->proto),
+		    i->kind == PCPMAP_KIND_PEER ? "peer" : "map", proto_str(i->ip_proto));
 		json_str(stdout, i->server);
 		printf(",\"internal\":{\"address\":");
 		json_str(stdout, i->internal_addr);
@@ -191,11 +198,12 @@ static void print_info(const struct opts *o, const char *event, const struct pcp
 			json_str(stdout, i->peer_addr);
 			printf(",\"port\":%u}", i->peer_port);
 		}
-		printf(",\"lifetime\":%" PRIu32 ",\"refresh_in\":%ld,\"epoch\":%" PRIu32 ",\"nonce\":\"%s\"", i->lifetime,
-		       refresh, i->epoch, nonce);
+		printf(",\"lifetime\":%" PRIu32 ",\"refresh_in\":%ld,\"epoch\":%" PRIu32 ",\"nonce\":\"%s\"",
+		       i->lifetime, refresh, i->epoch, nonce);
 		printf(",\"external_is_private\":%s", i->external_is_private ? "true" : "false");
 		if (i->error)
-			printf(",\"error\":{\"errno\":%d,\"message\":\"%s\",\"result_code\":%d,\"result\":\"%s\"}",
+			printf(",\"error\":{\"errno\":%d,\"message\":\"%s\",\"result_code\":%d,\"result\":\"%"
+			       "s\"}",
 			       -i->error, pcpmap_strerror(i->error), i->result_code,
 			       pcpmap_result_name(i->proto, i->result_code));
 		printf("}\n");
@@ -203,16 +211,19 @@ static void print_info(const struct opts *o, const char *event, const struct pcp
 		return;
 	}
 	if (!strcmp(event, "mapped") || !strcmp(event, "changed")) {
-		printf("%s %s %s:%u -> %s:%u", event, proto_str(i->ip_proto), i->internal_addr, i->internal_port,
-		       i->external_addr, i->external_port);
+		printf("%s %s %s:%u -> %s:%u", event, proto_str(i->ip_proto), i->internal_addr,
+		       i->internal_port, i->external_addr, i->external_port);
 		if (i->external_port2)
-			printf(" (+%u, pair via %s)", i->external_port2, pcpmap_pair_method_name(i->pair_method));
-		printf(" via %s %s, lifetime %" PRIu32 " s", pcpmap_proto_name(i->proto), i->server, i->lifetime);
+			printf(" (+%u, pair via %s)", i->external_port2,
+			       pcpmap_pair_method_name(i->pair_method));
+		printf(" via %s %s, lifetime %" PRIu32 " s", pcpmap_proto_name(i->proto), i->server,
+		       i->lifetime);
 		if (refresh >= 0)
 			printf(", refreshing in %ld s", refresh);
 		printf("\n");
 		if (i->external_is_private)
-			printf("warning: %s is a private or shared address: another NAT (double NAT or carrier-grade "
+			printf("warning: %s is a private or shared address: another NAT (double NAT or "
+			       "carrier-grade "
 			       "NAT) probably keeps this port unreachable from the internet\n",
 			       i->external_addr);
 	} else if (!strcmp(event, "failed")) {
@@ -239,7 +250,8 @@ struct run_state {
 	bool mapped;
 };
 
-static void event_cb(pcpmap_mapping *m, enum pcpmap_event ev, const struct pcpmap_mapping_info *info, void *ud)
+static void event_cb(pcpmap_mapping *m, enum pcpmap_event ev, const struct pcpmap_mapping_info *info,
+		     void *ud)
 {
 	struct run_state *st = ud;
 	(void)m;
@@ -265,7 +277,9 @@ static int make_client(struct opts *o, pcpmap_client **ret)
 	cfg.server = o->gateway;
 	cfg.protocols = o->protocols;
 	cfg.log = log_cb;
-	cfg.log_level = o->verbose >= 2 ? PCPMAP_LOG_DEBUG : o->verbose ? PCPMAP_LOG_INFO : PCPMAP_LOG_WARNING;
+	cfg.log_level = o->verbose >= 2 ? PCPMAP_LOG_DEBUG
+			: o->verbose    ? PCPMAP_LOG_INFO
+					: PCPMAP_LOG_WARNING;
 	if (o->verbose) {
 		cfg.trace = trace_cb;
 		cfg.trace_userdata = o;
@@ -273,7 +287,9 @@ static int make_client(struct opts *o, pcpmap_client **ret)
 	int r = pcpmap_client_new(ret, &cfg);
 	if (r < 0)
 		fprintf(stderr, "%s: cannot start: %s%s\n", prog, pcpmap_strerror(r),
-			r == -EINVAL ? " (check --gateway: a numeric address, optionally [v6]:port or v4:port)" : "");
+			r == -EINVAL
+			    ? " (check --gateway: a numeric address, optionally [v6]:port or v4:port)"
+			    : "");
 	return r;
 }
 
@@ -283,9 +299,9 @@ static void print_unmap_hint(const struct opts *o, const char *cmd, const struct
 	if (o->json || i->proto != PCPMAP_PROTO_PCP)
 		return;
 	nonce_str(i->nonce, nonce);
-	printf("to delete it: %s unmap %s %u --nonce %s%s%s%s%s\n", prog, proto_str(i->ip_proto), i->internal_port,
-	       nonce, o->gateway ? " --gateway " : "", o->gateway ? o->gateway : "", o->family == AF_INET6 ? " -6" : "",
-	       o->third_party ? " --third-party " : "");
+	printf("to delete it: %s unmap %s %u --nonce %s%s%s%s%s\n", prog, proto_str(i->ip_proto),
+	       i->internal_port, nonce, o->gateway ? " --gateway " : "", o->gateway ? o->gateway : "",
+	       o->family == AF_INET6 ? " -6" : "", o->third_party ? " --third-party " : "");
 	if (o->third_party)
 		printf("%s\n", o->third_party);
 	(void)cmd;
@@ -476,7 +492,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, vo
 			break;
 		case 't':
 			if (parse_u32(optarg, 1, 3600000, &v) < 0)
-				return usage_error(cmd, "--timeout wants milliseconds (1-3600000), not '%s'", optarg);
+				return usage_error(cmd, "--timeout wants milliseconds (1-3600000), not '%s'",
+						   optarg);
 			o->timeout_ms = (int)v;
 			break;
 		case 'j':
@@ -512,7 +529,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, vo
 			break;
 		case OPT_FILTER:
 			if (parse_filter(o, optarg) < 0)
-				return usage_error(cmd, "--filter wants ADDR[/PREFIX][,PORT], not '%s'", optarg);
+				return usage_error(cmd, "--filter wants ADDR[/PREFIX][,PORT], not '%s'",
+						   optarg);
 			break;
 		case OPT_DESCRIPTION:
 			o->description = optarg;
@@ -525,8 +543,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, vo
 			break;
 		case OPT_PROTOCOL:
 			if (parse_protocols(optarg, &o->protocols) < 0)
-				return usage_error(cmd, "--protocol wants a list of pcp,natpmp,upnp, not '%s'",
-						   optarg);
+				return usage_error(
+				    cmd, "--protocol wants a list of pcp,natpmp,upnp, not '%s'", optarg);
 			break;
 		case '6':
 			o->family = AF_INET6;
@@ -544,30 +562,32 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, vo
 
 static void help_map(void)
 {
-	printf("Usage: %s map PROTO PORT [options]\n"
-	       "Maps PROTO (tcp, udp, all) PORT of this host on the gateway and keeps it alive until Ctrl-C.\n\n"
-	       "  -e, --external-port N   suggest external port N\n"
-	       "      --external-address A  suggest external address A\n"
-	       "      --lifetime S        requested lifetime in seconds (default 7200; renewed until exit)\n"
-	       "      --prefer-failure    fail rather than take another port than --external-port\n"
-	       "      --third-party ADDR  map for another host ADDR (PCP THIRD_PARTY)\n"
-	       "      --filter A[/P][,PORT]  only this remote peer may connect (repeatable, PCP FILTER)\n"
-	       "      --description TEXT  describe the mapping (PCP DESCRIPTION)\n"
-	       "      --pair              RTP/RTCP: map PORT and PORT+1 to an even external pair\n"
-	       "  -6, --ipv6              IPv6 mapping (a firewall pinhole); default IPv4\n"
-	       "      --once              map, print the result and exit (the mapping lives its lifetime)\n"
-	       "      --protocol LIST     protocols to use, e.g. pcp or pcp,natpmp,upnp\n"
-	       "  -g, --gateway ADDR      gateway address (default: the default route's gateway)\n"
-	       "  -t, --timeout MS        how long to wait for the first answer (default 10000)\n"
-	       "  -j, --json              JSON lines on stdout\n"
-	       "  -v, --verbose           protocol trace on stderr (-vv adds bytes and debug logs)\n",
-	       prog);
+	printf(
+	    "Usage: %s map PROTO PORT [options]\n"
+	    "Maps PROTO (tcp, udp, all) PORT of this host on the gateway and keeps it alive until Ctrl-C.\n\n"
+	    "  -e, --external-port N   suggest external port N\n"
+	    "      --external-address A  suggest external address A\n"
+	    "      --lifetime S        requested lifetime in seconds (default 7200; renewed until exit)\n"
+	    "      --prefer-failure    fail rather than take another port than --external-port\n"
+	    "      --third-party ADDR  map for another host ADDR (PCP THIRD_PARTY)\n"
+	    "      --filter A[/P][,PORT]  only this remote peer may connect (repeatable, PCP FILTER)\n"
+	    "      --description TEXT  describe the mapping (PCP DESCRIPTION)\n"
+	    "      --pair              RTP/RTCP: map PORT and PORT+1 to an even external pair\n"
+	    "  -6, --ipv6              IPv6 mapping (a firewall pinhole); default IPv4\n"
+	    "      --once              map, print the result and exit (the mapping lives its lifetime)\n"
+	    "      --protocol LIST     protocols to use, e.g. pcp or pcp,natpmp,upnp\n"
+	    "  -g, --gateway ADDR      gateway address (default: the default route's gateway)\n"
+	    "  -t, --timeout MS        how long to wait for the first answer (default 10000)\n"
+	    "  -j, --json              JSON lines on stdout\n"
+	    "  -v, --verbose           protocol trace on stderr (-vv adds bytes and debug logs)\n",
+	    prog);
 }
 
 static void help_peer(void)
 {
 	printf("Usage: %s peer PROTO PORT PEER_ADDR PEER_PORT [options]\n"
-	       "Creates a PCP PEER mapping for the connection from local PORT to PEER_ADDR:PEER_PORT and keeps it\n"
+	       "Creates a PCP PEER mapping for the connection from local PORT to PEER_ADDR:PEER_PORT and "
+	       "keeps it\n"
 	       "alive until Ctrl-C. Options as for 'map' (-e, --lifetime, --third-party, --description, -6,\n"
 	       "--once, -g, -t, -j, -v).\n",
 	       prog);
@@ -663,8 +683,9 @@ static int cmd_unmap(int argc, char **argv, struct opts *o)
 	if (argc - optind != 2)
 		return usage_error("unmap", "%s", "needs PROTO and PORT");
 	if (!o->nonce_hex)
-		return usage_error("unmap", "%s",
-				   "needs --nonce (printed by 'map --once'): PCP deletes only with the same nonce");
+		return usage_error(
+		    "unmap", "%s",
+		    "needs --nonce (printed by 'map --once'): PCP deletes only with the same nonce");
 	uint8_t nonce[12];
 	if (parse_nonce(o->nonce_hex, nonce) < 0)
 		return usage_error("unmap", "--nonce wants 24 hex digits, not '%s'", o->nonce_hex);
@@ -712,7 +733,8 @@ static void announce_cb(pcpmap_client *c, const struct pcpmap_server_info *i, vo
 		       pcpmap_proto_name(i->proto), i->version, i->epoch, i->rtt_usec);
 		json_str(stdout, i->client_addr);
 		if (i->error)
-			printf(",\"error\":{\"errno\":%d,\"message\":\"%s\"}", -i->error, pcpmap_strerror(i->error));
+			printf(",\"error\":{\"errno\":%d,\"message\":\"%s\"}", -i->error,
+			       pcpmap_strerror(i->error));
 		printf("}\n");
 	} else if (i->error) {
 		printf("announce to %s failed: %s\n", i->server, pcpmap_strerror(i->error));
@@ -753,7 +775,8 @@ static int cmd_announce(int argc, char **argv, struct opts *o)
 static void help_main(void)
 {
 	printf("Usage: %s COMMAND [options]\n"
-	       "Gets port mappings through the NAT gateway: PCP (RFC 6887), falling back to NAT-PMP and UPnP IGD.\n\n"
+	       "Gets port mappings through the NAT gateway: PCP (RFC 6887), falling back to NAT-PMP and UPnP "
+	       "IGD.\n\n"
 	       "Commands:\n"
 	       "  map PROTO PORT         map a port and keep it alive (--once to map and exit)\n"
 	       "  peer PROTO PORT ADDR PORT  PEER mapping for an existing connection\n"

@@ -56,8 +56,8 @@ void pm_log(const pcpmap_client *c, enum pcpmap_log_level level, const char *fmt
 	c->cfg.log(c->cfg.log_userdata, level, buf);
 }
 
-void pm_trace(const pcpmap_client *c, bool sent, enum pcpmap_proto proto, const char *peer, const uint8_t *bytes,
-	      size_t len, const char *decoded)
+void pm_trace(const pcpmap_client *c, bool sent, enum pcpmap_proto proto, const char *peer,
+	      const uint8_t *bytes, size_t len, const char *decoded)
 {
 	if (c->cfg.trace)
 		c->cfg.trace(c->cfg.trace_userdata, sent, proto, peer, bytes, len, decoded);
@@ -124,7 +124,8 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 	if (cfg->size < offsetof(struct pcpmap_client_config, trace_userdata) + sizeof(void *) ||
 	    cfg->size > sizeof(struct pcpmap_client_config))
 		return -EINVAL;
-	if (cfg->transport_family != 0 && cfg->transport_family != AF_INET && cfg->transport_family != AF_INET6)
+	if (cfg->transport_family != 0 && cfg->transport_family != AF_INET &&
+	    cfg->transport_family != AF_INET6)
 		return -EINVAL;
 	if (cfg->server) {
 		struct pm_sockaddr sa;
@@ -476,12 +477,14 @@ bool pm_server_on_epoch(struct pm_server *s, uint32_t epoch, bool natpmp_rule, s
 	uint64_t now_s = c->now / 1000000u;
 	bool had = s->epoch.have;
 	uint32_t prev = s->epoch.server;
-	bool ok = natpmp_rule ? natpmp_epoch_check(&s->epoch, epoch, now_s) : pcp_epoch_check(&s->epoch, epoch, now_s);
+	bool ok = natpmp_rule ? natpmp_epoch_check(&s->epoch, epoch, now_s)
+			      : pcp_epoch_check(&s->epoch, epoch, now_s);
 	if (ok)
 		return true;
 	c->stats.epoch_resets++;
-	pm_log(c, PCPMAP_LOG_NOTICE, "server %s lost its state (epoch %u after %u%s): re-creating its mappings",
-	       s->name, epoch, prev, had ? "" : ", first");
+	pm_log(c, PCPMAP_LOG_NOTICE,
+	       "server %s lost its state (epoch %u after %u%s): re-creating its mappings", s->name, epoch,
+	       prev, had ? "" : ", first");
 	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
 		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
 		l = l->next;
@@ -553,7 +556,8 @@ static void announce_timer(struct sched_timer *t, uint64_t now, void *arg)
 	if (!s)
 		return;
 	uint64_t deadline;
-	if (now >= c->announce.deadline || pm_retx_next(&c->announce.retx, now, &c->env.rand, &deadline) < 0) {
+	if (now >= c->announce.deadline ||
+	    pm_retx_next(&c->announce.retx, now, &c->env.rand, &deadline) < 0) {
 		struct pcpmap_server_info info;
 		memset(&info, 0, sizeof(info));
 		snprintf(info.server, sizeof(info.server), "%s", s->name);
@@ -563,10 +567,12 @@ static void announce_timer(struct sched_timer *t, uint64_t now, void *arg)
 	}
 	c->stats.retransmits++;
 	s->ops->announce(s);
-	sched_arm(&c->sched, &c->announce.timer, deadline < c->announce.deadline ? deadline : c->announce.deadline);
+	sched_arm(&c->sched, &c->announce.timer,
+		  deadline < c->announce.deadline ? deadline : c->announce.deadline);
 }
 
-PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpmap_server_fn cb, void *userdata)
+PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpmap_server_fn cb,
+					 void *userdata)
 {
 	struct pm_server *s;
 	int r;
@@ -595,7 +601,8 @@ PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpma
 	}
 	if (r == -ECONNREFUSED)
 		pm_server_defer_error(s, r);
-	sched_arm(&c->sched, &c->announce.timer, deadline < c->announce.deadline ? deadline : c->announce.deadline);
+	sched_arm(&c->sched, &c->announce.timer,
+		  deadline < c->announce.deadline ? deadline : c->announce.deadline);
 	return 0;
 }
 
@@ -648,6 +655,7 @@ void pm_server_on_natpmp_only(struct pm_server *s)
 
 void pm_server_on_unsupported_version(struct pm_server *s, uint8_t version)
 {
-	pm_log(s->client, PCPMAP_LOG_NOTICE, "server %s speaks PCP version %u, not %u", s->name, version, PCP_VERSION);
+	pm_log(s->client, PCPMAP_LOG_NOTICE, "server %s speaks PCP version %u, not %u", s->name, version,
+	       PCP_VERSION);
 	fail_pending(s, -EPROTONOSUPPORT, 1800);
 }

@@ -12,7 +12,6 @@
 #include "wire/pcp_epoch.h"
 #include "wire/pcp_wire.h"
 
-
 struct pm_server;
 struct pm_mapping;
 
@@ -201,9 +200,9 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 
 /* Logging through the application's callback. */
 void pm_log(const pcpmap_client *c, enum pcpmap_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-void pm_trace(const pcpmap_client *c, bool sent, enum pcpmap_proto proto, const char *peer, const uint8_t *bytes,
-	      size_t len, const char *decoded);
+    __attribute__((format(printf, 3, 4)));
+void pm_trace(const pcpmap_client *c, bool sent, enum pcpmap_proto proto, const char *peer,
+	      const uint8_t *bytes, size_t len, const char *decoded);
 
 /* Epoll registration of a backend socket. */
 int pm_server_watch_fd(struct pm_server *s, int fd);
@@ -261,7 +260,8 @@ static inline void pm_list_del(struct pm_list *n)
 
 extern const struct pm_backend_ops pm_pcp_backend;
 /* PCP backend pieces shared with tests and fakes. */
-void pm_pcp_build_request(const struct pm_server *s, const struct pm_mapping *m, bool del, struct pcp_msg *msg);
+void pm_pcp_build_request(const struct pm_server *s, const struct pm_mapping *m, bool del,
+			  struct pcp_msg *msg);
 void pm_pcp_reply_from_msg(const struct pcp_msg *resp, const struct pm_mapping *m, struct pm_reply *r);
 
 #endif

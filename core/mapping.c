@@ -9,7 +9,7 @@
 
 #include "internal.h"
 
-#define DELETE_MRC 3 /* a delete is retried a few times, never forever */
+#define DELETE_MRC     3 /* a delete is retried a few times, never forever */
 #define PAIR_MAX_TRIES 8
 
 PCPMAP_EXPORT void pcpmap_request_init(struct pcpmap_request *req, enum pcpmap_kind kind)
@@ -158,8 +158,8 @@ static void do_send(struct pm_mapping *m)
 	if (r == -ECONNREFUSED || r == -ENETUNREACH || r == -EHOSTUNREACH)
 		pm_server_defer_error(m->server, r);
 	else if (r < 0)
-		pm_log(c, PCPMAP_LOG_WARNING, "mapping %llu: send to %s failed: %s", (unsigned long long)m->id,
-		       m->server->name, pcpmap_strerror(r));
+		pm_log(c, PCPMAP_LOG_WARNING, "mapping %llu: send to %s failed: %s",
+		       (unsigned long long)m->id, m->server->name, pcpmap_strerror(r));
 }
 
 static void pair_on_owner_mapped(struct pm_mapping *m);
@@ -168,7 +168,8 @@ static void notify_mapped(struct pm_mapping *m)
 {
 	if (m->port_pair_owner_pending)
 		return;
-	bool differs = m->notified_port != m->ext_port || memcmp(&m->notified_addr, &m->ext_addr, sizeof(m->ext_addr));
+	bool differs =
+	    m->notified_port != m->ext_port || memcmp(&m->notified_addr, &m->ext_addr, sizeof(m->ext_addr));
 	if (m->notified_mapped && !differs)
 		return;
 	enum pcpmap_event ev = (m->ever_notified && differs) ? PCPMAP_EVENT_CHANGED : PCPMAP_EVENT_MAPPED;
@@ -194,8 +195,8 @@ void pm_mapping_fsm(struct pm_mapping *m, enum fsm_event ev)
 	char acts[160];
 
 	if (fsm_step(m->state, ev, &r) < 0) {
-		pm_log(c, PCPMAP_LOG_DEBUG, "mapping %llu: %s has no edge for %s, ignored", (unsigned long long)m->id,
-		       pcpmap_state_name(m->state), fsm_event_name(ev));
+		pm_log(c, PCPMAP_LOG_DEBUG, "mapping %llu: %s has no edge for %s, ignored",
+		       (unsigned long long)m->id, pcpmap_state_name(m->state), fsm_event_name(ev));
 		return;
 	}
 	fsm_actions_string(r.actions, acts, sizeof(acts));
@@ -243,7 +244,8 @@ void pm_mapping_fsm(struct pm_mapping *m, enum fsm_event ev)
 		sched_arm(&c->sched, &m->t_main, deadline);
 	}
 	if (r.actions & FSM_A_RENEW_ARM) {
-		uint64_t at = pm_renew_at(m->granted_at, m->lifetime, m->renew_attempt, m->last_send, &c->env.rand);
+		uint64_t at =
+		    pm_renew_at(m->granted_at, m->lifetime, m->renew_attempt, m->last_send, &c->env.rand);
 		m->renew_attempt++;
 		if (at != UINT64_MAX)
 			sched_arm(&c->sched, &m->t_main, at);
@@ -282,7 +284,8 @@ static void main_timer(struct sched_timer *t, uint64_t now, void *arg)
 	switch (m->state) {
 	case PCPMAP_STATE_WAIT_RESP:
 	case PCPMAP_STATE_DELETING:
-		if (m->retx_exhausted || (m->retx.mrd_us && now >= m->retx.started_us + m->retx.mrd_us)) {
+		if (m->retx_exhausted || (m->retx.mrc && m->retx.count >= m->retx.mrc) ||
+		    (m->retx.mrd_us && now >= m->retx.started_us + m->retx.mrd_us)) {
 			if (m->state == PCPMAP_STATE_WAIT_RESP)
 				m->error = -ETIMEDOUT;
 			pm_mapping_fsm(m, FSM_EV_GIVE_UP);
@@ -328,15 +331,16 @@ void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r)
 	if (m->state == PCPMAP_STATE_DELETING) {
 		m->error = r->kind == PM_REPLY_SUCCESS ? 0 : r->error;
 		if (r->kind != PM_REPLY_SUCCESS)
-			pm_log(c, PCPMAP_LOG_INFO, "mapping %llu: delete answered %s (%s)", (unsigned long long)m->id,
-			       pcpmap_result_name(m->proto, r->result_code), pcpmap_strerror(r->error));
+			pm_log(c, PCPMAP_LOG_INFO, "mapping %llu: delete answered %s (%s)",
+			       (unsigned long long)m->id, pcpmap_result_name(m->proto, r->result_code),
+			       pcpmap_strerror(r->error));
 		pm_mapping_fsm(m, FSM_EV_DELETED);
 		return;
 	}
 	if (m->state != PCPMAP_STATE_WAIT_RESP && m->state != PCPMAP_STATE_REFRESHING &&
 	    m->state != PCPMAP_STATE_MAPPED) {
-		pm_log(c, PCPMAP_LOG_DEBUG, "mapping %llu: answer in state %s ignored", (unsigned long long)m->id,
-		       pcpmap_state_name(m->state));
+		pm_log(c, PCPMAP_LOG_DEBUG, "mapping %llu: answer in state %s ignored",
+		       (unsigned long long)m->id, pcpmap_state_name(m->state));
 		return;
 	}
 	switch (r->kind) {
@@ -358,7 +362,8 @@ void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r)
 			m->have_grant = true;
 			m->lifetime = pm_lifetime_sane(r->lifetime);
 			pm_log(c, PCPMAP_LOG_INFO,
-			       "mapping %llu: asked for port %u with PREFER_FAILURE, gateway gave %u: releasing it",
+			       "mapping %llu: asked for port %u with PREFER_FAILURE, gateway gave %u: "
+			       "releasing it",
 			       (unsigned long long)m->id, m->suggested_port, r->ext_port);
 			m->server->ops->send(m->server, m, true);
 			m->have_grant = false;
@@ -399,7 +404,8 @@ static int parse_addr(const char *s, int family, struct pcp_addr *ret)
 
 static int validate_and_copy(pcpmap_client *c, const struct pcpmap_request *req, struct pm_mapping *m)
 {
-	if (req->size < offsetof(struct pcpmap_request, userdata) + sizeof(void *) || req->size > sizeof(*req)) {
+	if (req->size < offsetof(struct pcpmap_request, userdata) + sizeof(void *) ||
+	    req->size > sizeof(*req)) {
 		pm_log(c, PCPMAP_LOG_ERR, "request: unknown struct size %zu", req->size);
 		return -EINVAL;
 	}
@@ -420,7 +426,8 @@ static int validate_and_copy(pcpmap_client *c, const struct pcpmap_request *req,
 		return -EINVAL;
 	}
 	if (m->ip_proto != 0 && m->internal_port == 0 && req->kind == PCPMAP_KIND_MAP) {
-		pm_log(c, PCPMAP_LOG_ERR, "request: internal port 0 (all ports) is only valid with protocol 0");
+		pm_log(c, PCPMAP_LOG_ERR,
+		       "request: internal port 0 (all ports) is only valid with protocol 0");
 		return -EINVAL;
 	}
 	m->suggested_port = req->suggested_port;
@@ -445,7 +452,8 @@ static int validate_and_copy(pcpmap_client *c, const struct pcpmap_request *req,
 	}
 	if (req->third_party) {
 		if (pcp_addr_from_string(req->third_party, &m->third_party) < 0) {
-			pm_log(c, PCPMAP_LOG_ERR, "request: THIRD_PARTY '%s' is not an address", req->third_party);
+			pm_log(c, PCPMAP_LOG_ERR, "request: THIRD_PARTY '%s' is not an address",
+			       req->third_party);
 			return -EINVAL;
 		}
 		m->has_third_party = true;
@@ -473,7 +481,8 @@ static int validate_and_copy(pcpmap_client *c, const struct pcpmap_request *req,
 				return -EINVAL;
 			}
 			/* IPv4 prefixes count over the IPv4-mapped form (RFC 6887 13.3). */
-			o->prefix_len = (uint8_t)(pcp_addr_is_v4(&o->peer_addr) ? f->prefix_len + 96 : f->prefix_len);
+			o->prefix_len =
+			    (uint8_t)(pcp_addr_is_v4(&o->peer_addr) ? f->prefix_len + 96 : f->prefix_len);
 			o->peer_port = f->peer_port;
 		}
 		m->n_filters = req->n_filters;
@@ -481,7 +490,8 @@ static int validate_and_copy(pcpmap_client *c, const struct pcpmap_request *req,
 	if (req->description) {
 		size_t len = strlen(req->description);
 		if (len > PCP_MAX_DESCRIPTION) {
-			pm_log(c, PCPMAP_LOG_ERR, "request: description longer than %d bytes", PCP_MAX_DESCRIPTION);
+			pm_log(c, PCPMAP_LOG_ERR, "request: description longer than %d bytes",
+			       PCP_MAX_DESCRIPTION);
 			return -EINVAL;
 		}
 		m->description = strdup(req->description);
@@ -491,7 +501,8 @@ static int validate_and_copy(pcpmap_client *c, const struct pcpmap_request *req,
 	if (req->port_pair) {
 		if (req->kind != PCPMAP_KIND_MAP || (m->internal_port & 1) || m->internal_port == 0 ||
 		    m->internal_port == 65535 || m->ip_proto == 0) {
-			pm_log(c, PCPMAP_LOG_ERR, "request: a port pair needs a MAP on an even internal port");
+			pm_log(c, PCPMAP_LOG_ERR,
+			       "request: a port pair needs a MAP on an even internal port");
 			return -EINVAL;
 		}
 		if (m->suggested_port & 1) {
@@ -507,7 +518,8 @@ static int validate_and_copy(pcpmap_client *c, const struct pcpmap_request *req,
 			return -EINVAL;
 		}
 		if (!req->peer_port || !m->ip_proto || !m->internal_port) {
-			pm_log(c, PCPMAP_LOG_ERR, "request: PEER needs protocol, internal port and peer port");
+			pm_log(c, PCPMAP_LOG_ERR,
+			       "request: PEER needs protocol, internal port and peer port");
 			return -EINVAL;
 		}
 		m->peer_port = req->peer_port;
@@ -652,8 +664,8 @@ static void pair_retry(struct pm_mapping *owner, uint16_t next_suggestion)
 	owner->suggested_port = next_suggestion;
 	owner->port_reservation = false;
 	owner->port_set = owner->pair_tries == 1;
-	pm_log(c, PCPMAP_LOG_INFO, "mapping %llu: port pair try %u suggesting %u", (unsigned long long)owner->id,
-	       owner->pair_tries + 1, next_suggestion);
+	pm_log(c, PCPMAP_LOG_INFO, "mapping %llu: port pair try %u suggesting %u",
+	       (unsigned long long)owner->id, owner->pair_tries + 1, next_suggestion);
 	pm_mapping_fsm(owner, FSM_EV_START);
 }
 
@@ -730,9 +742,9 @@ static void pair_on_owner_mapped(struct pm_mapping *owner)
 	    (p->state == PCPMAP_STATE_MAPPED || p->state == PCPMAP_STATE_REFRESHING)) {
 		if (owner->port_pair_owner_pending) {
 			owner->port_pair_owner_pending = false;
-			owner->pair_method = owner->pair_tries == 0   ? PCPMAP_PAIR_PORT_RESERVATION :
-					     owner->pair_tries == 1 ? PCPMAP_PAIR_PORT_SET :
-								      PCPMAP_PAIR_TWO_MAPS;
+			owner->pair_method = owner->pair_tries == 0   ? PCPMAP_PAIR_PORT_RESERVATION
+					     : owner->pair_tries == 1 ? PCPMAP_PAIR_PORT_SET
+								      : PCPMAP_PAIR_TWO_MAPS;
 		}
 		notify_mapped(owner);
 		return;
@@ -763,7 +775,8 @@ struct sync_wait {
 	int err;
 };
 
-static void sync_cb(pcpmap_mapping *mh, enum pcpmap_event ev, const struct pcpmap_mapping_info *info, void *ud)
+static void sync_cb(pcpmap_mapping *mh, enum pcpmap_event ev, const struct pcpmap_mapping_info *info,
+		    void *ud)
 {
 	struct sync_wait *w = ud;
 	if (w->done)
@@ -871,7 +884,8 @@ struct unmap_wait {
 	struct pcpmap_mapping_info info;
 };
 
-static void unmap_cb(pcpmap_mapping *mh, enum pcpmap_event ev, const struct pcpmap_mapping_info *info, void *ud)
+static void unmap_cb(pcpmap_mapping *mh, enum pcpmap_event ev, const struct pcpmap_mapping_info *info,
+		     void *ud)
 {
 	struct unmap_wait *w = ud;
 	(void)mh;

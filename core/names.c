@@ -93,7 +93,8 @@ PCPMAP_EXPORT const char *pcpmap_strerror(int err)
 	case ETIMEDOUT:
 		return "Connection timed out: the gateway did not answer";
 	case ECONNREFUSED:
-		return "Connection refused: no port-mapping server listens on the gateway (ICMP port unreachable)";
+		return "Connection refused: no port-mapping server listens on the gateway (ICMP port "
+		       "unreachable)";
 	case EACCES:
 		return "Refused by the gateway (not authorized)";
 	case EADDRINUSE:
@@ -117,8 +118,8 @@ PCPMAP_EXPORT const char *pcpmap_strerror(int err)
 	return s ? s : "Unknown error";
 }
 
-static const char *const natpmp_names[] = { "Success", "UnsupportedVersion", "NotAuthorized", "NetworkFailure",
-					    "OutOfResources", "UnsupportedOpcode" };
+static const char *const natpmp_names[] = { "Success",        "UnsupportedVersion", "NotAuthorized",
+					    "NetworkFailure", "OutOfResources",     "UnsupportedOpcode" };
 
 PCPMAP_EXPORT const char *pcpmap_result_name(enum pcpmap_proto proto, int code)
 {
@@ -165,9 +166,33 @@ PCPMAP_EXPORT const char *pcpmap_result_name(enum pcpmap_proto proto, int code)
 
 PCPMAP_EXPORT const char *pcpmap_result_advice(enum pcpmap_proto proto, int code)
 {
-	if (proto == PCPMAP_PROTO_PCP && code >= 0 && code <= 255) {
-		const struct pcp_result_info *ri = pcp_result_info((uint8_t)code);
-		return ri->advice ? ri->advice : "";
+	if (proto == PCPMAP_PROTO_PCP) {
+		switch (code) {
+		case PCP_RES_NOT_AUTHORIZED:
+			return "the gateway's policy denies this port or host (or the nonce differs from the "
+			       "one the "
+			       "mapping was made with); try a port above 1024 or check the gateway's rules";
+		case PCP_RES_UNSUPP_OPCODE:
+			return "the gateway does not implement this request type (PEER is often missing)";
+		case PCP_RES_UNSUPP_OPTION:
+			return "the gateway does not implement an option you asked for; drop it";
+		case PCP_RES_NETWORK_FAILURE:
+			return "the gateway has no external address yet; pcpmap retries";
+		case PCP_RES_NO_RESOURCES:
+		case PCP_RES_USER_EX_QUOTA:
+			return "the gateway's mapping table or your quota is full; pcpmap retries";
+		case PCP_RES_CANNOT_PROVIDE_EXTERNAL:
+			return "the suggested external port or address is taken; suggest another or drop "
+			       "--prefer-failure";
+		case PCP_RES_ADDRESS_MISMATCH:
+			return "another NAT sits between this host and the gateway; map on the outer gateway";
+		case PCP_RES_EXCESSIVE_REMOTE_PEERS:
+			return "too many filters; use fewer";
+		case PCP_RES_MALFORMED_REQUEST:
+		case PCP_RES_MALFORMED_OPTION:
+			return "the gateway could not parse the request; run with -v and report it";
+		}
+		return "";
 	}
 	if (proto == PCPMAP_PROTO_NATPMP && code == 2)
 		return "the gateway refuses NAT-PMP mappings for this host; check its configuration";

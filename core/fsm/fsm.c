@@ -23,8 +23,10 @@ static const struct fsm_edge fsm_table[] = {
 	{ S(WAIT_RESP), FSM_EV_SUCCESS, S(MAPPED),
 	  FSM_A_CANCEL | FSM_A_RENEW_RESET | FSM_A_RENEW_ARM | FSM_A_EXPIRY_ARM | FSM_A_NOTIFY_MAPPED },
 	{ S(WAIT_RESP), FSM_EV_RETX_TIMER, S(WAIT_RESP), FSM_A_SEND | FSM_A_RETX_NEXT },
-	{ S(WAIT_RESP), FSM_EV_ERR_RETRY, S(ERROR_WAIT_RESEND), FSM_A_CANCEL | FSM_A_HOLD_ARM | FSM_A_NOTIFY_FAILED },
-	{ S(WAIT_RESP), FSM_EV_ERR_FATAL, S(FAILED), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_FAILED },
+	{ S(WAIT_RESP), FSM_EV_ERR_RETRY, S(ERROR_WAIT_RESEND),
+	  FSM_A_CANCEL | FSM_A_HOLD_ARM | FSM_A_NOTIFY_FAILED },
+	{ S(WAIT_RESP), FSM_EV_ERR_FATAL, S(FAILED),
+	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_FAILED },
 	{ S(WAIT_RESP), FSM_EV_GIVE_UP, S(FAILED), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_FAILED },
 	{ S(WAIT_RESP), FSM_EV_STATE_LOST, S(WAIT_RESP), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 	{ S(WAIT_RESP), FSM_EV_EXPIRED, S(WAIT_RESP), FSM_A_NOTIFY_LOST },
@@ -38,13 +40,16 @@ static const struct fsm_edge fsm_table[] = {
 	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_SEND | FSM_A_RETX_START | FSM_A_NOTIFY_LOST },
 	{ S(MAPPED), FSM_EV_EXPIRED, S(WAIT_RESP),
 	  FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START | FSM_A_NOTIFY_LOST },
-	{ S(MAPPED), FSM_EV_DELETE, S(DELETING), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
+	{ S(MAPPED), FSM_EV_DELETE, S(DELETING),
+	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 
 	{ S(REFRESHING), FSM_EV_SUCCESS, S(MAPPED),
 	  FSM_A_CANCEL | FSM_A_RENEW_RESET | FSM_A_RENEW_ARM | FSM_A_EXPIRY_ARM | FSM_A_NOTIFY_MAPPED },
 	{ S(REFRESHING), FSM_EV_RENEW_TIMER, S(REFRESHING), FSM_A_SEND | FSM_A_RENEW_ARM },
-	{ S(REFRESHING), FSM_EV_ERR_RETRY, S(ERROR_WAIT_RESEND), FSM_A_CANCEL | FSM_A_HOLD_ARM | FSM_A_NOTIFY_FAILED },
-	{ S(REFRESHING), FSM_EV_ERR_FATAL, S(FAILED), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_FAILED },
+	{ S(REFRESHING), FSM_EV_ERR_RETRY, S(ERROR_WAIT_RESEND),
+	  FSM_A_CANCEL | FSM_A_HOLD_ARM | FSM_A_NOTIFY_FAILED },
+	{ S(REFRESHING), FSM_EV_ERR_FATAL, S(FAILED),
+	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_FAILED },
 	{ S(REFRESHING), FSM_EV_EXPIRED, S(WAIT_RESP),
 	  FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START | FSM_A_NOTIFY_LOST },
 	{ S(REFRESHING), FSM_EV_STATE_LOST, S(WAIT_RESP),
@@ -53,10 +58,12 @@ static const struct fsm_edge fsm_table[] = {
 	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 
 	{ S(ERROR_WAIT_RESEND), FSM_EV_HOLD_TIMER, S(WAIT_RESP), FSM_A_SEND | FSM_A_RETX_START },
-	{ S(ERROR_WAIT_RESEND), FSM_EV_STATE_LOST, S(WAIT_RESP), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
+	{ S(ERROR_WAIT_RESEND), FSM_EV_STATE_LOST, S(WAIT_RESP),
+	  FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 	{ S(ERROR_WAIT_RESEND), FSM_EV_RETRY, S(WAIT_RESP), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 	{ S(ERROR_WAIT_RESEND), FSM_EV_EXPIRED, S(ERROR_WAIT_RESEND), FSM_A_NOTIFY_LOST },
-	{ S(ERROR_WAIT_RESEND), FSM_EV_GIVE_UP, S(FAILED), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_FAILED },
+	{ S(ERROR_WAIT_RESEND), FSM_EV_GIVE_UP, S(FAILED),
+	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_FAILED },
 	/* The gateway may still hold a mapping an earlier answer granted: delete it. */
 	{ S(ERROR_WAIT_RESEND), FSM_EV_DELETE, S(DELETING),
 	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
@@ -84,12 +91,18 @@ int fsm_step(enum pcpmap_state from, enum fsm_event ev, struct fsm_result *ret)
 const char *fsm_event_name(enum fsm_event ev)
 {
 	static const char *const names[FSM_EV__MAX] = {
-		[FSM_EV_START] = "START",           [FSM_EV_SUCCESS] = "SUCCESS",
-		[FSM_EV_ERR_RETRY] = "ERR_RETRY",   [FSM_EV_ERR_FATAL] = "ERR_FATAL",
-		[FSM_EV_RETX_TIMER] = "RETX_TIMER", [FSM_EV_HOLD_TIMER] = "HOLD_TIMER",
-		[FSM_EV_RENEW_TIMER] = "RENEW_TIMER", [FSM_EV_EXPIRED] = "EXPIRED",
-		[FSM_EV_DELETE] = "DELETE",         [FSM_EV_DELETED] = "DELETED",
-		[FSM_EV_STATE_LOST] = "STATE_LOST", [FSM_EV_GIVE_UP] = "GIVE_UP",
+		[FSM_EV_START] = "START",
+		[FSM_EV_SUCCESS] = "SUCCESS",
+		[FSM_EV_ERR_RETRY] = "ERR_RETRY",
+		[FSM_EV_ERR_FATAL] = "ERR_FATAL",
+		[FSM_EV_RETX_TIMER] = "RETX_TIMER",
+		[FSM_EV_HOLD_TIMER] = "HOLD_TIMER",
+		[FSM_EV_RENEW_TIMER] = "RENEW_TIMER",
+		[FSM_EV_EXPIRED] = "EXPIRED",
+		[FSM_EV_DELETE] = "DELETE",
+		[FSM_EV_DELETED] = "DELETED",
+		[FSM_EV_STATE_LOST] = "STATE_LOST",
+		[FSM_EV_GIVE_UP] = "GIVE_UP",
 		[FSM_EV_RETRY] = "RETRY",
 	};
 	if ((unsigned)ev >= FSM_EV__MAX)
@@ -99,9 +112,10 @@ const char *fsm_event_name(enum fsm_event ev)
 
 void fsm_actions_string(unsigned actions, char *buf, size_t len)
 {
-	static const char *const names[] = { "send",         "retx-start",    "retx-next",     "renew-arm",
-					     "renew-reset",  "hold-arm",      "cancel",        "expiry-arm",
-					     "expiry-cancel", "notify-mapped", "notify-lost",  "notify-failed",
+	static const char *const names[] = { "send",           "retx-start",  "retx-next",
+					     "renew-arm",      "renew-reset", "hold-arm",
+					     "cancel",         "expiry-arm",  "expiry-cancel",
+					     "notify-mapped",  "notify-lost", "notify-failed",
 					     "notify-deleted", "release" };
 	size_t off = 0;
 	if (len == 0)

@@ -17,8 +17,8 @@
 #include <netinet/in.h>
 
 struct pm_gateway {
-	int family; /* AF_INET or AF_INET6 */
-	int ifindex; /* outgoing interface (RTA_OIF); needed as scope of an fe80::/10 gateway */
+	int family;      /* AF_INET or AF_INET6 */
+	int ifindex;     /* outgoing interface (RTA_OIF); needed as scope of an fe80::/10 gateway */
 	char ifname[16]; /* IF_NAMESIZE; "" when unknown (the pure parser never fills it) */
 	union {
 		struct in_addr v4;

@@ -28,9 +28,9 @@
 #include <linux/rtnetlink.h>
 
 /* Kernel dumps fill at most 32 KiB per datagram; notifications are smaller. */
-#define NL_BUF_SIZE 32768
+#define NL_BUF_SIZE   32768
 #define DUMP_ATTEMPTS 3
-#define MAX_ERRNO 4095
+#define MAX_ERRNO     4095
 
 /* net/if.h (needed for if_indextoname) lacks the RFC 2863 operstate flags of linux/if.h. */
 #ifndef IFF_LOWER_UP
@@ -83,7 +83,8 @@ static int walk_messages(const void *buf, size_t len, msg_fn fn, void *ctx)
 		size_t step;
 		int r;
 
-		if (!mnl_nlmsg_ok(nlh, (int)left))
+		/* mnl_nlmsg_ok compares (int)nlmsg_len: a length >= 2^31 would pass it. */
+		if (!mnl_nlmsg_ok(nlh, (int)left) || nlh->nlmsg_len > left)
 			return -EBADMSG;
 		r = fn(nlh, ctx);
 		if (r < 0)
@@ -103,7 +104,7 @@ struct attr_ctx {
 	const struct nlattr **tb;
 	unsigned max;
 	size_t base; /* address of the first attribute */
-	size_t end; /* offset just past the last well-formed attribute, padding included */
+	size_t end;  /* offset just past the last well-formed attribute, padding included */
 };
 
 static int attr_cb(const struct nlattr *attr, void *data)
@@ -136,7 +137,8 @@ static int attrs_parse(const void *payload, size_t size, const struct nlattr **t
 }
 
 /* Copy out the fixed family header after nlmsghdr and parse the attributes behind it. */
-static int msg_parse(const struct nlmsghdr *nlh, void *hdr, size_t hdrlen, const struct nlattr **tb, unsigned max)
+static int msg_parse(const struct nlmsghdr *nlh, void *hdr, size_t hdrlen, const struct nlattr **tb,
+		     unsigned max)
 {
 	size_t off = MNL_NLMSG_HDRLEN + MNL_ALIGN(hdrlen);
 
@@ -211,7 +213,8 @@ static int multipath_parse(const struct nlattr *mp, size_t alen, struct route_in
 		memcpy(&nh, p + off, sizeof(nh));
 		if (nh.rtnh_len < sizeof(nh) || nh.rtnh_len > size - off)
 			return -EBADMSG;
-		r = attrs_parse(p + off + RTNH_ALIGN(sizeof(nh)), nh.rtnh_len - RTNH_ALIGN(sizeof(nh)), tb, RTA_MAX);
+		r = attrs_parse(p + off + RTNH_ALIGN(sizeof(nh)), nh.rtnh_len - RTNH_ALIGN(sizeof(nh)), tb,
+				RTA_MAX);
 		if (r < 0)
 			return r;
 		if (tb[RTA_GATEWAY]) {
@@ -269,8 +272,9 @@ static int route_parse(const struct nlmsghdr *nlh, struct route_info *ri)
 /* A change to this route can move the PCP server (RFC 6887 §8.1): a main-table unicast default route. */
 static bool route_is_default(const struct route_info *ri)
 {
-	return (ri->rtm.rtm_family == AF_INET || ri->rtm.rtm_family == AF_INET6) && ri->rtm.rtm_dst_len == 0 &&
-	       ri->table == RT_TABLE_MAIN && ri->rtm.rtm_type == RTN_UNICAST && !(ri->rtm.rtm_flags & RTM_F_CLONED);
+	return (ri->rtm.rtm_family == AF_INET || ri->rtm.rtm_family == AF_INET6) &&
+	       ri->rtm.rtm_dst_len == 0 && ri->table == RT_TABLE_MAIN && ri->rtm.rtm_type == RTN_UNICAST &&
+	       !(ri->rtm.rtm_flags & RTM_F_CLONED);
 }
 
 struct route_scan {
@@ -493,7 +497,8 @@ int pm_net_monitor_open(int *ret_fd)
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	memset(&sa, 0, sizeof(sa));
 	sa.nl_family = AF_NETLINK;
-	sa.nl_groups = RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_LINK;
+	sa.nl_groups =
+	    RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_LINK;
 	if (bind(fd, (const struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		r = -errno;
 		close(fd);
@@ -612,7 +617,9 @@ int pm_net_monitor_read(int fd, unsigned *ret_mask)
 	for (;;) {
 		struct sockaddr_nl from;
 		struct iovec iov = { .iov_base = rx->b, .iov_len = sizeof(rx->b) };
-		struct msghdr msg = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1 };
+		struct msghdr msg = {
+			.msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1
+		};
 		unsigned m = 0;
 		ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
 

@@ -18,7 +18,7 @@ extern "C" {
 #endif
 
 /** Lifetime requested when a request says 0, in seconds (RFC 6886's recommendation, common practice). */
-#define PCPMAP_DEFAULT_LIFETIME 7200u
+#define PCPMAP_DEFAULT_LIFETIME     7200u
 /** Default bound on the mapping table of one client. */
 #define PCPMAP_DEFAULT_MAX_MAPPINGS 1024u
 
@@ -137,15 +137,16 @@ typedef void (*pcpmap_server_fn)(pcpmap_client *c, const struct pcpmap_server_in
  * @return 0 when the request went out, -EBUSY if an announcement is already in flight, -ENETUNREACH when
  *         no server is known, another negative errno on socket errors.
  */
-PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpmap_server_fn cb, void *userdata);
+PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpmap_server_fn cb,
+					 void *userdata);
 
 /** Counters of what the client saw. */
 struct pcpmap_stats {
-	uint64_t sent;          /**< datagrams sent */
-	uint64_t received;      /**< datagrams received */
-	uint64_t dropped;       /**< datagrams dropped by validation (wrong source, opcode, nonce, malformed) */
-	uint64_t epoch_resets;  /**< server state losses detected */
-	uint64_t retransmits;   /**< retransmissions */
+	uint64_t sent;     /**< datagrams sent */
+	uint64_t received; /**< datagrams received */
+	uint64_t dropped;  /**< datagrams dropped by validation (wrong source, opcode, nonce, malformed) */
+	uint64_t epoch_resets; /**< server state losses detected */
+	uint64_t retransmits;  /**< retransmissions */
 };
 
 /** Copies the client's counters into ret. */

@@ -37,9 +37,11 @@ PCPMAP_EXPORT const char *pcpmap_state_name(enum pcpmap_state state);
 
 /** What a callback reports. */
 enum pcpmap_event {
-	PCPMAP_EVENT_MAPPED = 1,  /**< the mapping is in place (first time, or restored with the same values) */
+	PCPMAP_EVENT_MAPPED =
+	    1, /**< the mapping is in place (first time, or restored with the same values) */
 	PCPMAP_EVENT_CHANGED = 2, /**< in place again, but the external address or port differs from before */
-	PCPMAP_EVENT_LOST = 3,    /**< the gateway no longer holds it (expired, state loss); pcpmap re-creates it */
+	PCPMAP_EVENT_LOST =
+	    3, /**< the gateway no longer holds it (expired, state loss); pcpmap re-creates it */
 	PCPMAP_EVENT_FAILED = 4,  /**< a request failed; info.error and info.result_code say why. When
 				       info.state is FAILED this is final, otherwise pcpmap retries at
 				       info.retry_usec */
@@ -53,8 +55,8 @@ PCPMAP_EXPORT const char *pcpmap_event_name(enum pcpmap_event ev);
 enum pcpmap_pair_method {
 	PCPMAP_PAIR_NONE = 0,             /**< not a pair request */
 	PCPMAP_PAIR_PORT_RESERVATION = 1, /**< the server honoured PORT_RESERVATION */
-	PCPMAP_PAIR_PORT_SET = 2,         /**< the server honoured PORT_SET (RFC 7753) with size 2 and parity */
-	PCPMAP_PAIR_TWO_MAPS = 3,         /**< two MAP requests, the second pinned with PREFER_FAILURE */
+	PCPMAP_PAIR_PORT_SET = 2, /**< the server honoured PORT_SET (RFC 7753) with size 2 and parity */
+	PCPMAP_PAIR_TWO_MAPS = 3, /**< two MAP requests, the second pinned with PREFER_FAILURE */
 };
 
 /** Name of a pair method, e.g. "two-maps". A static string, never NULL. */
@@ -65,25 +67,27 @@ struct pcpmap_mapping_info {
 	enum pcpmap_state state;
 	enum pcpmap_proto proto; /**< protocol carrying it (PCPMAP_PROTO_NONE before the first answer) */
 	enum pcpmap_kind kind;
-	uint8_t ip_proto;        /**< 6 TCP, 17 UDP, 0 all */
-	char server[64];         /**< gateway, "addr:port" */
+	uint8_t ip_proto; /**< 6 TCP, 17 UDP, 0 all */
+	char server[64];  /**< gateway, "addr:port" */
 	char internal_addr[48];
 	uint16_t internal_port;
 	char external_addr[48];
 	uint16_t external_port;
-	uint16_t external_port2;              /**< second port of a pair (external_port + 1), else 0 */
-	enum pcpmap_pair_method pair_method;  /**< how the pair was obtained */
-	char peer_addr[48];                   /**< PEER: remote peer */
+	uint16_t external_port2;             /**< second port of a pair (external_port + 1), else 0 */
+	enum pcpmap_pair_method pair_method; /**< how the pair was obtained */
+	char peer_addr[48];                  /**< PEER: remote peer */
 	uint16_t peer_port;
-	uint32_t lifetime;        /**< lifetime granted by the gateway, seconds */
-	uint64_t expires_usec;    /**< pcpmap_now_usec() time when the mapping expires unless renewed; 0 unknown */
-	uint64_t refresh_usec;    /**< when the next renewal goes out; 0 when none is scheduled */
-	uint64_t retry_usec;      /**< ERROR_WAIT_RESEND: when the next try goes out */
-	uint32_t epoch;           /**< server epoch in the last answer */
-	int error;                /**< last error, negative errno, 0 if none */
-	int result_code;          /**< protocol's own result code of the last answer (see pcpmap_result_name()) */
-	uint8_t nonce[12];        /**< the PCP mapping nonce (needed to delete the mapping from elsewhere) */
-	bool external_is_private; /**< the external address is private or shared (RFC 1918/6598): a NAT further
+	uint32_t lifetime; /**< lifetime granted by the gateway, seconds */
+	uint64_t
+	    expires_usec; /**< pcpmap_now_usec() time when the mapping expires unless renewed; 0 unknown */
+	uint64_t refresh_usec; /**< when the next renewal goes out; 0 when none is scheduled */
+	uint64_t retry_usec;   /**< ERROR_WAIT_RESEND: when the next try goes out */
+	uint32_t epoch;        /**< server epoch in the last answer */
+	int error;             /**< last error, negative errno, 0 if none */
+	int result_code;   /**< protocol's own result code of the last answer (see pcpmap_result_name()) */
+	uint8_t nonce[12]; /**< the PCP mapping nonce (needed to delete the mapping from elsewhere) */
+	bool
+	    external_is_private; /**< the external address is private or shared (RFC 1918/6598): a NAT further
 				       up (double NAT, carrier-grade NAT) likely makes it unreachable */
 };
 
@@ -91,8 +95,8 @@ struct pcpmap_mapping_info {
  * Receives mapping events. info is valid only during the call. The callback may call any pcpmap function,
  * including pcpmap_mapping_free() on this mapping.
  */
-typedef void (*pcpmap_event_fn)(pcpmap_mapping *m, enum pcpmap_event ev, const struct pcpmap_mapping_info *info,
-				void *userdata);
+typedef void (*pcpmap_event_fn)(pcpmap_mapping *m, enum pcpmap_event ev,
+				const struct pcpmap_mapping_info *info, void *userdata);
 
 /** A FILTER (RFC 6887 13.3): only this remote peer (prefix) may use a MAP mapping. */
 struct pcpmap_filter {
@@ -109,20 +113,20 @@ struct pcpmap_filter {
  * strings and filters included.
  */
 struct pcpmap_request {
-	size_t size;              /**< sizeof(struct pcpmap_request), set by pcpmap_request_init() */
+	size_t size; /**< sizeof(struct pcpmap_request), set by pcpmap_request_init() */
 	enum pcpmap_kind kind;
-	uint8_t ip_proto;         /**< IPPROTO_TCP (6) or IPPROTO_UDP (17); 0 = every protocol (PCP MAP only) */
-	uint16_t internal_port;   /**< local port; 0 with ip_proto 0 means all ports (PCP MAP only) */
-	int external_family;      /**< AF_INET (default when 0) or AF_INET6 (an IPv6 pinhole) */
-	uint16_t suggested_port;  /**< external port wanted; 0 for no preference */
+	uint8_t ip_proto;       /**< IPPROTO_TCP (6) or IPPROTO_UDP (17); 0 = every protocol (PCP MAP only) */
+	uint16_t internal_port; /**< local port; 0 with ip_proto 0 means all ports (PCP MAP only) */
+	int external_family;    /**< AF_INET (default when 0) or AF_INET6 (an IPv6 pinhole) */
+	uint16_t suggested_port;    /**< external port wanted; 0 for no preference */
 	const char *suggested_addr; /**< external address wanted; NULL for no preference */
-	uint32_t lifetime;        /**< seconds; 0 means PCPMAP_DEFAULT_LIFETIME. Renewed until freed. */
-	bool prefer_failure;      /**< fail (EADDRINUSE) rather than accept another port than suggested_port */
-	const char *third_party;  /**< map for this other internal address (PCP THIRD_PARTY); NULL for ours */
+	uint32_t lifetime;          /**< seconds; 0 means PCPMAP_DEFAULT_LIFETIME. Renewed until freed. */
+	bool prefer_failure;     /**< fail (EADDRINUSE) rather than accept another port than suggested_port */
+	const char *third_party; /**< map for this other internal address (PCP THIRD_PARTY); NULL for ours */
 	const struct pcpmap_filter *filters; /**< PCP FILTERs, n_filters of them (MAP only) */
 	size_t n_filters;
-	const char *description;  /**< PCP DESCRIPTION / UPnP description (UTF-8, at most 512 bytes) */
-	bool port_pair;           /**< RTP/RTCP: internal_port (even) and internal_port + 1 get external N (even) and
+	const char *description; /**< PCP DESCRIPTION / UPnP description (UTF-8, at most 512 bytes) */
+	bool port_pair; /**< RTP/RTCP: internal_port (even) and internal_port + 1 get external N (even) and
 				       N + 1; see enum pcpmap_pair_method */
 	const char *peer_addr;    /**< PEER: remote peer address */
 	uint16_t peer_port;       /**< PEER: remote peer port */
@@ -146,7 +150,8 @@ PCPMAP_EXPORT void pcpmap_request_init(struct pcpmap_request *req, enum pcpmap_k
  * @return 0; -EINVAL for an invalid request (the log says which field); -ENOSPC when the table is full;
  *         -ENOMEM.
  */
-PCPMAP_EXPORT int pcpmap_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcpmap_mapping **ret);
+PCPMAP_EXPORT int pcpmap_mapping_new(pcpmap_client *c, const struct pcpmap_request *req,
+				     pcpmap_mapping **ret);
 
 /**
  * Deletes the mapping on the gateway (RFC 6887: MAP with lifetime 0 and the same nonce; PEER mappings are

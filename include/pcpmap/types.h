@@ -37,8 +37,8 @@ enum pcpmap_proto {
 /** Bit for one protocol in a protocol mask. */
 #define PCPMAP_PROTO_BIT(p) (1u << (unsigned)(p))
 /** Every protocol this library knows (a backend that was not built is skipped). */
-#define PCPMAP_PROTOS_ALL                                                                                    \
-	(PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP) | PCPMAP_PROTO_BIT(PCPMAP_PROTO_NATPMP) |                        \
+#define PCPMAP_PROTOS_ALL                                                             \
+	(PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP) | PCPMAP_PROTO_BIT(PCPMAP_PROTO_NATPMP) | \
 	 PCPMAP_PROTO_BIT(PCPMAP_PROTO_UPNP))
 
 /**

@@ -56,7 +56,8 @@ static void local_addr(const struct pm_server *s, struct pcp_addr *a)
 
 /* The request a mapping sends now. Renewals and re-creations suggest what was granted so a gateway that
  * rebooted can hand the same mapping back (RFC 6887 11.2.1; miniupnpd duplicates the mapping otherwise). */
-void pm_pcp_build_request(const struct pm_server *s, const struct pm_mapping *m, bool del, struct pcp_msg *msg)
+void pm_pcp_build_request(const struct pm_server *s, const struct pm_mapping *m, bool del,
+			  struct pcp_msg *msg)
 {
 	memset(msg, 0, sizeof(*msg));
 	msg->version = PCP_VERSION;
@@ -120,14 +121,18 @@ static void describe(const struct pcp_msg *m, char *buf, size_t len)
 		return;
 	}
 	const char *op = m->opcode == PCP_OP_PEER ? "PEER" : "MAP";
-	const char *proto = m->protocol == 6 ? "tcp" : m->protocol == 17 ? "udp" : m->protocol == 0 ? "all" : "?";
+	const char *proto = m->protocol == 6    ? "tcp"
+			    : m->protocol == 17 ? "udp"
+			    : m->protocol == 0  ? "all"
+						: "?";
 	if (m->response)
-		n = snprintf(buf, len, "%s response result=%s lifetime=%u epoch=%u %s internal=%u external=%s:%u", op,
+		n = snprintf(buf, len,
+			     "%s response result=%s lifetime=%u epoch=%u %s internal=%u external=%s:%u", op,
 			     pcp_result_name(m->result), m->lifetime, m->epoch, proto, m->internal_port, ext,
 			     m->ext_port);
 	else
-		n = snprintf(buf, len, "%s request lifetime=%u %s internal=%u suggest=%s:%u", op, m->lifetime, proto,
-			     m->internal_port, ext, m->ext_port);
+		n = snprintf(buf, len, "%s request lifetime=%u %s internal=%u suggest=%s:%u", op, m->lifetime,
+			     proto, m->internal_port, ext, m->ext_port);
 	if (n < 0 || (size_t)n >= len)
 		return;
 	if (m->opcode == PCP_OP_PEER) {
@@ -231,10 +236,10 @@ void pm_pcp_reply_from_msg(const struct pcp_msg *resp, const struct pm_mapping *
 	/* Short-lifetime errors are transient: retry after the hold. CANNOT_PROVIDE_EXTERNAL is final only
 	 * when we pinned the port; otherwise the gateway may free one later. Everything else is our bug or a
 	 * refusal that retrying the same request cannot fix. */
-	if (ri->cls == PCP_ERR_SHORT)
+	if (resp->result == PCP_RES_CANNOT_PROVIDE_EXTERNAL)
+		r->kind = m->prefer_failure || m->kind == PCPMAP_KIND_PEER ? PM_REPLY_FATAL : PM_REPLY_RETRY;
+	else if (ri->cls == PCP_ERR_SHORT)
 		r->kind = PM_REPLY_RETRY;
-	else if (resp->result == PCP_RES_CANNOT_PROVIDE_EXTERNAL)
-		r->kind = m->prefer_failure ? PM_REPLY_FATAL : PM_REPLY_RETRY;
 	else
 		r->kind = PM_REPLY_FATAL;
 }
@@ -253,12 +258,14 @@ static void handle_datagram(struct pm_server *s, const uint8_t *buf, size_t len)
 		memset(&ann, 0, sizeof(ann));
 		ann.opcode = PCP_OP_ANNOUNCE;
 		if (pcp_validate_response(&ann, buf, len, &c->codec, &out) == PCP_V_NATPMP_SERVER) {
-			pm_trace(c, false, PCPMAP_PROTO_PCP, s->name, buf, len, "NAT-PMP unsupported-version reply");
+			pm_trace(c, false, PCPMAP_PROTO_PCP, s->name, buf, len,
+				 "NAT-PMP unsupported-version reply");
 			pm_server_on_natpmp_only(s);
 			return;
 		}
 		c->stats.dropped++;
-		pm_trace(c, false, PCPMAP_PROTO_PCP, s->name, buf, len, "dropped: version 0, not a NAT-PMP reply");
+		pm_trace(c, false, PCPMAP_PROTO_PCP, s->name, buf, len,
+			 "dropped: version 0, not a NAT-PMP reply");
 		return;
 	}
 	/* Find which request this answers (opcode, nonce), then validate against that request. */
@@ -269,12 +276,14 @@ static void handle_datagram(struct pm_server *s, const uint8_t *buf, size_t len)
 		probe.opcode = len >= 2 ? (uint8_t)(buf[1] & 0x7f) : 0;
 		enum pcp_verdict v = pcp_validate_response(&probe, buf, len, &c->codec, &out);
 		if (v == PCP_V_UNSUPP_VERSION) {
-			pm_log(c, PCPMAP_LOG_INFO, "server %s speaks PCP version %u only", s->name, out.server_version);
+			pm_log(c, PCPMAP_LOG_INFO, "server %s speaks PCP version %u only", s->name,
+			       out.server_version);
 			pm_server_on_unsupported_version(s, out.server_version);
 			return;
 		}
 		c->stats.dropped++;
-		snprintf(d, sizeof(d), "dropped: %s", pcp_verdict_name(v == PCP_V_ACCEPT ? PCP_V_DROP_MALFORMED : v));
+		snprintf(d, sizeof(d), "dropped: %s",
+			 pcp_verdict_name(v == PCP_V_ACCEPT ? PCP_V_DROP_MALFORMED : v));
 		pm_trace(c, false, PCPMAP_PROTO_PCP, s->name, buf, len, d);
 		return;
 	}
@@ -342,7 +351,8 @@ static void pcp_readable(struct pm_server *s, int fd, uint64_t now)
 			continue;
 		}
 		if (n < 0) {
-			pm_log(c, PCPMAP_LOG_WARNING, "server %s: receive failed: %s", s->name, pcpmap_strerror((int)n));
+			pm_log(c, PCPMAP_LOG_WARNING, "server %s: receive failed: %s", s->name,
+			       pcpmap_strerror((int)n));
 			return;
 		}
 		c->stats.received++;

@@ -29,7 +29,7 @@
 #include "net/net.h"
 
 #define VETH_IFINDEX 3 /* pmv0 in the capture namespace */
-#define SKIP_CODE 77
+#define SKIP_CODE    77
 
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Vector loading */
@@ -147,6 +147,18 @@ static uint16_t msg_type(const struct vec *v, size_t off)
 	return rd16(v->b + off + 4);
 }
 
+/* Offset of the first message of this type. */
+static size_t find_msg(const struct vec *v, uint16_t type)
+{
+	size_t offs[64], n = msg_offsets(v, offs, 63), i;
+
+	for (i = 0; i < n; i++)
+		if (msg_type(v, offs[i]) == type)
+			return offs[i];
+	fail_msg("no message of type %u", type);
+	return 0;
+}
+
 /* Attribute `type` of the route/addr/link message at off (fixed header hdrlen); NULL if absent. */
 static uint8_t *find_attr(const struct vec *v, size_t off, size_t hdrlen, uint16_t type)
 {
@@ -172,7 +184,8 @@ static size_t default_routes(const struct vec *v, size_t *out, size_t max)
 	for (i = 0; i < n; i++) {
 		const uint8_t *r = v->b + offs[i] + 16;
 
-		if (msg_type(v, offs[i]) == RTM_NEWROUTE && r[1] == 0 && r[4] == RT_TABLE_MAIN && r[7] == RTN_UNICAST) {
+		if (msg_type(v, offs[i]) == RTM_NEWROUTE && r[1] == 0 && r[4] == RT_TABLE_MAIN &&
+		    r[7] == RTN_UNICAST) {
 			assert_true(k < max);
 			out[k++] = offs[i];
 		}
@@ -708,8 +721,7 @@ static void test_events_malformed(void **state)
 
 	/* IFA_FLAGS of 2 bytes */
 	v = load("netlink-ev-v6-addr-add.hex");
-	assert_int_equal(msg_type(&v, 0), RTM_NEWADDR);
-	a = find_attr(&v, 0, sizeof(struct ifaddrmsg), IFA_FLAGS);
+	a = find_attr(&v, find_msg(&v, RTM_NEWADDR), sizeof(struct ifaddrmsg), IFA_FLAGS);
 	assert_non_null(a);
 	wr16(a, 6);
 	assert_int_equal(pm_net_parse_events(v.b, v.len, &m), -EBADMSG);
@@ -717,8 +729,7 @@ static void test_events_malformed(void **state)
 
 	/* an ifinfomsg attribute running past its message */
 	v = load("netlink-ev-link-down.hex");
-	assert_int_equal(msg_type(&v, 0), RTM_NEWLINK);
-	a = find_attr(&v, 0, sizeof(struct ifinfomsg), IFLA_IFNAME);
+	a = find_attr(&v, find_msg(&v, RTM_NEWLINK), sizeof(struct ifinfomsg), IFLA_IFNAME);
 	assert_non_null(a);
 	wr16(a, 0xfff0);
 	assert_int_equal(pm_net_parse_events(v.b, v.len, &m), -EBADMSG);
@@ -788,9 +799,26 @@ static void test_sockaddr_roundtrip(void **state)
 static void test_sockaddr_bad(void **state)
 {
 	static const char *const bad[] = {
-		"", "1.2.3", "1.2.3.4.5", "256.1.1.1", " 1.2.3.4", "1.2.3.4 ", "host.example", "[::1]", "::1]",
-		"1.2.3.4%lo", "2001:db8::1%lo", "fe80::1%", "fe80::1%lo%lo", "fe80::1%a/b", "fe80::1%0",
-		"fe80::1%0123456789abcdef", "%lo", "::1::", "fe80::1%4294967296", "1.2.3.4:5351",
+		"",
+		"1.2.3",
+		"1.2.3.4.5",
+		"256.1.1.1",
+		" 1.2.3.4",
+		"1.2.3.4 ",
+		"host.example",
+		"[::1]",
+		"::1]",
+		"1.2.3.4%lo",
+		"2001:db8::1%lo",
+		"fe80::1%",
+		"fe80::1%lo%lo",
+		"fe80::1%a/b",
+		"fe80::1%0",
+		"fe80::1%0123456789abcdef",
+		"%lo",
+		"::1::",
+		"fe80::1%4294967296",
+		"1.2.3.4:5351",
 	};
 	struct pm_sockaddr sa, keep;
 	char s[PM_SOCKADDR_STRLEN];
@@ -1092,12 +1120,12 @@ static void test_multicast_coexist(void **state)
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Live checks in a private network namespace (child process; the host's network is never touched) */
 
-#define CHECK(cond)                                                                                      \
-	do {                                                                                             \
-		if (!(cond)) {                                                                           \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);         \
-			return __LINE__ % 200 + 1;                                                       \
-		}                                                                                        \
+#define CHECK(cond)                                                                              \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+			return __LINE__ % 200 + 1;                                               \
+		}                                                                                \
 	} while (0)
 
 static int sh(const char *cmd)
@@ -1153,7 +1181,8 @@ static int ns_gateway(void)
 	CHECK(pm_net_default_gateway(AF_INET, &gw) == -ENOENT);
 	CHECK(pm_net_default_gateway(AF_INET6, &gw) == -ENOENT);
 	CHECK(pm_net_default_gateway(AF_UNSPEC, &gw) == -EINVAL);
-	CHECK(sh("ip route add default via 10.99.0.1 metric 200 && ip route add default via 10.99.0.254 metric 100 "
+	CHECK(sh("ip route add default via 10.99.0.1 metric 200 && ip route add default via 10.99.0.254 "
+		 "metric 100 "
 		 "&& ip route add default via 10.99.0.9 table 100 && "
 		 "ip -6 route add default via fe80::1 dev pmv0 metric 50 && "
 		 "ip -6 route add default via 2001:db8:99::1 metric 60") == 0);
@@ -1200,7 +1229,8 @@ static int ns_monitor(void)
 	CHECK(monitor_mask(fd, &m) == 0 && m == 0); /* drained */
 	CHECK(sh("ip addr add 10.99.1.2/24 dev pmv0 && ip -6 route add default via 2001:db8:99::1") == 0);
 	CHECK(monitor_mask(fd, &m) == 0 && m == (PM_NET_EV_ROUTE | PM_NET_EV_ADDR));
-	CHECK(sh("ip route add 198.51.100.0/24 via 10.99.0.1 && ip addr add fe80::99/64 dev pmv0 nodad") == 0);
+	CHECK(sh("ip route add 198.51.100.0/24 via 10.99.0.1 && ip addr add fe80::99/64 dev pmv0 nodad") ==
+	      0);
 	CHECK(monitor_mask(fd, &m) == 0 && m == 0);
 	CHECK(sh("ip link set pmv1 down") == 0);
 	CHECK(monitor_mask(fd, &m) == 0 && (m & PM_NET_EV_LINK));
@@ -1226,7 +1256,8 @@ static int ns_multicast_all(void)
 	/* Nothing up and multicast-capable (lo has no IFF_MULTICAST): no interface to join on. */
 	CHECK(sh("ip link set lo up") == 0);
 	CHECK(pm_udp_multicast_listener(AF_INET, 5350, 0, &a) == -ENODEV);
-	CHECK(sh("ip link add pmv0 type veth peer name pmv1 && ip link set pmv0 up && ip link set pmv1 up") == 0);
+	CHECK(sh("ip link add pmv0 type veth peer name pmv1 && ip link set pmv0 up && ip link set pmv1 up") ==
+	      0);
 	CHECK(pm_udp_multicast_listener(AF_INET, 5350, 0, &a) == 0);
 	CHECK(pm_udp_multicast_listener(AF_INET, 5350, 0, &b) == 0);
 	CHECK(pm_udp_multicast_listener(AF_INET6, 5350, 0, &c) == 0);

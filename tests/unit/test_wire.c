@@ -99,7 +99,9 @@ static int vec_load_path(const char *path, struct vec *v)
 static void vec_load(const char *name, struct vec *v)
 {
 	char path[1024];
-	snprintf(path, sizeof(path), "%s/%s.hex", PCPMAP_VECTOR_DIR, name);
+	int k = snprintf(path, sizeof(path), "%s/%s.hex", PCPMAP_VECTOR_DIR, name);
+	if (k < 0 || (size_t)k >= sizeof(path))
+		fail_msg("vector path too long: %s", name);
 	int r = vec_load_path(path, v);
 	if (r < 0)
 		fail_msg("cannot load vector %s: %s", path, strerror(-r));
@@ -324,7 +326,9 @@ static void test_vector_directory(void **state)
 	for (size_t i = 0; i < n; i++) {
 		const char *name = names[i];
 		char path[1024];
-		snprintf(path, sizeof(path), "%s/%s", PCPMAP_VECTOR_DIR, name);
+		int k = snprintf(path, sizeof(path), "%s/%s", PCPMAP_VECTOR_DIR, name);
+		if (k < 0 || (size_t)k >= sizeof(path))
+			fail_msg("vector path too long: %s", name);
 		int r = vec_load_path(path, &v);
 		if (r < 0)
 			fail_msg("%s: unreadable vector (%d)", name, r);

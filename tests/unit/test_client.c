@@ -1,0 +1,660 @@
+/* The engine end to end with a fake clock and a PCP server on loopback: RFC 6887 timing (retransmission,
+ * renewal windows, error hold times), deletion, validation drops, epoch loss, ICMP errors, PREFER_FAILURE
+ * and port pairs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fake_env.h"
+
+#define SEC 1000000ull
+#define T0  (1000 * SEC)
+
+struct rec {
+	enum pcpmap_event ev;
+	struct pcpmap_mapping_info info;
+};
+
+struct ctx {
+	struct fake_clock clk;
+	struct fake_rand rnd;
+	struct pm_env env;
+	struct fake_server srv;
+	pcpmap_client *c;
+	struct rec evs[32];
+	size_t n_evs;
+};
+
+static void on_event(pcpmap_mapping *m, enum pcpmap_event ev, const struct pcpmap_mapping_info *info,
+		     void *ud)
+{
+	struct ctx *x = ud;
+	(void)m;
+	if (x->n_evs < 32) {
+		x->evs[x->n_evs].ev = ev;
+		x->evs[x->n_evs].info = *info;
+		x->n_evs++;
+	}
+}
+
+static int setup(void **state)
+{
+	static struct ctx x;
+	memset(&x, 0, sizeof(x));
+	x.clk.now_us = T0;
+	x.rnd.unit = 0.5; /* RAND = 0: the RFC's nominal times */
+	fake_env_init(&x.env, &x.clk, &x.rnd);
+	assert_int_equal(fake_server_open(&x.srv), 0);
+	struct pcpmap_client_config cfg;
+	pcpmap_client_config_init(&cfg);
+	cfg.server = x.srv.addr;
+	assert_int_equal(pm_client_new_env(&x.c, &cfg, &x.env), 0);
+	*state = &x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct ctx *x = *state;
+	pcpmap_client_free(x->c);
+	fake_server_close(&x->srv);
+	return 0;
+}
+
+static void advance_to(struct ctx *x, uint64_t t)
+{
+	x->clk.now_us = t;
+	assert_int_equal(pcpmap_client_process(x->c), 0);
+}
+
+static pcpmap_mapping *start_map(struct ctx *x, uint8_t proto, uint16_t port, uint32_t lifetime)
+{
+	struct pcpmap_request req;
+	pcpmap_mapping *m;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.ip_proto = proto;
+	req.internal_port = port;
+	req.lifetime = lifetime;
+	req.callback = on_event;
+	req.userdata = x;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), 0);
+	return m;
+}
+
+/* Runs the first exchange: request out, success back. */
+static pcpmap_mapping *mapped(struct ctx *x, uint16_t port, uint32_t lifetime, struct pcp_msg *ret_req)
+{
+	struct pcp_msg req, resp;
+	pcpmap_mapping *m = start_map(x, IPPROTO_TCP, port, lifetime);
+	assert_int_equal(fake_server_recv(&x->srv, &req, 1000), 0);
+	fake_server_success(&req, &resp, "203.0.113.1", (uint16_t)(port + 1000), lifetime, 100);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, x->clk.now_us);
+	assert_int_equal(x->n_evs, 1);
+	assert_int_equal(x->evs[0].ev, PCPMAP_EVENT_MAPPED);
+	if (ret_req)
+		*ret_req = req;
+	return m;
+}
+
+static void test_map_request_fields_and_mapped_event(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg req, resp;
+	pcpmap_mapping *m = start_map(x, IPPROTO_UDP, 5000, 0);
+
+	assert_int_equal(fake_server_recv(&x->srv, &req, 1000), 0);
+	assert_int_equal(req.version, 2);
+	assert_false(req.response);
+	assert_int_equal(req.opcode, PCP_OP_MAP);
+	assert_int_equal(req.lifetime, PCPMAP_DEFAULT_LIFETIME); /* 0 asks for the 7200 s default */
+	assert_int_equal(req.protocol, IPPROTO_UDP);
+	assert_int_equal(req.internal_port, 5000);
+	assert_int_equal(req.ext_port, 0);
+	/* Client IP = our source address (getsockname), IPv4-mapped; no preference = ::ffff:0.0.0.0. */
+	char a[48];
+	pcp_addr_to_string(&req.client_addr, a, sizeof(a));
+	assert_string_equal(a, "127.0.0.1");
+	assert_true(pcp_addr_is_v4(&req.ext_addr));
+
+	fake_server_success(&req, &resp, "203.0.113.1", 40000, 7200, 55);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0 + 2000);
+	assert_int_equal(x->n_evs, 1);
+	const struct pcpmap_mapping_info *i = &x->evs[0].info;
+	assert_int_equal(x->evs[0].ev, PCPMAP_EVENT_MAPPED);
+	assert_int_equal(i->state, PCPMAP_STATE_MAPPED);
+	assert_int_equal(i->proto, PCPMAP_PROTO_PCP);
+	assert_string_equal(i->external_addr, "203.0.113.1");
+	assert_int_equal(i->external_port, 40000);
+	assert_int_equal(i->lifetime, 7200);
+	assert_int_equal(i->epoch, 55);
+	assert_false(i->external_is_private);
+	assert_memory_equal(i->nonce, req.nonce, 12);
+	/* RAND 0.5 of the [1/2, 5/8] window: renewal at 9/16 of 7200 s = 4050 s after the grant. */
+	assert_int_equal(i->refresh_usec, T0 + 2000 + 4050 * SEC);
+	assert_int_equal(i->expires_usec, T0 + 2000 + 7200 * SEC);
+	(void)m;
+}
+
+static void test_retransmission_ladder(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg first, again;
+	start_map(x, IPPROTO_TCP, 6000, 600);
+	assert_int_equal(fake_server_recv(&x->srv, &first, 1000), 0);
+
+	/* RFC 6887 8.1.1 with RAND = 0: waits of 3, 6, 12, 24, 48 s (IRT 3 s, doubling). */
+	const uint64_t at[] = { 3, 9, 21, 45, 93 };
+	for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+		advance_to(x, T0 + at[k] * SEC - 1);
+		assert_true(fake_server_idle(&x->srv, 0));
+		advance_to(x, T0 + at[k] * SEC);
+		assert_int_equal(fake_server_recv(&x->srv, &again, 1000), 0);
+		/* Retransmissions are the same request: same nonce. */
+		assert_memory_equal(again.nonce, first.nonce, 12);
+		assert_int_equal(again.internal_port, 6000);
+	}
+	assert_int_equal(pcpmap_client_next_deadline(x->c), T0 + (93 + 96) * SEC);
+	struct pcpmap_stats st;
+	pcpmap_client_get_stats(x->c, &st);
+	assert_int_equal(st.sent, 6);
+	assert_int_equal(st.retransmits, 5);
+	assert_int_equal(x->n_evs, 0); /* MRC and MRD unbounded: no failure, it keeps trying */
+}
+
+static void test_mrt_caps_retransmission_at_1024s(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg r;
+	start_map(x, IPPROTO_TCP, 6001, 600);
+	assert_int_equal(fake_server_recv(&x->srv, &r, 1000), 0);
+	uint64_t t = T0, rt = 3;
+	for (int k = 0; k < 12; k++) {
+		t += rt * SEC;
+		advance_to(x, t);
+		assert_int_equal(fake_server_recv(&x->srv, &r, 1000), 0);
+		rt = rt * 2 > 1024 ? 1024 : rt * 2;
+	}
+	/* 3 .. 768, then MRT: the wait stays at 1024 s. */
+	assert_int_equal(pcpmap_client_next_deadline(x->c) - t, 1024 * SEC);
+}
+
+static void test_jitter_bounds(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg r;
+	x->rnd.unit = 0.0; /* RAND = -0.1 */
+	start_map(x, IPPROTO_TCP, 6002, 600);
+	assert_int_equal(fake_server_recv(&x->srv, &r, 1000), 0);
+	assert_int_equal(pcpmap_client_next_deadline(x->c), T0 + 2700000); /* 0.9 * 3 s */
+}
+
+static void test_deadline_bounds_first_contact(void **state)
+{
+	struct ctx *x = *state;
+	struct pcpmap_request req;
+	pcpmap_mapping *m;
+	struct pcp_msg r;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = 6003;
+	req.deadline_ms = 5000;
+	req.callback = on_event;
+	req.userdata = x;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), 0);
+	assert_int_equal(fake_server_recv(&x->srv, &r, 1000), 0);
+	advance_to(x, T0 + 3 * SEC);
+	assert_int_equal(fake_server_recv(&x->srv, &r, 1000), 0);
+	/* The next wait (6 s) is cut at the 5 s deadline, then the mapping fails. */
+	assert_int_equal(pcpmap_client_next_deadline(x->c), T0 + 5 * SEC);
+	advance_to(x, T0 + 5 * SEC);
+	assert_int_equal(x->n_evs, 1);
+	assert_int_equal(x->evs[0].ev, PCPMAP_EVENT_FAILED);
+	assert_int_equal(x->evs[0].info.state, PCPMAP_STATE_FAILED);
+	assert_int_equal(x->evs[0].info.error, -ETIMEDOUT);
+	assert_true(fake_server_idle(&x->srv, 0));
+	pcpmap_mapping_free(m);
+	/* Nothing was granted: a failed mapping is released without a delete. */
+	assert_true(fake_server_idle(&x->srv, 0));
+}
+
+static void test_renewal_suggests_assigned_and_stays_quiet(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg first, ren, resp;
+	mapped(x, 7000, 1000, &first);
+	/* First renewal at 9/16 of 1000 s. */
+	advance_to(x, T0 + 562 * SEC);
+	assert_true(fake_server_idle(&x->srv, 0));
+	advance_to(x, T0 + 562500000);
+	assert_int_equal(fake_server_recv(&x->srv, &ren, 1000), 0);
+	assert_memory_equal(ren.nonce, first.nonce, 12);
+	assert_int_equal(ren.ext_port, 8000); /* suggests what was assigned */
+	char a[48];
+	pcp_addr_to_string(&ren.ext_addr, a, sizeof(a));
+	assert_string_equal(a, "203.0.113.1");
+	fake_server_success(&ren, &resp, "203.0.113.1", 8000, 1000, 662);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0 + 562500000);
+	/* Same values: no second MAPPED event. */
+	assert_int_equal(x->n_evs, 1);
+	struct pcpmap_mapping_info i;
+	pcpmap_mapping_get_info(
+	    (pcpmap_mapping *)pm_container_of(x->c->mappings.next, struct pm_mapping, link), &i);
+	assert_int_equal(i.state, PCPMAP_STATE_MAPPED);
+	assert_int_equal(i.refresh_usec, T0 + 562500000 + 562500000);
+}
+
+static void test_unanswered_renewal_slots_then_lost(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg r;
+	mapped(x, 7001, 1000, NULL);
+	/* Slots (RFC 6887 11.2.1) with RAND 0.5: 9/16, then 3/4 + 1/32, then 7/8 + 1/64, ... of 1000 s. */
+	const uint64_t slots_us[] = { 562500000, 781250000, 890625000, 945312500, 972656250, 986328125 };
+	for (size_t k = 0; k < sizeof(slots_us) / sizeof(slots_us[0]); k++) {
+		advance_to(x, T0 + slots_us[k]);
+		assert_int_equal(fake_server_recv(&x->srv, &r, 1000), 0);
+		assert_int_equal(r.lifetime, 1000);
+	}
+	/* The next slot would be closer than 4 s to the last one; 993.16 s still fits. Then expiry. */
+	advance_to(x, T0 + 1000 * SEC);
+	size_t lost = 0;
+	for (size_t k = 0; k < x->n_evs; k++)
+		lost += x->evs[k].ev == PCPMAP_EVENT_LOST;
+	assert_int_equal(lost, 1);
+	assert_int_equal(x->evs[x->n_evs - 1].info.state, PCPMAP_STATE_WAIT_RESP);
+}
+
+static void test_short_error_holds_then_retries(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg req, resp;
+	start_map(x, IPPROTO_TCP, 7002, 600);
+	assert_int_equal(fake_server_recv(&x->srv, &req, 1000), 0);
+	resp = req;
+	resp.response = true;
+	resp.result = PCP_RES_NO_RESOURCES;
+	resp.lifetime = 30;
+	resp.epoch = 5;
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0);
+	assert_int_equal(x->n_evs, 1);
+	assert_int_equal(x->evs[0].ev, PCPMAP_EVENT_FAILED);
+	assert_int_equal(x->evs[0].info.state, PCPMAP_STATE_ERROR_WAIT_RESEND);
+	assert_int_equal(x->evs[0].info.error, -EAGAIN);
+	assert_int_equal(x->evs[0].info.result_code, PCP_RES_NO_RESOURCES);
+	assert_int_equal(x->evs[0].info.retry_usec, T0 + 30 * SEC);
+	/* Nothing during the hold, the same request after it. */
+	advance_to(x, T0 + 29 * SEC);
+	assert_true(fake_server_idle(&x->srv, 0));
+	advance_to(x, T0 + 30 * SEC);
+	struct pcp_msg again;
+	assert_int_equal(fake_server_recv(&x->srv, &again, 1000), 0);
+	assert_memory_equal(again.nonce, req.nonce, 12);
+}
+
+static void test_short_error_zero_lifetime_uses_default_hold(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg req, resp;
+	start_map(x, IPPROTO_TCP, 7003, 600);
+	assert_int_equal(fake_server_recv(&x->srv, &req, 1000), 0);
+	resp = req;
+	resp.response = true;
+	resp.result = PCP_RES_NETWORK_FAILURE;
+	resp.lifetime = 0;
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0);
+	assert_int_equal(x->evs[0].info.retry_usec, T0 + 30 * SEC);
+}
+
+static void test_long_error_is_final(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg req, resp;
+	start_map(x, IPPROTO_TCP, 80, 600);
+	assert_int_equal(fake_server_recv(&x->srv, &req, 1000), 0);
+	resp = req;
+	resp.response = true;
+	resp.result = PCP_RES_NOT_AUTHORIZED;
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0);
+	assert_int_equal(x->n_evs, 1);
+	assert_int_equal(x->evs[0].info.state, PCPMAP_STATE_FAILED);
+	assert_int_equal(x->evs[0].info.error, -EACCES);
+	assert_int_equal(x->evs[0].info.result_code, PCP_RES_NOT_AUTHORIZED);
+	assert_int_equal(pcpmap_client_next_deadline(x->c), UINT64_MAX);
+}
+
+static void test_free_deletes_with_same_nonce(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg first, del, resp;
+	pcpmap_mapping *m = mapped(x, 7004, 600, &first);
+	pcpmap_mapping_free(m);
+	assert_int_equal(fake_server_recv(&x->srv, &del, 1000), 0);
+	assert_int_equal(del.lifetime, 0);
+	assert_memory_equal(del.nonce, first.nonce, 12);
+	assert_int_equal(del.internal_port, 7004);
+	assert_int_equal(del.ext_port, 0);
+	/* Retransmitted while unanswered, then confirmed. */
+	advance_to(x, T0 + 3 * SEC);
+	assert_int_equal(fake_server_recv(&x->srv, &del, 1000), 0);
+	assert_int_equal(del.lifetime, 0);
+	resp = del;
+	resp.response = true;
+	resp.result = PCP_RES_SUCCESS;
+	resp.lifetime = 0;
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0 + 3 * SEC);
+	assert_true(pm_list_empty(&x->c->mappings));
+	/* No callback after free. */
+	assert_int_equal(x->n_evs, 1);
+}
+
+static void test_delete_gives_up_after_three_tries(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg del;
+	pcpmap_mapping *m = mapped(x, 7005, 600, NULL);
+	pcpmap_mapping_free(m);
+	assert_int_equal(pcpmap_client_flush(x->c, 0), -ETIMEDOUT);
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(fake_server_recv(&x->srv, &del, 1000), 0);
+		assert_int_equal(del.lifetime, 0);
+		advance_to(x, pcpmap_client_next_deadline(x->c));
+	}
+	assert_true(pm_list_empty(&x->c->mappings));
+	assert_true(fake_server_idle(&x->srv, 0));
+}
+
+static void test_drops_foreign_nonce_and_garbage(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg req, resp;
+	start_map(x, IPPROTO_TCP, 7006, 600);
+	assert_int_equal(fake_server_recv(&x->srv, &req, 1000), 0);
+	fake_server_success(&req, &resp, "203.0.113.1", 1, 600, 1);
+	resp.nonce[0] ^= 0xff;
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	const uint8_t junk[] = { 2, 0x81, 0, 0, 1, 2, 3 };
+	assert_int_equal(fake_server_send_raw(&x->srv, junk, sizeof(junk)), 0);
+	fake_server_success(&req, &resp, "203.0.113.1", 1, 600, 1);
+	resp.internal_port = 7007; /* right nonce, wrong port */
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0);
+	assert_int_equal(x->n_evs, 0);
+	struct pcpmap_stats st;
+	pcpmap_client_get_stats(x->c, &st);
+	assert_int_equal(st.received, 3);
+	assert_int_equal(st.dropped, 3);
+}
+
+static void test_epoch_loss_recreates_mapping(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg first, again, resp;
+	mapped(x, 7008, 3600, &first);
+	/* 100 s later an answer (an ANNOUNCE) says epoch 3 instead of about 200: the server lost its state. */
+	x->clk.now_us = T0 + 100 * SEC;
+	struct pcp_msg ann;
+	memset(&ann, 0, sizeof(ann));
+	ann.version = 2;
+	ann.response = true;
+	ann.opcode = PCP_OP_ANNOUNCE;
+	ann.epoch = 3;
+	assert_int_equal(fake_server_reply(&x->srv, &ann), 0);
+	advance_to(x, T0 + 100 * SEC);
+	assert_int_equal(fake_server_recv(&x->srv, &again, 1000), 0);
+	assert_memory_equal(again.nonce, first.nonce, 12);
+	assert_int_equal(again.ext_port, 8008); /* asks for the same port back */
+	assert_int_equal(x->evs[x->n_evs - 1].ev, PCPMAP_EVENT_LOST);
+	/* The gateway gives another port: CHANGED. */
+	fake_server_success(&again, &resp, "203.0.113.1", 9999, 3600, 4);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0 + 100 * SEC);
+	assert_int_equal(x->evs[x->n_evs - 1].ev, PCPMAP_EVENT_CHANGED);
+	assert_int_equal(x->evs[x->n_evs - 1].info.external_port, 9999);
+	struct pcpmap_stats st;
+	pcpmap_client_get_stats(x->c, &st);
+	assert_int_equal(st.epoch_resets, 1);
+}
+
+static void test_epoch_consistent_keeps_mapping(void **state)
+{
+	struct ctx *x = *state;
+	mapped(x, 7009, 3600, NULL);
+	x->clk.now_us = T0 + 100 * SEC;
+	struct pcp_msg ann;
+	memset(&ann, 0, sizeof(ann));
+	ann.version = 2;
+	ann.response = true;
+	ann.opcode = PCP_OP_ANNOUNCE;
+	ann.epoch = 200; /* 100 + 100 s */
+	assert_int_equal(fake_server_reply(&x->srv, &ann), 0);
+	advance_to(x, T0 + 100 * SEC);
+	assert_true(fake_server_idle(&x->srv, 0));
+	assert_int_equal(x->n_evs, 1);
+}
+
+static void test_icmp_unreachable_reports_at_once(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg r;
+	start_map(x, IPPROTO_TCP, 7010, 600);
+	assert_int_equal(fake_server_recv(&x->srv, &r, 1000), 0);
+	fake_server_close(&x->srv);  /* the next datagram draws ICMP port unreachable */
+	advance_to(x, T0 + 3 * SEC); /* retransmission */
+	usleep(20000);
+	advance_to(x, T0 + 3 * SEC);
+	assert_int_equal(x->n_evs, 1);
+	assert_int_equal(x->evs[0].ev, PCPMAP_EVENT_FAILED);
+	assert_int_equal(x->evs[0].info.error, -ECONNREFUSED);
+	assert_int_equal(x->evs[0].info.state, PCPMAP_STATE_ERROR_WAIT_RESEND);
+	/* Re-probed later, not given up on. */
+	assert_true(x->evs[0].info.retry_usec > T0 + 3 * SEC);
+}
+
+static void test_prefer_failure_mismatch_released(void **state)
+{
+	struct ctx *x = *state;
+	struct pcpmap_request req;
+	pcpmap_mapping *m;
+	struct pcp_msg r, resp, del;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = 7011;
+	req.suggested_port = 7011;
+	req.prefer_failure = true;
+	req.callback = on_event;
+	req.userdata = x;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), 0);
+	assert_int_equal(fake_server_recv(&x->srv, &r, 1000), 0);
+	assert_true(r.opts.prefer_failure);
+	assert_int_equal(r.ext_port, 7011);
+	/* miniupnpd's bug: SUCCESS on another port despite PREFER_FAILURE. */
+	fake_server_success(&r, &resp, "203.0.113.1", 7012, 600, 1);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0);
+	assert_int_equal(x->n_evs, 1);
+	assert_int_equal(x->evs[0].ev, PCPMAP_EVENT_FAILED);
+	assert_int_equal(x->evs[0].info.error, -EADDRINUSE);
+	assert_int_equal(fake_server_recv(&x->srv, &del, 1000), 0);
+	assert_int_equal(del.lifetime, 0);
+	assert_memory_equal(del.nonce, r.nonce, 12);
+	pcpmap_mapping_free(m);
+}
+
+static void test_port_pair_two_maps(void **state)
+{
+	struct ctx *x = *state;
+	struct pcpmap_request req;
+	pcpmap_mapping *m;
+	struct pcp_msg r1, r2, resp;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.ip_proto = IPPROTO_UDP;
+	req.internal_port = 7020;
+	req.port_pair = true;
+	req.callback = on_event;
+	req.userdata = x;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), 0);
+	assert_int_equal(fake_server_recv(&x->srv, &r1, 1000), 0);
+	assert_true(r1.opts.port_reservation);
+	/* An odd port cannot start a pair: the owner is rolled back and retried with PORT_SET. */
+	fake_server_success(&r1, &resp, "203.0.113.1", 31001, 600, 1);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0);
+	struct pcp_msg del;
+	assert_int_equal(fake_server_recv(&x->srv, &del, 1000), 0);
+	assert_int_equal(del.lifetime, 0);
+	assert_memory_equal(del.nonce, r1.nonce, 12);
+	assert_int_equal(fake_server_recv(&x->srv, &r1, 1000), 0);
+	assert_true(r1.opts.has_port_set);
+	assert_int_equal(r1.opts.port_set.size, 2);
+	assert_true(r1.opts.port_set.parity);
+	assert_int_equal(r1.ext_port, 31002);
+	assert_int_equal(x->n_evs, 0);
+	fake_server_success(&r1, &resp, "203.0.113.1", 31002, 600, 1);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0);
+	/* The companion: N + 1, pinned to E + 1. */
+	assert_int_equal(fake_server_recv(&x->srv, &r2, 1000), 0);
+	assert_int_equal(r2.internal_port, 7021);
+	assert_int_equal(r2.ext_port, 31003);
+	assert_true(r2.opts.prefer_failure);
+	assert_int_equal(x->n_evs, 0);
+	fake_server_success(&r2, &resp, "203.0.113.1", 31003, 600, 1);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0);
+	assert_int_equal(x->n_evs, 1);
+	assert_int_equal(x->evs[0].ev, PCPMAP_EVENT_MAPPED);
+	assert_int_equal(x->evs[0].info.external_port, 31002);
+	assert_int_equal(x->evs[0].info.external_port2, 31003);
+	assert_int_equal(x->evs[0].info.pair_method, PCPMAP_PAIR_PORT_SET);
+	/* Freeing the pair deletes both halves. */
+	pcpmap_mapping_free(m);
+	struct pcp_msg d1, d2;
+	assert_int_equal(fake_server_recv(&x->srv, &d1, 1000), 0);
+	assert_int_equal(fake_server_recv(&x->srv, &d2, 1000), 0);
+	assert_int_equal(d1.lifetime, 0);
+	assert_int_equal(d2.lifetime, 0);
+	assert_int_equal(d1.internal_port + d2.internal_port, 7020 + 7021);
+}
+
+static void test_invalid_requests_rejected(void **state)
+{
+	struct ctx *x = *state;
+	struct pcpmap_request req;
+	pcpmap_mapping *m = NULL;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.ip_proto = 0;
+	req.internal_port = 80; /* protocol 0 needs port 0 */
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), -EINVAL);
+	pcpmap_request_init(&req, PCPMAP_KIND_PEER);
+	req.internal_port = 80;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), -EINVAL); /* no peer */
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = 81;
+	req.port_pair = true; /* odd */
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), -EINVAL);
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = 82;
+	req.prefer_failure = true; /* without a suggested port */
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), -EINVAL);
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = 83;
+	req.suggested_addr = "fd00::1"; /* IPv6 for an IPv4 mapping */
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), -EINVAL);
+	assert_null(m);
+	assert_true(fake_server_idle(&x->srv, 0));
+}
+
+static void test_table_full(void **state)
+{
+	struct ctx *x = *state;
+	pcpmap_client_free(x->c);
+	struct pcpmap_client_config cfg;
+	pcpmap_client_config_init(&cfg);
+	cfg.server = x->srv.addr;
+	cfg.max_mappings = 2;
+	assert_int_equal(pm_client_new_env(&x->c, &cfg, &x->env), 0);
+	struct pcpmap_request req;
+	pcpmap_mapping *m;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = 9000;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), 0);
+	req.internal_port = 9001;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), 0);
+	req.internal_port = 9002;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), -ENOSPC);
+}
+
+static void test_peer_request(void **state)
+{
+	struct ctx *x = *state;
+	struct pcpmap_request req;
+	pcpmap_mapping *m;
+	struct pcp_msg r, resp;
+	pcpmap_request_init(&req, PCPMAP_KIND_PEER);
+	req.ip_proto = IPPROTO_TCP;
+	req.internal_port = 40000;
+	req.peer_addr = "198.51.100.7";
+	req.peer_port = 443;
+	req.description = "test peer";
+	req.callback = on_event;
+	req.userdata = x;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), 0);
+	assert_int_equal(fake_server_recv(&x->srv, &r, 1000), 0);
+	assert_int_equal(r.opcode, PCP_OP_PEER);
+	assert_int_equal(r.peer_port, 443);
+	char a[48];
+	pcp_addr_to_string(&r.peer_addr, a, sizeof(a));
+	assert_string_equal(a, "198.51.100.7");
+	assert_string_equal(r.opts.description, "test peer");
+	fake_server_success(&r, &resp, "203.0.113.1", 40000, 600, 1);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0);
+	assert_int_equal(x->evs[0].ev, PCPMAP_EVENT_MAPPED);
+	assert_string_equal(x->evs[0].info.peer_addr, "198.51.100.7");
+	/* PEER cannot delete (RFC 6887 12): freeing sends nothing. */
+	pcpmap_mapping_free(m);
+	assert_true(fake_server_idle(&x->srv, 0));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_map_request_fields_and_mapped_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retransmission_ladder, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mrt_caps_retransmission_at_1024s, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jitter_bounds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deadline_bounds_first_contact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_renewal_suggests_assigned_and_stays_quiet, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_unanswered_renewal_slots_then_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_short_error_holds_then_retries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_short_error_zero_lifetime_uses_default_hold, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_long_error_is_final, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_deletes_with_same_nonce, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_gives_up_after_three_tries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drops_foreign_nonce_and_garbage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_epoch_loss_recreates_mapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_epoch_consistent_keeps_mapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_icmp_unreachable_reports_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefer_failure_mismatch_released, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_port_pair_two_maps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_requests_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_table_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_request, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
