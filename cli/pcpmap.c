@@ -293,18 +293,20 @@ static int make_client(struct opts *o, pcpmap_client **ret)
 	return r;
 }
 
-static void print_unmap_hint(const struct opts *o, const char *cmd, const struct pcpmap_mapping_info *i)
+static void print_unmap_hint(const struct opts *o, const struct pcpmap_mapping_info *i)
 {
 	char nonce[25];
 	if (o->json || i->proto != PCPMAP_PROTO_PCP)
 		return;
 	nonce_str(i->nonce, nonce);
-	printf("to delete it: %s unmap %s %u --nonce %s%s%s%s%s\n", prog, proto_str(i->ip_proto),
-	       i->internal_port, nonce, o->gateway ? " --gateway " : "", o->gateway ? o->gateway : "",
-	       o->family == AF_INET6 ? " -6" : "", o->third_party ? " --third-party " : "");
+	printf("to delete it: %s unmap %s %u --nonce %s", prog, proto_str(i->ip_proto), i->internal_port, nonce);
+	if (o->gateway)
+		printf(" --gateway %s", o->gateway);
+	if (o->family == AF_INET6)
+		printf(" -6");
 	if (o->third_party)
-		printf("%s\n", o->third_party);
-	(void)cmd;
+		printf(" --third-party %s", o->third_party);
+	printf("\n");
 }
 
 static int open_signalfd(void)
@@ -374,7 +376,7 @@ static int run_mapping(struct opts *o, struct pcpmap_request *req, const char *c
 	if (o->once && st.mapped && !st.err) {
 		struct pcpmap_mapping_info info;
 		pcpmap_mapping_get_info(m, &info);
-		print_unmap_hint(o, cmd, &info);
+		print_unmap_hint(o, &info);
 		pcpmap_mapping_abandon(m);
 	} else {
 		/* Ctrl-C, SIGTERM or failure: delete what we hold and wait briefly for the gateway. */

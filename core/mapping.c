@@ -60,7 +60,8 @@ static void fill_info(const struct pm_mapping *m, struct pcpmap_mapping_info *in
 	if (m->have_grant) {
 		pcp_addr_to_string(&m->ext_addr, info->external_addr, sizeof(info->external_addr));
 		info->external_port = m->ext_port;
-		info->external_is_private = pm_addr_is_private(&m->ext_addr);
+		/* Only an IPv4 NAT can hide behind another NAT; IPv6 pinholes are the host's own address. */
+		info->external_is_private = pcp_addr_is_v4(&m->ext_addr) && pm_addr_is_private(&m->ext_addr);
 	}
 	if (m->pair && m->pair->have_grant) {
 		info->external_port2 = m->pair->ext_port;

@@ -93,7 +93,8 @@ int pcp_addr_from_string(const char *s, struct pcp_addr *ret)
 
 static int resv_code(const struct pcp_codec_cfg *cfg)
 {
-	uint8_t c = cfg && cfg->port_reservation_code ? cfg->port_reservation_code : PCP_PORT_RESERVATION_DEFAULT;
+	uint8_t c =
+	    cfg && cfg->port_reservation_code ? cfg->port_reservation_code : PCP_PORT_RESERVATION_DEFAULT;
 
 	switch (c) {
 	case PCP_OPT_THIRD_PARTY:
@@ -328,7 +329,8 @@ static void put_options(struct pcp_wbuf *w, const struct pcp_options *o, uint8_t
 		put_opt_hdr(w, rcode, 0);
 }
 
-int pcp_encode(const struct pcp_msg *m, const struct pcp_codec_cfg *cfg, uint8_t *buf, size_t cap, size_t *ret_len)
+int pcp_encode(const struct pcp_msg *m, const struct pcp_codec_cfg *cfg, uint8_t *buf, size_t cap,
+	       size_t *ret_len)
 {
 	struct pcp_wbuf w;
 	size_t len;
@@ -594,9 +596,9 @@ static bool options_eq(const struct pcp_options *a, const struct pcp_options *b)
 	}
 	if (a->has_description != b->has_description)
 		return false;
-	if (a->has_description && (a->description_len != b->description_len ||
-				   a->description_len > PCP_MAX_DESCRIPTION ||
-				   memcmp(a->description, b->description, a->description_len)))
+	if (a->has_description &&
+	    (a->description_len != b->description_len || a->description_len > PCP_MAX_DESCRIPTION ||
+	     memcmp(a->description, b->description, a->description_len)))
 		return false;
 	if (a->has_port_set != b->has_port_set)
 		return false;
@@ -631,7 +633,8 @@ bool pcp_msg_equal(const struct pcp_msg *a, const struct pcp_msg *b)
 		    !addr_eq(&a->ext_addr, &b->ext_addr))
 			return false;
 	}
-	if (a->opcode == PCP_OP_PEER && (a->peer_port != b->peer_port || !addr_eq(&a->peer_addr, &b->peer_addr)))
+	if (a->opcode == PCP_OP_PEER &&
+	    (a->peer_port != b->peer_port || !addr_eq(&a->peer_addr, &b->peer_addr)))
 		return false;
 	return options_eq(&a->opts, &b->opts);
 }
@@ -727,7 +730,8 @@ enum pcp_verdict pcp_validate_response(const struct pcp_msg *req, const uint8_t 
 		    (m.peer_port != req->peer_port || !addr_eq(&m.peer_addr, &req->peer_addr)))
 			return PCP_V_DROP_MISMATCH;
 		/* Step 8: a live mapping needs an external port (unless the request covered all ports). */
-		if (m.result == PCP_RES_SUCCESS && m.lifetime != 0 && m.ext_port == 0 && req->internal_port != 0)
+		if (m.result == PCP_RES_SUCCESS && m.lifetime != 0 && m.ext_port == 0 &&
+		    req->internal_port != 0)
 			return PCP_V_DROP_BAD_PORT;
 	}
 	if (ret) {

@@ -27,12 +27,12 @@
 #define PCP_PORT_RESERVATION_DEFAULT 132
 
 /* Additions (not in the original API sketch). */
-#define PCP_OPT_HDR_LEN     4  /* code(1) reserved(1) length(2), RFC 6887 7.3 */
-#define PCP_R_BIT           0x80
-#define PCP_ADDR_STRLEN     46 /* INET6_ADDRSTRLEN: enough for pcp_addr_to_string */
-#define PCP_HOLD_SHORT_S    30 /* RFC 6887 7.4: "short lifetime" errors, used when the server gave 0 */
-#define PCP_HOLD_LONG_S     1800
-#define PCP_HOLD_MAX_S      86400 /* RFC 6887 15: treat longer lifetimes as 24 h */
+#define PCP_OPT_HDR_LEN  4 /* code(1) reserved(1) length(2), RFC 6887 7.3 */
+#define PCP_R_BIT        0x80
+#define PCP_ADDR_STRLEN  46 /* INET6_ADDRSTRLEN: enough for pcp_addr_to_string */
+#define PCP_HOLD_SHORT_S 30 /* RFC 6887 7.4: "short lifetime" errors, used when the server gave 0 */
+#define PCP_HOLD_LONG_S  1800
+#define PCP_HOLD_MAX_S   86400 /* RFC 6887 15: treat longer lifetimes as 24 h */
 
 enum pcp_opcode { PCP_OP_ANNOUNCE = 0, PCP_OP_MAP = 1, PCP_OP_PEER = 2 };
 enum pcp_result {
@@ -137,7 +137,8 @@ struct pcp_codec_cfg {
  * DESCRIPTION, PREFIX64s, PORT_SET, PORT_RESERVATION. -EINVAL on a rule violation (see pcp_wire.c), -ENOSPC if
  * cap is too small; *ret_len untouched on failure.
  */
-int pcp_encode(const struct pcp_msg *m, const struct pcp_codec_cfg *cfg, uint8_t *buf, size_t cap, size_t *ret_len);
+int pcp_encode(const struct pcp_msg *m, const struct pcp_codec_cfg *cfg, uint8_t *buf, size_t cap,
+	       size_t *ret_len);
 /*
  * Full structural decode of a version-2 message (request or response). -EBADMSG on malformed input,
  * -EPROTONOSUPPORT when the message is otherwise well-formed but carries an unknown mandatory (<128) option,
@@ -201,8 +202,10 @@ struct pcp_result_info {
 	uint32_t default_hold_s;
 	const char *advice;
 };
-const struct pcp_result_info *pcp_result_info(uint8_t code); /* never NULL: unknown codes get a "UNKNOWN" fatal long-class entry */
+/* Never NULL: unknown codes get a "UNKNOWN" fatal long-class entry (with their own code number). */
+const struct pcp_result_info *pcp_result_info(uint8_t code);
 const char *pcp_result_name(uint8_t code);
-uint32_t pcp_error_hold(uint8_t code, uint32_t lifetime_from_server); /* server lifetime capped at 86400; if 0, the default: 30 s short, 1800 s long */
+/* Server lifetime capped at 86400; if 0, the default: 30 s short, 1800 s long (0 for SUCCESS). */
+uint32_t pcp_error_hold(uint8_t code, uint32_t lifetime_from_server);
 
 #endif

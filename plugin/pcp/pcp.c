@@ -10,6 +10,9 @@
 
 struct pcp_server_priv {
 	int fd;
+	/* miniupnpd 2.3.1 answers MALFORMED_OPTION to a DESCRIPTION whose length is not a multiple of 4 (it
+	 * counts the padding): learned per server, then descriptions are padded with spaces. */
+	bool pad_description;
 };
 
 static int pcp_server_open(struct pm_server *s)
@@ -92,10 +95,14 @@ void pm_pcp_build_request(const struct pm_server *s, const struct pm_mapping *m,
 	for (size_t i = 0; i < m->n_filters && i < PCP_MAX_FILTERS; i++)
 		msg->opts.filters[msg->opts.n_filters++] = m->filters[i];
 	if (m->description) {
+		const struct pcp_server_priv *p = s->priv;
 		size_t len = strlen(m->description);
 		msg->opts.has_description = true;
-		msg->opts.description_len = len;
 		memcpy(msg->opts.description, m->description, len + 1);
+		while (p && p->pad_description && len % 4 && len < PCP_MAX_DESCRIPTION)
+			msg->opts.description[len++] = ' ';
+		msg->opts.description[len] = '\0';
+		msg->opts.description_len = len;
 	}
 	if (m->port_reservation && msg->opcode == PCP_OP_MAP)
 		msg->opts.port_reservation = true;
@@ -326,6 +333,15 @@ static void handle_datagram(struct pm_server *s, const uint8_t *buf, size_t len)
 	}
 	pm_server_on_reachable(s);
 	pm_server_on_epoch(s, out.msg.epoch, false, m);
+	struct pcp_server_priv *p = s->priv;
+	if (out.msg.result == PCP_RES_MALFORMED_OPTION && req.opts.has_description && req.opts.description_len % 4 &&
+	    !p->pad_description) {
+		pm_log(c, PCPMAP_LOG_INFO, "server %s rejects unpadded DESCRIPTION lengths: padding from now on",
+		       s->name);
+		p->pad_description = true;
+		pcp_send(s, m, m->state == PCPMAP_STATE_DELETING);
+		return;
+	}
 	struct pm_reply rep;
 	pm_pcp_reply_from_msg(&out.msg, m, &rep);
 	pm_mapping_on_reply(m, &rep);

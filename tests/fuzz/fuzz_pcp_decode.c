@@ -29,8 +29,8 @@ static void check(const uint8_t *data, size_t size, const struct pcp_codec_cfg *
 		abort();
 	if (m.opts.n_filters > PCP_MAX_FILTERS || m.opts.n_prefix64 > PCP_MAX_PREFIX64)
 		abort();
-	if (m.opts.has_description &&
-	    (m.opts.description_len > PCP_MAX_DESCRIPTION || strlen(m.opts.description) != m.opts.description_len))
+	if (m.opts.has_description && (m.opts.description_len > PCP_MAX_DESCRIPTION ||
+				       strlen(m.opts.description) != m.opts.description_len))
 		abort();
 	if (!pcp_result_info(m.result) || !pcp_result_name(m.result))
 		abort();

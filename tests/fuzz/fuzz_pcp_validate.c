@@ -70,8 +70,8 @@ static enum pcp_verdict check(const struct pcp_msg *req, const uint8_t *data, si
 			abort();
 		break;
 	case PCP_V_DROP_VERSION:
-		if (natpmp_form || (data[0] != 0 && data[0] != PCP_VERSION && data[3] == PCP_RES_UNSUPP_VERSION &&
-				    (data[1] & PCP_R_BIT)))
+		if (natpmp_form || (data[0] != 0 && data[0] != PCP_VERSION &&
+				    data[3] == PCP_RES_UNSUPP_VERSION && (data[1] & PCP_R_BIT)))
 			abort();
 		if (data[0] == PCP_VERSION)
 			abort();

@@ -331,7 +331,7 @@ start_miniupnpd() {
 	for ((i = 0; i < 100; i++)); do
 		ok=1
 		if [[ $LAB_NATPMP == yes ]]; then
-			proc_listens "$pid" udp 5351 07 || ok=0
+			proc_listens "$pid" udp 5351 07 && proc_listens "$pid" udp6 5351 07 || ok=0
 		fi
 		if [[ $ok -eq 1 && $LAB_UPNP == yes ]]; then
 			proc_listens "$pid" tcp "$HTTP_PORT" 0A || proc_listens "$pid" tcp6 "$HTTP_PORT" 0A || ok=0
@@ -600,12 +600,19 @@ EOF
 # checks
 
 cmd_rules() {
-	local c
+	local c out=""
 	require_root
 	require_lab
 	for c in miniupnpd prerouting_miniupnpd postrouting_miniupnpd; do
-		ip netns exec "$NS_GW" nft list chain inet filter "$c"
+		out+=$(ip netns exec "$NS_GW" nft list chain inet filter "$c")$'\n'
 	done
+	print_tolerant "$out"
+}
+
+# Prints text without failing when the reader goes away early ("lab.sh rules | grep -q" under pipefail).
+print_tolerant() {
+	trap '' PIPE
+	printf '%s' "$1" 2>/dev/null || true
 }
 
 # Listener (client ns): prints "ready" once bound, then "ok" and exits 0 when the token arrives.

@@ -57,7 +57,8 @@ static int vec_parse(const char *text, struct vec *v)
 				while (*s == ' ' || *s == '\t')
 					s++;
 				size_t k = 0;
-				while (s < p + n && *s != ' ' && *s != '\t' && *s != '\r' && k + 1 < sizeof(v->expect))
+				while (s < p + n && *s != ' ' && *s != '\t' && *s != '\r' &&
+				       k + 1 < sizeof(v->expect))
 					v->expect[k++] = *s++;
 				v->expect[k] = '\0';
 			}
@@ -595,7 +596,8 @@ static void test_roundtrip_each_option(void **state)
 		assert_int_equal(roundtrip(&m, NULL), 64 + ((len + 3) & ~(size_t)3));
 	}
 	map_req_v4(&m);
-	set_description(&m.opts, "port \xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"); /* multi-byte UTF-8 */
+	/* Multi-byte UTF-8: 2, 3 and 4-byte sequences. */
+	set_description(&m.opts, "port \xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
 	roundtrip(&m, NULL);
 
 	static const uint16_t p64_lens[] = { 4, 5, 6, 7, 8, 12 };
@@ -940,7 +942,8 @@ static void test_decode_errors(void **state)
 	for (len = 25; len < 28; len++)
 		assert_int_equal(decode_bytes(b, len), -EBADMSG);
 	assert_int_equal(decode_bytes(b, 24), 0);
-	assert_int_equal(decode_bytes(b, 28), -EPROTONOSUPPORT); /* trailing zeros read as reserved option 0 */
+	/* Trailing zeros read as the reserved (mandatory-range) option 0. */
+	assert_int_equal(decode_bytes(b, 28), -EPROTONOSUPPORT);
 
 	len = put_map_req(b);
 	b[len] = 0xc8; /* one unknown optional option filling the message up to 1104 bytes */
@@ -1090,7 +1093,8 @@ static void test_addresses(void **state)
 
 	struct pcp_addr keep;
 	memset(&keep, 0x42, sizeof(keep));
-	static const char *const bad[] = { "", "1.2.3", "1.2.3.256", "example.org", "::g", "1.2.3.4 ", "fd77::1/64" };
+	static const char *const bad[] = { "",    "1.2.3",    "1.2.3.256", "example.org",
+					   "::g", "1.2.3.4 ", "fd77::1/64" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		a = keep;
 		assert_int_equal(pcp_addr_from_string(bad[i], &a), -EINVAL);
@@ -1350,14 +1354,14 @@ static void test_verdict_names(void **state)
 {
 	(void)state;
 	static const char *const want[PCP_V__MAX] = {
-		"ACCEPT",     "NATPMP_SERVER", "UNSUPP_VERSION", "DROP_SHORT",  "DROP_LONG",
-		"DROP_ALIGN", "DROP_NOT_RESPONSE", "DROP_VERSION", "DROP_OPCODE", "DROP_MALFORMED",
-		"DROP_NONCE", "DROP_MISMATCH", "DROP_BAD_PORT",
+		"ACCEPT",     "NATPMP_SERVER",     "UNSUPP_VERSION", "DROP_SHORT",  "DROP_LONG",
+		"DROP_ALIGN", "DROP_NOT_RESPONSE", "DROP_VERSION",   "DROP_OPCODE", "DROP_MALFORMED",
+		"DROP_NONCE", "DROP_MISMATCH",     "DROP_BAD_PORT",
 	};
 	for (int i = 0; i < PCP_V__MAX; i++)
 		assert_string_equal(pcp_verdict_name((enum pcp_verdict)i), want[i]);
 	assert_string_equal(pcp_verdict_name(PCP_V__MAX), "UNKNOWN");
-	assert_string_equal(pcp_verdict_name((enum pcp_verdict)-1), "UNKNOWN");
+	assert_string_equal(pcp_verdict_name((enum pcp_verdict)(PCP_V__MAX + 7)), "UNKNOWN");
 }
 
 /* ---- result codes ---- */

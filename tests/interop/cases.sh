@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# Interop cases: the pcpmap tool against a real miniupnpd in network namespaces (tests/interop/lab.sh).
+# Usage: cases.sh CASE   (root). Each case builds its own lab, proves the result on the gateway side
+# (nft rules) and end to end (traffic from the wan namespace), and always tears the lab down.
+# Exit 0 pass, 1 fail, 77 skip (no namespaces here).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LAB=$HERE/lab.sh
+: "${PCPMAP_BUILD_DIR:?PCPMAP_BUILD_DIR must name the build tree}"
+export PCPMAP_BUILD_DIR
+PCPMAP=${PCPMAP_BIN:-$PCPMAP_BUILD_DIR/cli/pcpmap}
+CASE=${1:?usage: cases.sh CASE}
+export PCPMAP_LAB=pmt-${CASE//_/-}
+export PCPMAP_LAB=${PCPMAP_LAB:0:30}
+WORK=$(mktemp -d /tmp/pcpmap-interop.XXXXXX)
+GW4=192.168.77.1
+EXT4=203.0.113.1
+
+cleanup() {
+	local rc=$?
+	[[ -n ${BG_PID:-} ]] && kill "$BG_PID" 2>/dev/null && wait "$BG_PID" 2>/dev/null
+	"$LAB" capture-stop >/dev/null 2>&1 || true
+	"$LAB" down >/dev/null 2>&1 || true
+	if [[ $rc -ne 0 && $rc -ne 77 ]]; then
+		echo "--- case $CASE failed (rc $rc); pcpmap output:"
+		tail -n 40 "$WORK"/*.out 2>/dev/null || true
+		echo "--- miniupnpd log:"
+		tail -n 20 "/run/pcpmap-lab/$PCPMAP_LAB/miniupnpd.log" 2>/dev/null || true
+	fi
+	rm -rf "$WORK"
+	exit $rc
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL [$CASE]: $*" >&2
+	exit 1
+}
+ok() {
+	echo "ok [$CASE]: $*"
+}
+
+lab_up() {
+	local rc=0
+	"$LAB" up "$@" >"$WORK/lab.out" 2>&1 || rc=$?
+	if [[ $rc -eq 77 ]]; then
+		echo "SKIP [$CASE]: $(tail -n1 "$WORK/lab.out")"
+		exit 77
+	fi
+	[[ $rc -eq 0 ]] || { cat "$WORK/lab.out"; fail "lab did not come up"; }
+}
+
+# Runs pcpmap in the client namespace; output in $WORK/NAME.out, exit code in $RC.
+pm() {
+	local name=$1
+	shift
+	RC=0
+	"$LAB" cli "$PCPMAP" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || RC=$?
+	cat "$WORK/$name.err" >>"$WORK/$name.out"
+}
+
+json_field() { # FILE KEY (a dotted path, e.g. external.port) from the first JSON line with "event":"mapped"
+	python3 - "$1" "$2" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith('{'):
+        continue
+    d = json.loads(line)
+    if d.get('event') not in ('mapped', 'changed'):
+        continue
+    for k in sys.argv[2].split('.'):
+        d = d[k]
+    print(d)
+    break
+PY
+}
+
+rules_have() { # PORT: the gateway holds a rule naming this port
+	local r
+	r=$("$LAB" rules)
+	grep -qw -- "$1" <<<"$r"
+}
+
+case_map_tcp() {
+	lab_up
+	pm map map tcp 7000 --once --json -g $GW4
+	[[ $RC -eq 0 ]] || fail "map exited $RC"
+	local ext addr
+	ext=$(json_field "$WORK/map.out" external.port)
+	addr=$(json_field "$WORK/map.out" external.address)
+	[[ $addr == "$EXT4" ]] || fail "external address $addr, want $EXT4"
+	[[ $(json_field "$WORK/map.out" protocol) == PCP ]] || fail "not carried by PCP"
+	rules_have "$ext" || fail "no gateway rule for port $ext"
+	"$LAB" reach tcp "$ext" 7000 || fail "TCP to $EXT4:$ext did not reach the client"
+	ok "TCP 7000 -> $addr:$ext, rule present, reachable from the wan"
+}
+
+case_map_udp() {
+	lab_up
+	pm map map udp 7001 --once --json
+	[[ $RC -eq 0 ]] || fail "map exited $RC"
+	local ext
+	ext=$(json_field "$WORK/map.out" external.port)
+	rules_have "$ext" || fail "no gateway rule for port $ext"
+	"$LAB" reach udp "$ext" 7001 || fail "UDP to $EXT4:$ext did not reach the client"
+	ok "UDP 7001 -> $ext reachable (default gateway discovered through netlink)"
+}
+
+case_map_ipv6() {
+	lab_up
+	pm map map tcp 7002 -6 --once --json
+	[[ $RC -eq 0 ]] || fail "map -6 exited $RC"
+	local ext addr
+	ext=$(json_field "$WORK/map.out" external.port)
+	addr=$(json_field "$WORK/map.out" external.address)
+	[[ $addr == fd77:77::2 ]] || fail "pinhole address $addr, want the client's fd77:77::2"
+	"$LAB" reach tcp "$ext" 7002 -6 || fail "TCP over IPv6 through the pinhole did not reach the client"
+	ok "IPv6 pinhole [$addr]:$ext reachable"
+}
+
+case_peer() {
+	lab_up
+	pm peer peer tcp 40000 203.0.113.2 8080 --once --json -g $GW4
+	[[ $RC -eq 0 ]] || fail "peer exited $RC"
+	local ext
+	ext=$(json_field "$WORK/peer.out" external.port)
+	[[ $(json_field "$WORK/peer.out" kind) == peer ]] || fail "not a PEER mapping"
+	local post
+	post=$("$LAB" gw nft list chain inet filter postrouting_miniupnpd)
+	grep -qw 40000 <<<"$post" || fail "no SNAT rule for the PEER mapping"
+	# End to end: a connection from client port 40000 to the peer leaves with the assigned external port.
+	local seen
+	seen=$("$LAB" wan python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("203.0.113.2", 8080)); s.listen(1); s.settimeout(3)
+c, a = s.accept(); print(a[1])' &
+		sleep 0.3
+		"$LAB" cli python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("192.168.77.2", 40000)); s.settimeout(3); s.connect(("203.0.113.2", 8080)); s.close()' >/dev/null
+		wait)
+	[[ $seen == "$ext" ]] || fail "peer saw source port $seen, want the assigned $ext"
+	ok "PEER tcp 40000 -> 203.0.113.2:8080 leaves as $EXT4:$ext"
+}
+
+case_delete() {
+	lab_up
+	pm map map tcp 7003 --once
+	[[ $RC -eq 0 ]] || fail "map exited $RC"
+	local cmd
+	cmd=$(grep -o 'unmap .*' "$WORK/map.out")
+	rules_have 7003 || fail "no rule after map"
+	# shellcheck disable=SC2086
+	pm unmap $cmd
+	[[ $RC -eq 0 ]] || fail "unmap exited $RC: $(cat "$WORK/unmap.out")"
+	! rules_have 7003 || fail "rule still present after unmap"
+	# A delete with another nonce is refused by the gateway: the mapping stays.
+	pm map2 map tcp 7004 --once
+	pm unmap2 unmap tcp 7004 --nonce 000000000000000000000000
+	[[ $RC -eq 4 ]] || fail "unmap with a wrong nonce exited $RC, want 4 (refused)"
+	grep -q NOT_AUTHORIZED "$WORK/unmap2.out" || fail "no NOT_AUTHORIZED in: $(cat "$WORK/unmap2.out")"
+	rules_have 7004 || fail "a wrong-nonce delete removed the mapping"
+	ok "unmap with the nonce removes the rule; another nonce is refused (NOT_AUTHORIZED)"
+}
+
+case_foreground_renew_and_sigterm() {
+	lab_up --min-lifetime 8
+	"$LAB" cli "$PCPMAP" map tcp 7005 --lifetime 8 --json -v >"$WORK/fg.out" 2>"$WORK/fg.err" &
+	BG_PID=$!
+	sleep 11
+	local requests ports
+	requests=$(grep -c -- '-> .* MAP request lifetime=8' "$WORK/fg.err" || true)
+	[[ $requests -ge 2 ]] || fail "expected a renewal within 11 s of an 8 s lifetime, saw $requests requests"
+	ports=$(grep -o 'MAP response result=SUCCESS lifetime=[0-9]* epoch=[0-9]* tcp internal=7005 external=[0-9.]*:[0-9]*' "$WORK/fg.err" | sed 's/.*://' | sort -u)
+	[[ $(echo "$ports" | wc -l) -eq 1 ]] || fail "renewals changed the external port: $ports"
+	! grep -q '"event":"changed"\|"event":"lost"' "$WORK/fg.out" || fail "renewal reported a change or loss"
+	rules_have 7005 || fail "rule gone while the tool runs"
+	kill -TERM "$BG_PID"
+	wait "$BG_PID" || fail "pcpmap exited non-zero after SIGTERM"
+	BG_PID=
+	grep -q 'MAP request lifetime=0' "$WORK/fg.err" || fail "no delete sent on SIGTERM"
+	! rules_have 7005 || fail "rule still present after SIGTERM"
+	ok "$requests requests in 11 s at lifetime 8 s, same port $ports, deleted on SIGTERM"
+}
+
+case_prefer_failure() {
+	lab_up
+	pm a map tcp 7006 -e 17006 --prefer-failure --once --json
+	[[ $RC -eq 0 ]] || fail "first PREFER_FAILURE map exited $RC"
+	[[ $(json_field "$WORK/a.out" external.port) == 17006 ]] || fail "did not get the pinned port"
+	pm b map tcp 7007 -e 17006 --prefer-failure --once
+	[[ $RC -eq 4 ]] || fail "second mapping onto a taken port exited $RC, want 4: $(cat "$WORK/b.out")"
+	sleep 0.3
+	! rules_have 7007 || fail "the refused mapping was left on the gateway"
+	ok "pinned port granted; a taken pinned port is refused and nothing is left behind"
+}
+
+case_third_party() {
+	lab_up --thirdparty yes
+	pm map map tcp 7008 --third-party 192.168.77.3 --once --json -g $GW4
+	[[ $RC -eq 0 ]] || fail "THIRD_PARTY map exited $RC"
+	local ext
+	ext=$(json_field "$WORK/map.out" external.port)
+	[[ $(json_field "$WORK/map.out" internal.address) == 192.168.77.3 ]] || fail "internal address not the third party"
+	local r
+	r=$("$LAB" rules)
+	grep -w -- "$ext" <<<"$r" | grep -q 192.168.77.3 || fail "gateway rule does not point at 192.168.77.3"
+	"$LAB" reach tcp "$ext" 7008 || fail "not reachable"
+	ok "THIRD_PARTY mapping for 192.168.77.3 on port $ext"
+}
+
+case_port_pair() {
+	lab_up
+	pm map map udp 7010 --pair --once --json
+	[[ $RC -eq 0 ]] || fail "pair map exited $RC"
+	local p1 p2
+	p1=$(json_field "$WORK/map.out" external.port)
+	p2=$(json_field "$WORK/map.out" external.port2)
+	[[ $((p1 % 2)) -eq 0 && $p2 -eq $((p1 + 1)) ]] || fail "not an even/odd pair: $p1 $p2"
+	rules_have "$p1" && rules_have "$p2" || fail "gateway lacks one of the pair's rules"
+	"$LAB" reach udp "$p1" 7010 || fail "RTP port not reachable"
+	"$LAB" reach udp "$p2" 7011 || fail "RTCP port not reachable"
+	ok "RTP/RTCP pair $p1/$p2 via $(json_field "$WORK/map.out" external.pair_method)"
+}
+
+case_not_authorized() {
+	lab_up
+	pm map map tcp 80 --once
+	[[ $RC -eq 4 ]] || fail "denied port exited $RC, want 4"
+	grep -q NOT_AUTHORIZED "$WORK/map.out" || fail "error does not name NOT_AUTHORIZED: $(cat "$WORK/map.out")"
+	ok "$(head -n1 "$WORK/map.out")"
+}
+
+case_unreachable() {
+	lab_up
+	"$LAB" gw-stop
+	local t0 t1
+	t0=$(date +%s%N)
+	pm map map tcp 7012 --once -g $GW4
+	t1=$(date +%s%N)
+	[[ $RC -eq 3 ]] || fail "stopped server exited $RC, want 3: $(cat "$WORK/map.out")"
+	grep -qi 'refused' "$WORK/map.out" || fail "error does not say refused: $(cat "$WORK/map.out")"
+	local ms=$(((t1 - t0) / 1000000))
+	[[ $ms -lt 1000 ]] || fail "took $ms ms to report an unreachable server"
+	ok "stopped server reported in $ms ms"
+}
+
+case_announce() {
+	lab_up
+	pm ann announce --json -g $GW4
+	[[ $RC -eq 0 ]] || fail "announce exited $RC"
+	grep -q '"version":2' "$WORK/ann.out" || fail "no version 2 in $(cat "$WORK/ann.out")"
+	ok "$(cat "$WORK/ann.out")"
+}
+
+case_capture_clean() {
+	lab_up --thirdparty yes
+	"$LAB" capture-start "$WORK/cap.pcapng"
+	sleep 0.5
+	pm a announce -g $GW4
+	pm b map tcp 7013 --once --description "pcpmap capture" --filter 203.0.113.0/24,0 -g $GW4
+	pm c map udp 7014 --pair --once -g $GW4
+	pm d peer tcp 40001 203.0.113.2 443 --once -g $GW4
+	pm e map tcp 7015 --third-party 192.168.77.3 -e 17015 --prefer-failure --once -g $GW4
+	pm f map tcp 7016 -6 --once
+	cmd=$(grep -o 'unmap .*' "$WORK/b.out")
+	# shellcheck disable=SC2086
+	pm g $cmd
+	sleep 0.5
+	"$LAB" capture-stop
+	"$LAB" capture-check "$WORK/cap.pcapng" || fail "capture shows malformed packets or warnings"
+	local n
+	n=$(tshark -r "$WORK/cap.pcapng" -Y portcontrol 2>/dev/null | wc -l)
+	ok "$n PCP packets (MAP, PEER, ANNOUNCE, options, IPv4 and IPv6) decode cleanly in tshark"
+}
+
+fn=case_$CASE
+declare -F "$fn" >/dev/null || { echo "unknown case $CASE" >&2; exit 2; }
+"$fn"
