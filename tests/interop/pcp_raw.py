@@ -103,7 +103,8 @@ def main():
     ap.add_argument("-t", "--timeout", type=float, default=1.0, help="seconds to wait (default 1)")
     ap.add_argument("-n", "--replies", type=int, default=1, help="replies to wait for (default 1)")
     ap.add_argument("-o", "--resp-out", help="write the first reply to this vector file")
-    ap.add_argument("-c", "--comment", action="append", default=[], help="comment line for --resp-out")
+    ap.add_argument("-c", "--comment", action="append", default=[],
+                    help="comment line for --resp-out (default: the request file's comments)")
     ap.add_argument("--listen", type=int, metavar="PORT", help="send nothing; print datagrams arriving on PORT")
     args = ap.parse_args()
 
@@ -117,6 +118,9 @@ def main():
     else:
         if args.file:
             text = sys.stdin.read() if args.file == "-" else open(args.file).read()
+            if not args.comment:
+                args.comment = ["reply to %s" % args.file] + [
+                    l[1:].strip() for l in text.splitlines() if l.startswith("#")]
         else:
             text = " ".join(args.hex)
         try:

@@ -366,6 +366,73 @@ static void test_vector_directory(void **state)
 	print_message("vectors: %zu ok, %zu malformed, %zu without expectation\n", n_ok, n_bad, n_other);
 }
 
+/*
+ * Captured miniupnpd exchanges (miniupnpd-NAME-req.hex / miniupnpd-NAME-resp.hex, recorded in the interop lab).
+ * Rules that hold for any capture: a reply to a request we can decode validates as ACCEPT and carries the
+ * result code of byte 3; a 24-byte version-0 reply is not NAT-PMP support; an unsolicited ANNOUNCE validates.
+ */
+static void test_miniupnpd_captures(void **state)
+{
+	(void)state;
+	static char names[256][256];
+	static struct vec rq, rs;
+	static struct pcp_msg req, any_map, announce;
+	static struct pcp_validate_out out;
+	size_t n = 0, n_pairs = 0, n_v0 = 0, n_announce = 0;
+
+	DIR *dir = opendir(PCPMAP_VECTOR_DIR);
+	assert_non_null(dir);
+	struct dirent *e;
+	while ((e = readdir(dir)) && n < sizeof(names) / sizeof(names[0])) {
+		size_t nl = strlen(e->d_name);
+		if (strncmp(e->d_name, "miniupnpd-", 10) == 0 && nl > 19 && nl < sizeof(names[0]) &&
+		    strcmp(e->d_name + nl - 9, "-resp.hex") == 0) {
+			memcpy(names[n], e->d_name, nl - 9); /* the stem: miniupnpd-NAME */
+			names[n++][nl - 9] = '\0';
+		}
+	}
+	closedir(dir);
+	if (n == 0)
+		skip(); /* no captures recorded yet */
+
+	map_req_v4(&any_map);
+	announce_req(&announce, "192.168.77.2");
+	for (size_t i = 0; i < n; i++) {
+		char stem[300];
+		snprintf(stem, sizeof(stem), "%s-resp", names[i]);
+		vec_load(stem, &rs);
+		if (rs.len == 24 && rs.b[0] == 0) {
+			if (validate(&any_map, rs.b, rs.len, NULL) != PCP_V_DROP_VERSION)
+				fail_msg("%s: a 24-byte version-0 reply must be DROP_VERSION", stem);
+			n_v0++;
+		}
+		char path[1024];
+		int k = snprintf(path, sizeof(path), "%s/%s-req.hex", PCPMAP_VECTOR_DIR, names[i]);
+		if (k < 0 || (size_t)k >= sizeof(path))
+			fail_msg("vector path too long: %s", names[i]);
+		if (vec_load_path(path, &rq) < 0) {
+			/* Unsolicited: a PCP ANNOUNCE must pass as a reply to an ANNOUNCE probe. */
+			if (rs.len >= PCP_HDR_LEN && rs.b[0] == PCP_VERSION &&
+			    rs.b[1] == (PCP_R_BIT | PCP_OP_ANNOUNCE)) {
+				if (validate(&announce, rs.b, rs.len, NULL) != PCP_V_ACCEPT)
+					fail_msg("%s: unsolicited ANNOUNCE not accepted", stem);
+				n_announce++;
+			}
+			continue;
+		}
+		if (pcp_decode(rq.b, rq.len, NULL, &req) != 0 || req.response)
+			continue; /* not a request we could have sent (NAT-PMP, garbage, unknown options) */
+		enum pcp_verdict v = validate(&req, rs.b, rs.len, &out);
+		if (v != PCP_V_ACCEPT)
+			fail_msg("%s: verdict %s", stem, pcp_verdict_name(v));
+		assert_int_equal(out.msg.result, rs.b[3]);
+		n_pairs++;
+	}
+	print_message(
+	    "miniupnpd captures: %zu accepted pairs, %zu version-0 replies, %zu unsolicited ANNOUNCE\n",
+	    n_pairs, n_v0, n_announce);
+}
+
 static void test_loader(void **state)
 {
 	(void)state;
@@ -1442,6 +1509,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_loader),
 		cmocka_unit_test(test_vector_directory),
+		cmocka_unit_test(test_miniupnpd_captures),
 		cmocka_unit_test(test_encode_announce),
 		cmocka_unit_test(test_encode_map),
 		cmocka_unit_test(test_encode_peer),
