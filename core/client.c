@@ -343,7 +343,14 @@ int pm_client_server_for(pcpmap_client *c, int family, struct pm_server **ret)
 		return -ENOMEM;
 	s->client = c;
 	s->addr = sa;
-	s->ops = &pm_pcp_backend;
+	s->ops = NULL;
+	for (enum pcpmap_proto p = PCPMAP_PROTO_PCP; p <= PCPMAP_PROTO_UPNP && !s->ops; p++)
+		if (c->cfg.protocols & PCPMAP_PROTO_BIT(p))
+			s->ops = pm_backend_for(p);
+	if (!s->ops) {
+		free(s);
+		return -EPROTONOSUPPORT;
+	}
 	sched_timer_init(&s->t_error, server_error_timer, s, "server-error");
 	pm_sockaddr_to_string(&sa, s->name, sizeof(s->name));
 	pm_list_init(&s->link);
@@ -658,4 +665,39 @@ void pm_server_on_unsupported_version(struct pm_server *s, uint8_t version)
 	pm_log(s->client, PCPMAP_LOG_NOTICE, "server %s speaks PCP version %u, not %u", s->name, version,
 	       PCP_VERSION);
 	fail_pending(s, -EPROTONOSUPPORT, 1800);
+}
+
+const struct pm_backend_ops *pm_backend_for(enum pcpmap_proto proto)
+{
+	switch (proto) {
+	case PCPMAP_PROTO_PCP:
+		return &pm_pcp_backend;
+#ifdef PCPMAP_HAVE_NATPMP
+	case PCPMAP_PROTO_NATPMP:
+		return &pm_natpmp_backend;
+#endif
+#ifdef PCPMAP_HAVE_UPNP
+	case PCPMAP_PROTO_UPNP:
+		return &pm_upnp_backend;
+#endif
+	default:
+		return NULL;
+	}
+}
+
+struct pm_mapping *pm_client_find_mapping(pcpmap_client *c, uint64_t id)
+{
+	for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next) {
+		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
+		if (m->id == id)
+			return m;
+	}
+	return NULL;
+}
+
+void pm_server_on_probe(struct pm_server *s, int err, const struct pcpmap_server_info *info)
+{
+	(void)info;
+	pm_log(s->client, PCPMAP_LOG_DEBUG, "server %s: %s probe: %s", s->name, s->ops->name,
+	       err ? pcpmap_strerror(err) : "answers");
 }

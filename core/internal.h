@@ -51,6 +51,9 @@ struct pm_backend_ops {
 	void (*readable)(struct pm_server *s, int fd, uint64_t now);
 	/* Sends an ANNOUNCE-like probe; the answer comes through pm_server_on_announce(). */
 	int (*announce)(struct pm_server *s);
+	/* Learns whether this protocol answers at the server, without a mapping (NAT-PMP: public address
+	 * request; UPnP: discovery). Reports through pm_server_on_probe(). NULL: mapping requests probe. */
+	int (*probe)(struct pm_server *s);
 };
 
 struct pm_list {
@@ -209,6 +212,12 @@ int pm_server_watch_fd(struct pm_server *s, int fd);
 void pm_server_unwatch_fd(struct pm_server *s, int fd);
 
 /* Called by backends. */
+/* Outcome of ops->probe (or the first sign of life from a server): err 0 when the protocol answers (info
+ * may carry version, epoch, RTT, external address), or a negative errno when it does not (ECONNREFUSED,
+ * ETIMEDOUT, EPROTONOSUPPORT). */
+void pm_server_on_probe(struct pm_server *s, int err, const struct pcpmap_server_info *info);
+/* Mappings by id: backends that finish work asynchronously (UPnP worker) must not keep mapping pointers. */
+struct pm_mapping *pm_client_find_mapping(pcpmap_client *c, uint64_t id);
 struct pm_mapping *pm_server_find_nonce(struct pm_server *s, const uint8_t nonce[PCP_NONCE_LEN]);
 void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r);
 /* Returns false when the epoch shows the server lost its state (the core then re-creates its mappings). */
@@ -259,6 +268,14 @@ static inline void pm_list_del(struct pm_list *n)
 #define pm_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 extern const struct pm_backend_ops pm_pcp_backend;
+#ifdef PCPMAP_HAVE_NATPMP
+extern const struct pm_backend_ops pm_natpmp_backend;
+#endif
+#ifdef PCPMAP_HAVE_UPNP
+extern const struct pm_backend_ops pm_upnp_backend;
+#endif
+/* The backend for a protocol, NULL when it was not built. */
+const struct pm_backend_ops *pm_backend_for(enum pcpmap_proto proto);
 /* PCP backend pieces shared with tests and fakes. */
 void pm_pcp_build_request(const struct pm_server *s, const struct pm_mapping *m, bool del,
 			  struct pcp_msg *msg);

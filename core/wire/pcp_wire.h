@@ -134,13 +134,19 @@ struct pcp_codec_cfg {
  * Encodes requests and responses (fake servers in tests encode responses). Fields that the message kind does
  * not carry are ignored (result/epoch of a request, client_addr of a response, the MAP/PEER payload of an
  * ANNOUNCE, the peer of a MAP). Options go out in a fixed order: THIRD_PARTY, PREFER_FAILURE, FILTERs,
- * DESCRIPTION, PREFIX64s, PORT_SET, PORT_RESERVATION. -EINVAL on a rule violation (see pcp_wire.c), -ENOSPC if
- * cap is too small; *ret_len untouched on failure.
+ * DESCRIPTION, PREFIX64s, PORT_SET, PORT_RESERVATION. -EINVAL on a rule violation: version != 2, unknown
+ * opcode, an option not valid for the opcode (THIRD_PARTY, DESCRIPTION, PREFIX64: MAP/PEER; PREFER_FAILURE,
+ * FILTER, PORT_SET, PORT_RESERVATION: MAP only; ANNOUNCE: none), a count over its PCP_MAX_*, FILTER prefix > 128
+ * (IPv4-mapped peer: 0 or 96..128), PREFIX64 length not 4-8/12 or IPv4 prefix > 32 bits, DESCRIPTION not UTF-8
+ * or holding a NUL, MAP request with protocol 0 and internal port != 0, PEER request or success response with
+ * protocol, internal port or remote peer port 0, more than PCP_MAX_MSG bytes, a cfg code that collides with a
+ * known option. -ENOSPC if cap is too small. *ret_len untouched on failure.
  */
 int pcp_encode(const struct pcp_msg *m, const struct pcp_codec_cfg *cfg, uint8_t *buf, size_t cap,
 	       size_t *ret_len);
 /*
- * Full structural decode of a version-2 message (request or response). -EBADMSG on malformed input,
+ * Full structural decode of a version-2 message (request or response) with opcode ANNOUNCE, MAP or PEER.
+ * Decoded messages obey every encode rule above. -EBADMSG on malformed input,
  * -EPROTONOSUPPORT when the message is otherwise well-formed but carries an unknown mandatory (<128) option,
  * -EINVAL on bad arguments (including a cfg whose port_reservation_code collides with a known option).
  * Everything decode accepts, encode accepts. *ret untouched on failure.

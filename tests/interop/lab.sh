@@ -64,7 +64,8 @@ lab lifecycle
   up [--upnp yes|no] [--natpmp yes|no] [--thirdparty yes|no] [--min-lifetime N]
                           create namespaces \$PCPMAP_LAB-{cli,gw,wan}, start the STUN responder and
                           miniupnpd (defaults: upnp yes, natpmp yes = PCP + NAT-PMP, thirdparty no,
-                          min-lifetime 120); an existing lab of that name is torn down first
+                          min-lifetime 120, values above 120 act as 120); an existing lab of that
+                          name is torn down first
   down                    stop everything the lab started, delete namespaces and state (idempotent)
   env                     print NAME=value lines describing the lab (eval-able)
 
@@ -368,11 +369,17 @@ cmd_up() {
 		--min-lifetime)
 			[[ ${2-} =~ ^[0-9]+$ ]] || usage_error "--min-lifetime wants a number of seconds"
 			minlife=$2
+			if [[ $minlife -gt 120 ]]; then
+				echo "lab.sh: note: miniupnpd 2.3.1 treats min_lifetime above 120 as 120" >&2
+			fi
 			;;
 		*) usage_error "up: unknown option '$1'" ;;
 		esac
 		shift 2
 	done
+	if [[ $upnp == no && $natpmp == no ]]; then
+		usage_error "miniupnpd exits with both --upnp no and --natpmp no; use 'up' then 'gw-stop' for a gateway without a server"
+	fi
 	require_root
 	require_tools ip nft miniupnpd unshare
 	stun=$(find_stun)
