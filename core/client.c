@@ -71,7 +71,7 @@ PCPMAP_EXPORT void pcpmap_client_config_init(struct pcpmap_client_config *cfg)
 }
 
 /* "a.b.c.d", "a.b.c.d:port", "v6", "[v6]:port", "fe80::1%eth0". */
-static int parse_server(const char *s, struct pm_sockaddr *ret)
+int pm_parse_server(const char *s, struct pm_sockaddr *ret)
 {
 	char host[128];
 	uint16_t port = PCP_SERVER_PORT;
@@ -129,7 +129,7 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 		return -EINVAL;
 	if (cfg->server) {
 		struct pm_sockaddr sa;
-		if (parse_server(cfg->server, &sa) < 0)
+		if (pm_parse_server(cfg->server, &sa) < 0)
 			return -EINVAL;
 	}
 
@@ -152,7 +152,7 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 		c->cfg.max_mappings = PCPMAP_DEFAULT_MAX_MAPPINGS;
 	c->codec.port_reservation_code = c->cfg.port_reservation_code;
 	c->env = *env;
-	pm_list_init(&c->servers);
+	pm_list_init(&c->gateways);
 	pm_list_init(&c->mappings);
 	sched_init(&c->sched);
 	c->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -177,20 +177,6 @@ PCPMAP_EXPORT int pcpmap_client_new(pcpmap_client **ret, const struct pcpmap_cli
 	return pm_client_new_env(ret, cfg, &env);
 }
 
-static void server_free(struct pm_server *s)
-{
-	pcpmap_client *c = s->client;
-	if (c->announce.server == s) {
-		c->announce.server = NULL;
-		sched_cancel(&c->sched, &c->announce.timer);
-	}
-	sched_cancel(&c->sched, &s->t_error);
-	if (s->ops && s->ops->server_close)
-		s->ops->server_close(s);
-	pm_list_del(&s->link);
-	free(s);
-}
-
 PCPMAP_EXPORT pcpmap_client *pcpmap_client_free(pcpmap_client *c)
 {
 	if (!c)
@@ -201,8 +187,7 @@ PCPMAP_EXPORT pcpmap_client *pcpmap_client_free(pcpmap_client *c)
 		pm_mapping_send_final_delete(m);
 		pm_mapping_destroy(m);
 	}
-	while (!pm_list_empty(&c->servers))
-		server_free(pm_container_of(c->servers.next, struct pm_server, link));
+	pm_client_free_gateways(c);
 	while (c->ev_head) {
 		struct pm_event *e = c->ev_head;
 		c->ev_head = e->next;
@@ -276,94 +261,6 @@ void pm_server_unwatch_fd(struct pm_server *s, int fd)
 			return;
 		}
 	}
-}
-
-static void server_error_timer(struct sched_timer *t, uint64_t now, void *arg)
-{
-	(void)t;
-	(void)now;
-	struct pm_server *s = arg;
-	pm_server_on_unreachable(s, s->pending_error);
-}
-
-void pm_server_defer_error(struct pm_server *s, int err)
-{
-	s->pending_error = err;
-	sched_arm(&s->client->sched, &s->t_error, s->client->now);
-}
-
-/* Picks the server for a family: the configured one, else the default gateway of that family, else the
- * other family's gateway (PCP can carry an IPv4 mapping over IPv6 and back). With no family preference the
- * IPv6 gateway comes first, as the seed design chose. */
-int pm_client_server_for(pcpmap_client *c, int family, struct pm_server **ret)
-{
-	struct pm_sockaddr sa;
-	int r;
-
-	if (c->cfg.server) {
-		r = parse_server(c->cfg.server, &sa);
-		if (r < 0)
-			return r;
-	} else {
-		int order[2];
-		if (c->cfg.transport_family) {
-			order[0] = c->cfg.transport_family;
-			order[1] = 0;
-		} else if (family == AF_INET) {
-			order[0] = AF_INET;
-			order[1] = AF_INET6;
-		} else {
-			order[0] = AF_INET6;
-			order[1] = AF_INET;
-		}
-		struct pm_gateway gw;
-		r = -ENETUNREACH;
-		for (int i = 0; i < 2 && order[i]; i++) {
-			r = pm_net_default_gateway(order[i], &gw);
-			if (r == 0)
-				break;
-		}
-		if (r < 0)
-			return r == -ENOENT ? -ENETUNREACH : r;
-		r = pm_sockaddr_from_gateway(&sa, &gw, PCP_SERVER_PORT);
-		if (r < 0)
-			return r;
-	}
-
-	for (struct pm_list *l = c->servers.next; l != &c->servers; l = l->next) {
-		struct pm_server *s = pm_container_of(l, struct pm_server, link);
-		if (s->addr.len == sa.len && memcmp(&s->addr.u, &sa.u, sa.len) == 0) {
-			*ret = s;
-			return 0;
-		}
-	}
-
-	struct pm_server *s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	s->client = c;
-	s->addr = sa;
-	s->ops = NULL;
-	for (enum pcpmap_proto p = PCPMAP_PROTO_PCP; p <= PCPMAP_PROTO_UPNP && !s->ops; p++)
-		if (c->cfg.protocols & PCPMAP_PROTO_BIT(p))
-			s->ops = pm_backend_for(p);
-	if (!s->ops) {
-		free(s);
-		return -EPROTONOSUPPORT;
-	}
-	sched_timer_init(&s->t_error, server_error_timer, s, "server-error");
-	pm_sockaddr_to_string(&sa, s->name, sizeof(s->name));
-	pm_list_init(&s->link);
-	r = s->ops->server_open(s);
-	if (r < 0) {
-		pm_log(c, PCPMAP_LOG_WARNING, "server %s: %s", s->name, pcpmap_strerror(r));
-		free(s);
-		return r;
-	}
-	pm_list_add_tail(&c->servers, &s->link);
-	pm_log(c, PCPMAP_LOG_DEBUG, "server %s: opened (%s)", s->name, s->ops->name);
-	*ret = s;
-	return 0;
 }
 
 void pm_client_queue_event(pcpmap_client *c, struct pm_event *e)
@@ -504,45 +401,6 @@ bool pm_server_on_epoch(struct pm_server *s, uint32_t epoch, bool natpmp_rule, s
 	return false;
 }
 
-void pm_server_on_unreachable(struct pm_server *s, int err)
-{
-	pcpmap_client *c = s->client;
-	s->last_error = err;
-	/* Re-probe with a doubling backoff (3 s to 5 min): ICMP is unauthenticated and gateways start their
-	 * daemons late, so never give up on a server for good. */
-	uint32_t hold = 3u << (s->unreachable_count < 7 ? s->unreachable_count : 7);
-	if (hold > 300)
-		hold = 300;
-	s->unreachable_count++;
-	pm_log(c, PCPMAP_LOG_INFO, "server %s: %s; retrying in %u s", s->name, pcpmap_strerror(err), hold);
-	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
-		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
-		l = l->next;
-		if (m->server != s)
-			continue;
-		if (m->state == PCPMAP_STATE_WAIT_RESP) {
-			m->error = err;
-			m->hold_s = hold;
-			pm_mapping_fsm(m, FSM_EV_ERR_RETRY);
-		} else if (m->state == PCPMAP_STATE_DELETING) {
-			pm_mapping_fsm(m, FSM_EV_GIVE_UP);
-		}
-	}
-	if (c->announce.server == s) {
-		struct pcpmap_server_info info;
-		memset(&info, 0, sizeof(info));
-		snprintf(info.server, sizeof(info.server), "%s", s->name);
-		info.error = err;
-		pm_server_on_announce(s, &info);
-	}
-}
-
-void pm_server_on_reachable(struct pm_server *s)
-{
-	s->unreachable_count = 0;
-	s->last_error = 0;
-}
-
 struct pm_mapping *pm_server_find_nonce(struct pm_server *s, const uint8_t nonce[PCP_NONCE_LEN])
 {
 	pcpmap_client *c = s->client;
@@ -589,7 +447,7 @@ PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpma
 	if (c->announce.server)
 		return -EBUSY;
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
-	r = pm_client_server_for(c, 0, &s);
+	r = pm_client_server_for(c, 0, PCPMAP_PROTO_PCP, &s);
 	if (r < 0)
 		return r;
 	c->announce.server = s;
@@ -632,41 +490,6 @@ void pm_server_on_announce(struct pm_server *s, const struct pcpmap_server_info 
 	pm_client_queue_event(c, e);
 }
 
-static void fail_pending(struct pm_server *s, int err, uint32_t hold)
-{
-	pcpmap_client *c = s->client;
-	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
-		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
-		l = l->next;
-		if (m->server != s || m->state != PCPMAP_STATE_WAIT_RESP)
-			continue;
-		m->error = err;
-		m->hold_s = hold;
-		pm_mapping_fsm(m, FSM_EV_ERR_RETRY);
-	}
-	if (c->announce.server == s) {
-		struct pcpmap_server_info info;
-		memset(&info, 0, sizeof(info));
-		snprintf(info.server, sizeof(info.server), "%s", s->name);
-		info.error = err;
-		pm_server_on_announce(s, &info);
-	}
-}
-
-void pm_server_on_natpmp_only(struct pm_server *s)
-{
-	pm_log(s->client, PCPMAP_LOG_NOTICE, "server %s speaks NAT-PMP, not PCP", s->name);
-	s->natpmp_only = true;
-	fail_pending(s, -EPROTONOSUPPORT, 1800);
-}
-
-void pm_server_on_unsupported_version(struct pm_server *s, uint8_t version)
-{
-	pm_log(s->client, PCPMAP_LOG_NOTICE, "server %s speaks PCP version %u, not %u", s->name, version,
-	       PCP_VERSION);
-	fail_pending(s, -EPROTONOSUPPORT, 1800);
-}
-
 const struct pm_backend_ops *pm_backend_for(enum pcpmap_proto proto)
 {
 	switch (proto) {
@@ -695,9 +518,3 @@ struct pm_mapping *pm_client_find_mapping(pcpmap_client *c, uint64_t id)
 	return NULL;
 }
 
-void pm_server_on_probe(struct pm_server *s, int err, const struct pcpmap_server_info *info)
-{
-	(void)info;
-	pm_log(s->client, PCPMAP_LOG_DEBUG, "server %s: %s probe: %s", s->name, s->ops->name,
-	       err ? pcpmap_strerror(err) : "answers");
-}

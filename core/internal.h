@@ -60,8 +60,31 @@ struct pm_list {
 	struct pm_list *prev, *next;
 };
 
+/* What a gateway is known to speak (learned once, re-learned on failure). */
+enum pm_pstat { PM_P_UNKNOWN = 0, PM_P_PROBING, PM_P_YES, PM_P_NO };
+#define PM_NPROTO 4 /* indexed by enum pcpmap_proto */
+
+/* One gateway address and the protocol servers on it. The fallback policy lives here, not in backends. */
+struct pm_gw {
+	struct pcpmap_client *client;
+	struct pm_list link;
+	struct pm_sockaddr addr; /* with the PCP/NAT-PMP port */
+	char name[64];
+	struct pm_server *srv[PM_NPROTO];
+	enum pm_pstat status[PM_NPROTO];
+	int err[PM_NPROTO];
+	uint64_t yes_at[PM_NPROTO];
+	uint32_t rtt_us[PM_NPROTO];
+	enum pcpmap_proto chosen;
+	uint64_t probe_started;
+	unsigned fail_count;
+	struct sched_timer t_decide; /* end of the grace window for a better protocol */
+	struct sched_timer t_upnp;   /* deferred start of UPnP discovery */
+};
+
 struct pm_server {
 	struct pcpmap_client *client;
+	struct pm_gw *gw;
 	const struct pm_backend_ops *ops;
 	struct pm_list link;
 	struct pm_sockaddr addr;  /* server address and port */
@@ -80,6 +103,7 @@ struct pm_server {
 
 struct pm_mapping {
 	struct pcpmap_client *client;
+	struct pm_gw *gw;
 	struct pm_server *server;
 	struct pm_list link;
 	uint64_t id;
@@ -174,7 +198,7 @@ struct pcpmap_client {
 	struct pm_env env;
 	int epfd;
 	struct sched sched;
-	struct pm_list servers;
+	struct pm_list gateways;
 	struct pm_list mappings;
 	size_t n_mappings;
 	uint64_t next_id;
@@ -232,7 +256,16 @@ void pm_server_on_natpmp_only(struct pm_server *s);
 void pm_server_on_unsupported_version(struct pm_server *s, uint8_t version);
 
 /* Client internals. */
-int pm_client_server_for(pcpmap_client *c, int family, struct pm_server **ret);
+int pm_parse_server(const char *s, struct pm_sockaddr *ret);
+/* The gateway for a mapping family (configured server, else the kernel's default gateway). */
+int pm_client_gateway_for(pcpmap_client *c, int family, struct pm_gw **ret);
+/* The server of one protocol on a gateway, opened on first use. */
+int pm_gw_server(struct pm_gw *gw, enum pcpmap_proto proto, struct pm_server **ret);
+/* Both at once; proto NONE means the gateway's learned protocol, else PCP. */
+int pm_client_server_for(pcpmap_client *c, int family, enum pcpmap_proto proto, struct pm_server **ret);
+/* Fallback policy: gives a starting mapping its server (or parks it while protocols are probed). */
+void pm_gw_attach(struct pm_mapping *m);
+void pm_client_free_gateways(pcpmap_client *c);
 void pm_client_queue_event(pcpmap_client *c, struct pm_event *e);
 void pm_client_purge_events(pcpmap_client *c, const struct pm_mapping *m);
 

@@ -187,6 +187,7 @@ static void notify_mapped(struct pm_mapping *m)
 }
 
 static void main_timer(struct sched_timer *t, uint64_t now, void *arg);
+static void mapping_start(struct pm_mapping *m);
 static void expire_timer(struct sched_timer *t, uint64_t now, void *arg);
 
 void pm_mapping_fsm(struct pm_mapping *m, enum fsm_event ev)
@@ -299,10 +300,20 @@ static void main_timer(struct sched_timer *t, uint64_t now, void *arg)
 		pm_mapping_fsm(m, FSM_EV_RENEW_TIMER);
 		break;
 	case PCPMAP_STATE_ERROR_WAIT_RESEND:
-		if (m->deadline_us && !m->have_grant && now >= m->first_send + m->deadline_us)
+		if (m->deadline_us && !m->have_grant && now >= m->first_send + m->deadline_us) {
 			pm_mapping_fsm(m, FSM_EV_GIVE_UP);
-		else
+		} else if (!m->gw) {
+			mapping_start(m); /* there was no gateway: look again */
+		} else if (m->have_grant || m->pair_owner || m->port_pair) {
 			pm_mapping_fsm(m, FSM_EV_HOLD_TIMER);
+		} else {
+			pm_gw_attach(m); /* the fallback policy may pick another protocol now */
+		}
+		break;
+	case PCPMAP_STATE_NOT_SENT:
+		/* Parked while protocols were probed, and the deadline passed. */
+		m->error = -ETIMEDOUT;
+		pm_mapping_fsm(m, FSM_EV_GIVE_UP);
 		break;
 	default:
 		break;
@@ -552,8 +563,8 @@ static void mapping_start(struct pm_mapping *m)
 {
 	pcpmap_client *c = m->client;
 	m->first_send = c->now;
-	if (!m->server) {
-		int r = pm_client_server_for(c, m->family, &m->server);
+	if (!m->gw) {
+		int r = pm_client_gateway_for(c, m->family, &m->gw);
 		if (r < 0) {
 			/* No gateway now: wait and try again, reporting why. */
 			m->state = PCPMAP_STATE_ERROR_WAIT_RESEND;
@@ -564,7 +575,7 @@ static void mapping_start(struct pm_mapping *m)
 			return;
 		}
 	}
-	pm_mapping_fsm(m, FSM_EV_START);
+	pm_gw_attach(m);
 }
 
 PCPMAP_EXPORT int pcpmap_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcpmap_mapping **ret)
@@ -729,7 +740,7 @@ static void pair_on_owner_mapped(struct pm_mapping *owner)
 		p->third_party = owner->third_party;
 		p->protocols = owner->protocols;
 		p->deadline_us = owner->deadline_us;
-		p->server = owner->server;
+		p->gw = owner->gw;
 		p->pair_owner = owner;
 		owner->pair = p;
 		owner->port_pair_owner_pending = true;
@@ -921,11 +932,12 @@ PCPMAP_EXPORT int pcpmap_unmap_sync(pcpmap_client *c, const struct pcpmap_reques
 	pm_list_add_tail(&c->mappings, &m->link);
 	c->n_mappings++;
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
-	err = pm_client_server_for(c, m->family, &m->server);
+	err = pm_client_server_for(c, m->family, PCPMAP_PROTO_NONE, &m->server);
 	if (err < 0) {
 		pm_mapping_destroy(m);
 		return err;
 	}
+	m->gw = m->server->gw;
 	/* The mapping exists on the gateway as far as we know: enter the state machine where a live one
 	 * would be, then take its DELETE edge. */
 	m->state = PCPMAP_STATE_MAPPED;

@@ -19,6 +19,8 @@ enum fsm_event {
 	FSM_EV_STATE_LOST,  /* the server lost its state or the network changed: re-create now */
 	FSM_EV_GIVE_UP,     /* the first-contact deadline passed or the retry budget is spent */
 	FSM_EV_RETRY,       /* try a failed mapping again (network change, new server) */
+	FSM_EV_SWITCH,      /* the fallback policy moved the mapping to another protocol: start over there */
+	FSM_EV_PARK,        /* wait, unsent, until the gateway's protocols are known */
 	FSM_EV__MAX
 };
 

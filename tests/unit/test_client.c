@@ -56,6 +56,7 @@ static int setup(void **state)
 	struct pcpmap_client_config cfg;
 	pcpmap_client_config_init(&cfg);
 	cfg.server = x.srv.addr;
+	cfg.protocols = PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP); /* no NAT-PMP or UPnP probes off loopback */
 	assert_int_equal(pm_client_new_env(&x.c, &cfg, &x.env), 0);
 	*state = &x;
 	return 0;
@@ -584,6 +585,7 @@ static void test_table_full(void **state)
 	struct pcpmap_client_config cfg;
 	pcpmap_client_config_init(&cfg);
 	cfg.server = x->srv.addr;
+	cfg.protocols = PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP);
 	cfg.max_mappings = 2;
 	assert_int_equal(pm_client_new_env(&x->c, &cfg, &x->env), 0);
 	struct pcpmap_request req;
