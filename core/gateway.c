@@ -89,6 +89,7 @@ void pm_client_free_gateways(pcpmap_client *c)
 }
 
 static void decide_timer(struct sched_timer *t, uint64_t now, void *arg);
+static void upnp_timer(struct sched_timer *t, uint64_t now, void *arg);
 
 int pm_client_gateway_for(pcpmap_client *c, int family, struct pm_gw **ret)
 {
