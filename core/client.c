@@ -152,6 +152,8 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 		c->cfg.max_mappings = PCPMAP_DEFAULT_MAX_MAPPINGS;
 	c->codec.port_reservation_code = c->cfg.port_reservation_code;
 	c->env = *env;
+	for (int p = 0; p < PM_NPROTO; p++)
+		c->backends[p] = pm_backend_for((enum pcpmap_proto)p);
 	pm_list_init(&c->gateways);
 	pm_list_init(&c->mappings);
 	sched_init(&c->sched);
@@ -517,4 +519,3 @@ struct pm_mapping *pm_client_find_mapping(pcpmap_client *c, uint64_t id)
 	}
 	return NULL;
 }
-

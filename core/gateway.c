@@ -8,8 +8,8 @@
 
 #include "internal.h"
 
-#define GRACE_MIN_US 20000u  /* wait at least this long for a better protocol after a worse one answered */
-#define GRACE_MAX_US 250000u /* ... and at most this long */
+#define GRACE_MIN_US        20000u /* wait at least this long for a better protocol after a worse one answered */
+#define GRACE_MAX_US        250000u /* ... and at most this long */
 /* UPnP discovery is heavier (multicast, HTTP, a worker thread): it starts this long after PCP and NAT-PMP
  * unless they already failed, so a PCP gateway never pays for it and a UPnP-only one pays 50 ms at most. */
 #define UPNP_PROBE_DELAY_US 50000u
@@ -36,7 +36,7 @@ static uint32_t gw_mask(const struct pm_gw *gw)
 	uint32_t mask = 0;
 	for (size_t i = 0; i < sizeof(proto_order) / sizeof(proto_order[0]); i++) {
 		enum pcpmap_proto p = proto_order[i];
-		if ((gw->client->cfg.protocols & PCPMAP_PROTO_BIT(p)) && pm_backend_for(p))
+		if ((gw->client->cfg.protocols & PCPMAP_PROTO_BIT(p)) && gw->client->backends[p])
 			mask |= PCPMAP_PROTO_BIT(p);
 	}
 	/* NAT-PMP and UPnP carry IPv4 only; pinholes over UPnP need an IPv6 gateway. */
@@ -158,7 +158,7 @@ int pm_gw_server(struct pm_gw *gw, enum pcpmap_proto proto, struct pm_server **r
 		*ret = gw->srv[proto];
 		return 0;
 	}
-	const struct pm_backend_ops *ops = pm_backend_for(proto);
+	const struct pm_backend_ops *ops = c->backends[proto];
 	if (!ops)
 		return -EPROTONOSUPPORT;
 	struct pm_server *s = calloc(1, sizeof(*s));
@@ -198,7 +198,7 @@ int pm_client_server_for(pcpmap_client *c, int family, enum pcpmap_proto proto, 
  * first PCP request, so a gateway that lacks PCP costs no serial timeout. */
 static void probe_one(struct pm_gw *gw, enum pcpmap_proto p)
 {
-	const struct pm_backend_ops *ops = pm_backend_for(p);
+	const struct pm_backend_ops *ops = gw->client->backends[p];
 	if (!ops->probe) {
 		gw->status[p] = PM_P_PROBING; /* its first mapping request is the probe */
 		return;
@@ -273,7 +273,7 @@ static enum pcpmap_proto pick_for(const struct pm_gw *gw, const struct pm_mappin
 		if (gw->status[p] == PM_P_NO)
 			continue;
 		/* PCP requests probe by themselves; the others must answer their probe first. */
-		if (!pm_backend_for(p)->probe)
+		if (!gw->client->backends[p]->probe)
 			return p;
 		*ret_wait = true;
 		return PCPMAP_PROTO_NONE;
@@ -345,7 +345,8 @@ static void choose(struct pm_gw *gw, enum pcpmap_proto p)
 	if (gw->chosen != p)
 		pm_log(c, PCPMAP_LOG_INFO, "gateway %s: using %s (PCP %s, NAT-PMP %s, UPnP %s)", gw->name,
 		       pcpmap_proto_name(p), pstat_name(gw->status[PCPMAP_PROTO_PCP]),
-		       pstat_name(gw->status[PCPMAP_PROTO_NATPMP]), pstat_name(gw->status[PCPMAP_PROTO_UPNP]));
+		       pstat_name(gw->status[PCPMAP_PROTO_NATPMP]),
+		       pstat_name(gw->status[PCPMAP_PROTO_UPNP]));
 	gw->chosen = p;
 	gw->fail_count = 0;
 	sched_cancel(&c->sched, &gw->t_decide);
@@ -385,7 +386,8 @@ static void decide(struct pm_gw *gw)
 	bool pending_better = false;
 
 	if (gw->chosen == PCPMAP_PROTO_NONE && (mask & PCPMAP_PROTO_BIT(PCPMAP_PROTO_UPNP)) &&
-	    gw->status[PCPMAP_PROTO_UPNP] == PM_P_UNKNOWN && gw->probe_started && udp_protocols_failed(gw, mask)) {
+	    gw->status[PCPMAP_PROTO_UPNP] == PM_P_UNKNOWN && gw->probe_started &&
+	    udp_protocols_failed(gw, mask)) {
 		sched_cancel(&c->sched, &gw->t_upnp);
 		probe_one(gw, PCPMAP_PROTO_UPNP);
 	}
@@ -398,7 +400,9 @@ static void decide(struct pm_gw *gw)
 			if (pending_better) {
 				/* A better protocol may still answer: give it a moment, scaled to this RTT. */
 				uint64_t grace = 4ull * gw->rtt_us[p];
-				grace = grace < GRACE_MIN_US ? GRACE_MIN_US : grace > GRACE_MAX_US ? GRACE_MAX_US : grace;
+				grace = grace < GRACE_MIN_US   ? GRACE_MIN_US
+					: grace > GRACE_MAX_US ? GRACE_MAX_US
+							       : grace;
 				uint64_t at = gw->yes_at[p] + grace;
 				if (c->now < at) {
 					sched_arm(&c->sched, &gw->t_decide, at);
@@ -412,12 +416,11 @@ static void decide(struct pm_gw *gw)
 		if (gw->status[p] != PM_P_NO)
 			pending_better = true;
 	}
-	if (!pending_better) {
+	if (!pending_better)
 		pm_log(c, PCPMAP_LOG_NOTICE, "gateway %s: no port-mapping protocol answers", gw->name);
-		gw->fail_count++;
-	}
 	reattach_all(gw);
 	if (!pending_better) {
+		gw->fail_count++;
 		/* Re-learn from scratch at the next attempt. */
 		gw->chosen = PCPMAP_PROTO_NONE;
 		for (int p = 0; p < PM_NPROTO; p++)
@@ -462,7 +465,8 @@ void pm_server_on_reachable(struct pm_server *s)
 	s->unreachable_count = 0;
 	s->last_error = 0;
 	if (s->gw && s->gw->status[s->ops->proto] != PM_P_YES) {
-		uint64_t rtt = s->client->now - (s->gw->probe_started ? s->gw->probe_started : s->client->now);
+		uint64_t rtt =
+		    s->client->now - (s->gw->probe_started ? s->gw->probe_started : s->client->now);
 		set_status(s->gw, s->ops->proto, PM_P_YES, 0, (uint32_t)rtt);
 		decide(s->gw);
 	}
@@ -515,8 +519,9 @@ void pm_server_on_natpmp_only(struct pm_server *s)
 	set_status(gw, PCPMAP_PROTO_PCP, PM_P_NO, -EPROTONOSUPPORT, 0);
 	/* The reply itself proves NAT-PMP: no need to wait for its probe (RFC 6887 9). */
 	if (gw && (gw_mask(gw) & PCPMAP_PROTO_BIT(PCPMAP_PROTO_NATPMP)))
-		set_status(gw, PCPMAP_PROTO_NATPMP, PM_P_YES, 0,
-			   (uint32_t)(s->client->now - (gw->probe_started ? gw->probe_started : s->client->now)));
+		set_status(
+		    gw, PCPMAP_PROTO_NATPMP, PM_P_YES, 0,
+		    (uint32_t)(s->client->now - (gw->probe_started ? gw->probe_started : s->client->now)));
 	if (gw)
 		decide(gw);
 }

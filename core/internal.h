@@ -206,6 +206,7 @@ struct pcpmap_client {
 	struct pm_watch *watches;
 	struct pcpmap_stats stats;
 	struct pcp_codec_cfg codec;
+	const struct pm_backend_ops *backends[PM_NPROTO]; /* pm_backend_for(); tests put fakes here */
 	bool stop;
 	bool processing;
 	uint64_t now; /* read once per process() */

@@ -1,0 +1,364 @@
+/* The fallback policy with fake backends and a fake clock: PCP first, NAT-PMP and UPnP probed in parallel,
+ * a grace window for a better protocol, NAT-PMP on the PCP "unsupported version" reply, UPnP only after the
+ * UDP protocols failed or 50 ms passed, learned protocols reused, everything re-learned after failure. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include "fake_env.h"
+
+#define MS 1000ull
+#define T0 (5000000ull)
+
+struct fake_backend_log {
+	unsigned opens[PM_NPROTO];
+	unsigned probes[PM_NPROTO];
+	unsigned sends[PM_NPROTO];
+	unsigned deletes[PM_NPROTO];
+	struct pm_server *srv[PM_NPROTO];
+};
+
+static struct fake_backend_log flog;
+
+static int f_open(struct pm_server *s)
+{
+	flog.opens[s->ops->proto]++;
+	flog.srv[s->ops->proto] = s;
+	return 0;
+}
+static void f_close(struct pm_server *s)
+{
+	flog.srv[s->ops->proto] = NULL;
+}
+static int f_send(struct pm_server *s, struct pm_mapping *m, bool del)
+{
+	(void)m;
+	if (del)
+		flog.deletes[s->ops->proto]++;
+	else
+		flog.sends[s->ops->proto]++;
+	return 0;
+}
+static void f_readable(struct pm_server *s, int fd, uint64_t now)
+{
+	(void)s;
+	(void)fd;
+	(void)now;
+}
+static int f_announce(struct pm_server *s)
+{
+	(void)s;
+	return 0;
+}
+static int f_probe(struct pm_server *s)
+{
+	flog.probes[s->ops->proto]++;
+	return 0;
+}
+
+static const struct pm_backend_ops fake_pcp = { .proto = PCPMAP_PROTO_PCP,
+						.name = "PCP",
+						.irt_us = 3000000,
+						.mrt_us = 1024000000,
+						.server_open = f_open,
+						.server_close = f_close,
+						.send = f_send,
+						.readable = f_readable,
+						.announce = f_announce };
+static const struct pm_backend_ops fake_natpmp = { .proto = PCPMAP_PROTO_NATPMP,
+						   .name = "NAT-PMP",
+						   .irt_us = 250000,
+						   .mrt_us = 64000000,
+						   .server_open = f_open,
+						   .server_close = f_close,
+						   .send = f_send,
+						   .readable = f_readable,
+						   .announce = f_announce,
+						   .probe = f_probe };
+static const struct pm_backend_ops fake_upnp = { .proto = PCPMAP_PROTO_UPNP,
+						 .name = "UPnP",
+						 .irt_us = 3000000,
+						 .mrt_us = 60000000,
+						 .server_open = f_open,
+						 .server_close = f_close,
+						 .send = f_send,
+						 .readable = f_readable,
+						 .announce = f_announce,
+						 .probe = f_probe };
+
+struct ctx {
+	struct fake_clock clk;
+	struct fake_rand rnd;
+	struct pm_env env;
+	pcpmap_client *c;
+	enum pcpmap_event evs[16];
+	struct pcpmap_mapping_info infos[16];
+	size_t n;
+};
+
+static void on_event(pcpmap_mapping *m, enum pcpmap_event ev, const struct pcpmap_mapping_info *info,
+		     void *ud)
+{
+	struct ctx *x = ud;
+	(void)m;
+	if (x->n < 16) {
+		x->infos[x->n] = *info;
+		x->evs[x->n++] = ev;
+	}
+}
+
+static int setup(void **state)
+{
+	static struct ctx x;
+	memset(&x, 0, sizeof(x));
+	memset(&flog, 0, sizeof(flog));
+	x.clk.now_us = T0;
+	x.rnd.unit = 0.5;
+	fake_env_init(&x.env, &x.clk, &x.rnd);
+	struct pcpmap_client_config cfg;
+	pcpmap_client_config_init(&cfg);
+	cfg.server = "127.0.0.1"; /* the fakes never send anything */
+	assert_int_equal(pm_client_new_env(&x.c, &cfg, &x.env), 0);
+	x.c->backends[PCPMAP_PROTO_PCP] = &fake_pcp;
+	x.c->backends[PCPMAP_PROTO_NATPMP] = &fake_natpmp;
+	x.c->backends[PCPMAP_PROTO_UPNP] = &fake_upnp;
+	*state = &x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct ctx *x = *state;
+	pcpmap_client_free(x->c);
+	return 0;
+}
+
+static struct pm_mapping *start(struct ctx *x, uint16_t port, uint32_t protocols)
+{
+	struct pcpmap_request req;
+	pcpmap_mapping *m;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = port;
+	req.protocols = protocols;
+	req.callback = on_event;
+	req.userdata = x;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), 0);
+	return (struct pm_mapping *)m;
+}
+
+static void at(struct ctx *x, uint64_t t)
+{
+	x->clk.now_us = t;
+	assert_int_equal(pcpmap_client_process(x->c), 0);
+}
+
+static void grant(struct ctx *x, struct pm_mapping *m)
+{
+	struct pm_reply r;
+	memset(&r, 0, sizeof(r));
+	r.kind = PM_REPLY_SUCCESS;
+	r.lifetime = 600;
+	r.ext_port = m->internal_port;
+	pcp_addr_from_string("203.0.113.1", &r.ext_addr);
+	x->c->now = x->clk.now_us;
+	if (m->server->ops->proto == PCPMAP_PROTO_PCP)
+		pm_server_on_reachable(m->server);
+	pm_mapping_on_reply(m, &r);
+	at(x, x->clk.now_us);
+}
+
+static void test_pcp_answers_first(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *m = start(x, 1000, 0);
+	/* PCP request and NAT-PMP probe leave together; UPnP waits 50 ms. */
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], 1);
+	assert_int_equal(flog.probes[PCPMAP_PROTO_NATPMP], 1);
+	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 0);
+	at(x, T0 + 2 * MS);
+	grant(x, m);
+	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_PCP);
+	assert_int_equal(x->evs[0], PCPMAP_EVENT_MAPPED);
+	assert_int_equal(x->infos[0].proto, PCPMAP_PROTO_PCP);
+	at(x, T0 + 100 * MS);
+	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 0); /* a PCP gateway never pays for UPnP */
+	/* The second mapping goes straight to the learned protocol: no new probes. */
+	start(x, 1001, 0);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], 2);
+	assert_int_equal(flog.probes[PCPMAP_PROTO_NATPMP], 1);
+}
+
+static void test_icmp_on_5351_starts_upnp_at_once(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *m = start(x, 1002, 0);
+	at(x, T0 + 1 * MS);
+	x->c->now = x->clk.now_us;
+	pm_server_on_unreachable(flog.srv[PCPMAP_PROTO_PCP], -ECONNREFUSED);
+	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 1);
+	assert_int_equal(m->state, PCPMAP_STATE_NOT_SENT); /* parked, not failed */
+	at(x, T0 + 30 * MS);
+	assert_int_equal(x->n, 0);
+	struct pcpmap_server_info info = { .rtt_usec = 20000 };
+	x->c->now = x->clk.now_us;
+	pm_server_on_probe(flog.srv[PCPMAP_PROTO_UPNP], 0, &info);
+	/* No better protocol is pending: UPnP at once. */
+	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_UPNP);
+	assert_int_equal(m->state, PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_UPNP], 1);
+	grant(x, m);
+	assert_int_equal(x->evs[0], PCPMAP_EVENT_MAPPED);
+	assert_int_equal(x->infos[0].proto, PCPMAP_PROTO_UPNP);
+}
+
+static void test_natpmp_only_reply_switches_at_once(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *m = start(x, 1003, 0);
+	at(x, T0 + 1 * MS);
+	x->c->now = x->clk.now_us;
+	pm_server_on_natpmp_only(flog.srv[PCPMAP_PROTO_PCP]);
+	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_NATPMP);
+	assert_ptr_equal(m->server, flog.srv[PCPMAP_PROTO_NATPMP]);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_NATPMP], 1);
+	assert_int_equal(m->state, PCPMAP_STATE_WAIT_RESP);
+}
+
+static void test_silent_pcp_grace_then_natpmp(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *m = start(x, 1004, 0);
+	at(x, T0 + 2 * MS);
+	struct pcpmap_server_info info = { .rtt_usec = 2000 };
+	x->c->now = x->clk.now_us;
+	pm_server_on_probe(flog.srv[PCPMAP_PROTO_NATPMP], 0, &info);
+	/* PCP may still answer: wait max(20 ms, 4 x RTT) after the NAT-PMP answer. */
+	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_NONE);
+	assert_int_equal(pcpmap_client_next_deadline(x->c), T0 + 22 * MS);
+	at(x, T0 + 22 * MS);
+	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_NATPMP);
+	assert_ptr_equal(m->server, flog.srv[PCPMAP_PROTO_NATPMP]);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_NATPMP], 1);
+}
+
+static void test_better_protocol_within_grace_wins(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *m = start(x, 1005, 0);
+	at(x, T0 + 2 * MS);
+	struct pcpmap_server_info info = { .rtt_usec = 2000 };
+	x->c->now = x->clk.now_us;
+	pm_server_on_probe(flog.srv[PCPMAP_PROTO_NATPMP], 0, &info);
+	at(x, T0 + 10 * MS);
+	grant(x, m); /* PCP answers inside the window */
+	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_PCP);
+	at(x, T0 + 30 * MS);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_NATPMP], 0);
+	assert_int_equal(m->state, PCPMAP_STATE_MAPPED);
+}
+
+static void test_upnp_after_50ms_when_udp_silent(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *m = start(x, 1006, 0);
+	at(x, T0 + 49 * MS);
+	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 0);
+	at(x, T0 + 50 * MS);
+	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 1);
+	(void)m;
+}
+
+static void test_nothing_answers_fails_then_relearns(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *m = start(x, 1007, 0);
+	x->c->now = T0;
+	pm_server_on_unreachable(flog.srv[PCPMAP_PROTO_PCP], -ECONNREFUSED);
+	pm_server_on_probe(flog.srv[PCPMAP_PROTO_UPNP], -ETIMEDOUT, NULL);
+	at(x, T0);
+	assert_int_equal(x->n, 1);
+	assert_int_equal(x->evs[0], PCPMAP_EVENT_FAILED);
+	assert_int_equal(x->infos[0].state, PCPMAP_STATE_ERROR_WAIT_RESEND);
+	assert_int_equal(x->infos[0].error, -ECONNREFUSED);
+	assert_int_equal(x->infos[0].retry_usec, T0 + 3000 * MS);
+	/* After the hold the gateway is probed from scratch. */
+	at(x, T0 + 3000 * MS);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], 2);
+	assert_int_equal(flog.probes[PCPMAP_PROTO_NATPMP], 2);
+	assert_int_equal(m->state, PCPMAP_STATE_WAIT_RESP);
+}
+
+static void test_mapping_protocol_mask(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *m = start(x, 1008, PCPMAP_PROTO_BIT(PCPMAP_PROTO_UPNP));
+	/* PCP is not allowed for this mapping: nothing goes out over it, the mapping waits for UPnP. */
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], 0);
+	assert_int_equal(m->state, PCPMAP_STATE_NOT_SENT);
+	at(x, T0 + 50 * MS);
+	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 1);
+	struct pcpmap_server_info info = { .rtt_usec = 5000 };
+	x->c->now = x->clk.now_us;
+	pm_server_on_probe(flog.srv[PCPMAP_PROTO_UPNP], 0, &info);
+	/* PCP (probing for the gateway) may still win the gateway, but this mapping may only use UPnP. */
+	at(x, T0 + 300 * MS);
+	assert_ptr_equal(m->server, flog.srv[PCPMAP_PROTO_UPNP]);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_UPNP], 1);
+}
+
+static void test_parked_mapping_deadline(void **state)
+{
+	struct ctx *x = *state;
+	struct pcpmap_request req;
+	pcpmap_mapping *mh;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = 1009;
+	req.deadline_ms = 1000;
+	req.callback = on_event;
+	req.userdata = x;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &mh), 0);
+	x->c->now = T0;
+	pm_server_on_unreachable(flog.srv[PCPMAP_PROTO_PCP], -ECONNREFUSED);
+	at(x, T0 + 999 * MS);
+	assert_int_equal(x->n, 0);
+	at(x, T0 + 1000 * MS);
+	assert_int_equal(x->n, 1);
+	assert_int_equal(x->evs[0], PCPMAP_EVENT_FAILED);
+	assert_int_equal(x->infos[0].state, PCPMAP_STATE_FAILED);
+	assert_int_equal(x->infos[0].error, -ETIMEDOUT);
+}
+
+static void test_learned_protocol_lost_relearns(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *m = start(x, 1010, 0);
+	grant(x, m);
+	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_PCP);
+	x->c->now = x->clk.now_us;
+	pm_server_on_unreachable(flog.srv[PCPMAP_PROTO_PCP], -ECONNREFUSED);
+	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_NONE);
+	/* A mapping already held stays held until its renewal tells otherwise. */
+	assert_int_equal(m->state, PCPMAP_STATE_MAPPED);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pcp_answers_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_icmp_on_5351_starts_upnp_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_natpmp_only_reply_switches_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_silent_pcp_grace_then_natpmp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_better_protocol_within_grace_wins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upnp_after_50ms_when_udp_silent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nothing_answers_fails_then_relearns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mapping_protocol_mask, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parked_mapping_deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_learned_protocol_lost_relearns, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
