@@ -299,7 +299,8 @@ static void print_unmap_hint(const struct opts *o, const struct pcpmap_mapping_i
 	if (o->json || i->proto != PCPMAP_PROTO_PCP)
 		return;
 	nonce_str(i->nonce, nonce);
-	printf("to delete it: %s unmap %s %u --nonce %s", prog, proto_str(i->ip_proto), i->internal_port, nonce);
+	printf("to delete it: %s unmap %s %u --nonce %s", prog, proto_str(i->ip_proto), i->internal_port,
+	       nonce);
 	if (o->gateway)
 		printf(" --gateway %s", o->gateway);
 	if (o->family == AF_INET6)

@@ -16,7 +16,8 @@
 
 struct pm_watch {
 	struct pm_watch *next;
-	struct pm_server *server;
+	struct pm_server *server;                 /* a backend socket, or */
+	void (*fn)(pcpmap_client *c, int fd); /* a client-level one (listeners, netlink) */
 	int fd;
 };
 
@@ -166,6 +167,8 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 		return r;
 	}
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
+	c->default_gateway = pm_net_default_gateway;
+	pm_resilience_init(c);
 	*ret = c;
 	return 0;
 }
@@ -190,6 +193,7 @@ PCPMAP_EXPORT pcpmap_client *pcpmap_client_free(pcpmap_client *c)
 		pm_mapping_destroy(m);
 	}
 	pm_client_free_gateways(c);
+	pm_resilience_fini(c);
 	while (c->ev_head) {
 		struct pm_event *e = c->ev_head;
 		c->ev_head = e->next;
@@ -239,6 +243,24 @@ int pm_server_watch_fd(struct pm_server *s, int fd)
 	if (!w)
 		return -ENOMEM;
 	w->server = s;
+	w->fd = fd;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = w };
+	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int r = -errno;
+		free(w);
+		return r;
+	}
+	w->next = c->watches;
+	c->watches = w;
+	return 0;
+}
+
+int pm_client_watch_fd(pcpmap_client *c, int fd, void (*fn)(pcpmap_client *c, int fd))
+{
+	struct pm_watch *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->fn = fn;
 	w->fd = fd;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = w };
 	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -329,7 +351,10 @@ PCPMAP_EXPORT int pcpmap_client_process(pcpmap_client *c)
 		}
 		for (int i = 0; i < n; i++) {
 			struct pm_watch *w = evs[i].data.ptr;
-			w->server->ops->readable(w->server, w->fd, c->now);
+			if (w->fn)
+				w->fn(c, w->fd);
+			else
+				w->server->ops->readable(w->server, w->fd, c->now);
 		}
 		if (n < 16)
 			break;
@@ -377,30 +402,33 @@ PCPMAP_EXPORT void pcpmap_client_get_stats(const pcpmap_client *c, struct pcpmap
 	*ret = c->stats;
 }
 
-bool pm_server_on_epoch(struct pm_server *s, uint32_t epoch, bool natpmp_rule, struct pm_mapping *except)
+static bool epoch_check(struct pm_server *s, uint32_t epoch, bool natpmp_rule, struct pm_mapping *except,
+			bool announced)
 {
 	pcpmap_client *c = s->client;
 	uint64_t now_s = c->now / 1000000u;
 	bool had = s->epoch.have;
 	uint32_t prev = s->epoch.server;
-	bool ok = natpmp_rule ? natpmp_epoch_check(&s->epoch, epoch, now_s)
-			      : pcp_epoch_check(&s->epoch, epoch, now_s);
+	bool ok = natpmp_rule ? natpmp_epoch_check(&s->epoch, epoch, now_s) : pcp_epoch_check(&s->epoch, epoch, now_s);
 	if (ok)
 		return true;
 	c->stats.epoch_resets++;
-	pm_log(c, PCPMAP_LOG_NOTICE,
-	       "server %s lost its state (epoch %u after %u%s): re-creating its mappings", s->name, epoch,
-	       prev, had ? "" : ", first");
-	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
-		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
-		l = l->next;
-		if (m->server != s || m == except)
-			continue;
-		if (m->state == PCPMAP_STATE_MAPPED || m->state == PCPMAP_STATE_REFRESHING ||
-		    m->state == PCPMAP_STATE_ERROR_WAIT_RESEND)
-			pm_mapping_fsm(m, FSM_EV_STATE_LOST);
-	}
+	pm_log(c, PCPMAP_LOG_NOTICE, "%s server %s lost its state (epoch %u after %u%s): re-creating its mappings",
+	       s->ops->name, s->name, epoch, prev, had ? "" : ", first");
+	/* RFC 6887 8.5 / 14.1: after a multicast announcement every host on the link re-maps, so spread the
+	 * load with a random delay; a unicast answer re-maps at once. Either way re-creation is paced. */
+	pm_remap_server(s, except, announced ? pm_announce_delay_us(&c->env.rand) : 0);
 	return false;
+}
+
+bool pm_server_on_epoch(struct pm_server *s, uint32_t epoch, bool natpmp_rule, struct pm_mapping *except)
+{
+	return epoch_check(s, epoch, natpmp_rule, except, false);
+}
+
+bool pm_server_on_epoch_announced(struct pm_server *s, uint32_t epoch, bool natpmp_rule)
+{
+	return epoch_check(s, epoch, natpmp_rule, NULL, true);
 }
 
 struct pm_mapping *pm_server_find_nonce(struct pm_server *s, const uint8_t nonce[PCP_NONCE_LEN])

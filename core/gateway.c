@@ -74,6 +74,24 @@ static void server_free(struct pm_server *s)
 	free(s);
 }
 
+void pm_gw_close_server(struct pm_gw *gw, enum pcpmap_proto p)
+{
+	if (gw->srv[p])
+		server_free(gw->srv[p]);
+}
+
+void pm_gw_free(struct pm_gw *gw)
+{
+	pcpmap_client *c = gw->client;
+	for (int p = 0; p < PM_NPROTO; p++)
+		if (gw->srv[p])
+			server_free(gw->srv[p]);
+	sched_cancel(&c->sched, &gw->t_decide);
+	sched_cancel(&c->sched, &gw->t_upnp);
+	pm_list_del(&gw->link);
+	free(gw);
+}
+
 void pm_client_free_gateways(pcpmap_client *c)
 {
 	while (!pm_list_empty(&c->gateways)) {
@@ -117,7 +135,7 @@ int pm_client_gateway_for(pcpmap_client *c, int family, struct pm_gw **ret)
 		struct pm_gateway g;
 		r = -ENETUNREACH;
 		for (int i = 0; i < 2 && order[i]; i++) {
-			r = pm_net_default_gateway(order[i], &g);
+			r = c->default_gateway(order[i], &g);
 			if (r == 0)
 				break;
 		}
@@ -145,6 +163,7 @@ int pm_client_gateway_for(pcpmap_client *c, int family, struct pm_gw **ret)
 	sched_timer_init(&gw->t_upnp, upnp_timer, gw, "gateway-upnp-probe");
 	pm_list_init(&gw->link);
 	pm_list_add_tail(&c->gateways, &gw->link);
+	pm_resilience_start(c);
 	*ret = gw;
 	return 0;
 }

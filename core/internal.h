@@ -78,6 +78,7 @@ struct pm_gw {
 	enum pcpmap_proto chosen;
 	uint64_t probe_started;
 	unsigned fail_count;
+	bool suspended; /* no route to it: nothing is sent until one returns */
 	struct sched_timer t_decide; /* end of the grace window for a better protocol */
 	struct sched_timer t_upnp;   /* deferred start of UPnP discovery */
 };
@@ -170,6 +171,9 @@ struct pm_mapping {
 	enum pcpmap_pair_method pair_method;
 	unsigned pair_tries;
 	bool port_pair_owner_pending; /* the owner's MAPPED waits for its companion */
+	bool remap_pending;           /* queued for a paced re-creation */
+	bool restart_pending;         /* re-homed: the main timer starts it again */
+	uint64_t remap_at;            /* not before this time */
 };
 
 enum pm_event_kind { PM_EVENT_MAPPING = 0, PM_EVENT_SERVER };
@@ -212,6 +216,14 @@ struct pcpmap_client {
 	uint64_t now; /* read once per process() */
 
 	/* Announcement probe. */
+	/* Resilience: announcement listeners, route monitor, paced re-creation. */
+	int ann_fd[2];  /* IPv4 and IPv6 listeners on 5350, -1 when closed */
+	int nl_fd;      /* rtnetlink monitor, -1 when closed */
+	bool listening; /* listeners and monitor opened (lazily, with the first gateway) */
+	struct sched_timer t_remap;
+	struct sched_timer t_netcheck;
+	int (*default_gateway)(int family, struct pm_gateway *ret); /* tests inject one */
+
 	struct {
 		struct pm_server *server;
 		pcpmap_server_fn cb;
@@ -247,6 +259,8 @@ struct pm_mapping *pm_server_find_nonce(struct pm_server *s, const uint8_t nonce
 void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r);
 /* Returns false when the epoch shows the server lost its state (the core then re-creates its mappings). */
 bool pm_server_on_epoch(struct pm_server *s, uint32_t epoch, bool natpmp_rule, struct pm_mapping *except);
+/* The same check for an unsolicited (multicast) announcement: re-creation waits a random 0-5 s. */
+bool pm_server_on_epoch_announced(struct pm_server *s, uint32_t epoch, bool natpmp_rule);
 void pm_server_on_unreachable(struct pm_server *s, int err);
 void pm_server_on_reachable(struct pm_server *s);
 /* Reports a socket error from the next timer run instead of from inside a send. */
@@ -267,6 +281,21 @@ int pm_client_server_for(pcpmap_client *c, int family, enum pcpmap_proto proto, 
 /* Fallback policy: gives a starting mapping its server (or parks it while protocols are probed). */
 void pm_gw_attach(struct pm_mapping *m);
 void pm_client_free_gateways(pcpmap_client *c);
+void pm_gw_close_server(struct pm_gw *gw, enum pcpmap_proto p);
+void pm_gw_free(struct pm_gw *gw);
+int pm_client_watch_fd(pcpmap_client *c, int fd, void (*fn)(pcpmap_client *c, int fd));
+
+/* Resilience (core/resilience.c). */
+void pm_resilience_init(pcpmap_client *c);
+void pm_resilience_fini(pcpmap_client *c);
+/* Opens the announcement listeners and the route monitor, once. */
+void pm_resilience_start(pcpmap_client *c);
+/* Queues the held mappings of server s (except one) for paced re-creation, not before now + delay_us. */
+void pm_remap_server(struct pm_server *s, struct pm_mapping *except, uint64_t delay_us);
+/* An unsolicited datagram from the announcement listeners (exposed for tests). */
+void pm_client_on_unsolicited(pcpmap_client *c, const uint8_t *buf, size_t len, const struct pm_sockaddr *src);
+/* Re-checks routes and source addresses now (exposed for tests). */
+void pm_client_net_check(pcpmap_client *c);
 void pm_client_queue_event(pcpmap_client *c, struct pm_event *e);
 void pm_client_purge_events(pcpmap_client *c, const struct pm_mapping *m);
 

@@ -154,6 +154,9 @@ static void do_send(struct pm_mapping *m)
 	bool del = m->state == PCPMAP_STATE_DELETING;
 	if (!m->server)
 		return;
+	/* No route to the gateway: timers keep their (growing) schedule, nothing goes out. */
+	if (m->gw && m->gw->suspended)
+		return;
 	int r = m->server->ops->send(m->server, m, del);
 	m->last_send = c->now;
 	if (r == -ECONNREFUSED || r == -ENETUNREACH || r == -EHOSTUNREACH)
@@ -311,6 +314,12 @@ static void main_timer(struct sched_timer *t, uint64_t now, void *arg)
 		}
 		break;
 	case PCPMAP_STATE_NOT_SENT:
+		if (m->restart_pending) {
+			/* Re-homed after a network change: its paced turn to start again. */
+			m->restart_pending = false;
+			pm_gw_attach(m);
+			break;
+		}
 		/* Parked while protocols were probed, and the deadline passed. */
 		m->error = -ETIMEDOUT;
 		pm_mapping_fsm(m, FSM_EV_GIVE_UP);

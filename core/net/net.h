@@ -41,8 +41,9 @@ int pm_net_parse_default_route(const void *buf, size_t len, int family, struct p
 
 /*
  * Real dump through libmnl (NETLINK_ROUTE, RTM_GETROUTE, NLM_F_DUMP), fills ifname via if_indextoname.
- * Retried (at most 3 dumps) when the kernel flags the dump as interrupted or the interface vanished.
- * Returns 0 and fills ret, -ENOENT when there is no default route of that family, -errno on socket errors.
+ * Retried (at most 3 dumps) when the kernel flags the dump as interrupted (NLM_F_DUMP_INTR) or the interface
+ * vanished. Returns 0 and fills ret, -ENOENT when there is no default route of that family, -EAGAIN if the
+ * table kept changing, -ETIMEDOUT if the kernel did not finish the dump within 2 s, -errno on socket errors.
  */
 int pm_net_default_gateway(int family, struct pm_gateway *ret);
 
@@ -114,7 +115,8 @@ ssize_t pm_udp_recv(int fd, void *buf, size_t cap);
  * Multicast listener for unsolicited announcements: UDP port `port` (5350), SO_REUSEADDR and SO_REUSEPORT so
  * several clients on a host coexist (multicast datagrams are delivered to every socket of a reuseport group).
  * AF_INET binds 224.0.0.1:port and joins 224.0.0.1; AF_INET6 binds [::]:port (IPV6_V6ONLY) and joins ff02::1.
- * IP(V6)_MULTICAST_ALL is cleared so only the joined group is received. ifindex != 0: join on that interface
+ * IP(V6)_MULTICAST_ALL is cleared so groups joined by other sockets are not received (the AF_INET6 socket still
+ * gets unicast to the port: check the source, RFC 6886 §3.2.1). ifindex != 0: join on that interface
  * (errors returned). ifindex 0: join on every interface that is up and multicast-capable (if_nameindex),
  * skipping per-interface failures (EADDRINUSE, vanished interface, membership limit); fails with the first
  * error, or -ENODEV when there was no candidate, if no join succeeded. Non-blocking, CLOEXEC.

@@ -50,6 +50,16 @@ struct pcpmap_client_config {
 	/** Packet trace callback (for protocol debugging); NULL for none. */
 	pcpmap_trace_fn trace;
 	void *trace_userdata;
+	/**
+	 * Spacing of re-creations after a gateway lost its state (reboot) or the network changed, in
+	 * milliseconds, so a gateway that lost its state is not flooded; 0 means 50 ms (20 mappings a second).
+	 * Mappings with a callback come back first, oldest first.
+	 */
+	uint32_t remap_interval_ms;
+	/** Do not listen for unsolicited announcements on port 5350 (PCP ANNOUNCE, NAT-PMP address notices). */
+	bool no_announce_listener;
+	/** Do not follow route and address changes through rtnetlink. */
+	bool no_netlink_monitor;
 };
 
 /** Fills cfg with defaults (every protocol, default gateway, no logging). */

@@ -334,10 +334,10 @@ static void handle_datagram(struct pm_server *s, const uint8_t *buf, size_t len)
 	pm_server_on_reachable(s);
 	pm_server_on_epoch(s, out.msg.epoch, false, m);
 	struct pcp_server_priv *p = s->priv;
-	if (out.msg.result == PCP_RES_MALFORMED_OPTION && req.opts.has_description && req.opts.description_len % 4 &&
-	    !p->pad_description) {
-		pm_log(c, PCPMAP_LOG_INFO, "server %s rejects unpadded DESCRIPTION lengths: padding from now on",
-		       s->name);
+	if (out.msg.result == PCP_RES_MALFORMED_OPTION && req.opts.has_description &&
+	    req.opts.description_len % 4 && !p->pad_description) {
+		pm_log(c, PCPMAP_LOG_INFO,
+		       "server %s rejects unpadded DESCRIPTION lengths: padding from now on", s->name);
 		p->pad_description = true;
 		pcp_send(s, m, m->state == PCPMAP_STATE_DELETING);
 		return;

@@ -278,6 +278,68 @@ case_capture_clean() {
 	ok "$n PCP packets (MAP, PEER, ANNOUNCE, options, IPv4 and IPv6) decode cleanly in tshark"
 }
 
+# Waits up to $2 seconds for a rule naming port $1; prints the seconds it took.
+wait_rule() {
+	local t0 now
+	t0=$(date +%s%N)
+	for _ in $(seq $(($2 * 10))); do
+		if rules_have "$1"; then
+			now=$(date +%s%N)
+			echo $(((now - t0) / 1000000))
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+case_gateway_reboot_restores() {
+	lab_up
+	"$LAB" cli "$PCPMAP" map tcp 7020 --json -v >"$WORK/fg.out" 2>"$WORK/fg.err" &
+	BG_PID=$!
+	wait_rule 7020 5 >/dev/null || fail "no mapping"
+	# Let the epoch grow, or a restart right after the start is indistinguishable from none (RFC 6887 8.5).
+	sleep 4
+	# Full state loss: rules flushed, leases gone, epoch back to 0. miniupnpd announces itself on start.
+	"$LAB" gw-restart --flush
+	rules_have 7020 && fail "the restart did not flush the rule"
+	local ms
+	ms=$(wait_rule 7020 10) || fail "mapping not restored within 10 s"
+	grep -q '"event":"lost"' "$WORK/fg.out" || fail "no lost event"
+	[[ $(grep -c '"event":"mapped"' "$WORK/fg.out") -ge 2 ]] || fail "no second mapped event"
+	grep -q 'unsolicited ANNOUNCE' "$WORK/fg.err" || fail "the multicast ANNOUNCE was not received"
+	"$LAB" reach tcp 7020 7020 || fail "not reachable after the restore"
+	kill -TERM "$BG_PID"
+	wait "$BG_PID" || true
+	BG_PID=
+	ok "gateway lost its state; ANNOUNCE heard; mapping restored ${ms} ms after the restart"
+}
+
+case_route_loss_suspends() {
+	lab_up --min-lifetime 8
+	"$LAB" cli "$PCPMAP" map tcp 7021 --lifetime 8 --json -v >"$WORK/fg.out" 2>"$WORK/fg.err" &
+	BG_PID=$!
+	wait_rule 7021 5 >/dev/null || fail "no mapping"
+	"$LAB" cli ip route del default
+	"$LAB" cli ip -6 route del default 2>/dev/null || true
+	sleep 1
+	local before after
+	before=$(grep -c -- '-> .* MAP request' "$WORK/fg.err" || true)
+	sleep 5
+	after=$(grep -c -- '-> .* MAP request' "$WORK/fg.err" || true)
+	[[ $after -eq $before ]] || fail "sent $((after - before)) requests without a route"
+	"$LAB" cli ip route add default via $GW4
+	sleep 1.5
+	local resumed
+	resumed=$(grep -c -- '-> .* MAP request' "$WORK/fg.err" || true)
+	[[ $resumed -gt $after ]] || fail "no request after the route came back"
+	rules_have 7021 || fail "mapping gone"
+	kill -TERM "$BG_PID"
+	wait "$BG_PID" || true
+	BG_PID=
+	ok "no packet for 5 s without a default route; renewed at once when it returned"
+}
+
 fn=case_$CASE
 declare -F "$fn" >/dev/null || { echo "unknown case $CASE" >&2; exit 2; }
 "$fn"

@@ -57,6 +57,8 @@ static int setup(void **state)
 	pcpmap_client_config_init(&cfg);
 	cfg.server = x.srv.addr;
 	cfg.protocols = PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP); /* no NAT-PMP or UPnP probes off loopback */
+	cfg.no_announce_listener = true;
+	cfg.no_netlink_monitor = true;
 	assert_int_equal(pm_client_new_env(&x.c, &cfg, &x.env), 0);
 	*state = &x;
 	return 0;

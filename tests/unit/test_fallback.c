@@ -10,86 +10,11 @@
 #include <errno.h>
 #include <string.h>
 
+#include "fake_backend.h"
 #include "fake_env.h"
 
 #define MS 1000ull
 #define T0 (5000000ull)
-
-struct fake_backend_log {
-	unsigned opens[PM_NPROTO];
-	unsigned probes[PM_NPROTO];
-	unsigned sends[PM_NPROTO];
-	unsigned deletes[PM_NPROTO];
-	struct pm_server *srv[PM_NPROTO];
-};
-
-static struct fake_backend_log flog;
-
-static int f_open(struct pm_server *s)
-{
-	flog.opens[s->ops->proto]++;
-	flog.srv[s->ops->proto] = s;
-	return 0;
-}
-static void f_close(struct pm_server *s)
-{
-	flog.srv[s->ops->proto] = NULL;
-}
-static int f_send(struct pm_server *s, struct pm_mapping *m, bool del)
-{
-	(void)m;
-	if (del)
-		flog.deletes[s->ops->proto]++;
-	else
-		flog.sends[s->ops->proto]++;
-	return 0;
-}
-static void f_readable(struct pm_server *s, int fd, uint64_t now)
-{
-	(void)s;
-	(void)fd;
-	(void)now;
-}
-static int f_announce(struct pm_server *s)
-{
-	(void)s;
-	return 0;
-}
-static int f_probe(struct pm_server *s)
-{
-	flog.probes[s->ops->proto]++;
-	return 0;
-}
-
-static const struct pm_backend_ops fake_pcp = { .proto = PCPMAP_PROTO_PCP,
-						.name = "PCP",
-						.irt_us = 3000000,
-						.mrt_us = 1024000000,
-						.server_open = f_open,
-						.server_close = f_close,
-						.send = f_send,
-						.readable = f_readable,
-						.announce = f_announce };
-static const struct pm_backend_ops fake_natpmp = { .proto = PCPMAP_PROTO_NATPMP,
-						   .name = "NAT-PMP",
-						   .irt_us = 250000,
-						   .mrt_us = 64000000,
-						   .server_open = f_open,
-						   .server_close = f_close,
-						   .send = f_send,
-						   .readable = f_readable,
-						   .announce = f_announce,
-						   .probe = f_probe };
-static const struct pm_backend_ops fake_upnp = { .proto = PCPMAP_PROTO_UPNP,
-						 .name = "UPnP",
-						 .irt_us = 3000000,
-						 .mrt_us = 60000000,
-						 .server_open = f_open,
-						 .server_close = f_close,
-						 .send = f_send,
-						 .readable = f_readable,
-						 .announce = f_announce,
-						 .probe = f_probe };
 
 struct ctx {
 	struct fake_clock clk;
@@ -123,10 +48,10 @@ static int setup(void **state)
 	struct pcpmap_client_config cfg;
 	pcpmap_client_config_init(&cfg);
 	cfg.server = "127.0.0.1"; /* the fakes never send anything */
+	cfg.no_announce_listener = true;
+	cfg.no_netlink_monitor = true;
 	assert_int_equal(pm_client_new_env(&x.c, &cfg, &x.env), 0);
-	x.c->backends[PCPMAP_PROTO_PCP] = &fake_pcp;
-	x.c->backends[PCPMAP_PROTO_NATPMP] = &fake_natpmp;
-	x.c->backends[PCPMAP_PROTO_UPNP] = &fake_upnp;
+	fake_backends_install(x.c);
 	*state = &x;
 	return 0;
 }

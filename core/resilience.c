@@ -1,0 +1,422 @@
+/* Resilience: unsolicited announcements (PCP ANNOUNCE, NAT-PMP address notices) on port 5350, route and
+ * address changes through rtnetlink, and paced re-creation of mappings a gateway lost. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define REMAP_INTERVAL_DEFAULT_US 50000u
+#define NETCHECK_DEBOUNCE_US      200000u /* netlink events come in bursts */
+
+static void remap_timer(struct sched_timer *t, uint64_t now, void *arg);
+static void netcheck_timer(struct sched_timer *t, uint64_t now, void *arg);
+
+void pm_resilience_init(pcpmap_client *c)
+{
+	c->ann_fd[0] = c->ann_fd[1] = -1;
+	c->nl_fd = -1;
+	sched_timer_init(&c->t_remap, remap_timer, c, "remap");
+	sched_timer_init(&c->t_netcheck, netcheck_timer, c, "netcheck");
+}
+
+void pm_resilience_fini(pcpmap_client *c)
+{
+	for (int i = 0; i < 2; i++)
+		if (c->ann_fd[i] >= 0)
+			close(c->ann_fd[i]);
+	if (c->nl_fd >= 0)
+		close(c->nl_fd);
+	c->ann_fd[0] = c->ann_fd[1] = c->nl_fd = -1;
+	sched_cancel(&c->sched, &c->t_remap);
+	sched_cancel(&c->sched, &c->t_netcheck);
+}
+
+static bool same_host(const struct pm_sockaddr *a, const struct pm_sockaddr *b)
+{
+	if (a->u.sa.sa_family != b->u.sa.sa_family)
+		return false;
+	if (a->u.sa.sa_family == AF_INET)
+		return a->u.in.sin_addr.s_addr == b->u.in.sin_addr.s_addr;
+	return memcmp(&a->u.in6.sin6_addr, &b->u.in6.sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
+void pm_client_on_unsolicited(pcpmap_client *c, const uint8_t *buf, size_t len, const struct pm_sockaddr *src)
+{
+	struct pm_gw *gw = NULL;
+	c->stats.received++;
+	/* Only our own gateway may make us re-map: anyone on the link can send to 5350. */
+	for (struct pm_list *l = c->gateways.next; l != &c->gateways; l = l->next) {
+		struct pm_gw *g = pm_container_of(l, struct pm_gw, link);
+		if (same_host(&g->addr, src)) {
+			gw = g;
+			break;
+		}
+	}
+	char who[PM_SOCKADDR_STRLEN];
+	if (pm_sockaddr_to_string(src, who, sizeof(who)) < 0)
+		snprintf(who, sizeof(who), "?");
+	if (!gw) {
+		c->stats.dropped++;
+		pm_log(c, PCPMAP_LOG_DEBUG, "announcement from %s, not a gateway of ours: dropped", who);
+		return;
+	}
+	if (len >= PCP_HDR_LEN && buf[0] == PCP_VERSION) {
+		struct pcp_msg m;
+		if (pcp_decode(buf, len, &c->codec, &m) < 0 || !m.response || m.opcode != PCP_OP_ANNOUNCE ||
+		    m.result != PCP_RES_SUCCESS) {
+			c->stats.dropped++;
+			return;
+		}
+		char d[96];
+		snprintf(d, sizeof(d), "unsolicited ANNOUNCE epoch=%u", m.epoch);
+		pm_trace(c, false, PCPMAP_PROTO_PCP, who, buf, len, d);
+		struct pm_server *s = gw->srv[PCPMAP_PROTO_PCP];
+		if (s)
+			pm_server_on_epoch_announced(s, m.epoch, false);
+		return;
+	}
+	if (len == 12 && buf[0] == 0 && buf[1] == 128) {
+		/* NAT-PMP external address notice (RFC 6886 3.2.1). */
+		uint16_t result = (uint16_t)(buf[2] << 8 | buf[3]);
+		uint32_t sssoe =
+		    (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 | buf[7];
+		char d[96];
+		snprintf(d, sizeof(d), "NAT-PMP address notice result=%u epoch=%u ext=%u.%u.%u.%u", result,
+			 sssoe, buf[8], buf[9], buf[10], buf[11]);
+		pm_trace(c, false, PCPMAP_PROTO_NATPMP, who, buf, len, d);
+		struct pm_server *s = gw->srv[PCPMAP_PROTO_NATPMP];
+		if (s && result == 0)
+			pm_server_on_epoch_announced(s, sssoe, true);
+		return;
+	}
+	c->stats.dropped++;
+}
+
+static void listener_readable(pcpmap_client *c, int fd)
+{
+	uint8_t buf[PCP_MAX_MSG + 4];
+	for (int i = 0; i < 64; i++) {
+		struct pm_sockaddr src;
+		ssize_t n = pm_udp_recvfrom(fd, buf, sizeof(buf), &src);
+		if (n == -EAGAIN)
+			return;
+		if (n < 0) {
+			c->stats.dropped++;
+			continue;
+		}
+		c->now = c->env.clock.now_us(c->env.clock.ctx);
+		pm_client_on_unsolicited(c, buf, (size_t)n, &src);
+	}
+}
+
+static void monitor_readable(pcpmap_client *c, int fd)
+{
+	unsigned mask = 0;
+	if (pm_net_monitor_read(fd, &mask) < 0 || !mask)
+		return;
+	if (!sched_armed(&c->t_netcheck))
+		sched_arm(&c->sched, &c->t_netcheck, c->now + NETCHECK_DEBOUNCE_US);
+}
+
+void pm_resilience_start(pcpmap_client *c)
+{
+	if (c->listening)
+		return;
+	c->listening = true;
+	if (!c->cfg.no_announce_listener) {
+		static const int fams[2] = { AF_INET, AF_INET6 };
+		for (int i = 0; i < 2; i++) {
+			int r = pm_udp_multicast_listener(fams[i], PCP_CLIENT_PORT, 0, &c->ann_fd[i]);
+			if (r == 0)
+				r = pm_client_watch_fd(c, c->ann_fd[i], listener_readable);
+			if (r < 0) {
+				pm_log(c, PCPMAP_LOG_INFO, "no %s announcement listener on port %d: %s",
+				       fams[i] == AF_INET ? "IPv4" : "IPv6", PCP_CLIENT_PORT,
+				       pcpmap_strerror(r));
+				if (c->ann_fd[i] >= 0)
+					close(c->ann_fd[i]);
+				c->ann_fd[i] = -1;
+			}
+		}
+	}
+	if (!c->cfg.no_netlink_monitor) {
+		int r = pm_net_monitor_open(&c->nl_fd);
+		if (r == 0)
+			r = pm_client_watch_fd(c, c->nl_fd, monitor_readable);
+		if (r < 0) {
+			pm_log(c, PCPMAP_LOG_INFO, "not following route changes: %s", pcpmap_strerror(r));
+			if (c->nl_fd >= 0)
+				close(c->nl_fd);
+			c->nl_fd = -1;
+		}
+	}
+}
+
+static bool held(const struct pm_mapping *m)
+{
+	return m->state == PCPMAP_STATE_MAPPED || m->state == PCPMAP_STATE_REFRESHING ||
+	       (m->state == PCPMAP_STATE_ERROR_WAIT_RESEND && m->have_grant);
+}
+
+static uint64_t remap_interval(const pcpmap_client *c)
+{
+	return c->cfg.remap_interval_ms ? (uint64_t)c->cfg.remap_interval_ms * 1000u
+					: REMAP_INTERVAL_DEFAULT_US;
+}
+
+void pm_remap_server(struct pm_server *s, struct pm_mapping *except, uint64_t delay_us)
+{
+	pcpmap_client *c = s->client;
+	uint64_t at = c->now + delay_us;
+	for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next) {
+		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
+		if (m->server != s || m == except || !held(m))
+			continue;
+		if (!m->remap_pending || at < m->remap_at)
+			m->remap_at = at;
+		m->remap_pending = true;
+	}
+	if (!sched_armed(&c->t_remap) || c->t_remap.deadline > at)
+		sched_arm(&c->sched, &c->t_remap, at);
+}
+
+/* The next mapping to re-create: those the application watches (a callback) first, then the oldest. */
+static struct pm_mapping *next_remap(pcpmap_client *c, uint64_t now, uint64_t *ret_next_at)
+{
+	struct pm_mapping *best = NULL;
+	*ret_next_at = UINT64_MAX;
+	for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next) {
+		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
+		if (!m->remap_pending)
+			continue;
+		if (!held(m)) {
+			m->remap_pending = false; /* deleted, failed or already re-created meanwhile */
+			continue;
+		}
+		if (m->remap_at > now) {
+			if (m->remap_at < *ret_next_at)
+				*ret_next_at = m->remap_at;
+			continue;
+		}
+		bool visible = m->cb != NULL || (m->pair_owner && m->pair_owner->cb);
+		bool best_visible = best && (best->cb != NULL || (best->pair_owner && best->pair_owner->cb));
+		if (!best || (visible && !best_visible) || (visible == best_visible && m->id < best->id))
+			best = m;
+	}
+	return best;
+}
+
+static void remap_timer(struct sched_timer *t, uint64_t now, void *arg)
+{
+	(void)t;
+	pcpmap_client *c = arg;
+	uint64_t later;
+	struct pm_mapping *m = next_remap(c, now, &later);
+	if (m) {
+		m->remap_pending = false;
+		pm_mapping_fsm(m, FSM_EV_STATE_LOST);
+		/* Look again: the one just handled may have freed others' slots. */
+		next_remap(c, now, &later);
+		bool more = false;
+		for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next)
+			if (pm_container_of(l, struct pm_mapping, link)->remap_pending) {
+				more = true;
+				break;
+			}
+		if (more) {
+			uint64_t at = now + remap_interval(c);
+			sched_arm(&c->sched, &c->t_remap, later != UINT64_MAX && later > at ? later : at);
+		}
+		return;
+	}
+	if (later != UINT64_MAX)
+		sched_arm(&c->sched, &c->t_remap, later);
+}
+
+/* Moves every mapping of gateway `from` to `to` (which may be the same gateway with fresh servers): what can
+ * still be released on the old one is deleted, and each mapping is created again, paced. */
+static void rehome(struct pm_gw *from, struct pm_gw *to, const char *why)
+{
+	pcpmap_client *c = from->client;
+	pm_log(c, PCPMAP_LOG_NOTICE, "gateway %s: %s; re-creating its mappings%s%s", from->name, why,
+	       to != from ? " on " : "", to != from ? to->name : "");
+	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
+		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
+		l = l->next;
+		if (m->gw != from)
+			continue;
+		if (m->state == PCPMAP_STATE_DELETING) {
+			pm_mapping_fsm(m, FSM_EV_GIVE_UP);
+			continue;
+		}
+		if (m->pair_owner) {
+			/* A pair's companion is made again by its owner once the owner is mapped. */
+			if (m->server && held(m) && to != from)
+				m->server->ops->send(m->server, m, true);
+			pm_mapping_destroy(m);
+			continue;
+		}
+		/* Best effort: a delete from the old address may still reach the old gateway. */
+		if (m->server && held(m) && m->kind == PCPMAP_KIND_MAP && to != from)
+			m->server->ops->send(m->server, m, true);
+		bool was_held = held(m);
+		sched_cancel(&c->sched, &m->t_main);
+		sched_cancel(&c->sched, &m->t_expire);
+		m->remap_pending = false;
+		m->have_grant = false;
+		m->server = NULL;
+		m->gw = to;
+		m->renew_attempt = 0;
+		m->state = PCPMAP_STATE_NOT_SENT;
+		if (m->port_pair)
+			m->port_pair_owner_pending = false;
+		if (was_held) {
+			m->notified_mapped = false;
+			struct pm_event *e = calloc(1, sizeof(*e));
+			if (e) {
+				e->kind = PM_EVENT_MAPPING;
+				e->m = m;
+				e->ev = PCPMAP_EVENT_LOST;
+				pcpmap_mapping_get_info((pcpmap_mapping *)m, &e->info);
+				if (m->user_owned)
+					pm_client_queue_event(c, e);
+				else
+					free(e);
+			}
+		}
+	}
+	/* Start them again, paced: the first at once. */
+	uint64_t at = c->now;
+	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
+		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
+		l = l->next;
+		if (m->gw != to || m->state != PCPMAP_STATE_NOT_SENT || m->pair_owner ||
+		    sched_armed(&m->t_main))
+			continue;
+		if (at == c->now) {
+			pm_gw_attach(m);
+		} else {
+			/* A parked start: the mapping's main timer fires the attach. */
+			m->restart_pending = true;
+			sched_arm(&c->sched, &m->t_main, at);
+		}
+		at += remap_interval(c);
+	}
+}
+
+static void gw_reset_servers(struct pm_gw *gw)
+{
+	pcpmap_client *c = gw->client;
+	for (int p = 0; p < PM_NPROTO; p++) {
+		struct pm_server *s = gw->srv[p];
+		if (!s)
+			continue;
+		for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next) {
+			struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
+			if (m->server == s)
+				m->server = NULL;
+		}
+		pm_gw_close_server(gw, (enum pcpmap_proto)p);
+	}
+	gw->chosen = PCPMAP_PROTO_NONE;
+	for (int p = 0; p < PM_NPROTO; p++)
+		gw->status[p] = PM_P_UNKNOWN;
+	gw->probe_started = 0;
+}
+
+static void resume(struct pm_gw *gw)
+{
+	pcpmap_client *c = gw->client;
+	gw->suspended = false;
+	pm_log(c, PCPMAP_LOG_NOTICE, "gateway %s: route is back", gw->name);
+	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
+		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
+		l = l->next;
+		if (m->gw != gw)
+			continue;
+		switch (m->state) {
+		case PCPMAP_STATE_WAIT_RESP:
+			pm_mapping_fsm(m, FSM_EV_SWITCH); /* send now, fresh ladder */
+			break;
+		case PCPMAP_STATE_MAPPED:
+		case PCPMAP_STATE_REFRESHING:
+			pm_mapping_fsm(m, FSM_EV_RENEW_TIMER);
+			break;
+		case PCPMAP_STATE_ERROR_WAIT_RESEND:
+			pm_gw_attach(m);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+void pm_client_net_check(pcpmap_client *c)
+{
+	for (struct pm_list *l = c->gateways.next; l != &c->gateways;) {
+		struct pm_gw *gw = pm_container_of(l, struct pm_gw, link);
+		l = l->next;
+		int family = gw->addr.u.sa.sa_family;
+		bool has_mappings = false;
+		for (struct pm_list *ml = c->mappings.next; ml != &c->mappings; ml = ml->next)
+			if (pm_container_of(ml, struct pm_mapping, link)->gw == gw)
+				has_mappings = true;
+		if (!has_mappings)
+			continue;
+
+		struct pm_sockaddr now_addr = gw->addr;
+		if (!c->cfg.server) {
+			struct pm_gateway g;
+			int r = c->default_gateway(family, &g);
+			if (r == -ENOENT) {
+				if (!gw->suspended)
+					pm_log(c, PCPMAP_LOG_NOTICE,
+					       "gateway %s: no default route any more; waiting for one",
+					       gw->name);
+				gw->suspended = true;
+				continue;
+			}
+			if (r < 0 || pm_sockaddr_from_gateway(&now_addr, &g, PCP_SERVER_PORT) < 0)
+				continue;
+		}
+		if (!same_host(&now_addr, &gw->addr)) {
+			struct pm_gw *to;
+			gw->suspended = false;
+			if (pm_client_gateway_for(c, family, &to) < 0)
+				continue;
+			rehome(gw, to, "the default gateway changed");
+			pm_gw_free(gw);
+			continue;
+		}
+		/* Same gateway: did our source address towards it change? (PCP's Client IP field, NAT-PMP's
+		 * and UPnP's internal client all depend on it.) */
+		struct pm_server *s = NULL;
+		for (int p = 0; p < PM_NPROTO && !s; p++)
+			s = gw->srv[p];
+		if (s) {
+			int fd;
+			struct pm_sockaddr local;
+			if (pm_udp_connect(&gw->addr, &fd, &local) == 0) {
+				close(fd);
+				if (!same_host(&local, &s->local) && s->local.len) {
+					gw->suspended = false;
+					gw_reset_servers(gw);
+					rehome(gw, gw, "our source address changed");
+					continue;
+				}
+			}
+		}
+		if (gw->suspended)
+			resume(gw);
+	}
+}
+
+static void netcheck_timer(struct sched_timer *t, uint64_t now, void *arg)
+{
+	(void)t;
+	(void)now;
+	pm_client_net_check(arg);
+}

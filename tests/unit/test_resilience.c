@@ -1,0 +1,275 @@
+/* Resilience with a fake clock and fake backends: paced re-creation after state loss (unicast at once,
+ * multicast after the RFC's random delay, visible mappings first), announcements from strangers ignored,
+ * default-gateway and source-address changes re-home mappings, a lost default route suspends sending. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_backend.h"
+#include "fake_env.h"
+
+#define MS 1000ull
+#define T0 (5000000ull)
+
+struct ctx {
+	struct fake_clock clk;
+	struct fake_rand rnd;
+	struct pm_env env;
+	pcpmap_client *c;
+	enum pcpmap_event evs[32];
+	uint16_t ports[32];
+	size_t n;
+};
+
+/* The default route the fake kernel reports: 127.0.0.<gw_octet>, or none when 0. */
+static int gw_octet = 2;
+
+static int fake_default_gateway(int family, struct pm_gateway *ret)
+{
+	if (family != AF_INET || !gw_octet)
+		return -ENOENT;
+	memset(ret, 0, sizeof(*ret));
+	ret->family = AF_INET;
+	ret->addr.v4.s_addr = htonl(0x7f000000u | (uint32_t)gw_octet);
+	return 0;
+}
+
+static void on_event(pcpmap_mapping *m, enum pcpmap_event ev, const struct pcpmap_mapping_info *info,
+		     void *ud)
+{
+	struct ctx *x = ud;
+	(void)m;
+	if (x->n < 32) {
+		x->ports[x->n] = info->internal_port;
+		x->evs[x->n++] = ev;
+	}
+}
+
+static void dbg_log(void *ud, enum pcpmap_log_level l, const char *msg)
+{
+	(void)ud;
+	(void)l;
+	fprintf(stderr, "  log: %s\n", msg);
+}
+
+static int setup(void **state)
+{
+	static struct ctx x;
+	memset(&x, 0, sizeof(x));
+	gw_octet = 2;
+	x.clk.now_us = T0;
+	x.rnd.unit = 0.5;
+	fake_env_init(&x.env, &x.clk, &x.rnd);
+	struct pcpmap_client_config cfg;
+	pcpmap_client_config_init(&cfg);
+	cfg.protocols = PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP);
+	cfg.no_announce_listener = true;
+	cfg.no_netlink_monitor = true;
+	if (getenv("DBG")) {
+		cfg.log = dbg_log;
+		cfg.log_level = PCPMAP_LOG_DEBUG;
+	}
+	assert_int_equal(pm_client_new_env(&x.c, &cfg, &x.env), 0);
+	fake_backends_install(x.c);
+	x.c->default_gateway = fake_default_gateway;
+	*state = &x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct ctx *x = *state;
+	pcpmap_client_free(x->c);
+	return 0;
+}
+
+static void at(struct ctx *x, uint64_t t)
+{
+	x->clk.now_us = t;
+	assert_int_equal(pcpmap_client_process(x->c), 0);
+}
+
+static struct pm_mapping *held_mapping(struct ctx *x, uint16_t port, bool with_cb)
+{
+	struct pcpmap_request req;
+	pcpmap_mapping *mh;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = port;
+	req.lifetime = 3600;
+	if (with_cb) {
+		req.callback = on_event;
+		req.userdata = x;
+	}
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &mh), 0);
+	struct pm_mapping *m = (struct pm_mapping *)mh;
+	struct pm_reply r;
+	memset(&r, 0, sizeof(r));
+	r.kind = PM_REPLY_SUCCESS;
+	r.lifetime = 3600;
+	r.ext_port = port;
+	r.has_epoch = true;
+	r.epoch = 1000;
+	pcp_addr_from_string("203.0.113.1", &r.ext_addr);
+	x->c->now = x->clk.now_us;
+	pm_server_on_reachable(m->server);
+	pm_server_on_epoch(m->server, 1000, false, m);
+	pm_mapping_on_reply(m, &r);
+	at(x, x->clk.now_us);
+	assert_int_equal(m->state, PCPMAP_STATE_MAPPED);
+	return m;
+}
+
+static void test_unicast_loss_paced_visible_first(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *a = held_mapping(x, 2000, false);
+	struct pm_mapping *b = held_mapping(x, 2001, true);
+	struct pm_mapping *c = held_mapping(x, 2002, true);
+	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
+	x->n = 0;
+	/* 10 s later an answer carries epoch 3: the server lost its state. */
+	x->clk.now_us = T0 + 10000 * MS;
+	x->c->now = x->clk.now_us;
+	assert_false(pm_server_on_epoch(a->server, 3, false, NULL));
+	at(x, T0 + 10000 * MS);
+	/* First re-creation at once (unicast), the mapping with a callback first. */
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 1);
+	assert_int_equal(b->state, PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(a->state, PCPMAP_STATE_MAPPED);
+	assert_int_equal(c->state, PCPMAP_STATE_MAPPED);
+	/* Then one every 50 ms. */
+	at(x, T0 + 10049 * MS);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 1);
+	at(x, T0 + 10050 * MS);
+	assert_int_equal(c->state, PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(a->state, PCPMAP_STATE_MAPPED);
+	at(x, T0 + 10100 * MS);
+	assert_int_equal(a->state, PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 3);
+	/* LOST reported for the two with callbacks. */
+	size_t lost = 0;
+	for (size_t i = 0; i < x->n; i++)
+		lost += x->evs[i] == PCPMAP_EVENT_LOST;
+	assert_int_equal(lost, 2);
+}
+
+static void test_multicast_announce_random_delay(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *m = held_mapping(x, 2003, true);
+	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
+	uint8_t buf[64];
+	struct pcp_msg ann;
+	size_t len;
+	memset(&ann, 0, sizeof(ann));
+	ann.version = 2;
+	ann.response = true;
+	ann.opcode = PCP_OP_ANNOUNCE;
+	ann.epoch = 0;
+	assert_int_equal(pcp_encode(&ann, NULL, buf, sizeof(buf), &len), 0);
+	struct pm_sockaddr src;
+	assert_int_equal(pm_sockaddr_set(&src, "127.0.0.2", 5351), 0);
+	x->clk.now_us = T0 + 60000 * MS;
+	x->c->now = x->clk.now_us;
+	pm_client_on_unsolicited(x->c, buf, len, &src);
+	/* RAND 0.5 of the 0-5 s spread: 2.5 s. */
+	at(x, T0 + 62499 * MS);
+	assert_int_equal(m->state, PCPMAP_STATE_MAPPED);
+	at(x, T0 + 62500 * MS);
+	assert_int_equal(m->state, PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 1);
+}
+
+static void test_announce_from_stranger_ignored(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *m = held_mapping(x, 2004, true);
+	uint8_t buf[64];
+	struct pcp_msg ann;
+	size_t len;
+	memset(&ann, 0, sizeof(ann));
+	ann.version = 2;
+	ann.response = true;
+	ann.opcode = PCP_OP_ANNOUNCE;
+	assert_int_equal(pcp_encode(&ann, NULL, buf, sizeof(buf), &len), 0);
+	struct pm_sockaddr src;
+	assert_int_equal(pm_sockaddr_set(&src, "127.0.0.99", 5351), 0);
+	x->c->now = x->clk.now_us = T0 + 60000 * MS;
+	pm_client_on_unsolicited(x->c, buf, len, &src);
+	/* Garbage from the gateway is dropped too. */
+	const uint8_t junk[] = { 2, 0x80, 0, 0 };
+	assert_int_equal(pm_sockaddr_set(&src, "127.0.0.2", 5351), 0);
+	pm_client_on_unsolicited(x->c, junk, sizeof(junk), &src);
+	at(x, T0 + 70000 * MS);
+	assert_int_equal(m->state, PCPMAP_STATE_MAPPED);
+	struct pcpmap_stats st;
+	pcpmap_client_get_stats(x->c, &st);
+	assert_int_equal(st.dropped, 2);
+	assert_int_equal(st.epoch_resets, 0);
+}
+
+static void test_gateway_change_rehomes(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *m = held_mapping(x, 2005, true);
+	struct pm_server *old = m->server;
+	x->n = 0;
+	gw_octet = 3;
+	x->c->now = x->clk.now_us = T0 + 1000 * MS;
+	pm_client_net_check(x->c);
+	at(x, x->clk.now_us);
+	/* Released on the old gateway (best effort), requested on the new one, LOST reported. */
+	assert_int_equal(flog.deletes[PCPMAP_PROTO_PCP], 1);
+	assert_ptr_not_equal(m->server, old);
+	assert_ptr_equal(flog.last_send_server, m->server);
+	char name[64];
+	snprintf(name, sizeof(name), "%s", m->gw->name);
+	assert_string_equal(name, "127.0.0.3:5351");
+	assert_int_equal(m->state, PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(x->n, 1);
+	assert_int_equal(x->evs[0], PCPMAP_EVENT_LOST);
+}
+
+static void test_route_lost_suspends_then_resumes(void **state)
+{
+	struct ctx *x = *state;
+	struct pcpmap_request req;
+	pcpmap_mapping *mh;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = 2006;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &mh), 0);
+	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
+	gw_octet = 0;
+	x->c->now = x->clk.now_us = T0 + 100 * MS;
+	pm_client_net_check(x->c);
+	/* Retransmissions come due but nothing goes out. */
+	for (uint64_t t = 3; t < 200; t *= 2)
+		at(x, T0 + t * 1000 * MS);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent);
+	gw_octet = 2;
+	x->c->now = x->clk.now_us = T0 + 300000 * MS;
+	pm_client_net_check(x->c);
+	/* The route is back: the request goes out at once. */
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 1);
+	assert_int_equal(pcpmap_client_next_deadline(x->c), T0 + 303000 * MS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_unicast_loss_paced_visible_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_multicast_announce_random_delay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_announce_from_stranger_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gateway_change_rehomes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_route_lost_suspends_then_resumes, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
