@@ -775,6 +775,114 @@ static int cmd_announce(int argc, char **argv, struct opts *o)
 	return st.done ? exit_code_for(st.err) : EXIT_TIMEOUT;
 }
 
+static void help_probe(void)
+{
+	printf(
+	    "Usage: %s probe [options]\n"
+	    "Asks the gateway which protocols it answers (PCP, NAT-PMP, UPnP IGD), with round-trip times,\n"
+	    "epoch and external address, and which one pcpmap would use.\n"
+	    "  -g, --gateway ADDR, -t, --timeout MS (default 3000), --protocol LIST, -j, --json, -v\n",
+	    prog);
+}
+
+static void print_proto_json(const char *key, const struct pcpmap_server_info *i, bool comma)
+{
+	printf("\"%s\":{\"tried\":%s", key, i->proto != PCPMAP_PROTO_NONE ? "true" : "false");
+	if (i->proto != PCPMAP_PROTO_NONE) {
+		printf(",\"answers\":%s,\"server\":", i->error ? "false" : "true");
+		json_str(stdout, i->server);
+		printf(",\"version\":%d,\"epoch\":%" PRIu32 ",\"rtt_us\":%" PRIu32 ",\"external_address\":",
+		       i->version, i->epoch, i->rtt_usec);
+		json_str(stdout, i->external_addr);
+		printf(",\"detail\":");
+		json_str(stdout, i->detail);
+		if (i->error)
+			printf(",\"error\":{\"errno\":%d,\"message\":\"%s\"}", -i->error,
+			       pcpmap_strerror(i->error));
+	}
+	printf("}%s", comma ? "," : "");
+}
+
+static void print_proto_line(const char *name, const struct pcpmap_server_info *i)
+{
+	if (i->proto == PCPMAP_PROTO_NONE) {
+		printf("  %-8s not tried\n", name);
+		return;
+	}
+	if (i->error) {
+		printf("  %-8s no   (%s)\n", name, pcpmap_strerror(i->error));
+		return;
+	}
+	printf("  %-8s yes  ", name);
+	if (i->proto == PCPMAP_PROTO_PCP)
+		printf("version %d, ", i->version);
+	if (i->proto != PCPMAP_PROTO_UPNP)
+		printf("epoch %" PRIu32 " s, ", i->epoch);
+	if (i->detail[0])
+		printf("%s, ", i->detail);
+	printf("%.2f ms", i->rtt_usec / 1000.0);
+	if (i->external_addr[0])
+		printf(", external %s", i->external_addr);
+	printf("\n");
+}
+
+static int cmd_probe(int argc, char **argv, struct opts *o)
+{
+	o->timeout_ms = 3000;
+	int r = parse_opts("probe", argc, argv, o, help_probe);
+	if (r)
+		return r;
+	if (argc != optind)
+		return usage_error("probe", "unexpected argument '%s'", argv[optind]);
+	pcpmap_client *c;
+	if (make_client(o, &c) < 0)
+		return EXIT_INTERNAL;
+	bool tty = isatty(STDERR_FILENO) && !o->json && !o->verbose;
+	if (tty)
+		fprintf(stderr, "probing the gateway...\r");
+	struct pcpmap_probe_result res;
+	r = pcpmap_probe_sync(c, o->timeout_ms, &res);
+	if (tty)
+		fprintf(stderr, "                      \r");
+	pcpmap_client_free(c);
+	if (r < 0) {
+		fprintf(stderr, "%s probe: %s%s\n", prog, pcpmap_strerror(r),
+			r == -ENETUNREACH ? " (no default route; name the gateway with --gateway)" : "");
+		return exit_code_for(r);
+	}
+	if (o->json) {
+		printf("{\"gateway\":");
+		json_str(stdout, res.gateway);
+		printf(",\"protocols\":{");
+		print_proto_json("pcp", &res.pcp, true);
+		print_proto_json("natpmp", &res.natpmp, true);
+		print_proto_json("upnp", &res.upnp, false);
+		printf("},\"chosen\":\"%s\",\"external_address\":", pcpmap_proto_name(res.chosen));
+		json_str(stdout, res.external_addr);
+		printf(",\"external_is_private\":%s}\n", res.external_is_private ? "true" : "false");
+	} else {
+		printf("gateway %s\n", res.gateway);
+		print_proto_line("PCP", &res.pcp);
+		print_proto_line("NAT-PMP", &res.natpmp);
+		print_proto_line("UPnP", &res.upnp);
+		if (res.chosen == PCPMAP_PROTO_NONE)
+			printf("no port-mapping protocol answers at %s: the gateway may have PCP, NAT-PMP "
+			       "and UPnP "
+			       "disabled, or a firewall drops them\n",
+			       res.gateway);
+		else
+			printf("pcpmap uses %s%s%s\n", pcpmap_proto_name(res.chosen),
+			       res.external_addr[0] ? "; external address " : "", res.external_addr);
+		if (res.external_is_private)
+			printf("warning: %s is a private or shared address: another NAT (double NAT or "
+			       "carrier-grade "
+			       "NAT) sits beyond this gateway, so mapped ports are likely unreachable from "
+			       "the internet\n",
+			       res.external_addr);
+	}
+	return res.chosen == PCPMAP_PROTO_NONE ? EXIT_NO_SUPPORT : EXIT_OK;
+}
+
 static void help_main(void)
 {
 	printf("Usage: %s COMMAND [options]\n"
@@ -784,7 +892,8 @@ static void help_main(void)
 	       "  map PROTO PORT         map a port and keep it alive (--once to map and exit)\n"
 	       "  peer PROTO PORT ADDR PORT  PEER mapping for an existing connection\n"
 	       "  unmap PROTO PORT --nonce HEX  delete a mapping made with --once\n"
-	       "  announce               ask the gateway for its PCP epoch\n\n"
+	       "  announce               ask the gateway for its PCP epoch\n"
+	       "  probe                  which protocols the gateway answers, RTTs, external address\n\n"
 	       "'%s COMMAND --help' tells more. Exit codes: 0 success, 1 internal error, 2 usage,\n"
 	       "3 no gateway or no supported protocol, 4 refused by the gateway, 5 timeout.\n",
 	       prog, prog);
@@ -794,10 +903,8 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv, struct opts *o);
 } commands[] = {
-	{ "map", cmd_map },
-	{ "peer", cmd_peer },
-	{ "unmap", cmd_unmap },
-	{ "announce", cmd_announce },
+	{ "map", cmd_map },           { "peer", cmd_peer },   { "unmap", cmd_unmap },
+	{ "announce", cmd_announce }, { "probe", cmd_probe },
 };
 
 int main(int argc, char **argv)

@@ -16,7 +16,7 @@
 
 struct pm_watch {
 	struct pm_watch *next;
-	struct pm_server *server;                 /* a backend socket, or */
+	struct pm_server *server;             /* a backend socket, or */
 	void (*fn)(pcpmap_client *c, int fd); /* a client-level one (listeners, netlink) */
 	int fd;
 };
@@ -194,9 +194,11 @@ PCPMAP_EXPORT pcpmap_client *pcpmap_client_free(pcpmap_client *c)
 	}
 	pm_client_free_gateways(c);
 	pm_resilience_fini(c);
+	pm_probe_fini(c);
 	while (c->ev_head) {
 		struct pm_event *e = c->ev_head;
 		c->ev_head = e->next;
+		free(e->probe_result);
 		free(e);
 	}
 	while (c->watches) {
@@ -325,6 +327,10 @@ static void dispatch_events(pcpmap_client *c)
 		if (e->kind == PM_EVENT_SERVER) {
 			if (e->server_cb)
 				e->server_cb(c, &e->server_info, e->userdata);
+		} else if (e->kind == PM_EVENT_PROBE) {
+			if (e->probe_cb)
+				e->probe_cb(c, e->probe_result, e->userdata);
+			free(e->probe_result);
 		} else if (e->m && e->m->user_owned && e->m->cb) {
 			e->m->cb((pcpmap_mapping *)e->m, e->ev, &e->info, e->m->userdata);
 		}
@@ -409,12 +415,14 @@ static bool epoch_check(struct pm_server *s, uint32_t epoch, bool natpmp_rule, s
 	uint64_t now_s = c->now / 1000000u;
 	bool had = s->epoch.have;
 	uint32_t prev = s->epoch.server;
-	bool ok = natpmp_rule ? natpmp_epoch_check(&s->epoch, epoch, now_s) : pcp_epoch_check(&s->epoch, epoch, now_s);
+	bool ok = natpmp_rule ? natpmp_epoch_check(&s->epoch, epoch, now_s)
+			      : pcp_epoch_check(&s->epoch, epoch, now_s);
 	if (ok)
 		return true;
 	c->stats.epoch_resets++;
-	pm_log(c, PCPMAP_LOG_NOTICE, "%s server %s lost its state (epoch %u after %u%s): re-creating its mappings",
-	       s->ops->name, s->name, epoch, prev, had ? "" : ", first");
+	pm_log(c, PCPMAP_LOG_NOTICE,
+	       "%s server %s lost its state (epoch %u after %u%s): re-creating its mappings", s->ops->name,
+	       s->name, epoch, prev, had ? "" : ", first");
 	/* RFC 6887 8.5 / 14.1: after a multicast announcement every host on the link re-maps, so spread the
 	 * load with a random delay; a unicast answer re-maps at once. Either way re-creation is paced. */
 	pm_remap_server(s, except, announced ? pm_announce_delay_us(&c->env.rand) : 0);
@@ -466,6 +474,33 @@ static void announce_timer(struct sched_timer *t, uint64_t now, void *arg)
 		  deadline < c->announce.deadline ? deadline : c->announce.deadline);
 }
 
+int pm_client_announce_on(pcpmap_client *c, struct pm_server *s, int timeout_ms, pcpmap_server_fn cb,
+			  void *userdata)
+{
+	int r;
+	if (c->announce.server)
+		return -EBUSY;
+	c->announce.server = s;
+	c->announce.cb = cb;
+	c->announce.userdata = userdata;
+	c->announce.sent_at = c->now;
+	c->announce.deadline = c->now + (uint64_t)timeout_ms * 1000u;
+	sched_timer_init(&c->announce.timer, announce_timer, c, "announce");
+	pm_retx_init(&c->announce.retx, s->ops->irt_us, s->ops->mrt_us, 0, 0);
+	uint64_t deadline;
+	pm_retx_next(&c->announce.retx, c->now, &c->env.rand, &deadline);
+	r = s->ops->announce ? s->ops->announce(s) : -EOPNOTSUPP;
+	if (r < 0 && r != -ECONNREFUSED) {
+		c->announce.server = NULL;
+		return r;
+	}
+	if (r == -ECONNREFUSED)
+		pm_server_defer_error(s, r);
+	sched_arm(&c->sched, &c->announce.timer,
+		  deadline < c->announce.deadline ? deadline : c->announce.deadline);
+	return 0;
+}
+
 PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpmap_server_fn cb,
 					 void *userdata)
 {
@@ -480,25 +515,7 @@ PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpma
 	r = pm_client_server_for(c, 0, PCPMAP_PROTO_PCP, &s);
 	if (r < 0)
 		return r;
-	c->announce.server = s;
-	c->announce.cb = cb;
-	c->announce.userdata = userdata;
-	c->announce.sent_at = c->now;
-	c->announce.deadline = c->now + (uint64_t)timeout_ms * 1000u;
-	sched_timer_init(&c->announce.timer, announce_timer, c, "announce");
-	pm_retx_init(&c->announce.retx, s->ops->irt_us, s->ops->mrt_us, 0, 0);
-	uint64_t deadline;
-	pm_retx_next(&c->announce.retx, c->now, &c->env.rand, &deadline);
-	r = s->ops->announce(s);
-	if (r < 0 && r != -ECONNREFUSED) {
-		c->announce.server = NULL;
-		return r;
-	}
-	if (r == -ECONNREFUSED)
-		pm_server_defer_error(s, r);
-	sched_arm(&c->sched, &c->announce.timer,
-		  deadline < c->announce.deadline ? deadline : c->announce.deadline);
-	return 0;
+	return pm_client_announce_on(c, s, timeout_ms, cb, userdata);
 }
 
 void pm_server_on_announce(struct pm_server *s, const struct pcpmap_server_info *info)

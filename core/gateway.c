@@ -474,6 +474,7 @@ static void set_status(struct pm_gw *gw, enum pcpmap_proto p, enum pm_pstat st, 
 void pm_server_on_probe(struct pm_server *s, int err, const struct pcpmap_server_info *info)
 {
 	struct pm_gw *gw = s->gw;
+	pm_probe_on_answer(s, s->ops->proto, err, info);
 	set_status(gw, s->ops->proto, err ? PM_P_NO : PM_P_YES, err, info ? info->rtt_usec : 0);
 	if (gw)
 		decide(gw);

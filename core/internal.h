@@ -78,7 +78,7 @@ struct pm_gw {
 	enum pcpmap_proto chosen;
 	uint64_t probe_started;
 	unsigned fail_count;
-	bool suspended; /* no route to it: nothing is sent until one returns */
+	bool suspended;              /* no route to it: nothing is sent until one returns */
 	struct sched_timer t_decide; /* end of the grace window for a better protocol */
 	struct sched_timer t_upnp;   /* deferred start of UPnP discovery */
 };
@@ -176,7 +176,7 @@ struct pm_mapping {
 	uint64_t remap_at;            /* not before this time */
 };
 
-enum pm_event_kind { PM_EVENT_MAPPING = 0, PM_EVENT_SERVER };
+enum pm_event_kind { PM_EVENT_MAPPING = 0, PM_EVENT_SERVER, PM_EVENT_PROBE };
 
 struct pm_event {
 	struct pm_event *next;
@@ -187,6 +187,8 @@ struct pm_event {
 	pcpmap_server_fn server_cb;
 	void *userdata;
 	struct pcpmap_server_info server_info;
+	pcpmap_probe_fn probe_cb;
+	struct pcpmap_probe_result *probe_result; /* owned by the event */
 };
 
 struct pm_watch;
@@ -233,6 +235,20 @@ struct pcpmap_client {
 		struct pm_retx retx;
 		struct sched_timer timer;
 	} announce;
+
+	/* Gateway probe (core/probe.c). */
+	struct {
+		bool active;
+		pcpmap_probe_fn cb;
+		void *userdata;
+		struct pm_gw *gw;
+		uint64_t started;
+		uint64_t deadline;
+		struct sched_timer timer;
+		struct pcpmap_probe_result res;
+		unsigned pending; /* bits of protocols still to answer */
+		pcpmap_mapping *ext_map;
+	} probe;
 };
 
 /* Creation with injected clock and randomness (tests use a fake clock). */
@@ -293,9 +309,17 @@ void pm_resilience_start(pcpmap_client *c);
 /* Queues the held mappings of server s (except one) for paced re-creation, not before now + delay_us. */
 void pm_remap_server(struct pm_server *s, struct pm_mapping *except, uint64_t delay_us);
 /* An unsolicited datagram from the announcement listeners (exposed for tests). */
-void pm_client_on_unsolicited(pcpmap_client *c, const uint8_t *buf, size_t len, const struct pm_sockaddr *src);
+void pm_client_on_unsolicited(pcpmap_client *c, const uint8_t *buf, size_t len,
+			      const struct pm_sockaddr *src);
 /* Re-checks routes and source addresses now (exposed for tests). */
 void pm_client_net_check(pcpmap_client *c);
+
+/* Probe (core/probe.c): backends' probe answers and PCP ANNOUNCE answers feed it. */
+void pm_probe_on_answer(struct pm_server *s, enum pcpmap_proto proto, int err,
+			const struct pcpmap_server_info *info);
+void pm_probe_fini(pcpmap_client *c);
+int pm_client_announce_on(pcpmap_client *c, struct pm_server *s, int timeout_ms, pcpmap_server_fn cb,
+			  void *userdata);
 void pm_client_queue_event(pcpmap_client *c, struct pm_event *e);
 void pm_client_purge_events(pcpmap_client *c, const struct pm_mapping *m);
 

@@ -136,6 +136,8 @@ struct pcpmap_server_info {
 	uint32_t rtt_usec;       /**< round-trip time of the probe */
 	int error;               /**< 0 or negative errno */
 	int result_code;         /**< protocol result code */
+	char external_addr[48];  /**< external address when the protocol tells it (NAT-PMP, UPnP, PCP MAP) */
+	char detail[256];        /**< protocol detail: the UPnP IGD's control URL, ... */
 };
 
 /** Receives the outcome of pcpmap_client_announce(). info is valid only during the call. */
@@ -149,6 +151,36 @@ typedef void (*pcpmap_server_fn)(pcpmap_client *c, const struct pcpmap_server_in
  */
 PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpmap_server_fn cb,
 					 void *userdata);
+
+/** What a probe of the gateway found: every protocol tried, and the one pcpmap will use. */
+struct pcpmap_probe_result {
+	char gateway[64];              /**< gateway address, "addr:port" */
+	struct pcpmap_server_info pcp; /**< proto is PCPMAP_PROTO_NONE when not tried */
+	struct pcpmap_server_info natpmp;
+	struct pcpmap_server_info upnp;
+	enum pcpmap_proto chosen; /**< the protocol mappings will use; NONE when nothing answers */
+	char external_addr[48];   /**< as the chosen protocol reports it */
+	bool external_is_private; /**< private or shared (RFC 1918, RFC 6598): double NAT likely */
+};
+
+/** Receives a probe's outcome. r is valid only during the call. */
+typedef void (*pcpmap_probe_fn)(pcpmap_client *c, const struct pcpmap_probe_result *r, void *userdata);
+
+/**
+ * Asks every enabled protocol at once whether the gateway speaks it (PCP ANNOUNCE, NAT-PMP public address,
+ * UPnP discovery), with round-trip times, epoch and external address (learned for PCP with a short MAP of
+ * the discard port, RFC 6887 11.6, deleted at once). The callback runs once, from pcpmap_client_process(),
+ * when every protocol answered or timeout_ms passed.
+ * @return 0 when the probe started, -EBUSY if one is in flight, -ENETUNREACH without a gateway.
+ */
+PCPMAP_EXPORT int pcpmap_client_probe(pcpmap_client *c, int timeout_ms, pcpmap_probe_fn cb, void *userdata);
+
+/**
+ * Blocking probe built on pcpmap_client_probe() and the loop calls.
+ * @return 0 (ret filled; check ret->chosen), -ETIMEDOUT never (the result says what timed out), -ENETUNREACH
+ *         without a gateway, -EINTR on a signal.
+ */
+PCPMAP_EXPORT int pcpmap_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret);
 
 /** Counters of what the client saw. */
 struct pcpmap_stats {
