@@ -2,7 +2,12 @@
 # Fails when a C source or header differs from .clang-format.
 set -euo pipefail
 cf=${1:-clang-format}
-files=$(find include core plugin compat daemon cli tests bench -name '*.[ch]' -not -path 'tests/fuzz/corpus/*' 2>/dev/null | sort)
+dirs=""
+for d in include core plugin compat daemon cli tests bench; do
+	[ -d "$d" ] && dirs="$dirs $d"
+done
+# shellcheck disable=SC2086
+files=$(find $dirs -name '*.[ch]' -not -path 'tests/fuzz/corpus/*' | sort)
 [ -n "$files" ] || { echo "format-check: no sources found" >&2; exit 1; }
 bad=0
 for f in $files; do
