@@ -72,6 +72,8 @@ PCPMAP_EXPORT void pcpmap_client_config_init(struct pcpmap_client_config *cfg)
 }
 
 /* "a.b.c.d", "a.b.c.d:port", "v6", "[v6]:port", "fe80::1%eth0". */
+static void announce_timer(struct sched_timer *t, uint64_t now, void *arg);
+
 int pm_parse_server(const char *s, struct pm_sockaddr *ret)
 {
 	char host[128];
@@ -168,6 +170,8 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 	}
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
 	c->default_gateway = pm_net_default_gateway;
+	sched_timer_init(&c->announce.timer, announce_timer, c, "announce");
+	pm_probe_init(c);
 	pm_resilience_init(c);
 	*ret = c;
 	return 0;

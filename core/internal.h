@@ -317,6 +317,7 @@ void pm_client_net_check(pcpmap_client *c);
 /* Probe (core/probe.c): backends' probe answers and PCP ANNOUNCE answers feed it. */
 void pm_probe_on_answer(struct pm_server *s, enum pcpmap_proto proto, int err,
 			const struct pcpmap_server_info *info);
+void pm_probe_init(pcpmap_client *c);
 void pm_probe_fini(pcpmap_client *c);
 int pm_client_announce_on(pcpmap_client *c, struct pm_server *s, int timeout_ms, pcpmap_server_fn cb,
 			  void *userdata);

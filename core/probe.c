@@ -187,7 +187,6 @@ PCPMAP_EXPORT int pcpmap_client_probe(pcpmap_client *c, int timeout_ms, pcpmap_p
 	c->probe.started = c->now;
 	c->probe.deadline = c->now + (uint64_t)timeout_ms * 1000u;
 	c->probe.pending = 0;
-	sched_timer_init(&c->probe.timer, probe_timer, c, "probe");
 	sched_arm(&c->sched, &c->probe.timer, c->probe.deadline);
 
 	static const enum pcpmap_proto all[] = { PCPMAP_PROTO_PCP, PCPMAP_PROTO_NATPMP, PCPMAP_PROTO_UPNP };
@@ -260,6 +259,11 @@ PCPMAP_EXPORT int pcpmap_probe_sync(pcpmap_client *c, int timeout_ms, struct pcp
 	/* The probe's own MAP is being deleted: let that finish briefly so it leaves nothing behind. */
 	pcpmap_client_flush(c, 1000);
 	return 0;
+}
+
+void pm_probe_init(pcpmap_client *c)
+{
+	sched_timer_init(&c->probe.timer, probe_timer, c, "probe");
 }
 
 void pm_probe_fini(pcpmap_client *c)

@@ -13,6 +13,8 @@ struct pcp_server_priv {
 	/* miniupnpd 2.3.1 answers MALFORMED_OPTION to a DESCRIPTION whose length is not a multiple of 4 (it
 	 * counts the padding): learned per server, then descriptions are padded with spaces. */
 	bool pad_description;
+	/* ... and PORT_SET (5 bytes) always: dropped once learned. */
+	bool no_port_set;
 };
 
 static int pcp_server_open(struct pm_server *s)
@@ -106,7 +108,8 @@ void pm_pcp_build_request(const struct pm_server *s, const struct pm_mapping *m,
 	}
 	if (m->port_reservation && msg->opcode == PCP_OP_MAP)
 		msg->opts.port_reservation = true;
-	if (m->port_set && msg->opcode == PCP_OP_MAP) {
+	if (m->port_set && msg->opcode == PCP_OP_MAP &&
+	    !(s->priv && ((const struct pcp_server_priv *)s->priv)->no_port_set)) {
 		msg->opts.has_port_set = true;
 		msg->opts.port_set.size = 2;
 		msg->opts.port_set.first_port = m->internal_port;
@@ -334,13 +337,24 @@ static void handle_datagram(struct pm_server *s, const uint8_t *buf, size_t len)
 	pm_server_on_reachable(s);
 	pm_server_on_epoch(s, out.msg.epoch, false, m);
 	struct pcp_server_priv *p = s->priv;
-	if (out.msg.result == PCP_RES_MALFORMED_OPTION && req.opts.has_description &&
-	    req.opts.description_len % 4 && !p->pad_description) {
-		pm_log(c, PCPMAP_LOG_INFO,
-		       "server %s rejects unpadded DESCRIPTION lengths: padding from now on", s->name);
-		p->pad_description = true;
-		pcp_send(s, m, m->state == PCPMAP_STATE_DELETING);
-		return;
+	if (out.msg.result == PCP_RES_MALFORMED_OPTION) {
+		/* Learn the option-length quirk once, then send the request again without it. */
+		bool changed = false;
+		if (req.opts.has_description && req.opts.description_len % 4 && !p->pad_description) {
+			p->pad_description = changed = true;
+			pm_log(c, PCPMAP_LOG_INFO,
+			       "server %s rejects unpadded DESCRIPTION lengths: padding from now on",
+			       s->name);
+		}
+		if (req.opts.has_port_set && !p->no_port_set) {
+			p->no_port_set = changed = true;
+			pm_log(c, PCPMAP_LOG_INFO, "server %s rejects PORT_SET: leaving it out from now on",
+			       s->name);
+		}
+		if (changed) {
+			pcp_send(s, m, m->state == PCPMAP_STATE_DELETING);
+			return;
+		}
 	}
 	struct pm_reply rep;
 	pm_pcp_reply_from_msg(&out.msg, m, &rep);
