@@ -883,6 +883,55 @@ static int cmd_probe(int argc, char **argv, struct opts *o)
 	return res.chosen == PCPMAP_PROTO_NONE ? EXIT_NO_SUPPORT : EXIT_OK;
 }
 
+static void help_external(void)
+{
+	printf("Usage: %s external-address [options]\n"
+	       "Prints the gateway's external address, as the protocol pcpmap uses reports it.\n"
+	       "  -g, --gateway ADDR, -t, --timeout MS (default 3000), --protocol LIST, -j, --json, -v\n",
+	       prog);
+}
+
+static int cmd_external(int argc, char **argv, struct opts *o)
+{
+	o->timeout_ms = 3000;
+	int r = parse_opts("external-address", argc, argv, o, help_external);
+	if (r)
+		return r;
+	if (argc != optind)
+		return usage_error("external-address", "unexpected argument '%s'", argv[optind]);
+	pcpmap_client *c;
+	if (make_client(o, &c) < 0)
+		return EXIT_INTERNAL;
+	struct pcpmap_probe_result res;
+	r = pcpmap_probe_sync(c, o->timeout_ms, &res);
+	pcpmap_client_free(c);
+	if (r < 0) {
+		fprintf(stderr, "%s external-address: %s\n", prog, pcpmap_strerror(r));
+		return exit_code_for(r);
+	}
+	if (!res.external_addr[0]) {
+		fprintf(stderr,
+			"%s external-address: no protocol at %s told the external address (run '%s probe')\n",
+			prog, res.gateway, prog);
+		return res.chosen == PCPMAP_PROTO_NONE ? EXIT_NO_SUPPORT : EXIT_TIMEOUT;
+	}
+	if (o->json) {
+		printf("{\"external_address\":");
+		json_str(stdout, res.external_addr);
+		printf(",\"protocol\":\"%s\",\"gateway\":", pcpmap_proto_name(res.chosen));
+		json_str(stdout, res.gateway);
+		printf(",\"external_is_private\":%s}\n", res.external_is_private ? "true" : "false");
+	} else {
+		printf("%s\n", res.external_addr);
+		if (res.external_is_private)
+			fprintf(
+			    stderr,
+			    "warning: %s is a private or shared address: double NAT or carrier-grade NAT\n",
+			    res.external_addr);
+	}
+	return EXIT_OK;
+}
+
 static void help_main(void)
 {
 	printf("Usage: %s COMMAND [options]\n"
@@ -893,7 +942,8 @@ static void help_main(void)
 	       "  peer PROTO PORT ADDR PORT  PEER mapping for an existing connection\n"
 	       "  unmap PROTO PORT --nonce HEX  delete a mapping made with --once\n"
 	       "  announce               ask the gateway for its PCP epoch\n"
-	       "  probe                  which protocols the gateway answers, RTTs, external address\n\n"
+	       "  probe                  which protocols the gateway answers, RTTs, external address\n"
+	       "  external-address       print the gateway's external address\n\n"
 	       "'%s COMMAND --help' tells more. Exit codes: 0 success, 1 internal error, 2 usage,\n"
 	       "3 no gateway or no supported protocol, 4 refused by the gateway, 5 timeout.\n",
 	       prog, prog);
@@ -903,8 +953,14 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv, struct opts *o);
 } commands[] = {
-	{ "map", cmd_map },           { "peer", cmd_peer },   { "unmap", cmd_unmap },
-	{ "announce", cmd_announce }, { "probe", cmd_probe },
+	/* clang-format off */
+	{ "map", cmd_map },
+	{ "peer", cmd_peer },
+	{ "unmap", cmd_unmap },
+	{ "announce", cmd_announce },
+	{ "probe", cmd_probe },
+	{ "external-address", cmd_external },
+	/* clang-format on */
 };
 
 int main(int argc, char **argv)
