@@ -57,7 +57,7 @@ static int usage_error(const char *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry '%s %s--help'.\n", prog, cmd ? cmd : "");
+	fprintf(stderr, "\nTry '%s %s%s--help'.\n", prog, cmd ? cmd : "", cmd ? " " : "");
 	return EXIT_USAGE;
 }
 
@@ -685,12 +685,14 @@ static int cmd_unmap(int argc, char **argv, struct opts *o)
 		return r;
 	if (argc - optind != 2)
 		return usage_error("unmap", "%s", "needs PROTO and PORT");
-	if (!o->nonce_hex)
+	bool pcp = !o->protocols || (o->protocols & PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP));
+	if (pcp && !o->nonce_hex)
 		return usage_error(
 		    "unmap", "%s",
-		    "needs --nonce (printed by 'map --once'): PCP deletes only with the same nonce");
+		    "needs --nonce (printed by 'map --once'): PCP deletes only with the same nonce "
+		    "(or --protocol natpmp|upnp for mappings made through those)");
 	uint8_t nonce[12];
-	if (parse_nonce(o->nonce_hex, nonce) < 0)
+	if (o->nonce_hex && parse_nonce(o->nonce_hex, nonce) < 0)
 		return usage_error("unmap", "--nonce wants 24 hex digits, not '%s'", o->nonce_hex);
 	struct pcpmap_request req;
 	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
@@ -703,7 +705,7 @@ static int cmd_unmap(int argc, char **argv, struct opts *o)
 	req.ip_proto = proto;
 	req.internal_port = (uint16_t)port;
 	fill_request(o, &req);
-	req.nonce = nonce;
+	req.nonce = o->nonce_hex ? nonce : NULL;
 	pcpmap_client *c;
 	if (make_client(o, &c) < 0)
 		return EXIT_INTERNAL;

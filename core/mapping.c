@@ -941,7 +941,12 @@ PCPMAP_EXPORT int pcpmap_unmap_sync(pcpmap_client *c, const struct pcpmap_reques
 	pm_list_add_tail(&c->mappings, &m->link);
 	c->n_mappings++;
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
-	err = pm_client_server_for(c, m->family, PCPMAP_PROTO_NONE, &m->server);
+	/* PCP deletes by nonce; without PCP the first allowed protocol deletes by ports. */
+	enum pcpmap_proto proto = PCPMAP_PROTO_NONE;
+	if (!(m->protocols & PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP)))
+		proto = (m->protocols & PCPMAP_PROTO_BIT(PCPMAP_PROTO_NATPMP)) ? PCPMAP_PROTO_NATPMP
+									       : PCPMAP_PROTO_UPNP;
+	err = pm_client_server_for(c, m->family, proto, &m->server);
 	if (err < 0) {
 		pm_mapping_destroy(m);
 		return err;

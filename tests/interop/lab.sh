@@ -76,6 +76,8 @@ gateway controls
                           chains and deletes the lease files (full state loss)
   gw-usr1                 SIGUSR1: NAT-PMP address notice + PCP ANNOUNCE, epoch reset, mappings kept
   gw-block | gw-unblock   drop udp 5350-5351, udp 1900 and tcp $HTTP_PORT on the gateway's input (timeouts)
+  gw-drop-pcp | gw-undrop-pcp
+                          silently drop PCP (version 2) requests; NAT-PMP on the same port keeps working
   netem LOSS% | netem off random loss of TCP/UDP packets in both directions of the client's LAN link
 
 checks
@@ -568,6 +570,29 @@ cmd_gw_unblock() {
 	ip netns exec "$NS_GW" nft delete table inet pcpmaplab_block 2>/dev/null || true
 }
 
+cmd_gw_drop_pcp() {
+	require_root
+	require_lab
+	# PCP (version byte 2) silently dropped while NAT-PMP (version 0) on the same port still works: a
+	# gateway that never answers PCP, the case where serial fallbacks lose seconds.
+	ip netns exec "$NS_GW" nft -f - <<EOF
+table inet pcpmaplab_droppcp
+delete table inet pcpmaplab_droppcp
+table inet pcpmaplab_droppcp {
+	chain input {
+		type filter hook input priority filter - 10; policy accept;
+		udp dport 5351 @th,64,8 0x02 drop
+	}
+}
+EOF
+}
+
+cmd_gw_undrop_pcp() {
+	require_root
+	require_lab
+	ip netns exec "$NS_GW" nft delete table inet pcpmaplab_droppcp 2>/dev/null || true
+}
+
 cmd_netem() {
 	local arg=${1-} ipart fpart mille
 	require_root
@@ -870,6 +895,8 @@ main() {
 	gw-usr1) cmd_gw_usr1 ;;
 	gw-block) cmd_gw_block ;;
 	gw-unblock) cmd_gw_unblock ;;
+	gw-drop-pcp) cmd_gw_drop_pcp ;;
+	gw-undrop-pcp) cmd_gw_undrop_pcp ;;
 	netem) cmd_netem "$@" ;;
 	rules) cmd_rules ;;
 	reach) cmd_reach "$@" ;;
