@@ -44,6 +44,8 @@ struct opts {
 	int family;
 	const char *nonce_hex;
 	uint32_t protocols;
+	uint8_t order[3];
+	bool allow_degrade;
 };
 
 static const char *prog = "pcpmap";
@@ -200,7 +202,8 @@ static void print_info(const struct opts *o, const char *event, const struct pcp
 		}
 		printf(",\"lifetime\":%" PRIu32 ",\"refresh_in\":%ld,\"epoch\":%" PRIu32 ",\"nonce\":\"%s\"",
 		       i->lifetime, refresh, i->epoch, nonce);
-		printf(",\"external_is_private\":%s", i->external_is_private ? "true" : "false");
+		printf(",\"external_is_private\":%s,\"detail\":", i->external_is_private ? "true" : "false");
+		json_str(stdout, i->detail);
 		if (i->error)
 			printf(",\"error\":{\"errno\":%d,\"message\":\"%s\",\"result_code\":%d,\"result\":\"%"
 			       "s\"}",
@@ -234,6 +237,8 @@ static void print_info(const struct opts *o, const char *event, const struct pcp
 			printf(" [%s %s]%s%s", pcpmap_proto_name(i->proto),
 			       pcpmap_result_name(i->proto, i->result_code), *adv ? ": " : "", adv);
 		}
+		if (i->detail[0])
+			printf(" (%s)", i->detail);
 		if (i->state != PCPMAP_STATE_FAILED && i->retry_usec > now)
 			printf("; retrying in %" PRIu64 " s", (i->retry_usec - now + 999999) / 1000000u);
 		printf("\n");
@@ -276,6 +281,7 @@ static int make_client(struct opts *o, pcpmap_client **ret)
 	pcpmap_client_config_init(&cfg);
 	cfg.server = o->gateway;
 	cfg.protocols = o->protocols;
+	memcpy(cfg.protocol_order, o->order, sizeof(cfg.protocol_order));
 	cfg.log = log_cb;
 	cfg.log_level = o->verbose >= 2 ? PCPMAP_LOG_DEBUG
 			: o->verbose    ? PCPMAP_LOG_INFO
@@ -403,6 +409,7 @@ enum {
 	OPT_PAIR,
 	OPT_NONCE,
 	OPT_PROTOCOL,
+	OPT_ALLOW_DEGRADE,
 	OPT_EXT_ADDR,
 };
 
@@ -423,6 +430,7 @@ static const struct option common_long[] = {
 	{ "pair", no_argument, NULL, OPT_PAIR },
 	{ "nonce", required_argument, NULL, OPT_NONCE },
 	{ "protocol", required_argument, NULL, OPT_PROTOCOL },
+	{ "allow-degrade", no_argument, NULL, OPT_ALLOW_DEGRADE },
 	{ "ipv6", no_argument, NULL, '6' },
 	{ "ipv4", no_argument, NULL, '4' },
 	{ NULL, 0, NULL, 0 },
@@ -461,25 +469,36 @@ static int parse_filter(struct opts *o, const char *arg)
 	return 0;
 }
 
-static int parse_protocols(const char *arg, uint32_t *ret)
+/* A list like "pcp,upnp": the protocols allowed, in the order preferred. */
+static int parse_protocols(const char *arg, uint32_t *ret, uint8_t order[3])
 {
 	uint32_t mask = 0;
+	size_t n = 0;
+	uint8_t ord[3] = { 0, 0, 0 };
 	char buf[64];
 	if (strlen(arg) >= sizeof(buf))
 		return -EINVAL;
 	strcpy(buf, arg);
 	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		enum pcpmap_proto p;
 		if (!strcasecmp(tok, "pcp"))
-			mask |= PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP);
+			p = PCPMAP_PROTO_PCP;
 		else if (!strcasecmp(tok, "natpmp") || !strcasecmp(tok, "nat-pmp"))
-			mask |= PCPMAP_PROTO_BIT(PCPMAP_PROTO_NATPMP);
+			p = PCPMAP_PROTO_NATPMP;
 		else if (!strcasecmp(tok, "upnp"))
-			mask |= PCPMAP_PROTO_BIT(PCPMAP_PROTO_UPNP);
+			p = PCPMAP_PROTO_UPNP;
 		else
 			return -EINVAL;
+		if (mask & PCPMAP_PROTO_BIT(p))
+			return -EINVAL;
+		mask |= PCPMAP_PROTO_BIT(p);
+		ord[n++] = (uint8_t)p;
 	}
+	if (!mask)
+		return -EINVAL;
 	*ret = mask;
-	return mask ? 0 : -EINVAL;
+	memcpy(order, ord, sizeof(ord));
+	return 0;
 }
 
 /* Parses common options; leaves positional arguments at argv[optind..]. */
@@ -544,8 +563,11 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, vo
 		case OPT_NONCE:
 			o->nonce_hex = optarg;
 			break;
+		case OPT_ALLOW_DEGRADE:
+			o->allow_degrade = true;
+			break;
 		case OPT_PROTOCOL:
-			if (parse_protocols(optarg, &o->protocols) < 0)
+			if (parse_protocols(optarg, &o->protocols, o->order) < 0)
 				return usage_error(
 				    cmd, "--protocol wants a list of pcp,natpmp,upnp, not '%s'", optarg);
 			break;
@@ -578,9 +600,11 @@ static void help_map(void)
 	    "      --pair              RTP/RTCP: map PORT and PORT+1 to an even external pair\n"
 	    "  -6, --ipv6              IPv6 mapping (a firewall pinhole); default IPv4\n"
 	    "      --once              map, print the result and exit (the mapping lives its lifetime)\n"
-	    "      --protocol LIST     protocols to use, e.g. pcp or pcp,natpmp,upnp\n"
+	    "      --protocol LIST     protocols to use, in the order to prefer, e.g. pcp or upnp,pcp\n"
+	    "      --allow-degrade     map even if the gateway's protocol cannot express --filter,\n"
+	    "                          --prefer-failure or --description (the result says what was dropped)\n"
 	    "  -g, --gateway ADDR      gateway address (default: the default route's gateway)\n"
-	    "  -t, --timeout MS        how long to wait for the first answer (default 10000)\n"
+	    "  -t, --timeout MS        how long to wait for the first answer (default 3000)\n"
 	    "  -j, --json              JSON lines on stdout\n"
 	    "  -v, --verbose           protocol trace on stderr (-vv adds bytes and debug logs)\n",
 	    prog);
@@ -626,6 +650,7 @@ static void fill_request(struct opts *o, struct pcpmap_request *req)
 	req->port_pair = o->pair;
 	req->external_family = o->family ? o->family : AF_INET;
 	req->protocols = o->protocols;
+	req->allow_degrade = o->allow_degrade;
 }
 
 static int cmd_map(int argc, char **argv, struct opts *o)
@@ -969,7 +994,7 @@ int main(int argc, char **argv)
 {
 	struct opts o;
 	memset(&o, 0, sizeof(o));
-	o.timeout_ms = 10000;
+	o.timeout_ms = 3000;
 	if (argc < 2)
 		return usage_error(NULL, "%s", "needs a command");
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {

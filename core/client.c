@@ -157,6 +157,24 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 	c->env = *env;
 	for (int p = 0; p < PM_NPROTO; p++)
 		c->backends[p] = pm_backend_for((enum pcpmap_proto)p);
+	/* Preference: the configured order, then the rest in the default order. */
+	size_t n = 0;
+	for (size_t i = 0; i < 3 && c->cfg.size >= offsetof(struct pcpmap_client_config, protocol_order) + 3;
+	     i++) {
+		enum pcpmap_proto p = (enum pcpmap_proto)c->cfg.protocol_order[i];
+		bool dup = false;
+		for (size_t j = 0; j < n; j++)
+			dup |= c->order[j] == p;
+		if (p >= PCPMAP_PROTO_PCP && p <= PCPMAP_PROTO_UPNP && !dup)
+			c->order[n++] = p;
+	}
+	for (enum pcpmap_proto p = PCPMAP_PROTO_PCP; p <= PCPMAP_PROTO_UPNP; p++) {
+		bool dup = false;
+		for (size_t j = 0; j < n; j++)
+			dup |= c->order[j] == p;
+		if (!dup)
+			c->order[n++] = p;
+	}
 	pm_list_init(&c->gateways);
 	pm_list_init(&c->mappings);
 	sched_init(&c->sched);

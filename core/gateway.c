@@ -14,7 +14,65 @@
  * unless they already failed, so a PCP gateway never pays for it and a UPnP-only one pays 50 ms at most. */
 #define UPNP_PROBE_DELAY_US 50000u
 
-static const enum pcpmap_proto proto_order[] = { PCPMAP_PROTO_PCP, PCPMAP_PROTO_NATPMP, PCPMAP_PROTO_UPNP };
+/* What each protocol can express beyond a plain TCP/UDP MAP. */
+enum pm_cap {
+	PM_CAP_PEER = 1u << 0,
+	PM_CAP_THIRD_PARTY = 1u << 1,
+	PM_CAP_FILTER = 1u << 2,
+	PM_CAP_PREFER_FAILURE = 1u << 3,
+	PM_CAP_DESCRIPTION = 1u << 4,
+	PM_CAP_IPV6 = 1u << 5,
+	PM_CAP_ALL_PROTOCOLS = 1u << 6,
+};
+
+static unsigned proto_caps(enum pcpmap_proto p)
+{
+	switch (p) {
+	case PCPMAP_PROTO_PCP:
+		return ~0u;
+	case PCPMAP_PROTO_UPNP:
+		/* AddPortMapping names the internal client and fails on a taken port; pinholes for IPv6. */
+		return PM_CAP_THIRD_PARTY | PM_CAP_PREFER_FAILURE | PM_CAP_DESCRIPTION | PM_CAP_IPV6;
+	default:
+		return 0;
+	}
+}
+
+static unsigned mapping_needs(const struct pm_mapping *m)
+{
+	unsigned need = 0;
+	if (m->kind == PCPMAP_KIND_PEER)
+		need |= PM_CAP_PEER;
+	if (m->has_third_party)
+		need |= PM_CAP_THIRD_PARTY;
+	if (m->n_filters)
+		need |= PM_CAP_FILTER;
+	if (m->prefer_failure)
+		need |= PM_CAP_PREFER_FAILURE;
+	if (m->description)
+		need |= PM_CAP_DESCRIPTION;
+	if (m->family == AF_INET6)
+		need |= PM_CAP_IPV6;
+	if (m->ip_proto == 0)
+		need |= PM_CAP_ALL_PROTOCOLS;
+	return need;
+}
+
+static void caps_string(unsigned caps, char *buf, size_t len)
+{
+	static const char *const names[] = { "PEER",        "THIRD_PARTY", "FILTER",       "PREFER_FAILURE",
+					     "DESCRIPTION", "IPv6",        "all-protocols" };
+	size_t off = 0;
+	buf[0] = '\0';
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!(caps & (1u << i)))
+			continue;
+		int n = snprintf(buf + off, len - off, "%s%s", off ? ", " : "", names[i]);
+		if (n < 0 || (size_t)n >= len - off)
+			return;
+		off += (size_t)n;
+	}
+}
 
 static const char *pstat_name(enum pm_pstat st)
 {
@@ -34,8 +92,8 @@ static const char *pstat_name(enum pm_pstat st)
 static uint32_t gw_mask(const struct pm_gw *gw)
 {
 	uint32_t mask = 0;
-	for (size_t i = 0; i < sizeof(proto_order) / sizeof(proto_order[0]); i++) {
-		enum pcpmap_proto p = proto_order[i];
+	for (size_t i = 0; i < 3; i++) {
+		enum pcpmap_proto p = gw->client->order[i];
 		if ((gw->client->cfg.protocols & PCPMAP_PROTO_BIT(p)) && gw->client->backends[p])
 			mask |= PCPMAP_PROTO_BIT(p);
 	}
@@ -252,7 +310,7 @@ static void gw_probe(struct pm_gw *gw)
 		if ((mask & PCPMAP_PROTO_BIT(p)) && gw->status[p] == PM_P_UNKNOWN)
 			probe_one(gw, p);
 	if ((mask & PCPMAP_PROTO_BIT(PCPMAP_PROTO_UPNP)) && gw->status[PCPMAP_PROTO_UPNP] == PM_P_UNKNOWN) {
-		if (udp_protocols_failed(gw, mask))
+		if (udp_protocols_failed(gw, mask) || c->order[0] == PCPMAP_PROTO_UPNP)
 			probe_one(gw, PCPMAP_PROTO_UPNP);
 		else if (!sched_armed(&gw->t_upnp))
 			sched_arm(&c->sched, &gw->t_upnp, gw->probe_started + UPNP_PROBE_DELAY_US);
@@ -283,8 +341,8 @@ static enum pcpmap_proto pick_for(const struct pm_gw *gw, const struct pm_mappin
 	*ret_wait = false;
 	if (gw->chosen && (mask & PCPMAP_PROTO_BIT(gw->chosen)))
 		return gw->chosen;
-	for (size_t i = 0; i < sizeof(proto_order) / sizeof(proto_order[0]); i++) {
-		enum pcpmap_proto p = proto_order[i];
+	for (size_t i = 0; i < 3; i++) {
+		enum pcpmap_proto p = gw->client->order[i];
 		if (!(mask & PCPMAP_PROTO_BIT(p)))
 			continue;
 		if (gw->status[p] == PM_P_YES)
@@ -303,11 +361,69 @@ static enum pcpmap_proto pick_for(const struct pm_gw *gw, const struct pm_mappin
 static void fail_mapping(struct pm_mapping *m, int err)
 {
 	struct pm_gw *gw = m->gw;
+	/* Say what was tried, for the error message. */
+	size_t off = (size_t)snprintf(m->detail, sizeof(m->detail), "tried");
+	for (size_t i = 0; i < 3 && off < sizeof(m->detail); i++) {
+		enum pcpmap_proto p = gw->client->order[i];
+		if (!(m->protocols & PCPMAP_PROTO_BIT(p)) || !gw->client->backends[p])
+			continue;
+		const char *why = gw->status[p] == PM_P_NO
+				      ? (gw->err[p] == -ECONNREFUSED   ? "port unreachable"
+					 : gw->err[p] == -ETIMEDOUT    ? "no answer"
+					 : gw->err[p] == -EAFNOSUPPORT ? "not for this family"
+								       : "no")
+				      : "no answer";
+		int n = snprintf(m->detail + off, sizeof(m->detail) - off, "%s %s (%s)", off > 5 ? "," : "",
+				 pcpmap_proto_name(p), why);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+	if (off >= sizeof(m->detail))
+		m->detail[sizeof(m->detail) - 1] = '\0';
 	/* Nothing answers: retry with a doubling backoff (3 s to 5 min), re-learning the gateway each time. */
 	uint32_t hold = 3u << (gw->fail_count < 7 ? gw->fail_count : 7);
 	m->error = err;
 	m->hold_s = hold > 300 ? 300 : hold;
 	pm_mapping_fsm(m, FSM_EV_ERR_RETRY);
+}
+
+/* Checks that protocol p can express the mapping; drops what may be dropped. Returns false (and fails the
+ * mapping) when it cannot. */
+static bool fits(struct pm_mapping *m, enum pcpmap_proto p)
+{
+	const unsigned droppable = PM_CAP_FILTER | PM_CAP_PREFER_FAILURE | PM_CAP_DESCRIPTION;
+	unsigned missing = mapping_needs(m) & ~proto_caps(p);
+	char names[96];
+	if (!missing)
+		return true;
+	caps_string(missing, names, sizeof(names));
+	/* A description is advice, never a reason to fail. */
+	if ((missing & ~(m->allow_degrade ? droppable : PM_CAP_DESCRIPTION)) == 0) {
+		if (missing & PM_CAP_FILTER) {
+			free(m->filters);
+			m->filters = NULL;
+			m->n_filters = 0;
+		}
+		if (missing & PM_CAP_PREFER_FAILURE)
+			m->prefer_failure = false;
+		if (missing & PM_CAP_DESCRIPTION) {
+			free(m->description);
+			m->description = NULL;
+		}
+		snprintf(m->detail, sizeof(m->detail), "%s cannot express %s: mapped without it",
+			 pcpmap_proto_name(p), names);
+		pm_log(m->client, PCPMAP_LOG_NOTICE, "mapping %llu: %s", (unsigned long long)m->id,
+		       m->detail);
+		return true;
+	}
+	snprintf(m->detail, sizeof(m->detail), "the gateway speaks %s, which cannot express %s%s",
+		 pcpmap_proto_name(p), names,
+		 (missing & ~droppable) ? "" : " (allow degrading to map without it)");
+	m->error = -EOPNOTSUPP;
+	m->proto = p;
+	pm_mapping_fsm(m, FSM_EV_ERR_FATAL);
+	return false;
 }
 
 void pm_gw_attach(struct pm_mapping *m)
@@ -321,6 +437,8 @@ void pm_gw_attach(struct pm_mapping *m)
 	enum pcpmap_proto p = pick_for(gw, m, &wait);
 	if (p != PCPMAP_PROTO_NONE) {
 		struct pm_server *s;
+		if (!fits(m, p))
+			return;
 		int r = pm_gw_server(gw, p, &s);
 		if (r < 0) {
 			gw->status[p] = PM_P_NO;
@@ -350,9 +468,10 @@ void pm_gw_attach(struct pm_mapping *m)
 	}
 	/* No allowed protocol answers at this gateway. */
 	int err = -EPROTONOSUPPORT;
-	for (size_t i = 0; i < sizeof(proto_order) / sizeof(proto_order[0]); i++)
-		if (gw->err[proto_order[i]] && (m->protocols & PCPMAP_PROTO_BIT(proto_order[i]))) {
-			err = gw->err[proto_order[i]];
+	for (size_t i = 0; i < 3; i++)
+		if (gw->err[gw->client->order[i]] &&
+		    (m->protocols & PCPMAP_PROTO_BIT(gw->client->order[i]))) {
+			err = gw->err[gw->client->order[i]];
 			break;
 		}
 	fail_mapping(m, err);
@@ -411,8 +530,8 @@ static void decide(struct pm_gw *gw)
 		probe_one(gw, PCPMAP_PROTO_UPNP);
 	}
 
-	for (size_t i = 0; i < sizeof(proto_order) / sizeof(proto_order[0]); i++) {
-		enum pcpmap_proto p = proto_order[i];
+	for (size_t i = 0; i < 3; i++) {
+		enum pcpmap_proto p = gw->client->order[i];
 		if (!(mask & PCPMAP_PROTO_BIT(p)))
 			continue;
 		if (gw->status[p] == PM_P_YES) {

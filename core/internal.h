@@ -171,9 +171,11 @@ struct pm_mapping {
 	enum pcpmap_pair_method pair_method;
 	unsigned pair_tries;
 	bool port_pair_owner_pending; /* the owner's MAPPED waits for its companion */
-	bool remap_pending;           /* queued for a paced re-creation */
-	bool restart_pending;         /* re-homed: the main timer starts it again */
-	uint64_t remap_at;            /* not before this time */
+	bool allow_degrade;
+	char detail[160];     /* what was tried / what was dropped */
+	bool remap_pending;   /* queued for a paced re-creation */
+	bool restart_pending; /* re-homed: the main timer starts it again */
+	uint64_t remap_at;    /* not before this time */
 };
 
 enum pm_event_kind { PM_EVENT_MAPPING = 0, PM_EVENT_SERVER, PM_EVENT_PROBE };
@@ -213,6 +215,7 @@ struct pcpmap_client {
 	struct pcpmap_stats stats;
 	struct pcp_codec_cfg codec;
 	const struct pm_backend_ops *backends[PM_NPROTO]; /* pm_backend_for(); tests put fakes here */
+	enum pcpmap_proto order[3];                       /* preference among protocols that answer */
 	bool stop;
 	bool processing;
 	uint64_t now; /* read once per process() */

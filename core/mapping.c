@@ -84,6 +84,7 @@ static void fill_info(const struct pm_mapping *m, struct pcpmap_mapping_info *in
 	info->error = m->error;
 	info->result_code = m->result_code;
 	memcpy(info->nonce, m->nonce, sizeof(info->nonce));
+	snprintf(info->detail, sizeof(info->detail), "%s", m->detail);
 	(void)c;
 }
 
@@ -551,6 +552,8 @@ static int validate_and_copy(pcpmap_client *c, const struct pcpmap_request *req,
 	m->userdata = req->userdata;
 	if (req->size >= offsetof(struct pcpmap_request, nonce) + sizeof(req->nonce) && req->nonce)
 		memcpy(m->nonce, req->nonce, PCP_NONCE_LEN);
+	if (req->size >= offsetof(struct pcpmap_request, allow_degrade) + sizeof(req->allow_degrade))
+		m->allow_degrade = req->allow_degrade;
 	return 0;
 }
 

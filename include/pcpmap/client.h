@@ -60,6 +60,11 @@ struct pcpmap_client_config {
 	bool no_announce_listener;
 	/** Do not follow route and address changes through rtnetlink. */
 	bool no_netlink_monitor;
+	/**
+	 * Order in which protocols are preferred when several answer, as enum pcpmap_proto values; unlisted
+	 * protocols follow in the default order (PCP, NAT-PMP, UPnP); all zero means the default.
+	 */
+	uint8_t protocol_order[3];
 };
 
 /** Fills cfg with defaults (every protocol, default gateway, no logging). */

@@ -86,6 +86,8 @@ struct pcpmap_mapping_info {
 	int error;             /**< last error, negative errno, 0 if none */
 	int result_code;   /**< protocol's own result code of the last answer (see pcpmap_result_name()) */
 	uint8_t nonce[12]; /**< the PCP mapping nonce (needed to delete the mapping from elsewhere) */
+	/** What was tried when no protocol answered, or what a degraded mapping dropped; empty otherwise. */
+	char detail[160];
 	bool
 	    external_is_private; /**< the external address is private or shared (RFC 1918/6598): a NAT further
 				       up (double NAT, carrier-grade NAT) likely makes it unreachable */
@@ -138,6 +140,12 @@ struct pcpmap_request {
 	/** PCP mapping nonce to use (to renew or delete a mapping made earlier, e.g. by another process);
 	    NULL for a fresh random one. */
 	const uint8_t *nonce;
+	/**
+	 * When the protocol the gateway speaks cannot express part of the request (PEER, THIRD_PARTY, FILTER,
+	 * PREFER_FAILURE, IPv6, all-protocols on NAT-PMP; THIRD_PARTY, FILTER... on UPnP), map anyway without
+	 * it and say what was dropped in pcpmap_mapping_info::detail. Default: fail with EOPNOTSUPP.
+	 */
+	bool allow_degrade;
 };
 
 /** Fills req with defaults for a request of this kind. */

@@ -271,6 +271,102 @@ static void test_learned_protocol_lost_relearns(void **state)
 	assert_int_equal(m->state, PCPMAP_STATE_MAPPED);
 }
 
+static void test_peer_cannot_go_over_natpmp(void **state)
+{
+	struct ctx *x = *state;
+	struct pcpmap_request req;
+	pcpmap_mapping *mh;
+	pcpmap_request_init(&req, PCPMAP_KIND_PEER);
+	req.internal_port = 1011;
+	req.peer_addr = "198.51.100.1";
+	req.peer_port = 80;
+	req.callback = on_event;
+	req.userdata = x;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &mh), 0);
+	x->c->now = x->clk.now_us;
+	pm_server_on_natpmp_only(flog.srv[PCPMAP_PROTO_PCP]);
+	at(x, x->clk.now_us);
+	assert_int_equal(x->n, 1);
+	assert_int_equal(x->evs[0], PCPMAP_EVENT_FAILED);
+	assert_int_equal(x->infos[0].state, PCPMAP_STATE_FAILED);
+	assert_int_equal(x->infos[0].error, -EOPNOTSUPP);
+	assert_non_null(strstr(x->infos[0].detail, "NAT-PMP"));
+	assert_non_null(strstr(x->infos[0].detail, "PEER"));
+	assert_int_equal(flog.sends[PCPMAP_PROTO_NATPMP], 0);
+}
+
+static void test_filter_degrades_only_when_allowed(void **state)
+{
+	struct ctx *x = *state;
+	struct pcpmap_filter f = { .peer_addr = "198.51.100.0", .prefix_len = 24 };
+	struct pcpmap_request req;
+	pcpmap_mapping *a, *b;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = 1012;
+	req.filters = &f;
+	req.n_filters = 1;
+	req.description = "advice only";
+	req.callback = on_event;
+	req.userdata = x;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &a), 0);
+	req.internal_port = 1013;
+	req.allow_degrade = true;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &b), 0);
+	x->c->now = x->clk.now_us;
+	pm_server_on_natpmp_only(flog.srv[PCPMAP_PROTO_PCP]);
+	at(x, x->clk.now_us);
+	/* Without permission: refused, naming the protocol and the option. */
+	assert_int_equal(x->evs[0], PCPMAP_EVENT_FAILED);
+	assert_int_equal(x->infos[0].internal_port, 1012);
+	assert_int_equal(x->infos[0].error, -EOPNOTSUPP);
+	assert_non_null(strstr(x->infos[0].detail, "FILTER"));
+	/* With it: sent over NAT-PMP without the filter and the description, and said so. */
+	struct pm_mapping *mb = (struct pm_mapping *)b;
+	assert_int_equal(mb->state, PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(mb->n_filters, 0);
+	assert_null(mb->description);
+	assert_non_null(strstr(mb->detail, "FILTER"));
+	assert_non_null(strstr(mb->detail, "DESCRIPTION"));
+	assert_int_equal(flog.sends[PCPMAP_PROTO_NATPMP], 1);
+}
+
+static void test_failure_says_what_was_tried(void **state)
+{
+	struct ctx *x = *state;
+	start(x, 1014, 0);
+	x->c->now = T0;
+	pm_server_on_unreachable(flog.srv[PCPMAP_PROTO_PCP], -ECONNREFUSED);
+	pm_server_on_probe(flog.srv[PCPMAP_PROTO_UPNP], -ETIMEDOUT, NULL);
+	at(x, T0);
+	assert_int_equal(x->evs[0], PCPMAP_EVENT_FAILED);
+	assert_string_equal(x->infos[0].detail,
+			    "tried PCP (port unreachable), NAT-PMP (port unreachable), UPnP (no answer)");
+}
+
+static void test_configured_order_prefers_upnp(void **state)
+{
+	struct ctx *x = *state;
+	pcpmap_client_free(x->c);
+	struct pcpmap_client_config cfg;
+	pcpmap_client_config_init(&cfg);
+	cfg.server = "127.0.0.1";
+	cfg.no_announce_listener = true;
+	cfg.no_netlink_monitor = true;
+	cfg.protocol_order[0] = PCPMAP_PROTO_UPNP;
+	assert_int_equal(pm_client_new_env(&x->c, &cfg, &x->env), 0);
+	fake_backends_install(x->c);
+	struct pm_mapping *m = start(x, 1015, 0);
+	/* UPnP first: its probe leaves at once, and nothing goes out over PCP before it has had its chance. */
+	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 1);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], 0);
+	struct pcpmap_server_info info = { .rtt_usec = 3000 };
+	x->c->now = x->clk.now_us = T0 + 3 * MS;
+	pm_server_on_probe(flog.srv[PCPMAP_PROTO_UPNP], 0, &info);
+	at(x, x->clk.now_us);
+	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_UPNP);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_UPNP], 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -284,6 +380,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mapping_protocol_mask, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parked_mapping_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_learned_protocol_lost_relearns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_cannot_go_over_natpmp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_filter_degrades_only_when_allowed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_says_what_was_tried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_configured_order_prefers_upnp, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

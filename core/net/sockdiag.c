@@ -1,0 +1,473 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * This host's connections through NETLINK_SOCK_DIAG (libmnl), for PEER mappings of existing connections
+ * (RFC 6887 §12: a PEER request names the connection's internal and remote endpoints).
+ *
+ * The parser takes untrusted bytes: every message and attribute is bounds-checked against the exact message end
+ * (mnl_nlmsg_ok, mnl_attr_parse_payload plus a truncation check, mnl_attr_validate), and the fixed inet_diag_msg
+ * header is copied out with memcpy after a length check.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include "net/sockdiag.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <netinet/in.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+
+/* One dump datagram holds at most 32 KiB (the kernel sizes dump skbs to the reader's buffer, capped there). */
+#define SD_BUF_SIZE 32768
+#define MAX_ERRNO   4095
+
+union sd_buf {
+	struct nlmsghdr align;
+	char b[SD_BUF_SIZE];
+};
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Request */
+
+int pm_net_sockdiag_request(void *buf, size_t len, int family, uint8_t proto, uint32_t states, uint32_t seq)
+{
+	union {
+		struct nlmsghdr align;
+		char b[PM_NET_SOCKDIAG_REQ_LEN];
+	} req;
+	struct inet_diag_req_v2 r;
+	struct nlmsghdr *nlh;
+
+	_Static_assert(MNL_NLMSG_HDRLEN + sizeof(struct inet_diag_req_v2) == PM_NET_SOCKDIAG_REQ_LEN,
+		       "request size");
+	if (!buf || (family != AF_INET && family != AF_INET6) ||
+	    (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
+		return -EINVAL;
+	if (len < PM_NET_SOCKDIAG_REQ_LEN)
+		return -ENOSPC;
+	memset(&req, 0, sizeof(req));
+	nlh = mnl_nlmsg_put_header(req.b);
+	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = seq;
+	memset(&r, 0, sizeof(r));
+	r.sdiag_family = (uint8_t)family;
+	r.sdiag_protocol = proto;
+	r.idiag_states = states;
+	memcpy(mnl_nlmsg_put_extra_header(nlh, sizeof(r)), &r, sizeof(r));
+	/* The caller's buffer may be unaligned: hand the bytes over, not the header. */
+	memcpy(buf, req.b, PM_NET_SOCKDIAG_REQ_LEN);
+	return PM_NET_SOCKDIAG_REQ_LEN;
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Parser */
+
+struct sd_scan {
+	uint8_t proto;
+	uint32_t seq, portid; /* 0: accept any */
+	bool done;
+	int err; /* kernel error carried in the buffer */
+	struct pm_net_conn **arr;
+	size_t *n, *cap;
+};
+
+/* libmnl reads headers in place: give it a 4-byte aligned view of the caller's bytes. */
+static int aligned_view(const void *buf, size_t len, const void **ret_view, void **ret_copy)
+{
+	void *copy;
+
+	*ret_copy = NULL;
+	if (((uintptr_t)buf % _Alignof(struct nlmsghdr)) == 0) {
+		*ret_view = buf;
+		return 0;
+	}
+	copy = malloc(len);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, buf, len);
+	*ret_view = copy;
+	*ret_copy = copy;
+	return 0;
+}
+
+/* Kernel error codes travel as negative ints; anything else there is malformed. */
+static int kernel_errno(const struct nlmsghdr *nlh, int *ret)
+{
+	int32_t e;
+
+	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(e))
+		return -EBADMSG;
+	memcpy(&e, mnl_nlmsg_get_payload(nlh), sizeof(e));
+	if (e > 0 || e < -MAX_ERRNO)
+		return -EBADMSG;
+	*ret = e;
+	return 0;
+}
+
+struct attr_ctx {
+	const struct nlattr **tb;
+	unsigned max;
+	uintptr_t base; /* address of the first attribute */
+	size_t end;     /* offset just past the last well-formed attribute, padding included */
+};
+
+static int attr_cb(const struct nlattr *attr, void *data)
+{
+	struct attr_ctx *c = data;
+	uint16_t type = mnl_attr_get_type(attr);
+
+	if (type <= c->max)
+		c->tb[type] = attr;
+	c->end = (size_t)((uintptr_t)attr - c->base) + MNL_ALIGN((size_t)mnl_attr_get_len(attr));
+	return MNL_CB_OK;
+}
+
+/* mnl_attr_parse_payload stops silently at the first attribute that does not fit: that is truncation. */
+static int attrs_parse(const void *payload, size_t size, const struct nlattr **tb, unsigned max)
+{
+	struct attr_ctx c = { .tb = tb, .max = max, .base = (uintptr_t)payload, .end = 0 };
+
+	memset(tb, 0, (max + 1) * sizeof(*tb));
+	if (size == 0)
+		return 0;
+	if (mnl_attr_parse_payload(payload, size, attr_cb, &c) < 0)
+		return -EBADMSG;
+	if (c.end < size)
+		return -EBADMSG;
+	return 0;
+}
+
+static bool v4_mapped(const uint8_t a[16])
+{
+	static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	return memcmp(a, prefix, sizeof(prefix)) == 0;
+}
+
+static int append(struct sd_scan *s, const struct pm_net_conn *c)
+{
+	if (*s->n == *s->cap) {
+		size_t ncap = *s->cap ? *s->cap * 2 : 16;
+		struct pm_net_conn *p;
+
+		if (ncap < *s->cap || ncap > SIZE_MAX / sizeof(*p))
+			return -ENOMEM;
+		p = realloc(*s->arr, ncap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		*s->arr = p;
+		*s->cap = ncap;
+	}
+	(*s->arr)[(*s->n)++] = *c;
+	return 0;
+}
+
+static int conn_parse(const struct nlmsghdr *nlh, struct sd_scan *s)
+{
+	const size_t off = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct inet_diag_msg));
+	const struct nlattr *tb[INET_DIAG_MAX + 1];
+	struct inet_diag_msg m;
+	struct pm_net_conn c;
+	uint8_t src[16], dst[16];
+	int r;
+
+	if (nlh->nlmsg_len < off)
+		return -EBADMSG;
+	memcpy(&m, mnl_nlmsg_get_payload(nlh), sizeof(m));
+	r = attrs_parse((const char *)nlh + off, nlh->nlmsg_len - off, tb, INET_DIAG_MAX);
+	if (r < 0)
+		return r;
+	/* Only set by some kernels and protocols; when present it must agree with what we asked for. */
+	if (tb[INET_DIAG_PROTOCOL]) {
+		if (mnl_attr_validate(tb[INET_DIAG_PROTOCOL], MNL_TYPE_U8) < 0)
+			return -EBADMSG;
+		if (mnl_attr_get_u8(tb[INET_DIAG_PROTOCOL]) != s->proto)
+			return 0;
+	}
+	if (m.idiag_family != AF_INET && m.idiag_family != AF_INET6)
+		return 0;
+	if (s->proto == IPPROTO_TCP && m.idiag_state != PM_NET_SOCKDIAG_ESTABLISHED)
+		return 0;
+	if (s->proto == IPPROTO_UDP && m.id.idiag_dport == 0)
+		return 0; /* unconnected */
+
+	memset(&c, 0, sizeof(c));
+	memcpy(src, m.id.idiag_src, sizeof(src));
+	memcpy(dst, m.id.idiag_dst, sizeof(dst));
+	c.family = m.idiag_family;
+	if (c.family == AF_INET6 && v4_mapped(src) && v4_mapped(dst)) {
+		/* A dual-stack socket talking IPv4: its PEER mapping is an IPv4 one. */
+		c.family = AF_INET;
+		memmove(src, src + 12, 4);
+		memmove(dst, dst + 12, 4);
+	}
+	if (!inet_ntop(c.family, src, c.local, sizeof(c.local)) ||
+	    !inet_ntop(c.family, dst, c.remote, sizeof(c.remote)))
+		return -EBADMSG; /* cannot happen for these families */
+	c.proto = s->proto;
+	c.lport = ntohs(m.id.idiag_sport);
+	c.rport = ntohs(m.id.idiag_dport);
+	c.uid = m.idiag_uid;
+	c.inode = m.idiag_inode;
+	c.ifindex = m.id.idiag_if;
+	c.state = s->proto == IPPROTO_TCP ? "established" : "connected";
+	return append(s, &c);
+}
+
+/* Returns < 0 to fail, 0 to go on, 1 to stop. */
+static int scan_msg(const struct nlmsghdr *nlh, struct sd_scan *s)
+{
+	int r, e;
+
+	if (!mnl_nlmsg_seq_ok(nlh, s->seq) || !mnl_nlmsg_portid_ok(nlh, s->portid))
+		return 0;
+	switch (nlh->nlmsg_type) {
+	case NLMSG_DONE:
+		s->done = true;
+		/* NLMSG_DONE carries the dump's status: -ENOENT when no handler serves the protocol. */
+		if (mnl_nlmsg_get_payload_len(nlh) >= sizeof(int32_t)) {
+			r = kernel_errno(nlh, &e);
+			if (r < 0)
+				return r;
+			s->err = e;
+		}
+		return 1;
+	case NLMSG_ERROR:
+		r = kernel_errno(nlh, &e);
+		if (r < 0)
+			return r;
+		if (e < 0) {
+			s->err = e;
+			s->done = true;
+			return 1;
+		}
+		return 0; /* an acknowledgement */
+	case SOCK_DIAG_BY_FAMILY:
+		return conn_parse(nlh, s);
+	default:
+		return 0;
+	}
+}
+
+/* Trailing bytes that do not form a whole message are malformed; the last message may omit its padding. */
+static int scan_buf(const void *buf, size_t len, struct sd_scan *s)
+{
+	const void *view;
+	void *copy;
+	const char *p;
+	size_t left = len;
+	int r;
+
+	if (len == 0)
+		return 0;
+	r = aligned_view(buf, len, &view, &copy);
+	if (r < 0)
+		return r;
+	p = view;
+	while (left > 0) {
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)(const void *)p;
+		size_t step;
+
+		/* mnl_nlmsg_ok compares (int)nlmsg_len: a length >= 2^31 would pass it. */
+		if (!mnl_nlmsg_ok(nlh, (int)left) || nlh->nlmsg_len > left) {
+			r = -EBADMSG;
+			break;
+		}
+		r = scan_msg(nlh, s);
+		if (r != 0)
+			break;
+		step = MNL_ALIGN((size_t)nlh->nlmsg_len);
+		if (step >= left)
+			break;
+		p += step;
+		left -= step;
+	}
+	free(copy);
+	return r < 0 ? r : 0;
+}
+
+static int scan(const void *buf, size_t len, struct sd_scan *s)
+{
+	size_t n0 = *s->n;
+	int r = scan_buf(buf, len, s);
+
+	if (r == 0 && s->err < 0)
+		r = s->err;
+	if (r < 0) {
+		*s->n = n0;
+		return r;
+	}
+	return s->done ? 1 : 0;
+}
+
+int pm_net_sockdiag_parse(const void *buf, size_t len, uint8_t proto, struct pm_net_conn **arr, size_t *n,
+			  size_t *cap)
+{
+	struct sd_scan s = { .proto = proto, .arr = arr, .n = n, .cap = cap };
+
+	if ((!buf && len) || len > INT_MAX || !arr || !n || !cap || *n > *cap || (*cap && !*arr) ||
+	    (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
+		return -EINVAL;
+	return scan(buf, len, &s);
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Live dumps */
+
+int pm_net_sockdiag_dump(int family, uint8_t proto, struct pm_net_conn **arr, size_t *n, size_t *cap)
+{
+	struct sd_scan s = { .proto = proto, .arr = arr, .n = n, .cap = cap, .seq = 1 };
+	char req[PM_NET_SOCKDIAG_REQ_LEN] __attribute__((aligned(4)));
+	struct timeval tv = { .tv_sec = 2 };
+	struct mnl_socket *nl;
+	union sd_buf *rx;
+	size_t n0;
+	int r;
+
+	if (!arr || !n || !cap || *n > *cap || (*cap && !*arr))
+		return -EINVAL;
+	r = pm_net_sockdiag_request(req, sizeof(req), family, proto, 1u << PM_NET_SOCKDIAG_ESTABLISHED,
+				    s.seq);
+	if (r < 0)
+		return r;
+	n0 = *n;
+	rx = malloc(sizeof(*rx));
+	if (!rx)
+		return -ENOMEM;
+	nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
+	if (!nl) {
+		r = -errno;
+		free(rx);
+		return r;
+	}
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
+	    setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+		r = -errno;
+		goto out;
+	}
+	s.portid = mnl_socket_get_portid(nl);
+	if (mnl_socket_sendto(nl, req, sizeof(req)) < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = 0;
+	while (r == 0) {
+		ssize_t got = mnl_socket_recvfrom(nl, rx->b, sizeof(rx->b));
+
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			r = (errno == EAGAIN || errno == EWOULDBLOCK) ? -ETIMEDOUT : -errno;
+			break;
+		}
+		if (got == 0) {
+			r = -EPIPE;
+			break;
+		}
+		r = scan(rx->b, (size_t)got, &s);
+	}
+	if (r > 0)
+		r = 0;
+out:
+	if (r < 0)
+		*n = n0;
+	mnl_socket_close(nl);
+	free(rx);
+	return r;
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Every connection, in a stable order */
+
+static void addr_key(int family, const char *s, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	(void)inet_pton(family, s, out);
+}
+
+static int cmp_u(unsigned a, unsigned b)
+{
+	return a < b ? -1 : a > b;
+}
+
+static int conn_cmp(const void *pa, const void *pb)
+{
+	const struct pm_net_conn *a = pa, *b = pb;
+	uint8_t ka[16], kb[16];
+	int d;
+
+	/* TCP (6) before UDP (17), IPv4 (2) before IPv6 (10). */
+	if ((d = cmp_u(a->proto, b->proto)) || (d = cmp_u((unsigned)a->family, (unsigned)b->family)))
+		return d;
+	addr_key(a->family, a->local, ka);
+	addr_key(b->family, b->local, kb);
+	if ((d = memcmp(ka, kb, 16)) || (d = cmp_u(a->lport, b->lport)))
+		return d;
+	addr_key(a->family, a->remote, ka);
+	addr_key(b->family, b->remote, kb);
+	if ((d = memcmp(ka, kb, 16)) || (d = cmp_u(a->rport, b->rport)))
+		return d;
+	return cmp_u(a->inode, b->inode);
+}
+
+void pm_net_connections_sort(struct pm_net_conn *arr, size_t n)
+{
+	if (arr && n > 1)
+		qsort(arr, n, sizeof(*arr), conn_cmp);
+}
+
+int pm_net_connections(struct pm_net_conn **ret, size_t *ret_n)
+{
+	static const struct {
+		int family;
+		uint8_t proto;
+	} dumps[] = {
+		{ AF_INET, IPPROTO_TCP },
+		{ AF_INET6, IPPROTO_TCP },
+		{ AF_INET, IPPROTO_UDP },
+		{ AF_INET6, IPPROTO_UDP },
+	};
+	struct pm_net_conn *arr = NULL;
+	size_t n = 0, cap = 0, ok = 0;
+	int first_err = 0;
+
+	if (!ret || !ret_n)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(dumps) / sizeof(dumps[0]); i++) {
+		int r = pm_net_sockdiag_dump(dumps[i].family, dumps[i].proto, &arr, &n, &cap);
+
+		if (r == 0) {
+			ok++;
+			continue;
+		}
+		if (r != -ENOENT && r != -EAFNOSUPPORT) {
+			free(arr);
+			return r;
+		}
+		if (!first_err)
+			first_err = r;
+	}
+	if (!ok) {
+		free(arr);
+		return first_err;
+	}
+	pm_net_connections_sort(arr, n);
+	if (n == 0) {
+		free(arr);
+		arr = NULL;
+	}
+	*ret = arr;
+	*ret_n = n;
+	return 0;
+}
