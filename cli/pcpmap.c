@@ -239,7 +239,7 @@ static void print_info(const struct opts *o, const char *event, const struct pcp
 		}
 		if (i->detail[0])
 			printf(" (%s)", i->detail);
-		if (i->state != PCPMAP_STATE_FAILED && i->retry_usec > now)
+		if (!o->once && i->state != PCPMAP_STATE_FAILED && i->retry_usec > now)
 			printf("; retrying in %" PRIu64 " s", (i->retry_usec - now + 999999) / 1000000u);
 		printf("\n");
 	} else {
@@ -260,6 +260,8 @@ static void event_cb(pcpmap_mapping *m, enum pcpmap_event ev, const struct pcpma
 {
 	struct run_state *st = ud;
 	(void)m;
+	if (st->done)
+		return; /* events queued in the same batch after the one that ended the run */
 	char name[16];
 	snprintf(name, sizeof(name), "%s", pcpmap_event_name(ev));
 	for (char *p = name; *p; p++)

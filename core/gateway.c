@@ -358,29 +358,38 @@ static enum pcpmap_proto pick_for(const struct pm_gw *gw, const struct pm_mappin
 	return PCPMAP_PROTO_NONE;
 }
 
-static void fail_mapping(struct pm_mapping *m, int err)
+void pm_gw_describe(const struct pm_gw *gw, uint32_t mask, char *buf, size_t len)
 {
-	struct pm_gw *gw = m->gw;
-	/* Say what was tried, for the error message. */
-	size_t off = (size_t)snprintf(m->detail, sizeof(m->detail), "tried");
-	for (size_t i = 0; i < 3 && off < sizeof(m->detail); i++) {
+	size_t off = (size_t)snprintf(buf, len, "tried");
+	for (size_t i = 0; i < 3 && off < len; i++) {
 		enum pcpmap_proto p = gw->client->order[i];
-		if (!(m->protocols & PCPMAP_PROTO_BIT(p)) || !gw->client->backends[p])
+		if (!(mask & PCPMAP_PROTO_BIT(p)) || !gw->client->backends[p])
 			continue;
-		const char *why = gw->status[p] == PM_P_NO
-				      ? (gw->err[p] == -ECONNREFUSED   ? "port unreachable"
-					 : gw->err[p] == -ETIMEDOUT    ? "no answer"
-					 : gw->err[p] == -EAFNOSUPPORT ? "not for this family"
-								       : "no")
-				      : "no answer";
-		int n = snprintf(m->detail + off, sizeof(m->detail) - off, "%s %s (%s)", off > 5 ? "," : "",
-				 pcpmap_proto_name(p), why);
+		const char *why = "no answer";
+		if (gw->status[p] == PM_P_YES)
+			why = "answers";
+		else if (gw->status[p] == PM_P_UNKNOWN)
+			why = "not yet";
+		else if (gw->status[p] == PM_P_NO && gw->err[p] == -ECONNREFUSED)
+			why = "port unreachable";
+		else if (gw->status[p] == PM_P_NO && gw->err[p] == -EAFNOSUPPORT)
+			why = "not for this address family";
+		else if (gw->status[p] == PM_P_NO && gw->err[p] && gw->err[p] != -ETIMEDOUT)
+			why = pcpmap_strerror(gw->err[p]);
+		int n = snprintf(buf + off, len - off, "%s %s (%s)", off > 5 ? "," : "", pcpmap_proto_name(p),
+				 why);
 		if (n < 0)
 			break;
 		off += (size_t)n;
 	}
-	if (off >= sizeof(m->detail))
-		m->detail[sizeof(m->detail) - 1] = '\0';
+	if (off >= len && len)
+		buf[len - 1] = '\0';
+}
+
+static void fail_mapping(struct pm_mapping *m, int err)
+{
+	struct pm_gw *gw = m->gw;
+	pm_gw_describe(gw, m->protocols, m->detail, sizeof(m->detail));
 	/* Nothing answers: retry with a doubling backoff (3 s to 5 min), re-learning the gateway each time. */
 	uint32_t hold = 3u << (gw->fail_count < 7 ? gw->fail_count : 7);
 	m->error = err;
@@ -574,12 +583,12 @@ static void decide_timer(struct sched_timer *t, uint64_t now, void *arg)
 	decide(arg);
 }
 
-static void set_status(struct pm_gw *gw, enum pcpmap_proto p, enum pm_pstat st, int err, uint32_t rtt_us)
+static bool set_status(struct pm_gw *gw, enum pcpmap_proto p, enum pm_pstat st, int err, uint32_t rtt_us)
 {
 	if (!gw || (unsigned)p >= PM_NPROTO)
-		return;
+		return false;
 	if (gw->status[p] == st)
-		return;
+		return false;
 	gw->status[p] = st;
 	gw->err[p] = err;
 	if (st == PM_P_YES) {
@@ -588,14 +597,14 @@ static void set_status(struct pm_gw *gw, enum pcpmap_proto p, enum pm_pstat st, 
 	}
 	pm_log(gw->client, PCPMAP_LOG_DEBUG, "gateway %s: %s %s%s%s", gw->name, pcpmap_proto_name(p),
 	       pstat_name(st), err ? ": " : "", err ? pcpmap_strerror(err) : "");
+	return true;
 }
 
 void pm_server_on_probe(struct pm_server *s, int err, const struct pcpmap_server_info *info)
 {
 	struct pm_gw *gw = s->gw;
 	pm_probe_on_answer(s, s->ops->proto, err, info);
-	set_status(gw, s->ops->proto, err ? PM_P_NO : PM_P_YES, err, info ? info->rtt_usec : 0);
-	if (gw)
+	if (set_status(gw, s->ops->proto, err ? PM_P_NO : PM_P_YES, err, info ? info->rtt_usec : 0))
 		decide(gw);
 }
 
@@ -637,18 +646,21 @@ void pm_server_on_unreachable(struct pm_server *s, int err)
 		return;
 	pm_log(c, PCPMAP_LOG_INFO, "%s server %s: %s", s->ops->name, s->name, pcpmap_strerror(err));
 	/* PCP and NAT-PMP share UDP port 5351: port unreachable for one is port unreachable for both. */
-	set_status(gw, p, PM_P_NO, err, 0);
+	bool changed = set_status(gw, p, PM_P_NO, err, 0);
 	if (p == PCPMAP_PROTO_PCP || p == PCPMAP_PROTO_NATPMP) {
 		enum pcpmap_proto other = p == PCPMAP_PROTO_PCP ? PCPMAP_PROTO_NATPMP : PCPMAP_PROTO_PCP;
 		if (gw->status[other] != PM_P_YES)
-			set_status(gw, other, PM_P_NO, err, 0);
+			changed |= set_status(gw, other, PM_P_NO, err, 0);
 	}
 	if (gw->chosen == p) {
 		/* The protocol that worked stopped answering: re-learn the gateway. */
 		gw->chosen = PCPMAP_PROTO_NONE;
 		sched_cancel(&c->sched, &gw->t_decide);
+		changed = true;
 	}
-	decide(gw);
+	/* A second ICMP error for what is already known changes nothing. */
+	if (changed)
+		decide(gw);
 }
 
 void pm_server_on_natpmp_only(struct pm_server *s)

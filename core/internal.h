@@ -302,6 +302,8 @@ void pm_gw_attach(struct pm_mapping *m);
 void pm_client_free_gateways(pcpmap_client *c);
 void pm_gw_close_server(struct pm_gw *gw, enum pcpmap_proto p);
 void pm_gw_free(struct pm_gw *gw);
+/* "tried PCP (port unreachable), NAT-PMP (no answer), ..." for the protocols in mask. */
+void pm_gw_describe(const struct pm_gw *gw, uint32_t mask, char *buf, size_t len);
 int pm_client_watch_fd(pcpmap_client *c, int fd, void (*fn)(pcpmap_client *c, int fd));
 
 /* Resilience (core/resilience.c). */

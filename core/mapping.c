@@ -85,6 +85,10 @@ static void fill_info(const struct pm_mapping *m, struct pcpmap_mapping_info *in
 	info->result_code = m->result_code;
 	memcpy(info->nonce, m->nonce, sizeof(info->nonce));
 	snprintf(info->detail, sizeof(info->detail), "%s", m->detail);
+	/* Still looking for a protocol: say how far the gateway got. */
+	if (!m->detail[0] && m->gw && !m->have_grant &&
+	    (m->state == PCPMAP_STATE_WAIT_RESP || m->state == PCPMAP_STATE_NOT_SENT))
+		pm_gw_describe(m->gw, m->protocols, info->detail, sizeof(info->detail));
 	(void)c;
 }
 
@@ -292,8 +296,11 @@ static void main_timer(struct sched_timer *t, uint64_t now, void *arg)
 	case PCPMAP_STATE_DELETING:
 		if (m->retx_exhausted || (m->retx.mrc && m->retx.count >= m->retx.mrc) ||
 		    (m->retx.mrd_us && now >= m->retx.started_us + m->retx.mrd_us)) {
-			if (m->state == PCPMAP_STATE_WAIT_RESP)
+			if (m->state == PCPMAP_STATE_WAIT_RESP) {
 				m->error = -ETIMEDOUT;
+				if (m->gw && !m->have_grant)
+					pm_gw_describe(m->gw, m->protocols, m->detail, sizeof(m->detail));
+			}
 			pm_mapping_fsm(m, FSM_EV_GIVE_UP);
 		} else {
 			pm_mapping_fsm(m, FSM_EV_RETX_TIMER);
@@ -323,6 +330,8 @@ static void main_timer(struct sched_timer *t, uint64_t now, void *arg)
 		}
 		/* Parked while protocols were probed, and the deadline passed. */
 		m->error = -ETIMEDOUT;
+		if (m->gw)
+			pm_gw_describe(m->gw, m->protocols, m->detail, sizeof(m->detail));
 		pm_mapping_fsm(m, FSM_EV_GIVE_UP);
 		break;
 	default:
