@@ -316,6 +316,8 @@ void pm_remap_server(struct pm_server *s, struct pm_mapping *except, uint64_t de
 /* An unsolicited datagram from the announcement listeners (exposed for tests). */
 void pm_client_on_unsolicited(pcpmap_client *c, const uint8_t *buf, size_t len,
 			      const struct pm_sockaddr *src);
+/* Route/address/link events (a pm_net_event mask): a debounced re-check follows. */
+void pm_client_on_net_events(pcpmap_client *c, unsigned mask);
 /* Re-checks routes and source addresses now (exposed for tests). */
 void pm_client_net_check(pcpmap_client *c);
 

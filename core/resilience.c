@@ -112,13 +112,19 @@ static void listener_readable(pcpmap_client *c, int fd)
 	}
 }
 
-static void monitor_readable(pcpmap_client *c, int fd)
+void pm_client_on_net_events(pcpmap_client *c, unsigned mask)
 {
-	unsigned mask = 0;
-	if (pm_net_monitor_read(fd, &mask) < 0 || !mask)
+	if (!mask)
 		return;
 	if (!sched_armed(&c->t_netcheck))
 		sched_arm(&c->sched, &c->t_netcheck, c->now + NETCHECK_DEBOUNCE_US);
+}
+
+static void monitor_readable(pcpmap_client *c, int fd)
+{
+	unsigned mask = 0;
+	if (pm_net_monitor_read(fd, &mask) == 0)
+		pm_client_on_net_events(c, mask);
 }
 
 void pm_resilience_start(pcpmap_client *c)

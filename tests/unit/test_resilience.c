@@ -15,6 +15,7 @@
 
 #include "fake_backend.h"
 #include "fake_env.h"
+#include "vectors.h"
 
 #define MS 1000ull
 #define T0 (5000000ull)
@@ -262,6 +263,45 @@ static void test_route_lost_suspends_then_resumes(void **state)
 	assert_int_equal(pcpmap_client_next_deadline(x->c), T0 + 303000 * MS);
 }
 
+/* Captured rtnetlink notifications replayed through the parser into the engine. */
+static void replay(struct ctx *x, const char *vector)
+{
+	uint8_t *buf;
+	long n = vector_load(PCPMAP_VECTOR_DIR, vector, &buf);
+	assert_true(n > 0);
+	unsigned mask = 0;
+	assert_int_equal(pm_net_parse_events(buf, (size_t)n, &mask), 0);
+	free(buf);
+	x->c->now = x->clk.now_us;
+	pm_client_on_net_events(x->c, mask);
+}
+
+static void test_route_events_from_captured_netlink(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *m = held_mapping(x, 2007, true);
+	/* An irrelevant notification schedules nothing. */
+	x->clk.now_us = T0 + 1000 * MS;
+	uint64_t before = pcpmap_client_next_deadline(x->c);
+	replay(x, "netlink-ev-irrelevant.hex");
+	assert_int_equal(pcpmap_client_next_deadline(x->c), before);
+	/* The default route goes away: 200 ms later (debounce) the gateway is suspended. */
+	gw_octet = 0;
+	replay(x, "netlink-ev-v4-route-del.hex");
+	assert_int_equal(pcpmap_client_next_deadline(x->c), T0 + 1200 * MS);
+	at(x, T0 + 1200 * MS);
+	assert_true(m->gw->suspended);
+	/* It comes back: renewed at once. */
+	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
+	gw_octet = 2;
+	x->clk.now_us = T0 + 5000 * MS;
+	replay(x, "netlink-ev-v4-route-add.hex");
+	at(x, T0 + 5200 * MS);
+	assert_false(m->gw->suspended);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 1);
+	assert_int_equal(m->state, PCPMAP_STATE_REFRESHING);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +310,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_announce_from_stranger_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gateway_change_rehomes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_route_lost_suspends_then_resumes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_route_events_from_captured_netlink, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
