@@ -1,0 +1,158 @@
+/* Restoration after a gateway loses its state. Run inside the lab's client namespace (bench/restore.sh does
+ * it): holds N mappings, prints "ready", then waits for the gateway to lose its state (the script restarts
+ * it with flushed rules) and measures when the loss was seen, when the first mapping came back, when the
+ * last did, and how many requests that took. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pcpmap/pcpmap.h>
+
+struct state {
+	unsigned n, mapped, lost, restored;
+	uint64_t t_detect, t_first_lost, t_first_back, t_last_back;
+	uint64_t resets_before;
+	bool *is_lost;
+	pcpmap_mapping **maps;
+};
+
+static struct state st;
+
+static void on_event(pcpmap_mapping *m, enum pcpmap_event ev, const struct pcpmap_mapping_info *info,
+		     void *ud)
+{
+	unsigned i = (unsigned)(uintptr_t)ud;
+	(void)m;
+	(void)info;
+	uint64_t now = pcpmap_now_usec();
+	if (ev == PCPMAP_EVENT_LOST && !st.is_lost[i]) {
+		st.is_lost[i] = true;
+		if (!st.lost++)
+			st.t_first_lost = now;
+	} else if (ev == PCPMAP_EVENT_MAPPED || ev == PCPMAP_EVENT_CHANGED) {
+		if (st.is_lost[i]) {
+			st.is_lost[i] = false;
+			if (!st.restored++)
+				st.t_first_back = now;
+			st.t_last_back = now;
+		} else {
+			st.mapped++;
+		}
+	} else if (ev == PCPMAP_EVENT_FAILED) {
+		fprintf(stderr, "mapping %u failed: %s\n", i, pcpmap_strerror(info->error));
+	}
+}
+
+static void run_until(pcpmap_client *c, bool (*done)(void), uint64_t limit_us)
+{
+	uint64_t end = pcpmap_now_usec() + limit_us;
+	while ((!done || !done()) && pcpmap_now_usec() < end) {
+		struct pollfd p = { .fd = pcpmap_client_get_fd(c), .events = POLLIN };
+		int t = pcpmap_client_get_timeout(c);
+		poll(&p, 1, t < 0 || t > 100 ? 100 : t);
+		pcpmap_client_process(c);
+		struct pcpmap_stats s;
+		pcpmap_client_get_stats(c, &s);
+		if (!st.t_detect && s.epoch_resets > st.resets_before)
+			st.t_detect = pcpmap_now_usec();
+	}
+}
+
+static bool all_mapped(void)
+{
+	return st.mapped == st.n;
+}
+
+static bool all_restored(void)
+{
+	return st.lost == st.n && st.restored == st.n;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: bench_restore COUNT REMAP_INTERVAL_MS [GATEWAY]\n");
+		return 2;
+	}
+	st.n = (unsigned)atoi(argv[1]);
+	unsigned interval = (unsigned)atoi(argv[2]);
+	if (st.n < 1 || st.n > 20000)
+		return 2;
+	st.is_lost = calloc(st.n, sizeof(bool));
+	st.maps = calloc(st.n, sizeof(*st.maps));
+	if (!st.is_lost || !st.maps)
+		return 1;
+
+	struct pcpmap_client_config cfg;
+	pcpmap_client_config_init(&cfg);
+	cfg.server = argc > 3 ? argv[3] : NULL;
+	cfg.protocols = PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP);
+	cfg.max_mappings = st.n + 16;
+	cfg.remap_interval_ms = interval;
+	pcpmap_client *c;
+	int r = pcpmap_client_new(&c, &cfg);
+	if (r < 0) {
+		fprintf(stderr, "client: %s\n", pcpmap_strerror(r));
+		return 1;
+	}
+	uint64_t t0 = pcpmap_now_usec();
+	for (unsigned i = 0; i < st.n; i++) {
+		struct pcpmap_request req;
+		pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+		req.internal_port = (uint16_t)(30000 + i);
+		req.lifetime = 3600;
+		req.callback = on_event;
+		req.userdata = (void *)(uintptr_t)i;
+		r = pcpmap_mapping_new(c, &req, &st.maps[i]);
+		if (r < 0) {
+			fprintf(stderr, "mapping %u: %s\n", i, pcpmap_strerror(r));
+			return 1;
+		}
+		/* Keep the loop turning so answers are read while requests go out. */
+		pcpmap_client_process(c);
+	}
+	run_until(c, all_mapped, 60000000u);
+	uint64_t t1 = pcpmap_now_usec();
+	if (!all_mapped()) {
+		fprintf(stderr, "only %u of %u mapped\n", st.mapped, st.n);
+		return 1;
+	}
+	struct pcpmap_stats before;
+	pcpmap_client_get_stats(c, &before);
+	st.resets_before = before.epoch_resets;
+	printf("held %u mappings in %.1f ms\nready\n", st.n, (t1 - t0) / 1000.0);
+	fflush(stdout);
+
+	run_until(c, all_restored, 300000000u);
+	struct pcpmap_stats after;
+	pcpmap_client_get_stats(c, &after);
+	if (!all_restored()) {
+		printf("restored %u of %u (lost %u) within 300 s\n", st.restored, st.n, st.lost);
+		return 1;
+	}
+	printf("gateway state loss seen; epoch resets counted: %llu\n",
+	       (unsigned long long)(after.epoch_resets - before.epoch_resets));
+	printf("first re-creation    %8.1f ms after the loss was seen (the RFC's random 0-5 s after an "
+	       "announcement)\n",
+	       (st.t_first_lost - st.t_detect) / 1000.0);
+	printf("first mapping back   %8.1f ms after the loss was seen\n",
+	       (st.t_first_back - st.t_detect) / 1000.0);
+	printf("all %u back          %8.1f ms after the loss was seen (pace %u ms)\n", st.n,
+	       (st.t_last_back - st.t_detect) / 1000.0, interval);
+	printf("requests sent        %8llu for %u mappings (%llu retransmissions)\n",
+	       (unsigned long long)(after.sent - before.sent), st.n,
+	       (unsigned long long)(after.retransmits - before.retransmits));
+	printf("restored\n");
+	fflush(stdout);
+	/* Give the caller time to count the gateway's rules before everything is deleted. */
+	run_until(c, NULL, 3000000u);
+	for (unsigned i = 0; i < st.n; i++)
+		pcpmap_mapping_free(st.maps[i]);
+	pcpmap_client_flush(c, 10000);
+	pcpmap_client_free(c);
+	free(st.is_lost);
+	free(st.maps);
+	return 0;
+}
