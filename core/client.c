@@ -228,6 +228,11 @@ PCPMAP_EXPORT pcpmap_client *pcpmap_client_free(pcpmap_client *c)
 		c->watches = w->next;
 		free(w);
 	}
+	while (c->dead_watches) {
+		struct pm_watch *w = c->dead_watches;
+		c->dead_watches = w->next;
+		free(w);
+	}
 	sched_fini(&c->sched);
 	if (c->epfd >= 0)
 		close(c->epfd);
@@ -305,7 +310,12 @@ void pm_server_unwatch_fd(struct pm_server *s, int fd)
 			struct pm_watch *w = *pp;
 			*pp = w->next;
 			epoll_ctl(c->epfd, EPOLL_CTL_DEL, fd, NULL);
-			free(w);
+			/* An epoll batch being dispatched may still point at it: free it after the batch. */
+			w->fd = -1;
+			w->server = NULL;
+			w->fn = NULL;
+			w->next = c->dead_watches;
+			c->dead_watches = w;
 			return;
 		}
 	}
@@ -379,10 +389,17 @@ PCPMAP_EXPORT int pcpmap_client_process(pcpmap_client *c)
 		}
 		for (int i = 0; i < n; i++) {
 			struct pm_watch *w = evs[i].data.ptr;
+			if (w->fd < 0)
+				continue; /* unwatched by an earlier callback of this batch */
 			if (w->fn)
 				w->fn(c, w->fd);
 			else
 				w->server->ops->readable(w->server, w->fd, c->now);
+		}
+		while (c->dead_watches) {
+			struct pm_watch *w = c->dead_watches;
+			c->dead_watches = w->next;
+			free(w);
 		}
 		if (n < 16)
 			break;

@@ -456,7 +456,7 @@ void pm_gw_attach(struct pm_mapping *m)
 			return;
 		}
 		bool moved = m->server && m->server != s;
-		m->server = s;
+		pm_mapping_set_server(m, s);
 		if (m->state == PCPMAP_STATE_NOT_SENT)
 			pm_mapping_fsm(m, FSM_EV_START);
 		else if (m->state == PCPMAP_STATE_ERROR_WAIT_RESEND)
@@ -627,6 +627,7 @@ void pm_server_on_unreachable(struct pm_server *s, int err)
 	enum pcpmap_proto p = s->ops->proto;
 	s->last_error = err;
 	s->unreachable_count++;
+	pm_probe_on_answer(s, p, err, NULL);
 
 	if (c->announce.server == s) {
 		struct pcpmap_server_info info;

@@ -54,6 +54,8 @@ struct pm_backend_ops {
 	/* Learns whether this protocol answers at the server, without a mapping (NAT-PMP: public address
 	 * request; UPnP: discovery). Reports through pm_server_on_probe(). NULL: mapping requests probe. */
 	int (*probe)(struct pm_server *s);
+	/* The mapping leaves this server (destroyed, or moved to another server): drop its state. May be NULL. */
+	void (*mapping_gone)(struct pm_server *s, struct pm_mapping *m);
 };
 
 struct pm_list {
@@ -212,6 +214,7 @@ struct pcpmap_client {
 	uint64_t next_id;
 	struct pm_event *ev_head, *ev_tail;
 	struct pm_watch *watches;
+	struct pm_watch *dead_watches; /* unwatched during an epoll batch, freed after it */
 	struct pcpmap_stats stats;
 	struct pcp_codec_cfg codec;
 	const struct pm_backend_ops *backends[PM_NPROTO]; /* pm_backend_for(); tests put fakes here */
@@ -336,6 +339,8 @@ void pm_mapping_fsm(struct pm_mapping *m, enum fsm_event ev);
 void pm_mapping_destroy(struct pm_mapping *m);
 void pm_mapping_send_final_delete(struct pm_mapping *m);
 void pm_mapping_pair_companion_failed(struct pm_mapping *p);
+/* Moves a mapping to server s (or none), telling the old server's backend. */
+void pm_mapping_set_server(struct pm_mapping *m, struct pm_server *s);
 bool pm_addr_is_private(const struct pcp_addr *a);
 
 /* Lists. */
@@ -365,6 +370,8 @@ static inline void pm_list_del(struct pm_list *n)
 extern const struct pm_backend_ops pm_pcp_backend;
 #ifdef PCPMAP_HAVE_NATPMP
 extern const struct pm_backend_ops pm_natpmp_backend;
+/* NAT-PMP's per-protocol delete-all (internal port 0, lifetime 0; RFC 6886 3.4). */
+int pm_natpmp_delete_all(struct pm_server *s, uint8_t ip_proto);
 #endif
 #ifdef PCPMAP_HAVE_UPNP
 extern const struct pm_backend_ops pm_upnp_backend;

@@ -120,9 +120,17 @@ static void mapping_free_mem(struct pm_mapping *m)
 	free(m);
 }
 
+void pm_mapping_set_server(struct pm_mapping *m, struct pm_server *s)
+{
+	if (m->server && m->server != s && m->server->ops->mapping_gone)
+		m->server->ops->mapping_gone(m->server, m);
+	m->server = s;
+}
+
 void pm_mapping_destroy(struct pm_mapping *m)
 {
 	pcpmap_client *c = m->client;
+	pm_mapping_set_server(m, NULL);
 	if (m->pair) {
 		m->pair->pair_owner = NULL;
 		pm_mapping_destroy(m->pair);
@@ -642,8 +650,9 @@ PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_free(pcpmap_mapping *handle)
 		else
 			pm_mapping_destroy(p);
 	}
-	/* PEER cannot delete (RFC 6887 12): leave it to expire. */
-	if (m->kind == PCPMAP_KIND_PEER) {
+	/* PEER cannot delete (RFC 6887 12): leave it to expire. A mapping that never had a server (parked
+	 * while the gateway's protocols were probed, then failed) has nothing to delete anywhere. */
+	if (m->kind == PCPMAP_KIND_PEER || !m->server) {
 		pm_mapping_destroy(m);
 		return NULL;
 	}

@@ -273,7 +273,7 @@ static void rehome(struct pm_gw *from, struct pm_gw *to, const char *why)
 		sched_cancel(&c->sched, &m->t_expire);
 		m->remap_pending = false;
 		m->have_grant = false;
-		m->server = NULL;
+		pm_mapping_set_server(m, NULL);
 		m->gw = to;
 		m->renew_attempt = 0;
 		m->state = PCPMAP_STATE_NOT_SENT;
@@ -323,7 +323,7 @@ static void gw_reset_servers(struct pm_gw *gw)
 		for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next) {
 			struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
 			if (m->server == s)
-				m->server = NULL;
+				pm_mapping_set_server(m, NULL);
 		}
 		pm_gw_close_server(gw, (enum pcpmap_proto)p);
 	}

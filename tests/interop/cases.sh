@@ -229,7 +229,8 @@ case_port_pair() {
 
 case_not_authorized() {
 	lab_up
-	pm map map tcp 80 --once
+	# PCP's own refusal (miniupnpd takes ~1 s to refuse, long enough for NAT-PMP to win the fallback).
+	pm map map tcp 80 --once --protocol pcp
 	[[ $RC -eq 4 ]] || fail "denied port exited $RC, want 4"
 	grep -q NOT_AUTHORIZED "$WORK/map.out" || fail "error does not name NOT_AUTHORIZED: $(cat "$WORK/map.out")"
 	ok "$(head -n1 "$WORK/map.out")"
@@ -240,7 +241,7 @@ case_unreachable() {
 	"$LAB" gw-stop
 	local t0 t1
 	t0=$(date +%s%N)
-	pm map map tcp 7012 --once -g $GW4
+	pm map map tcp 7012 --once -g $GW4 --protocol pcp
 	t1=$(date +%s%N)
 	[[ $RC -eq 3 ]] || fail "stopped server exited $RC, want 3: $(cat "$WORK/map.out")"
 	grep -qi 'refused' "$WORK/map.out" || fail "error does not say refused: $(cat "$WORK/map.out")"
@@ -338,6 +339,99 @@ case_route_loss_suspends() {
 	wait "$BG_PID" || true
 	BG_PID=
 	ok "no packet for 5 s without a default route; renewed at once when it returned"
+}
+
+case_sigusr1_announce() {
+	lab_up
+	"$LAB" cli "$PCPMAP" map tcp 7022 --json -v >"$WORK/fg.out" 2>"$WORK/fg.err" &
+	BG_PID=$!
+	wait_rule 7022 5 >/dev/null || fail "no mapping"
+	sleep 4 # let the epoch grow
+	local before t0 t1
+	before=$(grep -c -- '-> .* MAP request' "$WORK/fg.err" || true)
+	t0=$(date +%s%N)
+	"$LAB" gw-usr1
+	for _ in $(seq 70); do
+		[[ $(grep -c -- '-> .* MAP request' "$WORK/fg.err" || true) -gt $before ]] && break
+		sleep 0.1
+	done
+	t1=$(date +%s%N)
+	grep -q 'unsolicited ANNOUNCE' "$WORK/fg.err" || fail "the ANNOUNCE was not received"
+	[[ $(grep -c -- '-> .* MAP request' "$WORK/fg.err" || true) -gt $before ]] || fail "no re-mapping within 7 s"
+	local ms=$(((t1 - t0) / 1000000))
+	[[ $ms -le 5600 ]] || fail "re-mapped $ms ms after the announcement, beyond the RFC's 0-5 s"
+	rules_have 7022 || fail "mapping gone"
+	kill -TERM "$BG_PID"
+	wait "$BG_PID" || true
+	BG_PID=
+	ok "ANNOUNCE (epoch reset) heard; re-mapped $ms ms later (random 0-5 s), mapping kept"
+}
+
+case_server_down_then_up() {
+	lab_up --min-lifetime 8
+	"$LAB" cli "$PCPMAP" map tcp 7023 --lifetime 8 --json -v >"$WORK/fg.out" 2>"$WORK/fg.err" &
+	BG_PID=$!
+	wait_rule 7023 5 >/dev/null || fail "no mapping"
+	sleep 3
+	"$LAB" gw-stop
+	local t0 before
+	before=$(grep -c -- '-> .* MAP request' "$WORK/fg.err" || true)
+	t0=$(date +%s%N)
+	sleep 20
+	local during=$(($(grep -c -- '-> .* MAP request' "$WORK/fg.err" || true) - before))
+	# 20 s: renewal slots at >= 4 s apart until the 8 s lifetime ends, then the RFC ladder 3, 6, 12 s.
+	[[ $during -le 8 ]] || fail "$during requests in 20 s with the server down: faster than RFC 6887 allows"
+	"$LAB" gw-start
+	local ms
+	ms=$(wait_rule 7023 10) || fail "mapping not restored within 10 s of the restart"
+	grep -q '"event":"lost"' "$WORK/fg.out" || fail "no lost event while the server was down"
+	"$LAB" reach tcp 7023 7023 || fail "not reachable after the restart"
+	kill -TERM "$BG_PID"
+	wait "$BG_PID" || true
+	BG_PID=
+	ok "$during requests in 20 s with the server down; restored ${ms} ms after it came back"
+}
+
+case_lossy_link_100() {
+	lab_up
+	"$LAB" netem 30
+	local out
+	out=$("$LAB" cli "$PCPMAP_BUILD_DIR/tests/interop/many_maps" 100 31000 240) || fail "not all established: $out"
+	"$LAB" netem off
+	local n
+	n=$("$LAB" rules | grep -c 'dnat ip to' || true)
+	[[ $n -eq 100 ]] || fail "$n DNAT rules on the gateway, want exactly 100 (no duplicates)"
+	ok "30% loss each way: $out; 100 rules, no duplicates"
+}
+
+case_gateway_address_change() {
+	lab_up
+	"$LAB" cli "$PCPMAP" map tcp 7024 --json -v >"$WORK/fg.out" 2>"$WORK/fg.err" &
+	BG_PID=$!
+	wait_rule 7024 5 >/dev/null || fail "no mapping"
+	# The gateway is renumbered (its daemon restarted on the new address, keeping its leases) and the
+	# client's default route moves to the new address.
+	# (Deleting a primary address also deletes the secondaries of its subnet: delete first.)
+	"$LAB" gw ip addr del 192.168.77.1/24 dev lan0
+	"$LAB" gw ip addr add 192.168.77.254/24 dev lan0
+	"$LAB" gw-restart
+	"$LAB" cli ip route replace default via 192.168.77.254
+	for _ in $(seq 50); do
+		grep -q -- '-> 192.168.77.254:5351' "$WORK/fg.err" && break
+		sleep 0.1
+	done
+	grep -q -- '-> 192.168.77.254:5351' "$WORK/fg.err" || fail "no request to the new gateway address"
+	sleep 0.5
+	[[ $(grep -c '"event":"mapped"' "$WORK/fg.out") -ge 2 ]] || fail "not mapped again through the new address"
+	grep -q '"event":"lost"' "$WORK/fg.out" || fail "no lost event for the old gateway"
+	local r
+	r=$("$LAB" rules)
+	[[ $(grep -c 'dport 7024 .*dnat' <<<"$r") -eq 1 ]] || fail "want exactly one DNAT rule for 7024: $r"
+	"$LAB" reach tcp 7024 7024 || fail "not reachable"
+	kill -TERM "$BG_PID"
+	wait "$BG_PID" || true
+	BG_PID=
+	ok "default gateway moved to 192.168.77.254: mapping released on the old address and made on the new"
 }
 
 fn=case_$CASE

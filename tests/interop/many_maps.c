@@ -1,0 +1,68 @@
+/* Interop helper: asks for COUNT TCP mappings (internal ports BASE..BASE+COUNT-1) at once and waits until
+ * every one is mapped, or the time limit passes. Prints "mapped N/COUNT in MS ms, S requests". Exit 0 when
+ * all are mapped. Mappings are left to expire (abandoned) so the caller can inspect the gateway. */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <pcpmap/pcpmap.h>
+
+static unsigned mapped;
+
+static void on_event(pcpmap_mapping *m, enum pcpmap_event ev, const struct pcpmap_mapping_info *info,
+		     void *ud)
+{
+	(void)m;
+	(void)info;
+	(void)ud;
+	if (ev == PCPMAP_EVENT_MAPPED)
+		mapped++;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 4) {
+		fprintf(stderr, "usage: many_maps COUNT BASE_PORT LIMIT_S [PROTOCOLS]\n");
+		return 2;
+	}
+	unsigned n = (unsigned)atoi(argv[1]), base = (unsigned)atoi(argv[2]), limit = (unsigned)atoi(argv[3]);
+	if (n < 1 || n > 5000 || base < 1 || base + n > 65536 || limit < 1)
+		return 2;
+	struct pcpmap_client_config cfg;
+	pcpmap_client_config_init(&cfg);
+	cfg.max_mappings = n + 8;
+	pcpmap_client *c;
+	if (pcpmap_client_new(&c, &cfg) < 0)
+		return 1;
+	pcpmap_mapping **maps = calloc(n, sizeof(*maps));
+	if (!maps)
+		return 1;
+	uint64_t t0 = pcpmap_now_usec();
+	for (unsigned i = 0; i < n; i++) {
+		struct pcpmap_request req;
+		pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+		req.internal_port = (uint16_t)(base + i);
+		req.lifetime = 600;
+		req.callback = on_event;
+		if (pcpmap_mapping_new(c, &req, &maps[i]) < 0)
+			return 1;
+		pcpmap_client_process(c);
+	}
+	uint64_t end = t0 + (uint64_t)limit * 1000000u;
+	while (mapped < n && pcpmap_now_usec() < end) {
+		struct pollfd p = { .fd = pcpmap_client_get_fd(c), .events = POLLIN };
+		int t = pcpmap_client_get_timeout(c);
+		poll(&p, 1, t < 0 || t > 200 ? 200 : t);
+		pcpmap_client_process(c);
+	}
+	struct pcpmap_stats st;
+	pcpmap_client_get_stats(c, &st);
+	printf("mapped %u/%u in %.0f ms, %llu requests (%llu retransmissions)\n", mapped, n,
+	       (pcpmap_now_usec() - t0) / 1000.0, (unsigned long long)st.sent,
+	       (unsigned long long)st.retransmits);
+	for (unsigned i = 0; i < n; i++)
+		pcpmap_mapping_abandon(maps[i]);
+	free(maps);
+	pcpmap_client_free(c);
+	return mapped == n ? 0 : 1;
+}
