@@ -78,7 +78,9 @@ gateway controls
   gw-block | gw-unblock   drop udp 5350-5351, udp 1900 and tcp $HTTP_PORT on the gateway's input (timeouts)
   gw-drop-pcp | gw-undrop-pcp
                           silently drop PCP (version 2) requests; NAT-PMP on the same port keeps working
-  netem LOSS% | netem off random loss of TCP/UDP packets in both directions of the client's LAN link
+  netem LOSS% [both|out] | netem off
+                          random loss of TCP/UDP packets on the client's LAN link, both directions
+                          (default) or only what the client sends (out, as tc netem on its link)
 
 checks
   rules                   print the gateway's miniupnpd nft chains
@@ -594,12 +596,12 @@ cmd_gw_undrop_pcp() {
 }
 
 cmd_netem() {
-	local arg=${1-} ipart fpart mille
+	local arg=${1-} dir=${2:-both} ipart fpart mille
 	require_root
 	require_lab
 	# The kernel may lack sch_netem, so loss is emulated with nftables: an ingress hook on each end of the
 	# client's LAN link drops the given share of TCP/UDP packets (ARP/ND untouched), independently per
-	# direction.
+	# direction. "out" drops only what the client sends (what `tc netem` on the client's link does).
 	if [[ $arg == off || $arg == 0 ]]; then
 		ip netns exec "$NS_CLI" nft delete table netdev pcpmaplab_loss 2>/dev/null || true
 		ip netns exec "$NS_GW" nft delete table netdev pcpmaplab_loss 2>/dev/null || true
@@ -613,8 +615,10 @@ cmd_netem() {
 	[[ $mille -le 10000 ]] || usage_error "netem: loss above 100%"
 	local ns dev rule="numgen random mod 10000 < $mille drop"
 	[[ $mille -lt 10000 ]] || rule="drop"
+	[[ $dir == both || $dir == out ]] || usage_error "netem: direction is 'both' or 'out'"
 	for ns in "$NS_CLI" "$NS_GW"; do
 		if [[ $ns == "$NS_CLI" ]]; then dev=$CLI_IF; else dev=$GW_LAN_IF; fi
+		[[ $dir == out && $ns == "$NS_CLI" ]] && continue
 		ip netns exec "$ns" nft -f - <<EOF
 table netdev pcpmaplab_loss
 delete table netdev pcpmaplab_loss
