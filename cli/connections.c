@@ -93,7 +93,7 @@ void cli_connections_print(FILE *f, const struct cli_conn *c, size_t n, bool jso
 {
 	/* "[" + 45 + "]:" + 5 + NUL */
 	char l[56], r[56];
-	int wl = 0, wr = 0, wn = 1;
+	int wl = 0, wr = 0, wn = 1, wu = 1;
 
 	if (json) {
 		for (size_t i = 0; i < n; i++)
@@ -109,16 +109,19 @@ void cli_connections_print(FILE *f, const struct cli_conn *c, size_t n, bool jso
 		int a = cli_conn_endpoint(c[i].family, c[i].local, c[i].lport, l, sizeof(l));
 		int b = cli_conn_endpoint(c[i].family, c[i].remote, c[i].rport, r, sizeof(r));
 
+		int u = snprintf(NULL, 0, "%" PRIu32, c[i].uid);
+
 		wl = a > wl ? a : wl;
 		wr = b > wr ? b : wr;
+		wu = u > wu ? u : wu;
 	}
 	for (size_t m = n; m >= 10; m /= 10)
 		wn++;
 	for (size_t i = 0; i < n; i++) {
 		cli_conn_endpoint(c[i].family, c[i].local, c[i].lport, l, sizeof(l));
 		cli_conn_endpoint(c[i].family, c[i].remote, c[i].rport, r, sizeof(r));
-		fprintf(f, "%*zu. %-*s  %-*s  %s %-11s  uid %-5" PRIu32 "  inode %" PRIu32 "\n", wn, i + 1,
-			wl, l, wr, r, proto_name(c[i].proto), c[i].state, c[i].uid, c[i].inode);
+		fprintf(f, "%*zu. %-*s  %-*s  %s %-11s  uid %-*" PRIu32 "  inode %" PRIu32 "\n", wn, i + 1,
+			wl, l, wr, r, proto_name(c[i].proto), c[i].state, wu, c[i].uid, c[i].inode);
 	}
 	fflush(f);
 }

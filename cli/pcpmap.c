@@ -1,4 +1,5 @@
 /* pcpmap: the command-line port-mapping tool. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -14,6 +15,8 @@
 #include <unistd.h>
 
 #include <pcpmap/pcpmap.h>
+
+#include "connections.h"
 
 /* Exit codes (documented in the man page and README). */
 enum {
@@ -46,6 +49,7 @@ struct opts {
 	uint32_t protocols;
 	uint8_t order[3];
 	bool allow_degrade;
+	uint32_t pick; /* connections --pick N, 0 = list only */
 };
 
 static const char *prog = "pcpmap";
@@ -141,11 +145,12 @@ static int parse_nonce(const char *hex, uint8_t out[12])
 {
 	if (strlen(hex) != 24)
 		return -EINVAL;
-	for (int i = 0; i < 12; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+	for (int i = 0; i < 24; i++)
+		if (!isxdigit((unsigned char)hex[i]))
 			return -EINVAL;
-		out[i] = (uint8_t)v;
+	for (int i = 0; i < 12; i++) {
+		char byte[3] = { hex[2 * i], hex[2 * i + 1], '\0' };
+		out[i] = (uint8_t)strtoul(byte, NULL, 16);
 	}
 	return 0;
 }
@@ -391,8 +396,8 @@ static int run_mapping(struct opts *o, struct pcpmap_request *req, const char *c
 		/* Ctrl-C, SIGTERM or failure: delete what we hold and wait briefly for the gateway. */
 		pcpmap_mapping_free(m);
 		pcpmap_client_flush(c, 2000);
-		if (st.mapped && !o->json && interrupted)
-			printf("deleted\n");
+		if (st.mapped && interrupted)
+			printf(o->json ? "{\"event\":\"deleted\"}\n" : "deleted\n");
 		code = interrupted ? EXIT_OK : exit_code_for(st.err);
 	}
 	pcpmap_client_free(c);
@@ -413,6 +418,7 @@ enum {
 	OPT_PROTOCOL,
 	OPT_ALLOW_DEGRADE,
 	OPT_EXT_ADDR,
+	OPT_PICK,
 };
 
 static const struct option common_long[] = {
@@ -435,6 +441,7 @@ static const struct option common_long[] = {
 	{ "allow-degrade", no_argument, NULL, OPT_ALLOW_DEGRADE },
 	{ "ipv6", no_argument, NULL, '6' },
 	{ "ipv4", no_argument, NULL, '4' },
+	{ "pick", required_argument, NULL, OPT_PICK },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -578,6 +585,12 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, vo
 			break;
 		case '4':
 			o->family = AF_INET;
+			break;
+		case OPT_PICK:
+			if (parse_u32(optarg, 1, UINT32_MAX, &v) < 0)
+				return usage_error(
+				    cmd, "--pick wants a connection number (1, 2, ...), not '%s'", optarg);
+			o->pick = v;
 			break;
 		default:
 			fprintf(stderr, "Try '%s %s --help'.\n", prog, cmd);
@@ -748,6 +761,11 @@ static int cmd_unmap(int argc, char **argv, struct opts *o)
 		return EXIT_OK;
 	}
 	info.error = r;
+	/* The request names what was asked even when nothing answered. */
+	info.ip_proto = proto;
+	info.internal_port = (uint16_t)port;
+	if (!info.server[0] && o->gateway)
+		snprintf(info.server, sizeof(info.server), "%s", o->gateway);
 	print_info(o, "failed", &info);
 	return exit_code_for(r);
 }
@@ -880,7 +898,7 @@ static int cmd_probe(int argc, char **argv, struct opts *o)
 		return exit_code_for(r);
 	}
 	if (o->json) {
-		printf("{\"gateway\":");
+		printf("{\"event\":\"probe\",\"gateway\":");
 		json_str(stdout, res.gateway);
 		printf(",\"protocols\":{");
 		print_proto_json("pcp", &res.pcp, true);
@@ -945,7 +963,7 @@ static int cmd_external(int argc, char **argv, struct opts *o)
 		return res.chosen == PCPMAP_PROTO_NONE ? EXIT_NO_SUPPORT : EXIT_TIMEOUT;
 	}
 	if (o->json) {
-		printf("{\"external_address\":");
+		printf("{\"event\":\"external-address\",\"external_address\":");
 		json_str(stdout, res.external_addr);
 		printf(",\"protocol\":\"%s\",\"gateway\":", pcpmap_proto_name(res.chosen));
 		json_str(stdout, res.gateway);
@@ -961,6 +979,71 @@ static int cmd_external(int argc, char **argv, struct opts *o)
 	return EXIT_OK;
 }
 
+static void help_connections(void)
+{
+	printf(
+	    "Usage: %s connections [PROTO] [--pick N] [options]\n"
+	    "Lists this host's established TCP and connected UDP connections (IPv4 and IPv6), numbered;\n"
+	    "PROTO (tcp, udp, all), -4 and -6 narrow the list. With --pick N, creates the PEER mapping of\n"
+	    "connection N and keeps it alive until Ctrl-C, as 'peer' would.\n\n"
+	    "      --pick N            map connection N of the list (as numbered with the same filters)\n"
+	    "  -4, --ipv4 / -6, --ipv6 IPv4 or IPv6 connections only\n"
+	    "  -e, --lifetime, --third-party, --description, --once, --protocol, --allow-degrade,\n"
+	    "  -g, -t, -j, -v as for 'peer'\n",
+	    prog);
+}
+
+static int cmd_connections(int argc, char **argv, struct opts *o)
+{
+	int r = parse_opts("connections", argc, argv, o, help_connections);
+	if (r)
+		return r;
+	uint8_t proto = 0;
+	if (argc - optind > 1)
+		return usage_error("connections", "unexpected argument '%s'", argv[optind + 1]);
+	if (argc - optind == 1 && parse_proto(argv[optind], &proto) < 0)
+		return usage_error("connections", "PROTO is tcp, udp or all, not '%s'", argv[optind]);
+	if (o->prefer_failure || o->n_filters || o->pair)
+		return usage_error("connections", "%s",
+				   "--prefer-failure, --filter and --pair are for 'map' only");
+	struct cli_conn *conns;
+	size_t n;
+	r = cli_connections_list(&conns, &n);
+	if (r < 0) {
+		fprintf(stderr, "%s connections: cannot read the connection table: %s\n", prog, strerror(-r));
+		return EXIT_INTERNAL;
+	}
+	n = cli_connections_filter(conns, n, proto, o->family);
+	if (!o->pick) {
+		cli_connections_print(stdout, conns, n, o->json);
+		free(conns);
+		return EXIT_OK;
+	}
+	if (o->pick > n) {
+		free(conns);
+		return usage_error("connections", "--pick %" PRIu32 ": the list has %zu connection%s",
+				   o->pick, n, n == 1 ? "" : "s");
+	}
+	const struct cli_conn *c = &conns[o->pick - 1];
+	if (!o->json) {
+		char l[64], p[64];
+		cli_conn_endpoint(c->family, c->local, c->lport, l, sizeof(l));
+		cli_conn_endpoint(c->family, c->remote, c->rport, p, sizeof(p));
+		printf("connection %" PRIu32 ": %s %s -> %s\n", o->pick, proto_str(c->proto), l, p);
+	}
+	struct pcpmap_request req;
+	pcpmap_request_init(&req, PCPMAP_KIND_PEER);
+	req.ip_proto = c->proto;
+	req.internal_port = c->lport;
+	req.peer_addr = c->remote;
+	req.peer_port = c->rport;
+	fill_request(o, &req);
+	req.external_family = c->family; /* a dual-stack socket talking IPv4 is listed as IPv4 */
+	r = run_mapping(o, &req, "connections");
+	free(conns);
+	return r;
+}
+
 static void help_main(void)
 {
 	printf("Usage: %s COMMAND [options]\n"
@@ -972,7 +1055,8 @@ static void help_main(void)
 	       "  unmap PROTO PORT --nonce HEX  delete a mapping made with --once\n"
 	       "  announce               ask the gateway for its PCP epoch\n"
 	       "  probe                  which protocols the gateway answers, RTTs, external address\n"
-	       "  external-address       print the gateway's external address\n\n"
+	       "  external-address       print the gateway's external address\n"
+	       "  connections [PROTO]    this host's connections; --pick N makes one's PEER mapping\n\n"
 	       "'%s COMMAND --help' tells more. Exit codes: 0 success, 1 internal error, 2 usage,\n"
 	       "3 no gateway or no supported protocol, 4 refused by the gateway, 5 timeout.\n",
 	       prog, prog);
@@ -989,6 +1073,7 @@ static const struct {
 	{ "announce", cmd_announce },
 	{ "probe", cmd_probe },
 	{ "external-address", cmd_external },
+	{ "connections", cmd_connections },
 	/* clang-format on */
 };
 
