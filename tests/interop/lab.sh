@@ -413,6 +413,10 @@ cmd_up() {
 	done
 	ip netns exec "$NS_GW" sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward;
 		echo 1 >/proc/sys/net/ipv6/conf/all/forwarding'
+	# No ICMP rate limit on the gateway: back-to-back runs would otherwise see "port unreachable" only
+	# once a second, and timings of a stopped gateway would measure the kernel's limiter, not the client.
+	ip netns exec "$NS_GW" sh -c 'echo 0 >/proc/sys/net/ipv4/icmp_ratelimit;
+		echo 0 >/proc/sys/net/ipv6/icmp/ratelimit; echo 100000 >/proc/sys/net/ipv4/icmp_msgs_per_sec'
 
 	# veth pairs are created inside the gateway namespace with the peer directly in the other one.
 	ip -n "$NS_GW" link add "$GW_LAN_IF" address "$GW_LAN_MAC" type veth \

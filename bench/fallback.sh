@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Cold-start time to a mapping for each gateway mode, pcpmap beside natpmpc and upnpc doing the same job,
+# in the lab (root). Usage: bench/fallback.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${PCPMAP_BUILD_DIR:-$PWD/build}
+RUNS=${1:-20}
+export PCPMAP_LAB=pmfallback PCPMAP_BUILD_DIR=$BUILD
+LAB=tests/interop/lab.sh
+SPAWN=$BUILD/bench/bench_spawn
+PM=$BUILD/cli/pcpmap
+trap '$LAB down >/dev/null 2>&1 || true' EXIT
+
+run() { # LABEL BASE CMD...
+	local label=$1 base=$2
+	shift 2
+	$LAB cli "$SPAWN" "$label" "$RUNS" "$base" "$@"
+}
+
+mode() { # TITLE, then lab setup commands as strings
+	local title=$1
+	shift
+	echo "$title"
+	$LAB up "$@" >/dev/null
+}
+
+raw_rtt() {
+	$LAB cli "$BUILD/bench/bench_ttm" 192.168.77.1 "$PM" 5 2>/dev/null | grep 'raw PCP' | sed 's/^ */  /'
+}
+
+mode "all protocols (PCP, NAT-PMP, UPnP)"
+raw_rtt
+run "pcpmap map --once" 20000 "$PM" map tcp '{port}' --once
+run "natpmpc -a" 20100 natpmpc -g 192.168.77.1 -a '{port}' '{port}' tcp 600
+run "upnpc -i -a" 20200 upnpc -i -a 192.168.77.2 '{port}' '{port}' TCP
+
+mode "UPnP only (PCP and NAT-PMP port closed: ICMP unreachable)" --natpmp no
+run "pcpmap map --once" 21000 "$PM" map tcp '{port}' --once
+run "natpmpc -a" 21100 natpmpc -g 192.168.77.1 -a '{port}' '{port}' tcp 600
+run "upnpc -i -a" 21200 upnpc -i -a 192.168.77.2 '{port}' '{port}' TCP
+
+mode "PCP version 2 silently dropped; NAT-PMP and UPnP answer"
+$LAB gw-drop-pcp
+run "pcpmap map --once" 22000 "$PM" map tcp '{port}' --once
+run "natpmpc -a" 22100 natpmpc -g 192.168.77.1 -a '{port}' '{port}' tcp 600
+run "upnpc -i -a" 22200 upnpc -i -a 192.168.77.2 '{port}' '{port}' TCP
+
+mode "NAT-PMP only (PCP dropped, UPnP off)" --upnp no
+$LAB gw-drop-pcp
+run "pcpmap map --once" 23000 "$PM" map tcp '{port}' --once
+run "natpmpc -a" 23100 natpmpc -g 192.168.77.1 -a '{port}' '{port}' tcp 600
+
+mode "gateway off (ICMP unreachable on every port): time to the error"
+$LAB gw-stop
+run "pcpmap map --once" 24000 "$PM" map tcp '{port}' --once
+run "natpmpc -a" 24100 natpmpc -g 192.168.77.1 -a '{port}' '{port}' tcp 600
+
+mode "gateway silent (everything dropped): time to the error at the CLI's default timeout"
+$LAB gw-block
+RUNS=3 run "pcpmap map --once (default --timeout 3 s)" 25000 "$PM" map tcp '{port}' --once
