@@ -435,6 +435,70 @@ case_gateway_address_change() {
 	ok "default gateway moved to 192.168.77.254: mapping released on the old address and made on the new"
 }
 
+elapsed_ms() { # START_NS
+	echo $((($(date +%s%N) - $1) / 1000000))
+}
+
+case_fallback_pcp_dropped_natpmp() {
+	lab_up
+	"$LAB" gw-drop-pcp
+	local t0
+	t0=$(date +%s%N)
+	pm map map tcp 7030 --once --json
+	local ms
+	ms=$(elapsed_ms "$t0")
+	[[ $RC -eq 0 ]] || fail "map exited $RC: $(cat "$WORK/map.out")"
+	[[ $(json_field "$WORK/map.out" protocol) == NAT-PMP ]] || fail "not carried by NAT-PMP"
+	rules_have 7030 || fail "no rule"
+	"$LAB" reach tcp "$(json_field "$WORK/map.out" external.port)" 7030 || fail "not reachable"
+	ok "PCP silently dropped: mapped through NAT-PMP in $ms ms (whole process), reachable"
+}
+
+case_fallback_no_upnp_uses_pcp() {
+	lab_up --upnp no
+	pm map map udp 7031 --once --json
+	[[ $RC -eq 0 ]] || fail "map exited $RC"
+	[[ $(json_field "$WORK/map.out" protocol) == PCP ]] || fail "not carried by PCP"
+	"$LAB" reach udp "$(json_field "$WORK/map.out" external.port)" 7031 || fail "not reachable"
+	ok "PCP/NAT-PMP-only gateway: PCP used"
+}
+
+case_fallback_natpmp_only() {
+	lab_up --upnp no
+	"$LAB" gw-drop-pcp
+	pm map map tcp 7032 --once --json
+	[[ $RC -eq 0 ]] || fail "map exited $RC"
+	[[ $(json_field "$WORK/map.out" protocol) == NAT-PMP ]] || fail "not carried by NAT-PMP"
+	"$LAB" reach tcp "$(json_field "$WORK/map.out" external.port)" 7032 || fail "not reachable"
+	ok "NAT-PMP-only gateway: NAT-PMP used"
+}
+
+case_fallback_gateway_off() {
+	lab_up
+	"$LAB" gw-stop
+	local t0 ms
+	t0=$(date +%s%N)
+	pm map map tcp 7033 --once
+	ms=$(elapsed_ms "$t0")
+	[[ $RC -eq 3 ]] || fail "exit $RC, want 3 (no gateway support): $(cat "$WORK/map.out")"
+	grep -q 'tried PCP (port unreachable), NAT-PMP (port unreachable)' "$WORK/map.out" ||
+		fail "the error does not say what was tried: $(cat "$WORK/map.out")"
+	ok "gateway off: '$(head -n1 "$WORK/map.out")' after $ms ms"
+}
+
+case_fallback_gateway_silent() {
+	lab_up
+	"$LAB" gw-block
+	local t0 ms
+	t0=$(date +%s%N)
+	pm map map tcp 7034 --once -t 1500
+	ms=$(elapsed_ms "$t0")
+	[[ $RC -eq 5 ]] || fail "exit $RC, want 5 (timeout): $(cat "$WORK/map.out")"
+	grep -q 'tried PCP (no answer)' "$WORK/map.out" || fail "the error does not say what was tried"
+	[[ $ms -ge 1400 && $ms -le 2500 ]] || fail "gave up after $ms ms with --timeout 1500"
+	ok "gateway silent: error after $ms ms with --timeout 1500: $(head -n1 "$WORK/map.out")"
+}
+
 fn=case_$CASE
 declare -F "$fn" >/dev/null || { echo "unknown case $CASE" >&2; exit 2; }
 "$fn"
