@@ -265,13 +265,13 @@ PCPMAP_EXPORT int pcpmap_client_get_timeout(const pcpmap_client *c)
 	return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
-int pm_server_watch_fd(struct pm_server *s, int fd)
+static int watch(pcpmap_client *c, int fd, struct pm_server *s, void (*fn)(pcpmap_client *c, int fd))
 {
-	pcpmap_client *c = s->client;
 	struct pm_watch *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	w->server = s;
+	w->fn = fn;
 	w->fd = fd;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = w };
 	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -284,22 +284,14 @@ int pm_server_watch_fd(struct pm_server *s, int fd)
 	return 0;
 }
 
+int pm_server_watch_fd(struct pm_server *s, int fd)
+{
+	return watch(s->client, fd, s, NULL);
+}
+
 int pm_client_watch_fd(pcpmap_client *c, int fd, void (*fn)(pcpmap_client *c, int fd))
 {
-	struct pm_watch *w = calloc(1, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	w->fn = fn;
-	w->fd = fd;
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = w };
-	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		int r = -errno;
-		free(w);
-		return r;
-	}
-	w->next = c->watches;
-	c->watches = w;
-	return 0;
+	return watch(c, fd, NULL, fn);
 }
 
 void pm_server_unwatch_fd(struct pm_server *s, int fd)
@@ -414,32 +406,40 @@ PCPMAP_EXPORT void pcpmap_client_stop(pcpmap_client *c)
 	c->stop = true;
 }
 
-PCPMAP_EXPORT int pcpmap_client_run(pcpmap_client *c, int timeout_ms)
+int pm_client_wait(pcpmap_client *c, bool (*done)(pcpmap_client *c, void *ud), void *ud, int timeout_ms)
 {
 	uint64_t end = timeout_ms < 0 ? UINT64_MAX : pcpmap_now_usec() + (uint64_t)timeout_ms * 1000u;
-	c->stop = false;
 	for (;;) {
 		int r = pcpmap_client_process(c);
 		if (r < 0)
 			return r;
-		if (c->stop) {
-			c->stop = false;
+		if (done(c, ud))
 			return 0;
-		}
 		uint64_t now = pcpmap_now_usec();
 		if (now >= end)
-			return 0;
+			return -ETIMEDOUT;
 		int t = pcpmap_client_get_timeout(c);
 		uint64_t left_ms = end == UINT64_MAX ? UINT64_MAX : (end - now + 999) / 1000;
 		if (t < 0 || (uint64_t)t > left_ms)
 			t = left_ms > INT32_MAX ? INT32_MAX : (int)left_ms;
 		struct pollfd pfd = { .fd = c->epfd, .events = POLLIN };
-		if (poll(&pfd, 1, t) < 0) {
-			if (errno == EINTR)
-				return -EINTR;
-			return -errno;
-		}
+		if (poll(&pfd, 1, t) < 0)
+			return errno == EINTR ? -EINTR : -errno;
 	}
+}
+
+static bool stopped(pcpmap_client *c, void *ud)
+{
+	(void)ud;
+	return c->stop;
+}
+
+PCPMAP_EXPORT int pcpmap_client_run(pcpmap_client *c, int timeout_ms)
+{
+	c->stop = false;
+	int r = pm_client_wait(c, stopped, NULL, timeout_ms);
+	c->stop = false;
+	return r == -ETIMEDOUT ? 0 : r;
 }
 
 PCPMAP_EXPORT void pcpmap_client_get_stats(const pcpmap_client *c, struct pcpmap_stats *ret)

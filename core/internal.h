@@ -308,6 +308,9 @@ void pm_gw_free(struct pm_gw *gw);
 /* "tried PCP (port unreachable), NAT-PMP (no answer), ..." for the protocols in mask. */
 void pm_gw_describe(const struct pm_gw *gw, uint32_t mask, char *buf, size_t len);
 int pm_client_watch_fd(pcpmap_client *c, int fd, void (*fn)(pcpmap_client *c, int fd));
+/* The blocking helpers' loop: process, then poll until done(), timeout_ms (-1: none; -ETIMEDOUT) or a signal
+ * (-EINTR). */
+int pm_client_wait(pcpmap_client *c, bool (*done)(pcpmap_client *c, void *ud), void *ud, int timeout_ms);
 
 /* Resilience (core/resilience.c). */
 void pm_resilience_init(pcpmap_client *c);

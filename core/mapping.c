@@ -817,6 +817,12 @@ struct sync_wait {
 	int err;
 };
 
+static bool sync_done(pcpmap_client *c, void *ud)
+{
+	(void)c;
+	return ((struct sync_wait *)ud)->done;
+}
+
 static void sync_cb(pcpmap_mapping *mh, enum pcpmap_event ev, const struct pcpmap_mapping_info *info,
 		    void *ud)
 {
@@ -853,28 +859,7 @@ PCPMAP_EXPORT int pcpmap_map_sync(pcpmap_client *c, const struct pcpmap_request 
 	err = pcpmap_mapping_new(c, &r, &mh);
 	if (err < 0)
 		return err;
-	uint64_t end = timeout_ms < 0 ? UINT64_MAX : pcpmap_now_usec() + (uint64_t)timeout_ms * 1000u;
-	while (!w.done) {
-		err = pcpmap_client_process(c);
-		if (err < 0)
-			break;
-		if (w.done)
-			break;
-		uint64_t now = pcpmap_now_usec();
-		if (now >= end) {
-			err = -ETIMEDOUT;
-			break;
-		}
-		int t = pcpmap_client_get_timeout(c);
-		uint64_t left = end == UINT64_MAX ? UINT64_MAX : (end - now + 999) / 1000;
-		if (t < 0 || (uint64_t)t > left)
-			t = left > INT32_MAX ? INT32_MAX : (int)left;
-		struct pollfd pfd = { .fd = pcpmap_client_get_fd(c), .events = POLLIN };
-		if (poll(&pfd, 1, t) < 0 && errno == EINTR) {
-			err = -EINTR;
-			break;
-		}
-	}
+	err = pm_client_wait(c, sync_done, &w, timeout_ms);
 	if (w.done)
 		err = w.err;
 	if (ret_info)
@@ -892,32 +877,20 @@ PCPMAP_EXPORT int pcpmap_map_sync(pcpmap_client *c, const struct pcpmap_request 
 	return 0;
 }
 
+static bool nothing_deleting(pcpmap_client *c, void *ud)
+{
+	(void)ud;
+	for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next)
+		if (pm_container_of(l, struct pm_mapping, link)->state == PCPMAP_STATE_DELETING)
+			return false;
+	return true;
+}
+
 PCPMAP_EXPORT int pcpmap_client_flush(pcpmap_client *c, int timeout_ms)
 {
-	uint64_t end = pcpmap_now_usec() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
-	for (;;) {
-		bool busy = false;
-		for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next) {
-			struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
-			if (m->state == PCPMAP_STATE_DELETING)
-				busy = true;
-		}
-		if (!busy)
-			return 0;
-		uint64_t now = pcpmap_now_usec();
-		if (now >= end)
-			return -ETIMEDOUT;
-		int t = pcpmap_client_get_timeout(c);
-		uint64_t left = (end - now + 999) / 1000;
-		if (t < 0 || (uint64_t)t > left)
-			t = (int)left;
-		struct pollfd pfd = { .fd = pcpmap_client_get_fd(c), .events = POLLIN };
-		if (poll(&pfd, 1, t) < 0 && errno == EINTR)
-			return -EINTR;
-		int r = pcpmap_client_process(c);
-		if (r < 0)
-			return r;
-	}
+	if (nothing_deleting(c, NULL))
+		return 0;
+	return pm_client_wait(c, nothing_deleting, NULL, timeout_ms < 0 ? 0 : timeout_ms);
 }
 
 struct unmap_wait {
@@ -925,6 +898,12 @@ struct unmap_wait {
 	int err;
 	struct pcpmap_mapping_info info;
 };
+
+static bool unmap_done(pcpmap_client *c, void *ud)
+{
+	(void)c;
+	return ((struct unmap_wait *)ud)->done;
+}
 
 static void unmap_cb(pcpmap_mapping *mh, enum pcpmap_event ev, const struct pcpmap_mapping_info *info,
 		     void *ud)
@@ -977,29 +956,7 @@ PCPMAP_EXPORT int pcpmap_unmap_sync(pcpmap_client *c, const struct pcpmap_reques
 	 * would be, then take its DELETE edge. */
 	m->state = PCPMAP_STATE_MAPPED;
 	pm_mapping_fsm(m, FSM_EV_DELETE);
-	uint64_t end = pcpmap_now_usec() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
-	err = -ETIMEDOUT;
-	while (!w.done) {
-		int r = pcpmap_client_process(c);
-		if (r < 0) {
-			err = r;
-			break;
-		}
-		if (w.done)
-			break;
-		uint64_t now = pcpmap_now_usec();
-		if (now >= end)
-			break;
-		int t = pcpmap_client_get_timeout(c);
-		uint64_t left = (end - now + 999) / 1000;
-		if (t < 0 || (uint64_t)t > left)
-			t = (int)left;
-		struct pollfd pfd = { .fd = pcpmap_client_get_fd(c), .events = POLLIN };
-		if (poll(&pfd, 1, t) < 0 && errno == EINTR) {
-			err = -EINTR;
-			break;
-		}
-	}
+	err = pm_client_wait(c, unmap_done, &w, timeout_ms < 0 ? 0 : timeout_ms);
 	if (w.done) {
 		err = w.err;
 		if (ret_info)

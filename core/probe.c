@@ -232,6 +232,12 @@ struct probe_wait {
 	struct pcpmap_probe_result *ret;
 };
 
+static bool probe_done(pcpmap_client *c, void *ud)
+{
+	(void)c;
+	return ((struct probe_wait *)ud)->done;
+}
+
 static void sync_cb(pcpmap_client *c, const struct pcpmap_probe_result *r, void *ud)
 {
 	struct probe_wait *w = ud;
@@ -246,16 +252,9 @@ PCPMAP_EXPORT int pcpmap_probe_sync(pcpmap_client *c, int timeout_ms, struct pcp
 	int r = pcpmap_client_probe(c, timeout_ms, sync_cb, &w);
 	if (r < 0)
 		return r;
-	while (!w.done) {
-		r = pcpmap_client_process(c);
-		if (r < 0)
-			return r;
-		if (w.done)
-			break;
-		struct pollfd pfd = { .fd = pcpmap_client_get_fd(c), .events = POLLIN };
-		if (poll(&pfd, 1, pcpmap_client_get_timeout(c)) < 0 && errno == EINTR)
-			return -EINTR;
-	}
+	r = pm_client_wait(c, probe_done, &w, -1);
+	if (r < 0)
+		return r;
 	/* The probe's own MAP is being deleted: let that finish briefly so it leaves nothing behind. */
 	pcpmap_client_flush(c, 1000);
 	return 0;
