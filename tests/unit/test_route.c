@@ -26,6 +26,7 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
+#include "vectors.h"
 #include "net/net.h"
 
 #define VETH_IFINDEX 3 /* pmv0 in the capture namespace */
@@ -39,62 +40,14 @@ struct vec {
 	size_t len;
 };
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* '#' comments to end of line, hex bytes separated by whitespace. */
+/* A vector from tests/vectors (see tests/fakes/vectors.h); the test fails if it cannot be read. */
 static struct vec load(const char *name)
 {
-	char path[1024];
 	struct vec v = { NULL, 0 };
-	size_t cap = 4096;
-	FILE *f;
-	int c, hi = -1;
-
-	snprintf(path, sizeof(path), "%s/%s", PCPMAP_VECTOR_DIR, name);
-	f = fopen(path, "re");
-	if (!f)
-		fail_msg("cannot open %s: %s", path, strerror(errno));
-	v.b = malloc(cap);
-	assert_non_null(v.b);
-	while ((c = fgetc(f)) != EOF) {
-		int x;
-
-		if (c == '#') {
-			while ((c = fgetc(f)) != EOF && c != '\n')
-				;
-			continue;
-		}
-		if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-			assert_int_equal(hi, -1); /* no split bytes */
-			continue;
-		}
-		x = hexval(c);
-		if (x < 0)
-			fail_msg("%s: bad character 0x%02x", name, c);
-		if (hi < 0) {
-			hi = x;
-			continue;
-		}
-		if (v.len == cap) {
-			cap *= 2;
-			v.b = realloc(v.b, cap);
-			assert_non_null(v.b);
-		}
-		v.b[v.len++] = (uint8_t)(hi << 4 | x);
-		hi = -1;
-	}
-	fclose(f);
-	assert_int_equal(hi, -1);
-	assert_true(v.len > 0);
+	long n = vector_load(PCPMAP_VECTOR_DIR, name, &v.b);
+	if (n < 0)
+		fail_msg("cannot load vector %s", name);
+	v.len = (size_t)n;
 	return v;
 }
 
