@@ -105,7 +105,7 @@ static void trace_cb(void *ud, bool sent, enum pcpmap_proto proto, const char *p
 	const struct opts *o = ud;
 	fprintf(stderr, "%s %s %s (%zu bytes) %s\n", sent ? "->" : "<-", peer, pcpmap_proto_name(proto), len,
 		decoded);
-	if (o->verbose > 1) {
+	if (o->verbose > 1 && len) {
 		for (size_t i = 0; i < len; i++)
 			fprintf(stderr, "%s%02x", i % 16 == 0 ? "   " : " ", bytes[i]);
 		fprintf(stderr, "\n");

@@ -508,7 +508,8 @@ static void announce_timer(struct sched_timer *t, uint64_t now, void *arg)
 		return;
 	}
 	c->stats.retransmits++;
-	s->ops->announce(s);
+	if (s->ops->announce)
+		s->ops->announce(s);
 	sched_arm(&c->sched, &c->announce.timer,
 		  deadline < c->announce.deadline ? deadline : c->announce.deadline);
 }
@@ -551,7 +552,20 @@ PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpma
 	if (c->announce.server)
 		return -EBUSY;
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
-	r = pm_client_server_for(c, 0, PCPMAP_PROTO_PCP, &s);
+	/* The gateway's learned protocol, else the first enabled one that can announce (PCP first). */
+	struct pm_gw *gw;
+	r = pm_client_gateway_for(c, 0, &gw);
+	if (r < 0)
+		return r;
+	enum pcpmap_proto proto = gw->chosen;
+	for (size_t i = 0; i < 3 && !proto; i++) {
+		enum pcpmap_proto p = c->order[i];
+		if ((c->cfg.protocols & PCPMAP_PROTO_BIT(p)) && c->backends[p] && c->backends[p]->announce)
+			proto = p;
+	}
+	if (!proto)
+		return -EPROTONOSUPPORT;
+	r = pm_gw_server(gw, proto, &s);
 	if (r < 0)
 		return r;
 	return pm_client_announce_on(c, s, timeout_ms, cb, userdata);

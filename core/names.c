@@ -93,8 +93,7 @@ PCPMAP_EXPORT const char *pcpmap_strerror(int err)
 	case ETIMEDOUT:
 		return "Connection timed out: the gateway did not answer";
 	case ECONNREFUSED:
-		return "Connection refused: no port-mapping server listens on the gateway (ICMP port "
-		       "unreachable)";
+		return "Connection refused: no port-mapping server listens on the gateway";
 	case EACCES:
 		return "Refused by the gateway (not authorized)";
 	case EADDRINUSE:
@@ -144,18 +143,52 @@ PCPMAP_EXPORT const char *pcpmap_result_name(enum pcpmap_proto proto, int code)
 			return "ActionFailed";
 		case 606:
 			return "ActionNotAuthorized";
+		case 701:
+			return "PinholeSpaceExhausted";
+		case 702:
+			return "FirewallDisabled";
+		case 703:
+			return "InboundPinholeNotAllowed";
+		case 704:
+			return "NoSuchEntry";
+		case 705:
+			return "ProtocolNotSupported";
+		case 706:
+			return "InternalPortWildcardingNotAllowed";
+		case 707:
+			return "ProtocolWildcardingNotAllowed";
+		case 708:
+			return "WildCardNotPermittedInSrcIP";
+		case 709:
+			return "NoPacketSent";
+		case 713:
+			return "SpecifiedArrayIndexInvalid";
 		case 714:
 			return "NoSuchEntryInArray";
+		case 715:
+			return "WildCardNotPermittedInSrcIP";
+		case 716:
+			return "WildCardNotPermittedInExtPort";
 		case 718:
 			return "ConflictInMappingEntry";
 		case 724:
 			return "SamePortValuesRequired";
 		case 725:
 			return "OnlyPermanentLeasesSupported";
+		case 726:
+			return "RemoteHostOnlySupportsWildcard";
+		case 727:
+			return "ExternalPortOnlySupportsWildcard";
 		case 728:
 			return "NoPortMapsAvailable";
 		case 729:
 			return "ConflictWithOtherMechanisms";
+		case 730:
+			return "PortMappingNotFound";
+		case 732:
+			return "WildCardNotPermittedInIntPort";
+		case 733:
+			return "InconsistentParameters";
 		}
 		return "UNKNOWN";
 	case PCPMAP_PROTO_NONE:

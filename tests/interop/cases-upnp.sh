@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# Interop cases for the UPnP IGD backend: the pcpmap tool against a real miniupnpd in network namespaces
+# (tests/interop/lab.sh), with the gateway in UPnP-only mode (lab.sh up --natpmp no: the IPv4 PCP/NAT-PMP
+# port is closed). Usage: cases-upnp.sh CASE (root), or cases-upnp.sh list. Each case builds its own lab
+# named pmu-CASE, proves the result on the gateway (nft rules) and end to end (traffic from the wan
+# namespace), and always tears the lab down. Exit 0 pass, 1 fail, 77 skip (no namespaces, no upnpc).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LAB=$HERE/lab.sh
+CASES="map_tcp map_udp sigterm_delete presence_check gateway_restart conflict refused ipv6_pinhole no_gateway time_to_mapping"
+if [[ ${1-} == list ]]; then
+	echo "$CASES"
+	exit 0
+fi
+: "${PCPMAP_BUILD_DIR:?PCPMAP_BUILD_DIR must name the build tree}"
+export PCPMAP_BUILD_DIR
+PCPMAP=${PCPMAP_BIN:-$PCPMAP_BUILD_DIR/cli/pcpmap}
+CASE=${1:?usage: cases-upnp.sh CASE (or list)}
+export PCPMAP_LAB=pmu-${CASE//_/-}
+export PCPMAP_LAB=${PCPMAP_LAB:0:30}
+WORK=$(mktemp -d /tmp/pcpmap-interop-upnp.XXXXXX)
+CLI4=192.168.77.2
+CLI6=fd77:77::2
+EXT4=203.0.113.1
+ROOTDESC=http://192.168.77.1:5000/rootDesc.xml
+BG_PID=
+
+cleanup() {
+	local rc=$?
+	if [[ -n ${BG_PID:-} ]]; then
+		kill "$BG_PID" 2>/dev/null || true
+		wait "$BG_PID" 2>/dev/null || true
+	fi
+	"$LAB" down >/dev/null 2>&1 || true
+	if [[ $rc -ne 0 && $rc -ne 77 ]]; then
+		echo "--- case $CASE failed (rc $rc); pcpmap output:"
+		tail -n 40 "$WORK"/*.out "$WORK"/*.err 2>/dev/null || true
+		echo "--- miniupnpd log:"
+		tail -n 20 "/run/pcpmap-lab/$PCPMAP_LAB/miniupnpd.log" 2>/dev/null || true
+	fi
+	rm -rf "$WORK"
+	exit $rc
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL [$CASE]: $*" >&2
+	exit 1
+}
+ok() {
+	echo "ok [$CASE]: $*"
+}
+skip() {
+	echo "SKIP [$CASE]: $*"
+	exit 77
+}
+
+lab_up() {
+	local rc=0
+	"$LAB" up --natpmp no >"$WORK/lab.out" 2>&1 || rc=$?
+	if [[ $rc -eq 77 ]]; then
+		skip "$(tail -n1 "$WORK/lab.out")"
+	fi
+	[[ $rc -eq 0 ]] || {
+		cat "$WORK/lab.out"
+		fail "lab did not come up"
+	}
+}
+
+need_upnpc() {
+	command -v upnpc >/dev/null 2>&1 || skip "upnpc (miniupnpc) not installed"
+}
+
+# Runs pcpmap in the client namespace with UPnP only; stdout in $WORK/NAME.out, stderr in NAME.err,
+# exit code in $RC.
+pm() {
+	local name=$1
+	shift
+	RC=0
+	"$LAB" cli "$PCPMAP" "$@" --protocol upnp >"$WORK/$name.out" 2>"$WORK/$name.err" || RC=$?
+}
+
+json_field() { # FILE KEY (dotted path) from the first JSON line with "event":"mapped"
+	python3 - "$1" "$2" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith('{'):
+        continue
+    d = json.loads(line)
+    if d.get('event') not in ('mapped', 'changed'):
+        continue
+    for k in sys.argv[2].split('.'):
+        d = d[k]
+    print(d)
+    break
+PY
+}
+
+rules_have() { # PORT: the gateway holds a rule naming this port
+	local r
+	r=$("$LAB" rules)
+	grep -qw -- "$1" <<<"$r"
+}
+
+# Waits (up to $2 tenths of a second) until FILE holds a line matching the extended regex $3.
+wait_for() {
+	local file=$1 tenths=$2 re=$3 i
+	for ((i = 0; i < tenths; i++)); do
+		grep -Eq -- "$re" "$file" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Starts `pcpmap map ...` in the foreground (in the background of this script), JSON on NAME.out and the
+# trace on NAME.err, and waits until it reports the mapping.
+pm_fg() {
+	local name=$1
+	shift
+	"$LAB" cli "$PCPMAP" map "$@" --protocol upnp --json -v >"$WORK/$name.out" 2>"$WORK/$name.err" &
+	BG_PID=$!
+	wait_for "$WORK/$name.out" 100 '"event":"mapped"' || fail "no mapping within 10 s"
+}
+
+stop_fg() {
+	kill -TERM "$BG_PID"
+	local rc=0
+	wait "$BG_PID" || rc=$?
+	BG_PID=
+	[[ $rc -eq 0 ]] || fail "pcpmap exited $rc after SIGTERM"
+}
+
+case_map_tcp() {
+	lab_up
+	pm map map tcp 7100 --once --json -v
+	[[ $RC -eq 0 ]] || fail "map exited $RC"
+	local ext addr
+	[[ $(json_field "$WORK/map.out" protocol) == UPnP ]] || fail "not carried by UPnP"
+	ext=$(json_field "$WORK/map.out" external.port)
+	addr=$(json_field "$WORK/map.out" external.address)
+	[[ $addr == "$EXT4" ]] || fail "external address $addr, want $EXT4"
+	[[ $(json_field "$WORK/map.out" internal.address) == "$CLI4" ]] || fail "internal address is not $CLI4"
+	rules_have "$ext" || fail "no gateway rule for port $ext"
+	"$LAB" reach tcp "$ext" 7100 || fail "TCP to $EXT4:$ext did not reach the client"
+	# Decoded trace: every IGD action with its outcome and duration, no datagram bytes.
+	grep -Eq 'UPnP Add(Any)?PortMapping TCP 7100->192\.168\.77\.2:7100 lease 7200 -> OK .*\([0-9.]+ ms\)' \
+		"$WORK/map.err" || fail "no decoded AddPortMapping trace line"
+	grep -q 'UPnP (0 bytes)' "$WORK/map.err" || fail "trace lines carry bytes"
+	ok "TCP 7100 -> $addr:$ext via UPnP, rule present, reachable from the wan"
+}
+
+case_map_udp() {
+	lab_up
+	pm map map udp 7101 -e 17101 --once --json
+	[[ $RC -eq 0 ]] || fail "map exited $RC"
+	local ext
+	ext=$(json_field "$WORK/map.out" external.port)
+	[[ $ext == 17101 ]] || fail "suggested external port 17101 not granted (got $ext)"
+	rules_have "$ext" || fail "no gateway rule for port $ext"
+	"$LAB" reach udp "$ext" 7101 || fail "UDP to $EXT4:$ext did not reach the client"
+	ok "UDP 7101 -> $EXT4:$ext (suggested port honoured), reachable"
+}
+
+case_sigterm_delete() {
+	lab_up
+	pm_fg fg tcp 7102
+	local ext
+	ext=$(json_field "$WORK/fg.out" external.port)
+	rules_have "$ext" || fail "no rule while the tool runs"
+	stop_fg
+	grep -q "UPnP DeletePortMapping TCP $ext -> OK" "$WORK/fg.err" || fail "no DeletePortMapping on SIGTERM"
+	! rules_have "$ext" || fail "rule still present after SIGTERM"
+	ok "mapping $ext deleted on SIGTERM (DeletePortMapping), rule gone"
+}
+
+case_presence_check() {
+	need_upnpc
+	lab_up
+	# Lease 8 s: the first renewal (the presence check) comes after about 4 s.
+	pm_fg fg tcp 7103 --lifetime 8
+	local ext
+	ext=$(json_field "$WORK/fg.out" external.port)
+	rules_have "$ext" || fail "no rule after map"
+	# Another control point removes the mapping behind our back.
+	"$LAB" cli upnpc -i -d "$ext" TCP >"$WORK/upnpc.out" 2>&1 || fail "upnpc -d failed: $(cat "$WORK/upnpc.out")"
+	! rules_have "$ext" || fail "upnpc did not remove the rule"
+	# The renewal's presence check finds it missing (the first 714 was the check before the first add).
+	wait_for "$WORK/fg.err" 120 'had lost it \(presence check\): re-added' ||
+		fail "no presence check found the mapping missing within 12 s"
+	[[ $(grep -c "GetSpecificPortMappingEntry TCP $ext -> 714" "$WORK/fg.err") -ge 2 ]] ||
+		fail "the renewal did not see 714"
+	grep -q "AddPortMapping TCP $ext->$CLI4:7103 lease 8 -> OK" "$WORK/fg.err" || fail "no re-add in the trace"
+	rules_have "$ext" || fail "rule not re-added"
+	"$LAB" reach tcp "$ext" 7103 || fail "re-added mapping not reachable"
+	# The engine saw a plain renewal: no extra event.
+	! grep -Eq '"event":"(lost|changed|failed)"' "$WORK/fg.out" || fail "the re-add surfaced as an event"
+	stop_fg
+	! rules_have "$ext" || fail "rule still present after SIGTERM"
+	ok "mapping deleted by upnpc -d was found missing (714) at the renewal, re-added and reachable"
+}
+
+case_gateway_restart() {
+	lab_up
+	pm_fg fg tcp 7104 --lifetime 8
+	local ext
+	ext=$(json_field "$WORK/fg.out" external.port)
+	# Full state loss: miniupnpd restarts with its chains flushed and its lease file gone.
+	"$LAB" gw-restart --flush >/dev/null
+	! rules_have "$ext" || fail "the restart kept the rule"
+	wait_for "$WORK/fg.err" 120 'had lost it \(presence check\): re-added' ||
+		fail "no presence check found the mapping missing within 12 s"
+	grep -q "AddPortMapping TCP $ext->$CLI4:7104 lease 8 -> OK" "$WORK/fg.err" || fail "no re-add in the trace"
+	rules_have "$ext" || fail "rule not back after the restart"
+	"$LAB" reach tcp "$ext" 7104 || fail "not reachable after the restart"
+	stop_fg
+	ok "mapping $ext re-created after a gateway restart with state loss"
+}
+
+case_conflict() {
+	lab_up
+	pm a map tcp 7110 -e 17110 --once --json
+	[[ $RC -eq 0 && $(json_field "$WORK/a.out" external.port) == 17110 ]] || fail "first mapping did not get 17110"
+	# Another application of this host wants the same external port: an IGD overwrites a mapping of the
+	# same internal client silently, so pcpmap checks first and moves on instead.
+	pm b map tcp 7111 -e 17110 --once --json -v
+	[[ $RC -eq 0 ]] || fail "second mapping exited $RC"
+	local ext
+	ext=$(json_field "$WORK/b.out" external.port)
+	[[ $ext != 17110 ]] || fail "the second mapping took 17110 from the first"
+	grep -q "GetSpecificPortMappingEntry TCP 17110 -> $CLI4:7110" "$WORK/b.err" || fail "no ownership check in the trace"
+	"$LAB" reach tcp 17110 7110 || fail "the first mapping was overwritten"
+	"$LAB" reach tcp "$ext" 7111 || fail "the second mapping ($ext) is not reachable"
+	# Pinned to the taken port: refused (718 ConflictInMappingEntry, EADDRINUSE, exit 4), nothing changed.
+	pm c map tcp 7112 -e 17110 --prefer-failure --once --json
+	[[ $RC -eq 4 ]] || fail "pinned to a taken port: exit $RC, want 4"
+	grep -q '"errno":98,.*"result_code":718,"result":"ConflictInMappingEntry"' "$WORK/c.out" ||
+		fail "error is not EADDRINUSE/718: $(cat "$WORK/c.out")"
+	"$LAB" reach tcp 17110 7110 || fail "the pinned attempt disturbed the first mapping"
+	ok "17110 kept by its owner, the second mapping moved to $ext, a pinned request refused with 718"
+}
+
+case_refused() {
+	lab_up
+	# secure_mode=yes: miniupnpd maps only to the requesting host. THIRD_PARTY over UPnP is refused.
+	pm tp map tcp 7113 --third-party 192.168.77.3 --once --json -v
+	[[ $RC -eq 4 ]] || fail "third-party mapping: exit $RC, want 4 (refused)"
+	grep -q '"errno":13,.*"result_code":606,"result":"ActionNotAuthorized"' "$WORK/tp.out" ||
+		fail "error is not EACCES/606: $(cat "$WORK/tp.out")"
+	grep -q 'UPnP Add.*PortMapping TCP 7113->192.168.77.3:7113 lease 7200 -> 606 ActionNotAuthorized' "$WORK/tp.err" ||
+		fail "no decoded refusal in the trace"
+	# A PEER mapping has no UPnP equivalent: refused for good before anything is sent.
+	pm peer peer tcp 40000 203.0.113.2 443 --once --json
+	[[ $RC -eq 3 ]] || fail "PEER over UPnP: exit $RC, want 3 (not supported)"
+	grep -q '"errno":95' "$WORK/peer.out" || fail "PEER error is not EOPNOTSUPP: $(cat "$WORK/peer.out")"
+	! rules_have 7113 || fail "a refused mapping left a rule"
+	ok "THIRD_PARTY refused with 606 (EACCES, exit 4); PEER refused with EOPNOTSUPP (exit 3)"
+}
+
+case_ipv6_pinhole() {
+	lab_up
+	if ! "$LAB" cli python3 -c "import urllib.request,sys; sys.exit(0 if b'WANIPv6FirewallControl' in urllib.request.urlopen('$ROOTDESC', timeout=3).read() else 1)"; then
+		skip "this miniupnpd offers no WANIPv6FirewallControl"
+	fi
+	pm map map tcp 7105 -6 --once --json -v
+	[[ $RC -eq 0 ]] || fail "map -6 exited $RC"
+	local ext addr
+	ext=$(json_field "$WORK/map.out" external.port)
+	addr=$(json_field "$WORK/map.out" external.address)
+	[[ $(json_field "$WORK/map.out" protocol) == UPnP ]] || fail "not carried by UPnP"
+	[[ $addr == "$CLI6" ]] || fail "pinhole address $addr, want the client's $CLI6"
+	grep -q 'UPnP AddPinhole TCP \[fd77:77::2\]:7105 lease 7200 -> OK id' "$WORK/map.err" || fail "no AddPinhole trace"
+	"$LAB" reach tcp "$ext" 7105 -6 || fail "TCP over IPv6 through the pinhole did not reach the client"
+	# A foreground pinhole is deleted on SIGTERM.
+	pm_fg fg tcp 7106 -6
+	"$LAB" reach tcp 7106 7106 -6 || fail "second pinhole not reachable"
+	stop_fg
+	grep -q 'UPnP DeletePinhole .* -> OK' "$WORK/fg.err" || fail "no DeletePinhole on SIGTERM"
+	! "$LAB" reach tcp 7106 7106 -6 2>/dev/null || fail "pinhole still open after SIGTERM"
+	ok "IPv6 pinholes [$addr]:$ext and :7106 reachable through WANIPv6FirewallControl; DeletePinhole closes it"
+}
+
+case_no_gateway() {
+	lab_up
+	"$LAB" gw-stop
+	local t0 ms rc=0
+	# The gateway is up but runs no SSDP listener: the unicast M-SEARCH draws ICMP port unreachable.
+	t0=$(date +%s%N)
+	"$LAB" cli "$PCPMAP" map tcp 7107 --once --json --protocol upnp >"$WORK/map.out" 2>"$WORK/map.err" || rc=$?
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	[[ $rc -eq 3 ]] || fail "no SSDP listener: exit $rc, want 3: $(cat "$WORK/map.out" "$WORK/map.err")"
+	grep -q '"errno":111' "$WORK/map.out" || fail "error is not ECONNREFUSED: $(cat "$WORK/map.out")"
+	[[ $ms -lt 500 ]] || fail "reported the failure after $ms ms"
+	ok "gateway without UPnP: ECONNREFUSED reported after $ms ms"
+}
+
+case_silent_gateway() {
+	lab_up
+	"$LAB" gw-block
+	local t0 ms rc=0
+	t0=$(date +%s%N)
+	"$LAB" cli "$PCPMAP" map tcp 7108 --once --json --protocol upnp -t 5000 >"$WORK/map.out" 2>"$WORK/map.err" || rc=$?
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	[[ $rc -eq 5 ]] || fail "no IGD answering: exit $rc, want 5 (timeout): $(cat "$WORK/map.out" "$WORK/map.err")"
+	grep -q '"errno":110' "$WORK/map.out" || fail "error is not ETIMEDOUT: $(cat "$WORK/map.out")"
+	# Discovery listens 100 + 400 + 1500 ms, then gives up.
+	[[ $ms -ge 1900 && $ms -lt 3500 ]] || fail "reported the failure after $ms ms, want about 2 s"
+	ok "no IGD answering: ETIMEDOUT reported after $ms ms (discovery windows 100+400+1500 ms)"
+}
+
+median() {
+	sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+}
+
+case_time_to_mapping() {
+	need_upnpc
+	lab_up
+	local i t0 t1 ours=() theirs=() disc=() d
+	for i in 1 2 3 4 5; do
+		t0=$(date +%s%N)
+		pm m$i map tcp $((7200 + i)) --once --json -v
+		t1=$(date +%s%N)
+		[[ $RC -eq 0 ]] || fail "run $i exited $RC"
+		ours+=($(((t1 - t0) / 1000)))
+		d=$(grep -o 'UPnP discovery: .* -> OK ([0-9.]* ms' "$WORK/m$i.err" | grep -o '([0-9.]* ms' | tr -d '( ms')
+		disc+=("$d")
+	done
+	for i in 1 2 3; do
+		t0=$(date +%s%N)
+		"$LAB" cli upnpc -i -a "$CLI4" $((7300 + i)) $((7300 + i)) TCP >"$WORK/upnpc$i.out" 2>&1 ||
+			fail "upnpc -a failed: $(cat "$WORK/upnpc$i.out")"
+		t1=$(date +%s%N)
+		grep -q 'is redirected to internal' "$WORK/upnpc$i.out" || fail "upnpc did not map: $(cat "$WORK/upnpc$i.out")"
+		theirs+=($(((t1 - t0) / 1000)))
+	done
+	local o u dm
+	o=$(printf '%s\n' "${ours[@]}" | median)
+	u=$(printf '%s\n' "${theirs[@]}" | median)
+	dm=$(printf '%s\n' "${disc[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+	echo "time to a UPnP mapping (process start to exit, median): pcpmap $((o / 1000)).$(((o % 1000) / 100)) ms" \
+		"(runs: ${ours[*]} us), upnpc -i -a $((u / 1000)).$(((u % 1000) / 100)) ms (runs: ${theirs[*]} us)"
+	echo "pcpmap discovery time (median): $dm ms (runs: ${disc[*]} ms)"
+	[[ $o -lt $u ]] || fail "pcpmap ($o us) not faster than upnpc ($u us)"
+	[[ $o -lt 1000000 ]] || fail "pcpmap took $o us: discovery waited for a full window"
+	ok "pcpmap $((o / 1000)) ms vs upnpc $((u / 1000)) ms (discovery $dm ms)"
+}
+
+fn=case_$CASE
+declare -F "$fn" >/dev/null || {
+	echo "unknown case $CASE (cases: $CASES)" >&2
+	exit 2
+}
+"$fn"
