@@ -442,6 +442,12 @@ PCPMAP_EXPORT int pcpmap_client_run(pcpmap_client *c, int timeout_ms)
 	return r == -ETIMEDOUT ? 0 : r;
 }
 
+PCPMAP_EXPORT void pcpmap_client_set_log_level(pcpmap_client *c, enum pcpmap_log_level level)
+{
+	if (c)
+		c->cfg.log_level = level;
+}
+
 PCPMAP_EXPORT void pcpmap_client_get_stats(const pcpmap_client *c, struct pcpmap_stats *ret)
 {
 	*ret = c->stats;

@@ -173,6 +173,8 @@ struct pm_mapping {
 	enum pcpmap_pair_method pair_method;
 	unsigned pair_tries;
 	bool port_pair_owner_pending; /* the owner's MAPPED waits for its companion */
+	bool has_pair_nonce;          /* the companion's nonce was given (taking a pair over) */
+	uint8_t pair_nonce[PCP_NONCE_LEN];
 	bool allow_degrade;
 	char detail[160];     /* what was tried / what was dropped */
 	bool remap_pending;   /* queued for a paced re-creation */

@@ -67,6 +67,8 @@ static void fill_info(const struct pm_mapping *m, struct pcpmap_mapping_info *in
 		info->external_port2 = m->pair->ext_port;
 		info->pair_method = m->pair_method;
 	}
+	if (m->pair)
+		memcpy(info->nonce2, m->pair->nonce, sizeof(info->nonce2));
 	if (m->kind == PCPMAP_KIND_PEER) {
 		pcp_addr_to_string(&m->peer_addr, info->peer_addr, sizeof(info->peer_addr));
 		info->peer_port = m->peer_port;
@@ -571,6 +573,11 @@ static int validate_and_copy(pcpmap_client *c, const struct pcpmap_request *req,
 		memcpy(m->nonce, req->nonce, PCP_NONCE_LEN);
 	if (req->size >= offsetof(struct pcpmap_request, allow_degrade) + sizeof(req->allow_degrade))
 		m->allow_degrade = req->allow_degrade;
+	if (req->size >= offsetof(struct pcpmap_request, nonce2) + sizeof(req->nonce2) && req->nonce2 &&
+	    m->port_pair) {
+		memcpy(m->pair_nonce, req->nonce2, PCP_NONCE_LEN);
+		m->has_pair_nonce = true;
+	}
 	return 0;
 }
 
@@ -703,6 +710,7 @@ static void pair_retry(struct pm_mapping *owner, uint16_t next_suggestion)
 	owner->have_grant = false;
 	owner->state = PCPMAP_STATE_NOT_SENT;
 	c->env.rand.fill(c->env.rand.ctx, owner->nonce, sizeof(owner->nonce));
+	owner->has_pair_nonce = false; /* a new pair: new nonces for both halves */
 	owner->suggested_port = next_suggestion;
 	owner->port_reservation = false;
 	owner->port_set = owner->pair_tries == 1;
@@ -772,6 +780,8 @@ static void pair_on_owner_mapped(struct pm_mapping *owner)
 		p->deadline_us = owner->deadline_us;
 		p->gw = owner->gw;
 		p->pair_owner = owner;
+		if (owner->has_pair_nonce)
+			memcpy(p->nonce, owner->pair_nonce, PCP_NONCE_LEN);
 		owner->pair = p;
 		owner->port_pair_owner_pending = true;
 		pm_list_add_tail(&c->mappings, &p->link);

@@ -187,6 +187,9 @@ PCPMAP_EXPORT int pcpmap_client_probe(pcpmap_client *c, int timeout_ms, pcpmap_p
  */
 PCPMAP_EXPORT int pcpmap_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret);
 
+/** Changes the threshold of the log callback given at creation (e.g. on a daemon's reload). */
+PCPMAP_EXPORT void pcpmap_client_set_log_level(pcpmap_client *c, enum pcpmap_log_level level);
+
 /** Counters of what the client saw. */
 struct pcpmap_stats {
 	uint64_t sent;     /**< datagrams sent */

@@ -88,6 +88,8 @@ struct pcpmap_mapping_info {
 	uint8_t nonce[12]; /**< the PCP mapping nonce (needed to delete the mapping from elsewhere) */
 	/** What was tried when no protocol answered, or what a degraded mapping dropped; empty otherwise. */
 	char detail[160];
+	/** The nonce of a pair's second half (external_port2); zero when there is none. */
+	uint8_t nonce2[12];
 	bool
 	    external_is_private; /**< the external address is private or shared (RFC 1918/6598): a NAT further
 				       up (double NAT, carrier-grade NAT) likely makes it unreachable */
@@ -146,6 +148,9 @@ struct pcpmap_request {
 	 * it and say what was dropped in pcpmap_mapping_info::detail. Default: fail with EOPNOTSUPP.
 	 */
 	bool allow_degrade;
+	/** With port_pair: the nonce of the second half (internal port + 1), to take a pair over; NULL for a
+	    fresh one. */
+	const uint8_t *nonce2;
 };
 
 /** Fills req with defaults for a request of this kind. */

@@ -1,0 +1,526 @@
+/* SPDX-License-Identifier: MIT */
+/* pcpmapd configuration parser: strict, every error names its line (doc/pcpmapd.conf.md). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <pcpmap/types.h>
+
+#include "daemon/config.h"
+
+void pmd_cfg_defaults(struct pmd_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->max_mappings = 256;
+	cfg->max_mappings_per_uid = 32;
+	cfg->max_connections = 128;
+	cfg->max_connections_per_uid = 16;
+	cfg->default_lifetime = 7200;
+	cfg->max_lifetime = 86400;
+	cfg->log_level = 6;
+	cfg->announce_listener = true;
+	cfg->netlink_monitor = true;
+	cfg->user_min_port = 1024;
+	cfg->user_persistent = true;
+	cfg->user_third_party = true;
+}
+
+static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+int pmd_cfg_parse_log_level(const char *s, int *ret)
+{
+	static const char *const names[] = {
+		[3] = "err", [4] = "warning", [5] = "notice", [6] = "info", [7] = "debug"
+	};
+	for (int i = 3; i <= 7; i++) {
+		if (!strcasecmp(s, names[i]) || (s[0] == '0' + i && !s[1])) {
+			*ret = i;
+			return 0;
+		}
+	}
+	if (!strcasecmp(s, "error")) {
+		*ret = 3;
+		return 0;
+	}
+	if (!strcasecmp(s, "warn")) {
+		*ret = 4;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int pmd_cfg_parse_protocols(const char *s, uint32_t *ret_mask, uint8_t ret_order[3], size_t *ret_n)
+{
+	uint32_t mask = 0;
+	uint8_t order[3];
+	size_t n = 0;
+	const char *p = s;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		while (len && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		enum pcpmap_proto proto;
+		if (len == 3 && !strncasecmp(p, "pcp", 3))
+			proto = PCPMAP_PROTO_PCP;
+		else if ((len == 6 && !strncasecmp(p, "natpmp", 6)) ||
+			 (len == 7 && !strncasecmp(p, "nat-pmp", 7)))
+			proto = PCPMAP_PROTO_NATPMP;
+		else if (len == 4 && !strncasecmp(p, "upnp", 4))
+			proto = PCPMAP_PROTO_UPNP;
+		else
+			return -EINVAL;
+		if (mask & PCPMAP_PROTO_BIT(proto))
+			return -EINVAL;
+		mask |= PCPMAP_PROTO_BIT(proto);
+		order[n++] = (uint8_t)proto;
+		if (!end)
+			break;
+		p = end + 1;
+		if (!*p)
+			return -EINVAL;
+	}
+	if (!mask)
+		return -EINVAL;
+	*ret_mask = mask;
+	memcpy(ret_order, order, n);
+	*ret_n = n;
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned long long min, unsigned long long max, unsigned long long *ret)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static int parse_bool(const char *s, bool *ret)
+{
+	if (!strcasecmp(s, "yes") || !strcasecmp(s, "true") || !strcasecmp(s, "on") || !strcmp(s, "1")) {
+		*ret = true;
+		return 0;
+	}
+	if (!strcasecmp(s, "no") || !strcasecmp(s, "false") || !strcasecmp(s, "off") || !strcmp(s, "0")) {
+		*ret = false;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* A numeric address with an optional zone (fe80::1%eth0) of the given family (0: either). */
+static bool addr_ok(const char *s, size_t len, int family)
+{
+	char buf[64];
+	unsigned char out[16];
+	if (!len || len >= sizeof(buf))
+		return false;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	char *zone = strchr(buf, '%');
+	if (zone) {
+		*zone++ = '\0';
+		size_t zl = strlen(zone);
+		if (!zl || zl > 15)
+			return false;
+		for (char *z = zone; *z; z++)
+			if (!((*z >= 'a' && *z <= 'z') || (*z >= 'A' && *z <= 'Z') ||
+			      (*z >= '0' && *z <= '9') || *z == '.' || *z == '_' || *z == '-'))
+				return false;
+		if (family == AF_INET)
+			return false;
+		return inet_pton(AF_INET6, buf, out) == 1;
+	}
+	if (family != AF_INET6 && inet_pton(AF_INET, buf, out) == 1)
+		return true;
+	return family != AF_INET && inet_pton(AF_INET6, buf, out) == 1;
+}
+
+static bool port_ok(const char *s)
+{
+	unsigned long long v;
+	return parse_uint(s, 1, 65535, &v) == 0;
+}
+
+/* "A", "A:port" (IPv4), "B" or "[B]:port" (IPv6, optionally with a zone). */
+static bool server_ok(const char *s)
+{
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || !addr_ok(s + 1, (size_t)(close - s - 1), AF_INET6))
+			return false;
+		return !close[1] || (close[1] == ':' && port_ok(close + 2));
+	}
+	const char *colon = strchr(s, ':');
+	if (colon && strchr(colon + 1, ':'))
+		return addr_ok(s, strlen(s), AF_INET6);
+	if (colon)
+		return addr_ok(s, (size_t)(colon - s), AF_INET) && port_ok(colon + 1);
+	return addr_ok(s, strlen(s), AF_INET);
+}
+
+enum key {
+	K_SERVER,
+	K_TRANSPORT,
+	K_PROTOCOLS,
+	K_REMAP,
+	K_PORT_RES,
+	K_MAX_MAP,
+	K_MAX_MAP_UID,
+	K_MAX_CONN,
+	K_MAX_CONN_UID,
+	K_DEF_LIFETIME,
+	K_MAX_LIFETIME,
+	K_LOG_LEVEL,
+	K_SOCKET,
+	K_STATE_DIR,
+	K_ANNOUNCE,
+	K_NETLINK,
+	K_USER_MIN_PORT,
+	K_USER_PERSISTENT,
+	K_USER_THIRD_PARTY,
+	K_COUNT_,
+};
+
+static const char *const key_names[K_COUNT_] = {
+	[K_SERVER] = "server",
+	[K_TRANSPORT] = "transport_family",
+	[K_PROTOCOLS] = "protocols",
+	[K_REMAP] = "remap_interval_ms",
+	[K_PORT_RES] = "port_reservation_code",
+	[K_MAX_MAP] = "max_mappings",
+	[K_MAX_MAP_UID] = "max_mappings_per_uid",
+	[K_MAX_CONN] = "max_connections",
+	[K_MAX_CONN_UID] = "max_connections_per_uid",
+	[K_DEF_LIFETIME] = "default_lifetime",
+	[K_MAX_LIFETIME] = "max_lifetime",
+	[K_LOG_LEVEL] = "log_level",
+	[K_SOCKET] = "socket",
+	[K_STATE_DIR] = "state_dir",
+	[K_ANNOUNCE] = "announce_listener",
+	[K_NETLINK] = "netlink_monitor",
+	[K_USER_MIN_PORT] = "user_min_port",
+	[K_USER_PERSISTENT] = "user_persistent",
+	[K_USER_THIRD_PARTY] = "user_third_party",
+};
+
+static int set_u32(const char *v, unsigned long long min, unsigned long long max, uint32_t *dst)
+{
+	unsigned long long n;
+	if (parse_uint(v, min, max, &n) < 0)
+		return -EINVAL;
+	*dst = (uint32_t)n;
+	return 0;
+}
+
+/* Applies one key; on failure writes what the value should be into err. */
+static int apply(enum key k, const char *v, struct pmd_cfg *cfg, unsigned line, char *err, size_t errlen)
+{
+	unsigned long long n;
+	switch (k) {
+	case K_SERVER:
+		if (strlen(v) >= sizeof(cfg->server) || !server_ok(v)) {
+			errf(err, errlen,
+			     "server wants a numeric address, optionally A:PORT or [IPV6]:PORT, not '%s'", v);
+			return -EINVAL;
+		}
+		strcpy(cfg->server, v);
+		cfg->server_line = line;
+		return 0;
+	case K_TRANSPORT:
+		if (!strcasecmp(v, "auto"))
+			cfg->transport_family = 0;
+		else if (!strcasecmp(v, "ipv4") || !strcmp(v, "4"))
+			cfg->transport_family = AF_INET;
+		else if (!strcasecmp(v, "ipv6") || !strcmp(v, "6"))
+			cfg->transport_family = AF_INET6;
+		else {
+			errf(err, errlen, "transport_family wants auto, ipv4 or ipv6, not '%s'", v);
+			return -EINVAL;
+		}
+		return 0;
+	case K_PROTOCOLS:
+		if (pmd_cfg_parse_protocols(v, &cfg->protocols, cfg->protocol_order, &cfg->n_protocol_order) <
+		    0) {
+			errf(err, errlen,
+			     "protocols wants a comma-separated list of pcp, natpmp, upnp (each once), not "
+			     "'%s'",
+			     v);
+			return -EINVAL;
+		}
+		return 0;
+	case K_REMAP:
+		if (set_u32(v, 1, 60000, &cfg->remap_interval_ms) < 0) {
+			errf(err, errlen, "remap_interval_ms wants 1-60000, not '%s'", v);
+			return -EINVAL;
+		}
+		return 0;
+	case K_PORT_RES:
+		if (parse_uint(v, 128, 255, &n) < 0) {
+			errf(err, errlen,
+			     "port_reservation_code wants an optional option code 128-255, not '%s'", v);
+			return -EINVAL;
+		}
+		cfg->port_reservation_code = (uint8_t)n;
+		return 0;
+	case K_MAX_MAP:
+	case K_MAX_MAP_UID:
+	case K_MAX_CONN:
+	case K_MAX_CONN_UID: {
+		uint32_t *dst = k == K_MAX_MAP       ? &cfg->max_mappings
+				: k == K_MAX_MAP_UID ? &cfg->max_mappings_per_uid
+				: k == K_MAX_CONN    ? &cfg->max_connections
+						     : &cfg->max_connections_per_uid;
+		if (set_u32(v, 1, 65536, dst) < 0) {
+			errf(err, errlen, "%s wants 1-65536, not '%s'", key_names[k], v);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	case K_DEF_LIFETIME:
+	case K_MAX_LIFETIME:
+		if (set_u32(v, 1, 86400, k == K_DEF_LIFETIME ? &cfg->default_lifetime : &cfg->max_lifetime) <
+		    0) {
+			errf(err, errlen, "%s wants seconds, 1-86400, not '%s'", key_names[k], v);
+			return -EINVAL;
+		}
+		return 0;
+	case K_LOG_LEVEL:
+		if (pmd_cfg_parse_log_level(v, &cfg->log_level) < 0) {
+			errf(err, errlen,
+			     "log_level wants err, warning, notice, info or debug (or 3-7), not '%s'", v);
+			return -EINVAL;
+		}
+		return 0;
+	case K_SOCKET:
+		if (v[0] != '/' || strlen(v) > PMD_CFG_SOCKET_MAX) {
+			errf(err, errlen, "socket wants an absolute path of at most %d bytes, not '%s'",
+			     PMD_CFG_SOCKET_MAX, v);
+			return -EINVAL;
+		}
+		strcpy(cfg->socket_path, v);
+		return 0;
+	case K_STATE_DIR:
+		if (v[0] != '/' || strlen(v) >= sizeof(cfg->state_dir) - 64) {
+			errf(err, errlen, "state_dir wants an absolute directory path, not '%s'", v);
+			return -EINVAL;
+		}
+		strcpy(cfg->state_dir, v);
+		return 0;
+	case K_USER_MIN_PORT:
+		if (parse_uint(v, 0, 65535, &n) < 0) {
+			errf(err, errlen, "user_min_port wants 0-65535, not '%s'", v);
+			return -EINVAL;
+		}
+		cfg->user_min_port = (uint16_t)n;
+		return 0;
+	case K_ANNOUNCE:
+	case K_NETLINK:
+	case K_USER_PERSISTENT:
+	case K_USER_THIRD_PARTY: {
+		bool *dst = k == K_ANNOUNCE          ? &cfg->announce_listener
+			    : k == K_NETLINK         ? &cfg->netlink_monitor
+			    : k == K_USER_PERSISTENT ? &cfg->user_persistent
+						     : &cfg->user_third_party;
+		if (parse_bool(v, dst) < 0) {
+			errf(err, errlen, "%s wants yes or no, not '%s'", key_names[k], v);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	case K_COUNT_:
+		break;
+	}
+	return -EINVAL;
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+int pmd_cfg_parse(const char *text, size_t len, struct pmd_cfg *cfg, char *err, size_t errlen)
+{
+	char msg[256];
+	bool seen[K_COUNT_] = { false };
+	unsigned line = 0;
+	size_t off = 0;
+	if (len > PMD_CFG_MAX_FILE) {
+		errf(err, errlen, "file larger than %u bytes", PMD_CFG_MAX_FILE);
+		return -EINVAL;
+	}
+	while (off < len) {
+		line++;
+		const char *l = text + off;
+		const char *nl = memchr(l, '\n', len - off);
+		size_t ll = nl ? (size_t)(nl - l) : len - off;
+		off += ll + (nl ? 1 : 0);
+		if (memchr(l, '\0', ll)) {
+			errf(err, errlen, "line %u: NUL byte", line);
+			return -EINVAL;
+		}
+		char buf[1024];
+		if (ll >= sizeof(buf)) {
+			errf(err, errlen, "line %u: longer than %zu bytes", line, sizeof(buf) - 1);
+			return -EINVAL;
+		}
+		memcpy(buf, l, ll);
+		buf[ll] = '\0';
+		/* A comment starts a line or follows white space. */
+		for (char *p = buf; *p; p++) {
+			if (*p == '#' && (p == buf || is_space(p[-1]))) {
+				*p = '\0';
+				break;
+			}
+		}
+		char *s = buf;
+		while (is_space(*s))
+			s++;
+		size_t sl = strlen(s);
+		while (sl && is_space(s[sl - 1]))
+			s[--sl] = '\0';
+		if (!sl)
+			continue;
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			errf(err, errlen, "line %u: expected 'key = value', got '%s'", line, s);
+			return -EINVAL;
+		}
+		char *key = s, *val = eq + 1;
+		char *ke = eq;
+		while (ke > key && is_space(ke[-1]))
+			ke--;
+		*ke = '\0';
+		while (is_space(*val))
+			val++;
+		if (!*key) {
+			errf(err, errlen, "line %u: missing key before '='", line);
+			return -EINVAL;
+		}
+		enum key k = K_COUNT_;
+		for (int i = 0; i < K_COUNT_; i++)
+			if (!strcmp(key, key_names[i]))
+				k = (enum key)i;
+		if (k == K_COUNT_) {
+			errf(err, errlen, "line %u: unknown key '%s'", line, key);
+			return -EINVAL;
+		}
+		if (seen[k]) {
+			errf(err, errlen, "line %u: '%s' set twice", line, key);
+			return -EINVAL;
+		}
+		seen[k] = true;
+		if (!*val) {
+			errf(err, errlen, "line %u: '%s' has no value", line, key);
+			return -EINVAL;
+		}
+		if (apply(k, val, cfg, line, msg, sizeof(msg)) < 0) {
+			errf(err, errlen, "line %u: %s", line, msg);
+			return -EINVAL;
+		}
+	}
+	if (cfg->max_mappings_per_uid > cfg->max_mappings) {
+		errf(err, errlen, "max_mappings_per_uid (%u) exceeds max_mappings (%u)",
+		     cfg->max_mappings_per_uid, cfg->max_mappings);
+		return -EINVAL;
+	}
+	if (cfg->max_connections_per_uid > cfg->max_connections) {
+		errf(err, errlen, "max_connections_per_uid (%u) exceeds max_connections (%u)",
+		     cfg->max_connections_per_uid, cfg->max_connections);
+		return -EINVAL;
+	}
+	if (cfg->default_lifetime > cfg->max_lifetime) {
+		errf(err, errlen, "default_lifetime (%u) exceeds max_lifetime (%u)", cfg->default_lifetime,
+		     cfg->max_lifetime);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int pmd_cfg_load(const char *path, struct pmd_cfg *cfg, char *err, size_t errlen)
+{
+	char msg[512];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		errf(err, errlen, "%s: %s", path, strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errf(err, errlen, "%s: not a regular file", path);
+		return -EINVAL;
+	}
+	if (st.st_size > (off_t)PMD_CFG_MAX_FILE) {
+		close(fd);
+		errf(err, errlen, "%s: larger than %u bytes", path, PMD_CFG_MAX_FILE);
+		return -EFBIG;
+	}
+	size_t cap = (size_t)st.st_size + 1, len = 0;
+	char *buf = malloc(cap);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			free(buf);
+			close(fd);
+			errf(err, errlen, "%s: %s", path, strerror(e));
+			return -e;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == cap) {
+			/* The file grew while we read it: refuse rather than read a torn copy. */
+			free(buf);
+			close(fd);
+			errf(err, errlen, "%s: changed while being read", path);
+			return -EAGAIN;
+		}
+	}
+	close(fd);
+	struct pmd_cfg tmp = *cfg;
+	int r = pmd_cfg_parse(buf, len, &tmp, msg, sizeof(msg));
+	free(buf);
+	if (r < 0) {
+		errf(err, errlen, "%s: %s", path, msg);
+		return r;
+	}
+	*cfg = tmp;
+	return 0;
+}

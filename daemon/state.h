@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pcpmapd state file: one line per mapping the daemon holds (persistent or not) with the request, the PCP
+ * nonce and the last grant, so that after a crash or restart persistent mappings are renewed with their old
+ * nonce and the others are deleted instead of orphaned on the gateway. Written atomically (temp file, fsync,
+ * rename, fsync of the directory). Text format in doc/pcpmapd.conf.md ("State directory").
+ */
+#ifndef PCPMAP_DAEMON_STATE_H
+#define PCPMAP_DAEMON_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/ipc.h"
+
+#define PMD_STATE_FILE      "mappings.state"
+#define PMD_STATE_MAX_RECS  65536u
+#define PMD_STATE_MAX_BYTES (32u << 20)
+
+struct pmd_state_rec {
+	uint32_t id;
+	uint32_t uid;
+	bool persistent;
+	struct pmd_ipc_req req; /* req.nonce is the mapping's PCP nonce */
+	char external_addr[PMD_IPC_ADDR_MAX + 1];
+	uint16_t external_port;
+	int64_t expires; /* wall-clock second the last grant runs out; 0 unknown */
+};
+
+/* Receives one complaint about the text: its line number and what is wrong. */
+typedef void (*pmd_state_err_fn)(void *ud, unsigned line, const char *msg);
+
+/*
+ * Formats records as the state file's text (malloc'd, NUL-terminated; free() it).
+ * @return 0; -EINVAL when a record cannot be represented; -ENOMEM.
+ */
+int pmd_state_format(const struct pmd_state_rec *recs, size_t n, char **ret_text, size_t *ret_len);
+
+/*
+ * Parses state text. Bad lines are reported through err (may be NULL) and skipped; good ones are returned
+ * (malloc'd array; free() it).
+ * @return the number of bad lines (0 = clean), or -ENOMEM. A wrong or missing header counts as one bad line
+ *         and yields no record.
+ */
+int pmd_state_parse(const char *text, size_t len, pmd_state_err_fn err, void *ud, struct pmd_state_rec **ret,
+		    size_t *ret_n);
+
+/*
+ * Writes the records to DIR/mappings.state atomically: DIR/mappings.state.tmp, fsync, rename, fsync DIR.
+ * @return 0 or -errno.
+ */
+int pmd_state_save(const char *dir, const struct pmd_state_rec *recs, size_t n);
+
+/*
+ * Loads DIR/mappings.state. A missing file is an empty state. A file with bad lines is reported through err,
+ * moved aside to DIR/mappings.state.corrupt-<unix time> (its path in ret_moved when not NULL, else "") and
+ * its good lines are still returned.
+ * @return the number of bad lines (0 = clean), or -errno when the file cannot be read.
+ */
+int pmd_state_load(const char *dir, pmd_state_err_fn err, void *ud, struct pmd_state_rec **ret, size_t *ret_n,
+		   char *ret_moved, size_t moved_len);
+
+#endif

@@ -1,0 +1,510 @@
+#!/usr/bin/env bash
+# Interop cases for pcpmapd: the daemon runs in the lab's client namespace with a temporary socket and state
+# directory and is driven by daemon/pcpmapctl-test (built from daemon/ipc_client.c), as root and as nobody.
+# Usage: cases-daemon.sh CASE   (root). Each case builds its own lab (PCPMAP_LAB=pmd-...), proves the result
+# on the gateway (nft rules) and, where it matters, end to end; it always tears the lab down.
+# Exit 0 pass, 1 fail, 77 skip. The `config` case needs no lab and no root.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LAB=$HERE/lab.sh
+: "${PCPMAP_BUILD_DIR:?PCPMAP_BUILD_DIR must name the build tree}"
+export PCPMAP_BUILD_DIR
+PCPMAPD=${PCPMAPD_BIN:-$PCPMAP_BUILD_DIR/daemon/pcpmapd}
+CTL=${PCPMAPCTL_BIN:-$PCPMAP_BUILD_DIR/daemon/pcpmapctl-test}
+CASE=${1:?usage: cases-daemon.sh CASE}
+export PCPMAP_LAB=pmd-${CASE//_/-}
+export PCPMAP_LAB=${PCPMAP_LAB:0:30}
+WORK=$(mktemp -d /tmp/pcpmapd-interop.XXXXXX)
+# nobody must reach the socket below it.
+chmod 755 "$WORK"
+SOCK=$WORK/run/pcpmapd.sock
+STATE=$WORK/state
+CONF=$WORK/pcpmapd.conf
+EXT4=203.0.113.1
+DPID=
+declare -A HOLD_PID=()
+
+cleanup() {
+	local rc=$?
+	for n in "${!HOLD_PID[@]}"; do
+		{
+			kill -9 "${HOLD_PID[$n]}"
+			wait "${HOLD_PID[$n]}"
+		} 2>/dev/null || true
+	done
+	[[ -n $DPID ]] && kill -TERM "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
+	# A sanitizer build reports leaks and undefined behaviour in the daemon's log: that fails the case.
+	if [[ $rc -eq 0 ]] && grep -q 'Sanitizer\|runtime error:' "$WORK/daemon.log" 2>/dev/null; then
+		echo "FAIL [$CASE]: sanitizer report in the pcpmapd log"
+		rc=1
+	fi
+	if [[ $CASE != config ]]; then
+		"$LAB" down >/dev/null 2>&1 || true
+	fi
+	if [[ $rc -ne 0 && $rc -ne 77 ]]; then
+		echo "--- case $CASE failed (rc $rc); client output:"
+		tail -n 20 "$WORK"/*.out 2>/dev/null || true
+		echo "--- pcpmapd log:"
+		tail -n 40 "$WORK/daemon.log" 2>/dev/null || true
+	fi
+	rm -rf "$WORK"
+	exit $rc
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL [$CASE]: $*" >&2
+	exit 1
+}
+ok() {
+	echo "ok [$CASE]: $*"
+}
+
+lab_up() {
+	local rc=0
+	"$LAB" up "$@" >"$WORK/lab.out" 2>&1 || rc=$?
+	if [[ $rc -eq 77 ]]; then
+		echo "SKIP [$CASE]: $(tail -n1 "$WORK/lab.out")"
+		exit 77
+	fi
+	[[ $rc -eq 0 ]] || { cat "$WORK/lab.out"; fail "lab did not come up"; }
+	[[ -x $PCPMAPD && -x $CTL ]] || fail "build $PCPMAPD and $CTL first"
+}
+
+write_conf() {
+	cat >"$CONF" <<EOF
+# pcpmapd configuration of the interop cases
+log_level = debug
+max_mappings_per_uid = 3
+max_connections_per_uid = 4
+EOF
+}
+
+start_daemon() {
+	"$LAB" cli "$PCPMAPD" -c "$CONF" -s "$SOCK" -S "$STATE" >>"$WORK/daemon.log" 2>&1 &
+	DPID=$!
+	for _ in $(seq 50); do
+		if "$LAB" cli "$CTL" -s "$SOCK" stats >/dev/null 2>&1; then
+			return 0
+		fi
+		kill -0 "$DPID" 2>/dev/null || fail "pcpmapd exited at start"
+		sleep 0.1
+	done
+	fail "pcpmapd does not answer on $SOCK"
+}
+
+stop_daemon() { # [SIGNAL]
+	{
+		kill "-${1:-TERM}" "$DPID"
+		wait "$DPID"
+	} 2>/dev/null || true
+	DPID=
+}
+
+# Runs the test client as USER (root or nobody); output in $WORK/NAME.out, exit code in $RC.
+ctl() { # NAME USER ARGS...
+	local name=$1 user=$2
+	shift 2
+	RC=0
+	if [[ $user == root ]]; then
+		"$LAB" cli "$CTL" -s "$SOCK" "$@" >"$WORK/$name.out" 2>&1 || RC=$?
+	else
+		"$LAB" cli setpriv --reuid="$user" --regid=nogroup --clear-groups "$CTL" -s "$SOCK" "$@" \
+			>"$WORK/$name.out" 2>&1 || RC=$?
+	fi
+}
+
+# Creates mappings in a client that keeps its connection open until stopped (unhold).
+hold() { # NAME USER CREATE-ARGS...
+	local name=$1 user=$2
+	shift 2
+	mkfifo "$WORK/$name.in"
+	if [[ $user == root ]]; then
+		"$LAB" cli "$CTL" -s "$SOCK" create "$@" --hold <>"$WORK/$name.in" >"$WORK/$name.out" 2>&1 &
+	else
+		"$LAB" cli setpriv --reuid="$user" --regid=nogroup --clear-groups "$CTL" -s "$SOCK" create "$@" \
+			--hold <>"$WORK/$name.in" >"$WORK/$name.out" 2>&1 &
+	fi
+	HOLD_PID[$name]=$!
+	for _ in $(seq 150); do
+		grep -q '^holding' "$WORK/$name.out" && return 0
+		sleep 0.1
+	done
+	fail "holder $name did not get its mappings: $(cat "$WORK/$name.out")"
+}
+
+unhold() { # NAME [SIGNAL]
+	{
+		kill "-${2:-TERM}" "${HOLD_PID[$1]}"
+		wait "${HOLD_PID[$1]}"
+	} 2>/dev/null || true
+	unset "HOLD_PID[$1]"
+}
+
+field() { # FILE KEY [LINE-PATTERN]: value of KEY=... on the first line matching the pattern
+	grep -- "${3:-.}" "$1" | grep -o " $2=[^ ]*" | head -n1 | cut -d= -f2-
+}
+
+ext_port() { # FILE [LINE-PATTERN]
+	local e
+	e=$(field "$1" ext "${2:-^created}")
+	echo "${e##*:}"
+}
+
+rule_count() { # PORT: nft rules naming this external port (filter + DNAT = 2 per mapping)
+	local r
+	r=$("$LAB" rules)
+	grep -c "dport $1 " <<<"$r" || true
+}
+
+wait_rules() { # PORT COUNT SECONDS
+	for _ in $(seq $(($3 * 10))); do
+		[[ $(rule_count "$1") -eq $2 ]] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+case_config() {
+	[[ -x $PCPMAPD ]] || fail "build $PCPMAPD first"
+	printf 'log_level = info\n# comment\nmax_mappings = lots\n' >"$CONF"
+	local rc=0 out
+	out=$("$PCPMAPD" -c "$CONF" --check-config 2>&1) || rc=$?
+	[[ $rc -eq 2 ]] || fail "bad configuration exited $rc, want 2"
+	grep -q 'line 3: max_mappings wants' <<<"$out" || fail "error does not name line 3: $out"
+	rc=0
+	out=$("$PCPMAPD" -c "$CONF" -s "$WORK/x.sock" -S "$WORK/st" 2>&1) || rc=$?
+	[[ $rc -eq 2 ]] || fail "start with a bad configuration exited $rc, want 2"
+	[[ ! -e $WORK/x.sock ]] || fail "a bad configuration still opened the socket"
+	printf 'server = 192.168.1.1:5351\nprotocols = pcp\n' >"$CONF"
+	"$PCPMAPD" -c "$CONF" --check-config >/dev/null || fail "valid configuration refused"
+	rc=0
+	"$PCPMAPD" -c "$WORK/missing.conf" --check-config >/dev/null 2>&1 || rc=$?
+	[[ $rc -eq 2 ]] || fail "missing configuration exited $rc, want 2"
+	ok "bad line named (line 3), exit 2 at check and at start; valid file accepted"
+}
+
+case_create_reaches() {
+	lab_up
+	write_conf
+	start_daemon
+	hold a root tcp 7100 --wait 10000
+	hold b nobody udp 7102 --wait 10000 --description "pcpmapd test"
+	local pa pb
+	pa=$(ext_port "$WORK/a.out")
+	pb=$(ext_port "$WORK/b.out")
+	[[ $(field "$WORK/a.out" state) == MAPPED && $(field "$WORK/a.out" proto) == PCP ]] ||
+		fail "root's mapping not MAPPED via PCP: $(cat "$WORK/a.out")"
+	[[ $(field "$WORK/b.out" owner) == 65534 ]] || fail "nobody's mapping not owned by 65534"
+	[[ $(field "$WORK/a.out" ext) == "$EXT4:$pa" ]] || fail "external address not $EXT4"
+	[[ $(rule_count "$pa") -eq 2 ]] || fail "no gateway rules for $pa"
+	"$LAB" reach tcp "$pa" 7100 || fail "TCP to $EXT4:$pa did not reach the client"
+	"$LAB" reach udp "$pb" 7102 || fail "UDP to $EXT4:$pb (nobody's mapping) did not reach the client"
+	ok "root tcp 7100 -> $pa and nobody udp 7102 -> $pb through the daemon, reachable from the wan"
+}
+
+case_uid_isolation() {
+	lab_up --thirdparty yes
+	write_conf
+	start_daemon
+	hold a root tcp 7200
+	hold b nobody tcp 7201
+	local ida idb pa
+	ida=$(field "$WORK/a.out" id)
+	idb=$(field "$WORK/b.out" id)
+	pa=$(ext_port "$WORK/a.out")
+	ctl del1 nobody delete "$ida"
+	{ [[ $RC -eq 1 ]] && grep -q 'errno=EPERM' "$WORK/del1.out"; } || fail "nobody deleted root's mapping: $(cat "$WORK/del1.out")"
+	grep -q "belongs to uid 0" "$WORK/del1.out" || fail "refusal does not say whose: $(cat "$WORK/del1.out")"
+	[[ $(rule_count "$pa") -eq 2 ]] || fail "root's rule gone after a refused delete"
+	# nobody sees root's mapping and its owner, but not its nonce; its own nonce it sees.
+	ctl ls nobody list
+	grep "id=$ida " "$WORK/ls.out" | grep -q "owner=0" || fail "list lacks root's mapping or owner"
+	! grep "id=$ida " "$WORK/ls.out" | grep -q "nonce=" || fail "nobody sees root's nonce"
+	grep "id=$idb " "$WORK/ls.out" | grep -q "nonce=" || fail "nobody does not see its own nonce"
+	# Authorization of requests: another host's address, a privileged port, protocol 0.
+	ctl tp nobody create tcp 7203 --third-party 192.168.77.9
+	{ grep -q 'errno=EPERM' "$WORK/tp.out" && grep -q 'not an address of this host' "$WORK/tp.out"; } ||
+		fail "nobody's THIRD_PARTY for another host not refused: $(cat "$WORK/tp.out")"
+	ctl low nobody create tcp 80
+	grep -q 'errno=EPERM' "$WORK/low.out" || fail "nobody mapped port 80: $(cat "$WORK/low.out")"
+	ctl all nobody create all 0
+	grep -q 'errno=EPERM' "$WORK/all.out" || fail "nobody mapped every port: $(cat "$WORK/all.out")"
+	# This host's own second address is allowed; root may name any host.
+	ctl own nobody create tcp 7204 --third-party 192.168.77.3 --wait 10000
+	[[ $RC -eq 0 ]] || fail "nobody's THIRD_PARTY for its own 192.168.77.3 refused: $(cat "$WORK/own.out")"
+	ctl tproot root create tcp 7205 --third-party 192.168.77.9 --wait 10000
+	! grep -q 'errno=EPERM' "$WORK/tproot.out" || fail "root's THIRD_PARTY refused by the daemon"
+	# Root may delete anyone's; the owner its own.
+	ctl del2 root delete "$idb"
+	[[ $RC -eq 0 ]] || fail "root could not delete nobody's mapping: $(cat "$WORK/del2.out")"
+	ctl del3 nobody delete "$ida"
+	grep -q 'errno=EPERM' "$WORK/del3.out" || fail "second refusal missing"
+	ctl del4 root delete 9999
+	grep -q 'errno=ENOENT' "$WORK/del4.out" || fail "unknown id not ENOENT"
+	ok "nobody cannot delete root's mapping (EPERM), sees no foreign nonce, cannot map another host,"\
+		"port 80 or all ports; root can delete nobody's"
+}
+
+case_per_uid_limit() {
+	lab_up
+	write_conf
+	start_daemon
+	hold a nobody tcp 7300 --count 3
+	[[ $(grep -c '^created' "$WORK/a.out") -eq 3 ]] || fail "3 mappings under the limit not all created"
+	ctl b nobody create tcp 7310
+	grep -q 'errno=EDQUOT' "$WORK/b.out" || fail "4th mapping of nobody not refused: $(cat "$WORK/b.out")"
+	grep -q 'per-uid limit' "$WORK/b.out" || fail "refusal does not name the limit"
+	ctl c root create tcp 7311 --wait 10000
+	[[ $RC -eq 0 ]] || fail "root refused while nobody is at its limit: $(cat "$WORK/c.out")"
+	# Connections: 4 per uid. Three more holders, then one too many.
+	hold h1 nobody tcp 7320 --count 0
+	hold h2 nobody tcp 7320 --count 0
+	hold h3 nobody tcp 7320 --count 0
+	ctl d nobody stats
+	grep -q 'errno=EUSERS' "$WORK/d.out" || fail "5th connection of nobody not refused: $(cat "$WORK/d.out")"
+	ctl e root stats
+	[[ $RC -eq 0 ]] || fail "root refused a connection"
+	unhold h3
+	sleep 0.2
+	ctl f nobody stats
+	[[ $RC -eq 0 ]] || fail "connection refused after one closed: $(cat "$WORK/f.out")"
+	# SIGHUP re-reads the limits: one more mapping allowed.
+	sed -i 's/^max_mappings_per_uid = 3$/max_mappings_per_uid = 4/' "$CONF"
+	kill -HUP "$DPID"
+	sleep 0.3
+	grep -q 'SIGHUP: configuration reloaded' "$WORK/daemon.log" || fail "no reload logged"
+	ctl g nobody create tcp 7312 --wait 10000
+	[[ $RC -eq 0 ]] || fail "4th mapping refused after raising the limit: $(cat "$WORK/g.out")"
+	ok "4th mapping of nobody refused (EDQUOT), root unaffected; 5th connection refused (EUSERS);"\
+		"SIGHUP raised the limit"
+}
+
+case_close_deletes() {
+	lab_up
+	write_conf
+	start_daemon
+	hold a nobody tcp 7400 --wait 10000
+	hold b root udp 7401 --wait 10000
+	local pa pb
+	pa=$(ext_port "$WORK/a.out")
+	pb=$(ext_port "$WORK/b.out")
+	[[ $(rule_count "$pa") -eq 2 && $(rule_count "$pb") -eq 2 ]] || fail "rules missing"
+	unhold a TERM
+	wait_rules "$pa" 0 5 || fail "rule of $pa still there after its client closed"
+	# A client that dies without closing: the kernel closes its socket, the daemon deletes.
+	unhold b KILL
+	wait_rules "$pb" 0 5 || fail "rule of $pb still there after its client was killed"
+	ctl ls root list
+	grep -q '^count=0' "$WORK/ls.out" || fail "daemon still lists mappings: $(cat "$WORK/ls.out")"
+	kill -0 "$DPID" || fail "daemon died"
+	ok "closing (and killing) the client deleted its mapping on the gateway"
+}
+
+case_persistent_restart() {
+	lab_up
+	write_conf
+	start_daemon
+	ctl a nobody create tcp 7500 --persistent --wait 10000
+	[[ $RC -eq 0 ]] || fail "persistent create failed: $(cat "$WORK/a.out")"
+	local id nonce pa
+	id=$(field "$WORK/a.out" id)
+	nonce=$(field "$WORK/a.out" nonce)
+	pa=$(ext_port "$WORK/a.out")
+	sleep 0.5
+	[[ $(rule_count "$pa") -eq 2 ]] || fail "persistent mapping gone when its connection closed"
+	grep -q "id=$id .*persistent=yes.*nonce=$nonce" "$STATE/mappings.state" || fail "state file lacks it"
+	stop_daemon TERM
+	[[ $(rule_count "$pa") -eq 2 ]] || fail "persistent mapping deleted at daemon stop"
+	start_daemon
+	sleep 1
+	ctl ls nobody list
+	local line
+	line=$(grep "id=$id " "$WORK/ls.out") || fail "restarted daemon lost mapping $id: $(cat "$WORK/ls.out")"
+	grep -q "state=MAPPED" <<<"$line" || fail "not renewed: $line"
+	grep -q "nonce=$nonce" <<<"$line" || fail "nonce changed: $line (was $nonce)"
+	grep -q "owner=65534" <<<"$line" || fail "owner lost: $line"
+	grep -q "ext=$EXT4:$pa " <<<"$line" || fail "external port changed: $line (was $pa)"
+	[[ $(rule_count "$pa") -eq 2 ]] || fail "duplicate or missing rules after the renewal: $(rule_count "$pa")"
+	grep -q "persistent mapping $id .*renewing with its old nonce" "$WORK/daemon.log" || fail "no renewal logged"
+	"$LAB" reach tcp "$pa" 7500 || fail "not reachable after the restart"
+	ctl del nobody delete "$id"
+	[[ $RC -eq 0 ]] || fail "owner could not delete it"
+	wait_rules "$pa" 0 5 || fail "rule still there after delete"
+	ok "persistent mapping $id survived a restart with nonce $nonce and port $pa, one rule pair, deleted by its owner"
+}
+
+case_kill9_cleanup() {
+	lab_up
+	write_conf
+	start_daemon
+	hold a root tcp 7600 --wait 10000
+	hold b nobody udp 7601 --wait 10000
+	ctl p root create tcp 7602 --persistent --wait 10000
+	local pa pb pp
+	pa=$(ext_port "$WORK/a.out")
+	pb=$(ext_port "$WORK/b.out")
+	pp=$(ext_port "$WORK/p.out")
+	stop_daemon KILL
+	[[ $(rule_count "$pa") -eq 2 && $(rule_count "$pb") -eq 2 ]] || fail "rules vanished with the daemon"
+	unhold a KILL
+	unhold b KILL
+	start_daemon
+	wait_rules "$pa" 0 10 || fail "leftover $pa not deleted after restart"
+	wait_rules "$pb" 0 10 || fail "leftover $pb not deleted after restart"
+	[[ $(rule_count "$pp") -eq 2 ]] || fail "the persistent mapping did not survive kill -9"
+	[[ $(grep -c 'leftover mapping .* deleted: re-created with its old nonce' "$WORK/daemon.log") -eq 2 ]] ||
+		fail "leftover deletions not logged"
+	sleep 0.3
+	! grep -q 'persistent=no' "$STATE/mappings.state" || fail "state still lists leftovers"
+	ok "after kill -9 the restarted daemon deleted both leftovers ($pa, $pb) and kept the persistent $pp"
+}
+
+case_corrupt_state() {
+	lab_up
+	write_conf
+	mkdir -m 700 "$STATE"
+	# A persistent record the daemon should renew, between lines it must reject.
+	cat >"$STATE/mappings.state" <<STATE
+pcpmapd-state 1
+mapping id=5 uid=65534 persistent=maybe
+mapping id=6 uid=65534 persistent=yes kind=map ip_proto=6 internal_port=7980 family=4 nonce=0123456789abcdef01234567 lifetime=600
+garbage
+STATE
+	start_daemon
+	wait_rules 7980 2 5 || fail "the good record was not restored"
+	grep -q "mappings.state: line 2: bad value for 'persistent'" "$WORK/daemon.log" || fail "line 2 not reported"
+	grep -q "mappings.state: line 4: expected" "$WORK/daemon.log" || fail "line 4 not reported"
+	ls "$STATE"/mappings.state.corrupt-* >/dev/null 2>&1 || fail "corrupt file not moved aside"
+	sleep 0.3
+	grep -q 'id=6 uid=65534 persistent=yes.*nonce=0123456789abcdef01234567' "$STATE/mappings.state" ||
+		fail "new state file lacks the restored record"
+	ctl ls root list
+	grep -q 'id=6 .*state=MAPPED.*owner=65534.*nonce=0123456789abcdef01234567' "$WORK/ls.out" ||
+		fail "restored mapping: $(cat "$WORK/ls.out")"
+	ok "corrupt lines 2 and 4 reported, file moved aside, the good persistent record renewed with its nonce"
+}
+
+case_malformed() {
+	lab_up
+	write_conf
+	start_daemon
+	hold a nobody tcp 7700 --wait 10000
+	local pa
+	pa=$(ext_port "$WORK/a.out")
+	check_raw() { # EXPECTED-ERRNO HEX...
+		local want=$1
+		shift
+		ctl raw nobody raw "$@"
+		grep -q "reply type=ERROR .*errno=$want" "$WORK/raw.out" || fail "raw $* answered: $(cat "$WORK/raw.out")"
+	}
+	check_raw EBADMSG 01
+	check_raw EBADMSG 0101000000000001000000050003
+	check_raw EPROTONOSUPPORT 090300000000000100000000
+	check_raw EOPNOTSUPP 016300000000000100000000
+	check_raw EOPNOTSUPP 018100000000000100000000
+	check_raw EBADMSG 010300010000000100000000
+	check_raw EBADMSG 0101000000000001000000060003000206
+	check_raw EBADMSG 01020000000000010000001000010004000000010001000400000002
+	check_raw EBADMSG 0101000000000001000000060012000200ff
+	check_raw EINVAL 01010000000000010000000a00020001030003000106
+	check_raw EINVAL 010100000000000100000000
+	# The seq of a malformed request is echoed when the header is readable.
+	ctl raw nobody raw 0101000000abcdef00000002ffff
+	grep -q 'seq=11259375 ' "$WORK/raw.out" || fail "seq not echoed: $(cat "$WORK/raw.out")"
+	# A message longer than 4096 bytes is a framing error: the connection is closed, nothing else.
+	ctl big nobody raw "$(head -c 5000 /dev/zero | od -An -tx1 -v | tr -d ' \n')"
+	grep -q 'reply none errno=ECONNRESET' "$WORK/big.out" || fail "oversized message: $(cat "$WORK/big.out")"
+	# Random garbage from 100 connections.
+	for i in $(seq 100); do
+		ctl junk nobody raw "$(head -c $((i % 40 + 1)) /dev/urandom | od -An -tx1 -v | tr -d ' \n')"
+		grep -q 'reply type=ERROR' "$WORK/junk.out" || fail "garbage #$i got: $(cat "$WORK/junk.out")"
+	done
+	kill -0 "$DPID" || fail "daemon died"
+	ctl ls nobody list
+	grep -q "id=1 .*state=MAPPED" "$WORK/ls.out" || fail "daemon lost the held mapping: $(cat "$WORK/ls.out")"
+	[[ $(rule_count "$pa") -eq 2 ]] || fail "held mapping's rule gone"
+	ok "12 malformed kinds answered with the right errno, oversized framing closed, 100 garbage messages"\
+		"refused; the daemon kept serving"
+}
+
+case_probe_external() {
+	lab_up
+	write_conf
+	start_daemon
+	ctl p nobody probe 3000
+	[[ $RC -eq 0 ]] || fail "probe failed: $(cat "$WORK/p.out")"
+	[[ $(field "$WORK/p.out" chosen) == PCP && $(field "$WORK/p.out" external) == "$EXT4" ]] ||
+		fail "probe: $(cat "$WORK/p.out")"
+	grep -q '^server pcp .*version=2' "$WORK/p.out" || fail "no PCP version 2 in the probe"
+	ctl e nobody external
+	[[ $(field "$WORK/e.out" addr) == "$EXT4" ]] || fail "external: $(cat "$WORK/e.out")"
+	ok "probe chose PCP, external address $EXT4 (probe and GET_EXTERNAL)"
+}
+
+case_events() {
+	lab_up
+	write_conf
+	start_daemon
+	"$LAB" cli setpriv --reuid=nobody --regid=nogroup --clear-groups "$CTL" -s "$SOCK" events 2 15000 \
+		>"$WORK/ev.out" 2>&1 &
+	local evpid=$!
+	"$LAB" cli "$CTL" -s "$SOCK" events 4 15000 >"$WORK/evroot.out" 2>&1 &
+	local evroot=$!
+	for _ in $(seq 50); do
+		grep -q subscribed "$WORK/ev.out" 2>/dev/null && grep -q subscribed "$WORK/evroot.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	hold r root tcp 7801 --wait 10000
+	hold a nobody tcp 7800 --wait 10000
+	unhold a
+	wait "$evpid" || fail "nobody's subscriber did not get 2 events: $(cat "$WORK/ev.out")"
+	unhold r
+	wait "$evroot" || fail "root's subscriber did not get 4 events: $(cat "$WORK/evroot.out")"
+	grep -q 'event=MAPPED .*int=192.168.77.2:7800 ' "$WORK/ev.out" || fail "no MAPPED event"
+	grep -q 'event=DELETED .*int=192.168.77.2:7800 ' "$WORK/ev.out" || fail "no DELETED event"
+	! grep -q ':7801 ' "$WORK/ev.out" || fail "nobody saw root's mapping's events"
+	[[ $(grep -c '^event=' "$WORK/evroot.out") -eq 4 ]] || fail "root did not see every event"
+	ok "subscribers get MAPPED and DELETED; nobody sees only its own mappings, root sees all"
+}
+
+case_idle_wakeups() {
+	lab_up
+	write_conf
+	start_daemon
+	local secs=${PCPMAPD_IDLE_SECONDS:-20}
+	ctl idle root idle 10 "$secs" 8000
+	[[ $RC -eq 0 ]] || fail "idle bench failed: $(cat "$WORK/idle.out")"
+	local w
+	w=$(field "$WORK/idle.out" wakeups)
+	cat "$WORK/idle.out"
+	[[ $w -le 2 ]] || fail "$w wakeups in $secs s idle with 10 mappings"
+	ok "10 mappings held, $secs s idle: $w wakeups"
+}
+
+case_renew_timer() {
+	lab_up --min-lifetime 8
+	write_conf
+	start_daemon
+	hold a nobody tcp 7950 --lifetime 8 --wait 10000
+	local pa
+	pa=$(ext_port "$WORK/a.out")
+	ctl s0 root stats
+	sleep 20
+	ctl s1 root stats
+	local renewals w
+	renewals=$(grep -c 'mapping 1: MAPPED --RENEW' "$WORK/daemon.log" || true)
+	w=$(($(field "$WORK/s1.out" wakeups) - $(field "$WORK/s0.out" wakeups) - 1))
+	[[ $renewals -ge 3 ]] || fail "only $renewals renewals in 20 s of an 8 s lifetime"
+	[[ $w -le $((renewals * 4 + 4)) ]] || fail "$w wakeups for $renewals renewals"
+	ctl ls root list
+	grep -q "ext=$EXT4:$pa .*owner=65534" "$WORK/ls.out" || fail "mapping changed: $(cat "$WORK/ls.out")"
+	grep "ext=$EXT4:$pa " "$WORK/ls.out" | grep -Eq 'state=(MAPPED|REFRESHING)' || fail "not mapped"
+	[[ $(rule_count "$pa") -eq 2 ]] || fail "rules changed"
+	ok "$renewals renewals in 20 s at lifetime 8 s driven by the timerfd, $w wakeups, same port $pa"
+}
+
+fn=case_$CASE
+declare -F "$fn" >/dev/null || { echo "unknown case $CASE" >&2; exit 2; }
+"$fn"
