@@ -33,7 +33,7 @@
 #include "daemon/state.h"
 
 #ifndef PCPMAPD_DEFAULT_CONFIG
-#define PCPMAPD_DEFAULT_CONFIG "/etc/pcpmapd.conf"
+#define PCPMAPD_DEFAULT_CONFIG "/etc/pcpmap/pcpmapd.conf"
 #endif
 #define DEFAULT_SOCKET_DIR   "/run/pcpmapd"
 #define SOCKET_NAME          "pcpmapd.sock"

@@ -6,6 +6,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 build_pkgs="build-essential cmake ninja-build pkg-config clang-format clang libclang-rt-14-dev man-db groff-base bsdextrautils \
+debhelper dpkg-dev fakeroot lintian \
 libmnl-dev libnatpmp-dev libminiupnpc-dev libcmocka-dev"
 lab_pkgs="miniupnpd miniupnpd-nftables nftables miniupnpc natpmpc tshark iproute2 procps iputils-ping \
 netcat-openbsd util-linux python3"

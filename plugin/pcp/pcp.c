@@ -10,10 +10,8 @@
 
 struct pcp_server_priv {
 	int fd;
-	/* miniupnpd 2.3.1 answers MALFORMED_OPTION to a DESCRIPTION whose length is not a multiple of 4 (it
-	 * counts the padding): learned per server, then descriptions are padded with spaces. */
-	bool pad_description;
-	/* ... and PORT_SET (5 bytes) always: dropped once learned. */
+	/* miniupnpd 2.3.1 answers MALFORMED_OPTION to any option whose length is not a multiple of 4, so
+	 * PORT_SET (5 bytes) always fails there: learned per server, then left out. */
 	bool no_port_set;
 };
 
@@ -97,11 +95,12 @@ void pm_pcp_build_request(const struct pm_server *s, const struct pm_mapping *m,
 	for (size_t i = 0; i < m->n_filters && i < PCP_MAX_FILTERS; i++)
 		msg->opts.filters[msg->opts.n_filters++] = m->filters[i];
 	if (m->description) {
-		const struct pcp_server_priv *p = s->priv;
 		size_t len = strlen(m->description);
 		msg->opts.has_description = true;
 		memcpy(msg->opts.description, m->description, len + 1);
-		while (p && p->pad_description && len % 4 && len < PCP_MAX_DESCRIPTION)
+		/* Spaces up to a multiple of 4: miniupnpd 2.3.1 refuses other lengths (it counts the padding),
+		 * and trailing spaces change nothing a person reads. */
+		while (len % 4 && len < PCP_MAX_DESCRIPTION)
 			msg->opts.description[len++] = ' ';
 		msg->opts.description[len] = '\0';
 		msg->opts.description_len = len;
@@ -334,18 +333,19 @@ static void handle_datagram(struct pm_server *s, const uint8_t *buf, size_t len)
 		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: answer dropped: %s", s->name, pcp_verdict_name(v));
 		return;
 	}
+	/* A late answer to an earlier delete of the same nonce (apps that re-map a port with a derived nonce
+	 * do this): a SUCCESS with lifetime 0 cannot answer a request for a lifetime. */
+	if (out.msg.result == PCP_RES_SUCCESS && out.msg.lifetime == 0 && req.lifetime != 0) {
+		c->stats.dropped++;
+		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: a delete's late answer dropped", s->name);
+		return;
+	}
 	pm_server_on_reachable(s);
 	pm_server_on_epoch(s, out.msg.epoch, false, m);
 	struct pcp_server_priv *p = s->priv;
 	if (out.msg.result == PCP_RES_MALFORMED_OPTION) {
 		/* Learn the option-length quirk once, then send the request again without it. */
 		bool changed = false;
-		if (req.opts.has_description && req.opts.description_len % 4 && !p->pad_description) {
-			p->pad_description = changed = true;
-			pm_log(c, PCPMAP_LOG_INFO,
-			       "server %s rejects unpadded DESCRIPTION lengths: padding from now on",
-			       s->name);
-		}
 		if (req.opts.has_port_set && !p->no_port_set) {
 			p->no_port_set = changed = true;
 			pm_log(c, PCPMAP_LOG_INFO, "server %s rejects PORT_SET: leaving it out from now on",

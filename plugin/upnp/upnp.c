@@ -204,6 +204,9 @@ static void fill_info(const struct pm_server *s, const struct upnp_job *j, struc
 	info->version = j->igd_version;
 	info->rtt_usec = (uint32_t)(j->igd_discovery_us > UINT32_MAX ? UINT32_MAX : j->igd_discovery_us);
 	info->result_code = j->code > 0 ? j->code : 0;
+	copy_trunc(info->external_addr, sizeof(info->external_addr), j->out_ext);
+	if (j->igd_url[0])
+		snprintf(info->detail, sizeof(info->detail), "IGD:%d %s", j->igd_version, j->igd_url);
 }
 
 static void log_notes(struct pm_server *s, struct upnp_priv *p, const struct upnp_job *j)

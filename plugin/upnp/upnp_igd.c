@@ -564,7 +564,10 @@ void upnp_igd_run(void *ctx, struct upnp_job *j)
 	}
 	switch (j->op) {
 	case UPNP_OP_PROBE:
+		/* A probe reports the external address too (one more SOAP call, about a millisecond). */
 		j->code = 0;
+		if (refresh_ext(g, j) == 0)
+			snprintf(j->out_ext, sizeof(j->out_ext), "%s", g->ext);
 		break;
 	case UPNP_OP_ANNOUNCE:
 		j->code = refresh_ext(g, j);

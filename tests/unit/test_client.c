@@ -622,7 +622,8 @@ static void test_peer_request(void **state)
 	char a[48];
 	pcp_addr_to_string(&r.peer_addr, a, sizeof(a));
 	assert_string_equal(a, "198.51.100.7");
-	assert_string_equal(r.opts.description, "test peer");
+	/* Padded with spaces to a multiple of 4 (miniupnpd refuses other lengths). */
+	assert_string_equal(r.opts.description, "test peer   ");
 	fake_server_success(&r, &resp, "203.0.113.1", 40000, 600, 1);
 	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
 	advance_to(x, T0);
@@ -631,6 +632,42 @@ static void test_peer_request(void **state)
 	/* PEER cannot delete (RFC 6887 12): freeing sends nothing. */
 	pcpmap_mapping_free(m);
 	assert_true(fake_server_idle(&x->srv, 0));
+}
+
+static void test_late_delete_answer_for_reused_nonce_dropped(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg first, del, again, resp;
+	pcpmap_mapping *m = mapped(x, 7030, 600, &first);
+	pcpmap_mapping_free(m);
+	assert_int_equal(fake_server_recv(&x->srv, &del, 1000), 0);
+	/* The application maps the port again with the same (derived) nonce before the delete is answered. */
+	struct pcpmap_request req;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = 7030;
+	req.lifetime = 600;
+	req.nonce = first.nonce;
+	req.callback = on_event;
+	req.userdata = x;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), 0);
+	assert_int_equal(fake_server_recv(&x->srv, &again, 1000), 0);
+	assert_int_equal(again.lifetime, 600);
+	/* The delete's answer arrives now: it must not be taken for the new request's. */
+	resp = del;
+	resp.response = true;
+	resp.result = PCP_RES_SUCCESS;
+	resp.lifetime = 0;
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	x->n_evs = 0;
+	advance_to(x, T0);
+	assert_int_equal(x->n_evs, 0);
+	struct pcpmap_mapping_info i;
+	pcpmap_mapping_get_info(m, &i);
+	assert_int_equal(i.state, PCPMAP_STATE_WAIT_RESP);
+	fake_server_success(&again, &resp, "203.0.113.1", 7030, 600, 101);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0);
+	assert_int_equal(x->evs[0].ev, PCPMAP_EVENT_MAPPED);
 }
 
 int main(void)
@@ -659,6 +696,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_invalid_requests_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_table_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_delete_answer_for_reused_nonce_dropped, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
