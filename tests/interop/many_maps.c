@@ -9,6 +9,12 @@
 
 static unsigned mapped;
 
+static void log_cb(void *ud, enum pcpmap_log_level level, const char *msg)
+{
+	(void)ud;
+	fprintf(stderr, "<%d> %s\n", level, msg);
+}
+
 static void on_event(pcpmap_mapping *m, enum pcpmap_event ev, const struct pcpmap_mapping_info *info,
 		     void *ud)
 {
@@ -31,6 +37,10 @@ int main(int argc, char **argv)
 	struct pcpmap_client_config cfg;
 	pcpmap_client_config_init(&cfg);
 	cfg.max_mappings = n + 8;
+	if (getenv("MANY_MAPS_LOG")) {
+		cfg.log = log_cb;
+		cfg.log_level = PCPMAP_LOG_DEBUG;
+	}
 	pcpmap_client *c;
 	if (pcpmap_client_new(&c, &cfg) < 0)
 		return 1;
@@ -60,8 +70,15 @@ int main(int argc, char **argv)
 	printf("mapped %u/%u in %.0f ms, %llu requests (%llu retransmissions)\n", mapped, n,
 	       (pcpmap_now_usec() - t0) / 1000.0, (unsigned long long)st.sent,
 	       (unsigned long long)st.retransmits);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
+		struct pcpmap_mapping_info info;
+		pcpmap_mapping_get_info(maps[i], &info);
+		if (info.state != PCPMAP_STATE_MAPPED && info.state != PCPMAP_STATE_REFRESHING)
+			printf("not mapped: port %u state %s via %s error %s %s\n", info.internal_port,
+			       pcpmap_state_name(info.state), pcpmap_proto_name(info.proto), pcpmap_strerror(info.error),
+			       info.detail);
 		pcpmap_mapping_abandon(maps[i]);
+	}
 	free(maps);
 	pcpmap_client_free(c);
 	return mapped == n ? 0 : 1;
