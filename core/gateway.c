@@ -47,7 +47,9 @@ static unsigned mapping_needs(const struct pm_mapping *m)
 		need |= PM_CAP_THIRD_PARTY;
 	if (m->n_filters)
 		need |= PM_CAP_FILTER;
-	if (m->prefer_failure)
+	/* A pair's second half is pinned with PREFER_FAILURE by pcpmap itself, and the assigned port is checked
+	 * on every protocol: it needs no protocol support. */
+	if (m->prefer_failure && !m->pair_owner)
 		need |= PM_CAP_PREFER_FAILURE;
 	if (m->description)
 		need |= PM_CAP_DESCRIPTION;

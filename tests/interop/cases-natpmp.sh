@@ -22,7 +22,10 @@ NP=(--protocol natpmp)
 
 cleanup() {
 	local rc=$?
-	[[ -n ${BG_PID:-} ]] && kill "$BG_PID" 2>/dev/null && wait "$BG_PID" 2>/dev/null
+	if [[ -n ${BG_PID:-} ]]; then
+		kill "$BG_PID" 2>/dev/null || true
+		wait "$BG_PID" 2>/dev/null || true
+	fi
 	"$LAB" capture-stop >/dev/null 2>&1 || true
 	"$LAB" down >/dev/null 2>&1 || true
 	if [[ $rc -ne 0 && $rc -ne 77 ]]; then

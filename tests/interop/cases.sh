@@ -19,7 +19,10 @@ EXT4=203.0.113.1
 
 cleanup() {
 	local rc=$?
-	[[ -n ${BG_PID:-} ]] && kill "$BG_PID" 2>/dev/null && wait "$BG_PID" 2>/dev/null
+	if [[ -n ${BG_PID:-} ]]; then
+		kill "$BG_PID" 2>/dev/null || true
+		wait "$BG_PID" 2>/dev/null || true
+	fi
 	"$LAB" capture-stop >/dev/null 2>&1 || true
 	"$LAB" down >/dev/null 2>&1 || true
 	if [[ $rc -ne 0 && $rc -ne 77 ]]; then
@@ -497,6 +500,78 @@ case_fallback_gateway_silent() {
 	grep -q 'tried PCP (no answer)' "$WORK/map.out" || fail "the error does not say what was tried"
 	[[ $ms -ge 1400 && $ms -le 2500 ]] || fail "gave up after $ms ms with --timeout 1500"
 	ok "gateway silent: error after $ms ms with --timeout 1500: $(head -n1 "$WORK/map.out")"
+}
+
+case_fallback_upnp_only() {
+	lab_up --natpmp no
+	local t0 ms
+	t0=$(date +%s%N)
+	pm map map tcp 7035 --once --json -g $GW4
+	ms=$(elapsed_ms "$t0")
+	[[ $RC -eq 0 ]] || fail "map exited $RC: $(cat "$WORK/map.out")"
+	[[ $(json_field "$WORK/map.out" protocol) == UPnP ]] || fail "not carried by UPnP"
+	local ext
+	ext=$(json_field "$WORK/map.out" external.port)
+	rules_have "$ext" || fail "no rule"
+	"$LAB" reach tcp "$ext" 7035 || fail "not reachable"
+	ok "UPnP-only gateway (PCP port closed): mapped through UPnP in $ms ms (whole process), reachable"
+}
+
+case_pair_every_protocol() {
+	lab_up
+	local proto p1 p2 out=""
+	for proto in natpmp upnp; do
+		pm "pair-$proto" map udp 7040 --pair --once --json --protocol "$proto"
+		[[ $RC -eq 0 ]] || fail "pair over $proto exited $RC: $(cat "$WORK/pair-$proto.out")"
+		p1=$(json_field "$WORK/pair-$proto.out" external.port)
+		p2=$(json_field "$WORK/pair-$proto.out" external.port2)
+		[[ $((p1 % 2)) -eq 0 && $p2 -eq $((p1 + 1)) ]] || fail "$proto: not an even/odd pair: $p1 $p2"
+		"$LAB" reach udp "$p1" 7040 || fail "$proto: RTP port not reachable"
+		"$LAB" reach udp "$p2" 7041 || fail "$proto: RTCP port not reachable"
+		out="$out $proto $p1/$p2"
+		# Free both halves before the next protocol tries the same internal ports.
+		"$LAB" cli "$PCPMAP" unmap udp 7040 --protocol "$proto" >/dev/null 2>&1 || true
+		"$LAB" cli "$PCPMAP" unmap udp 7041 --protocol "$proto" >/dev/null 2>&1 || true
+	done
+	ok "RTP/RTCP pairs emulated with two mappings:$out"
+}
+
+case_connections_peer() {
+	lab_up
+	# A connection of our own: client 192.168.77.2:40100 -> wan 203.0.113.2:8081, held open.
+	"$LAB" wan python3 -c '
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("203.0.113.2", 8081)); s.listen(1); s.settimeout(10)
+c, a = s.accept(); time.sleep(8)' &
+	BG_PID=$!
+	sleep 0.3
+	"$LAB" cli python3 -c '
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("192.168.77.2", 40100)); s.connect(("203.0.113.2", 8081)); time.sleep(6)' &
+	local conn_pid=$!
+	sleep 0.5
+	pm list connections tcp -4 --json
+	[[ $RC -eq 0 ]] || fail "connections exited $RC"
+	local n
+	n=$(python3 - "$WORK/list.out" <<'PY'
+import json, sys
+for i, line in enumerate(l for l in open(sys.argv[1]) if l.startswith('{')):
+    d = json.loads(line)
+    if d.get("local", {}).get("port") == 40100 and d.get("remote", {}).get("port") == 8081:
+        print(d.get("index", i + 1)); break
+PY
+)
+	[[ -n $n ]] || fail "our connection is not listed: $(cat "$WORK/list.out")"
+	pm pick connections tcp -4 --pick "$n" --once --json -g $GW4
+	[[ $RC -eq 0 ]] || fail "--pick $n exited $RC: $(cat "$WORK/pick.out")"
+	[[ $(json_field "$WORK/pick.out" kind) == peer ]] || fail "not a PEER mapping"
+	local post
+	post=$("$LAB" gw nft list chain inet filter postrouting_miniupnpd)
+	grep -qw 40100 <<<"$post" || fail "no PEER rule for port 40100 on the gateway"
+	wait "$conn_pid" 2>/dev/null || true
+	ok "connection #$n (40100 -> 203.0.113.2:8081) listed; its PEER mapping is on the gateway"
 }
 
 fn=case_$CASE
