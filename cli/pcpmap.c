@@ -255,6 +255,7 @@ static void print_info(const struct opts *o, const char *event, const struct pcp
 
 struct run_state {
 	struct opts *o;
+	bool progress_shown; /* a progress line sits on stderr: clear it before printing */
 	bool done;
 	int err;
 	bool mapped;
@@ -267,6 +268,10 @@ static void event_cb(pcpmap_mapping *m, enum pcpmap_event ev, const struct pcpma
 	(void)m;
 	if (st->done)
 		return; /* events queued in the same batch after the one that ended the run */
+	if (st->progress_shown) {
+		fputs("\r\033[K", stderr);
+		st->progress_shown = false;
+	}
 	char name[16];
 	snprintf(name, sizeof(name), "%s", pcpmap_event_name(ev));
 	for (char *p = name; *p; p++)
@@ -354,11 +359,30 @@ static int run_mapping(struct opts *o, struct pcpmap_request *req, const char *c
 	}
 	uint64_t start = pcpmap_now_usec();
 	bool interrupted = false;
+	/* A progress line while the gateway takes longer than a moment, only on a terminal. */
+	bool progress = isatty(STDERR_FILENO) && !o->json && !o->verbose;
 	while (!st.done) {
 		pcpmap_client_process(c);
+		if (st.mapped)
+			progress = false;
 		if (st.done)
 			break;
 		int t = pcpmap_client_get_timeout(c);
+		if (progress && !st.mapped) {
+			uint64_t waited = pcpmap_now_usec() - start;
+			if (waited >= 300000u) {
+				struct pcpmap_mapping_info info;
+				pcpmap_mapping_get_info(m, &info);
+				fprintf(stderr, "\r\033[Kwaiting for %s: %.1f s%s%s",
+					info.server[0] ? info.server : "the gateway", waited / 1e6,
+					info.detail[0] ? ", " : "", info.detail);
+				st.progress_shown = true;
+			}
+			/* Refresh the line about every 250 ms. */
+			int next = waited >= 300000u ? 250 : (int)((300000u - waited) / 1000u) + 1;
+			if (t < 0 || t > next)
+				t = next;
+		}
 		if (o->once || !st.mapped) {
 			/* Until the first mapping, --timeout bounds the wait. */
 			uint64_t now = pcpmap_now_usec();
@@ -366,6 +390,8 @@ static int run_mapping(struct opts *o, struct pcpmap_request *req, const char *c
 			if (o->once || o->timeout_ms > 0) {
 				if (now >= end && !st.mapped) {
 					st.err = -ETIMEDOUT;
+					if (st.progress_shown)
+						fputs("\r\033[K", stderr);
 					struct pcpmap_mapping_info info;
 					pcpmap_mapping_get_info(m, &info);
 					info.error = -ETIMEDOUT;
