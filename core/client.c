@@ -130,6 +130,9 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 	if (cfg->transport_family != 0 && cfg->transport_family != AF_INET &&
 	    cfg->transport_family != AF_INET6)
 		return -EINVAL;
+	if (cfg->size >= offsetof(struct pcpmap_client_config, mode) + sizeof(cfg->mode) &&
+	    (unsigned)cfg->mode > PCPMAP_MODE_DAEMON)
+		return -EINVAL;
 	if (cfg->server) {
 		struct pm_sockaddr sa;
 		if (pm_parse_server(cfg->server, &sa) < 0)
@@ -141,6 +144,7 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 		return -ENOMEM;
 	memcpy(&c->cfg, cfg, cfg->size);
 	c->cfg.size = sizeof(c->cfg);
+	c->cfg.daemon_socket = NULL; /* the daemon mode keeps its own copy */
 	if (cfg->server) {
 		c->server_str = strdup(cfg->server);
 		if (!c->server_str) {
@@ -191,6 +195,11 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 	sched_timer_init(&c->announce.timer, announce_timer, c, "announce");
 	pm_probe_init(c);
 	pm_resilience_init(c);
+	r = pm_dmode_start(c, cfg);
+	if (r < 0) {
+		pcpmap_client_free(c);
+		return r;
+	}
 	*ret = c;
 	return 0;
 }
@@ -208,6 +217,8 @@ PCPMAP_EXPORT pcpmap_client *pcpmap_client_free(pcpmap_client *c)
 {
 	if (!c)
 		return NULL;
+	/* Daemon mode: closing the connection makes the daemon delete what is not persistent. */
+	pm_dmode_free(c);
 	/* One best-effort delete per live mapping, then drop everything. */
 	while (!pm_list_empty(&c->mappings)) {
 		struct pm_mapping *m = pm_container_of(c->mappings.next, struct pm_mapping, link);
@@ -294,9 +305,8 @@ int pm_client_watch_fd(pcpmap_client *c, int fd, void (*fn)(pcpmap_client *c, in
 	return watch(c, fd, NULL, fn);
 }
 
-void pm_server_unwatch_fd(struct pm_server *s, int fd)
+static void unwatch(pcpmap_client *c, int fd, const struct pm_server *s)
 {
-	pcpmap_client *c = s->client;
 	for (struct pm_watch **pp = &c->watches; *pp; pp = &(*pp)->next) {
 		if ((*pp)->fd == fd && (*pp)->server == s) {
 			struct pm_watch *w = *pp;
@@ -311,6 +321,16 @@ void pm_server_unwatch_fd(struct pm_server *s, int fd)
 			return;
 		}
 	}
+}
+
+void pm_server_unwatch_fd(struct pm_server *s, int fd)
+{
+	unwatch(s->client, fd, s);
+}
+
+void pm_client_unwatch_fd(pcpmap_client *c, int fd)
+{
+	unwatch(c, fd, NULL);
 }
 
 void pm_client_queue_event(pcpmap_client *c, struct pm_event *e)
@@ -555,6 +575,8 @@ PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpma
 
 	if (!c || timeout_ms < 0)
 		return -EINVAL;
+	if (c->dmode)
+		return -EOPNOTSUPP; /* the daemon watches the gateway's epoch itself */
 	if (c->announce.server)
 		return -EBUSY;
 	c->now = c->env.clock.now_us(c->env.clock.ctx);

@@ -14,6 +14,8 @@
 
 struct pm_server;
 struct pm_mapping;
+struct pm_dmap;
+struct pm_dmode;
 
 /* What a backend learned from one answer to a mapping request, in protocol-neutral terms. */
 enum pm_reply_kind {
@@ -180,6 +182,8 @@ struct pm_mapping {
 	bool remap_pending;   /* queued for a paced re-creation */
 	bool restart_pending; /* re-homed: the main timer starts it again */
 	uint64_t remap_at;    /* not before this time */
+
+	struct pm_dmap *dmap; /* daemon mode: a proxy of one of pcpmapd's mappings (core/daemon_mode.c) */
 };
 
 enum pm_event_kind { PM_EVENT_MAPPING = 0, PM_EVENT_SERVER, PM_EVENT_PROBE };
@@ -257,6 +261,9 @@ struct pcpmap_client {
 		unsigned pending; /* bits of protocols still to answer */
 		pcpmap_mapping *ext_map;
 	} probe;
+
+	/* Daemon mode (core/daemon_mode.c): NULL when this client runs the engine itself. */
+	struct pm_dmode *dmode;
 };
 
 /* Creation with injected clock and randomness (tests use a fake clock). */
@@ -310,6 +317,7 @@ void pm_gw_free(struct pm_gw *gw);
 /* "tried PCP (port unreachable), NAT-PMP (no answer), ..." for the protocols in mask. */
 void pm_gw_describe(const struct pm_gw *gw, uint32_t mask, char *buf, size_t len);
 int pm_client_watch_fd(pcpmap_client *c, int fd, void (*fn)(pcpmap_client *c, int fd));
+void pm_client_unwatch_fd(pcpmap_client *c, int fd);
 /* The blocking helpers' loop: process, then poll until done(), timeout_ms (-1: none; -ETIMEDOUT) or a signal
  * (-EINTR). */
 int pm_client_wait(pcpmap_client *c, bool (*done)(pcpmap_client *c, void *ud), void *ud, int timeout_ms);
@@ -338,6 +346,22 @@ int pm_client_announce_on(pcpmap_client *c, struct pm_server *s, int timeout_ms,
 			  void *userdata);
 void pm_client_queue_event(pcpmap_client *c, struct pm_event *e);
 void pm_client_purge_events(pcpmap_client *c, const struct pm_mapping *m);
+
+/* Daemon mode (core/daemon_mode.c): the client is a proxy of pcpmapd's (doc/DESIGN.md). */
+/* With cfg's mode AUTO or DAEMON, connects and subscribes (at most 1 s); 0 also when AUTO falls back. */
+int pm_dmode_start(pcpmap_client *c, const struct pcpmap_client_config *cfg);
+void pm_dmode_free(pcpmap_client *c);
+int pm_dmode_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcpmap_mapping **ret);
+void pm_dmode_mapping_free(struct pm_mapping *m);
+void pm_dmode_mapping_abandon(struct pm_mapping *m);
+void pm_dmode_mapping_get_info(const struct pm_mapping *m, struct pcpmap_mapping_info *ret);
+int pm_dmode_flush(pcpmap_client *c, int timeout_ms);
+int pm_dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int timeout_ms,
+			struct pcpmap_mapping_info *ret_info);
+int pm_dmode_probe(pcpmap_client *c, int timeout_ms, pcpmap_probe_fn cb, void *userdata);
+int pm_dmode_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret);
+/* The engine's checks of a request (mapping.c), without making a mapping. */
+int pm_request_validate(pcpmap_client *c, const struct pcpmap_request *req);
 
 /* Mapping helpers shared with backends. */
 void pm_mapping_fsm(struct pm_mapping *m, enum fsm_event ev);

@@ -614,10 +614,22 @@ static void mapping_start(struct pm_mapping *m)
 	pm_gw_attach(m);
 }
 
+int pm_request_validate(pcpmap_client *c, const struct pcpmap_request *req)
+{
+	struct pm_mapping *m = mapping_alloc(c);
+	if (!m)
+		return -ENOMEM;
+	int r = validate_and_copy(c, req, m);
+	mapping_free_mem(m);
+	return r;
+}
+
 PCPMAP_EXPORT int pcpmap_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcpmap_mapping **ret)
 {
 	if (!c || !req || !ret)
 		return -EINVAL;
+	if (c->dmode)
+		return pm_dmode_mapping_new(c, req, ret);
 	if (c->n_mappings >= c->cfg.max_mappings) {
 		pm_log(c, PCPMAP_LOG_WARNING, "mapping table full (%u mappings)", c->cfg.max_mappings);
 		return -ENOSPC;
@@ -644,6 +656,10 @@ PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_free(pcpmap_mapping *handle)
 	struct pm_mapping *m = (struct pm_mapping *)handle;
 	if (!m)
 		return NULL;
+	if (m->dmap) {
+		pm_dmode_mapping_free(m);
+		return NULL;
+	}
 	pcpmap_client *c = m->client;
 	m->user_owned = false;
 	pm_client_purge_events(c, m);
@@ -670,7 +686,9 @@ PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_free(pcpmap_mapping *handle)
 PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_abandon(pcpmap_mapping *handle)
 {
 	struct pm_mapping *m = (struct pm_mapping *)handle;
-	if (m)
+	if (m && m->dmap)
+		pm_dmode_mapping_abandon(m);
+	else if (m)
 		pm_mapping_destroy(m);
 	return NULL;
 }
@@ -680,7 +698,10 @@ PCPMAP_EXPORT int pcpmap_mapping_get_info(const pcpmap_mapping *handle, struct p
 	const struct pm_mapping *m = (const struct pm_mapping *)handle;
 	if (!m || !ret)
 		return -EINVAL;
-	fill_info(m, ret);
+	if (m->dmap)
+		pm_dmode_mapping_get_info(m, ret);
+	else
+		fill_info(m, ret);
 	return 0;
 }
 
@@ -898,6 +919,8 @@ static bool nothing_deleting(pcpmap_client *c, void *ud)
 
 PCPMAP_EXPORT int pcpmap_client_flush(pcpmap_client *c, int timeout_ms)
 {
+	if (c->dmode)
+		return pm_dmode_flush(c, timeout_ms);
 	if (nothing_deleting(c, NULL))
 		return 0;
 	return pm_client_wait(c, nothing_deleting, NULL, timeout_ms < 0 ? 0 : timeout_ms);
@@ -935,6 +958,8 @@ PCPMAP_EXPORT int pcpmap_unmap_sync(pcpmap_client *c, const struct pcpmap_reques
 
 	if (!c || !req || req->kind != PCPMAP_KIND_MAP)
 		return -EINVAL;
+	if (c->dmode)
+		return pm_dmode_unmap_sync(c, req, timeout_ms, ret_info);
 	if (c->n_mappings >= c->cfg.max_mappings)
 		return -ENOSPC;
 	struct pm_mapping *m = mapping_alloc(c);

@@ -172,6 +172,8 @@ PCPMAP_EXPORT int pcpmap_client_probe(pcpmap_client *c, int timeout_ms, pcpmap_p
 	struct pm_gw *gw;
 	if (!c || timeout_ms <= 0)
 		return -EINVAL;
+	if (c->dmode)
+		return pm_dmode_probe(c, timeout_ms, cb, userdata);
 	if (c->probe.active)
 		return -EBUSY;
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
@@ -249,6 +251,8 @@ static void sync_cb(pcpmap_client *c, const struct pcpmap_probe_result *r, void 
 PCPMAP_EXPORT int pcpmap_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret)
 {
 	struct probe_wait w = { .ret = ret };
+	if (c && c->dmode)
+		return timeout_ms <= 0 ? -EINVAL : pm_dmode_probe_sync(c, timeout_ms, ret);
 	int r = pcpmap_client_probe(c, timeout_ms, sync_cb, &w);
 	if (r < 0)
 		return r;

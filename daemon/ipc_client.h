@@ -19,7 +19,7 @@
 
 #include <pcpmap/pcpmap.h>
 
-#include "daemon/ipc.h"
+#include "ipc/ipc.h"
 
 /* Where pcpmapd listens unless told otherwise. */
 #define PMD_CTL_DEFAULT_SOCKET "/run/pcpmapd/pcpmapd.sock"

@@ -29,7 +29,7 @@
 #include <pcpmap/pcpmap.h>
 
 #include "daemon/config.h"
-#include "daemon/ipc.h"
+#include "ipc/ipc.h"
 #include "daemon/state.h"
 
 #ifndef PCPMAPD_DEFAULT_CONFIG

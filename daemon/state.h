@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/ipc.h"
+#include "ipc/ipc.h"
 
 #define PMD_STATE_FILE      "mappings.state"
 #define PMD_STATE_MAX_RECS  65536u

@@ -22,6 +22,19 @@ extern "C" {
 /** Default bound on the mapping table of one client. */
 #define PCPMAP_DEFAULT_MAX_MAPPINGS 1024u
 
+/** Where a client's mappings are made: see pcpmap_client_config::mode and pcpmap_client_uses_daemon(). */
+enum pcpmap_mode {
+	/** In this process: the client runs its own engine (sockets, timers, gateway probing). The default. */
+	PCPMAP_MODE_ENGINE = 0,
+	/** Through pcpmapd when its control socket answers at pcpmap_client_new(), else in this process. */
+	PCPMAP_MODE_AUTO,
+	/** Through pcpmapd only: pcpmap_client_new() fails when no daemon answers. */
+	PCPMAP_MODE_DAEMON,
+};
+
+/** Where pcpmapd listens unless pcpmap_client_config::daemon_socket or $PCPMAPD_SOCKET says otherwise. */
+#define PCPMAP_DEFAULT_DAEMON_SOCKET "/run/pcpmapd/pcpmapd.sock"
+
 /**
  * Client configuration. Initialise with pcpmap_client_config_init(), then set what you need.
  * pcpmap_client_new() copies it (strings included): the caller keeps ownership of everything here.
@@ -65,17 +78,32 @@ struct pcpmap_client_config {
 	 * protocols follow in the default order (PCP, NAT-PMP, UPnP); all zero means the default.
 	 */
 	uint8_t protocol_order[3];
+	/**
+	 * PCPMAP_MODE_ENGINE (the default) runs the protocol engine in this process. An application that
+	 * wants the host's pcpmapd when it runs (one client state for every application, mappings that can
+	 * outlive the program: pcpmap_request::persistent) and still works without it sets PCPMAP_MODE_AUTO;
+	 * the API and the callbacks stay the same (differences: pcpmap_client_uses_daemon()).
+	 * PCPMAP_MODE_DAEMON insists on the daemon.
+	 */
+	enum pcpmap_mode mode;
+	/** The daemon's control socket (AF_UNIX SOCK_SEQPACKET); NULL: $PCPMAPD_SOCKET if set, else
+	    PCPMAP_DEFAULT_DAEMON_SOCKET. Only with PCPMAP_MODE_AUTO and PCPMAP_MODE_DAEMON. */
+	const char *daemon_socket;
 };
 
 /** Fills cfg with defaults (every protocol, default gateway, no logging). */
 PCPMAP_EXPORT void pcpmap_client_config_init(struct pcpmap_client_config *cfg);
 
 /**
- * Creates a client. No packet is sent until a mapping or probe asks for it.
+ * Creates a client. No packet is sent until a mapping or probe asks for it. With PCPMAP_MODE_AUTO or
+ * PCPMAP_MODE_DAEMON it first connects to pcpmapd and subscribes to its events, waiting at most 1 s for the
+ * daemon's answer; AUTO falls back to the in-process engine when that fails.
  * @param ret receives the client; untouched on failure. Free it with pcpmap_client_free().
  * @param cfg configuration (copied), or NULL for defaults.
- * @return 0, -EINVAL (bad configuration: unparsable server address, unknown size), -ENOMEM, or the errno of
- *         creating the internal epoll descriptor.
+ * @return 0, -EINVAL (bad configuration: unparsable server address, unknown size or mode), -ENOMEM, or the
+ *         errno of creating the internal epoll descriptor. PCPMAP_MODE_DAEMON without a daemon: -ENOENT (no
+ *         socket), -ECONNREFUSED (a socket nobody listens on), -EACCES, -EUSERS (the daemon's connection
+ *         limit), -ETIMEDOUT (no answer), -ECONNRESET, or another errno of connecting.
  */
 PCPMAP_EXPORT int pcpmap_client_new(pcpmap_client **ret, const struct pcpmap_client_config *cfg);
 
@@ -88,10 +116,40 @@ PCPMAP_EXPORT int pcpmap_client_new(pcpmap_client **ret, const struct pcpmap_cli
 PCPMAP_EXPORT pcpmap_client *pcpmap_client_free(pcpmap_client *c);
 
 /**
- * The one descriptor to poll for POLLIN. It stays the same for the life of the client.
+ * The one descriptor to poll for POLLIN. It stays the same for the life of the client (in daemon mode too,
+ * across reconnections to the daemon).
  * @return a descriptor owned by the client (do not close it).
  */
 PCPMAP_EXPORT int pcpmap_client_get_fd(const pcpmap_client *c);
+
+/**
+ * Whether this client talks to pcpmapd (daemon mode) instead of running its own engine: false with
+ * PCPMAP_MODE_ENGINE, true with PCPMAP_MODE_DAEMON, decided by pcpmap_client_new() with PCPMAP_MODE_AUTO.
+ *
+ * In daemon mode every call and callback works as documented, with these differences:
+ * - The daemon's configuration picks the gateway and the protocols: server, transport_family,
+ *   port_reservation_code, remap_interval_ms, no_announce_listener, no_netlink_monitor, protocol_order and
+ *   trace are not used; protocols narrows each request as pcpmap_request::protocols does.
+ * - pcpmap_mapping_new() checks the request as the engine does, sends it and returns at once. A refusal by
+ *   the daemon (-EPERM, -EDQUOT, -ENOSPC, -EPROTONOSUPPORT...) comes as a final FAILED event (state
+ *   FAILED) whose info.detail holds the daemon's message. allow_degrade and nonce2 cannot be carried to
+ *   the daemon: -EOPNOTSUPP. info.nonce2 stays zero.
+ * - pcpmap_mapping_abandon() only releases the handle: the daemon deletes the mapping when this client is
+ *   freed (its connection closes), unless the request was persistent.
+ * - pcpmap_client_free() closes the connection: the daemon deletes every mapping of this client that is not
+ *   persistent, as the engine would.
+ * - pcpmap_client_flush() waits until the daemon acknowledged every deletion sent to it.
+ * - pcpmap_client_announce() returns -EOPNOTSUPP; pcpmap_client_probe(), pcpmap_probe_sync() and
+ *   pcpmap_unmap_sync() ask the daemon (-ENOTCONN while it is unreachable); pcpmap_client_get_stats()
+ *   counts control messages (sent, received, dropped).
+ * - When the connection to the daemon drops (a daemon restart), every mapping the daemon had answered for
+ *   reports LOST; the client reconnects with a backoff (0.25 s, doubling up to 8 s) and asks for its
+ *   mappings again with the same nonces, or takes persistent ones back by id; MAPPED (or CHANGED) follows
+ *   as after any loss. Mappings made meanwhile are sent once the daemon is back.
+ * A send that finds the socket full waits at most 1 s; a daemon that leaves a request unanswered for 10 s
+ * (a probe: its timeout plus 10 s) is treated as gone.
+ */
+PCPMAP_EXPORT bool pcpmap_client_uses_daemon(const pcpmap_client *c);
 
 /**
  * The next deadline on the pcpmap_now_usec() clock, in microseconds.

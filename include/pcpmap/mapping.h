@@ -151,6 +151,14 @@ struct pcpmap_request {
 	/** With port_pair: the nonce of the second half (internal port + 1), to take a pair over; NULL for a
 	    fresh one. */
 	const uint8_t *nonce2;
+	/**
+	 * Only with a daemon (pcpmap_client_uses_daemon()): pcpmapd keeps the mapping after this client is
+	 * freed or exits, and across daemon restarts, until pcpmap_mapping_free() or another client of the
+	 * daemon deletes it. The daemon may refuse it to users other than root (a final FAILED event, -EPERM).
+	 * The in-process engine ignores it: its mappings end with the client (or expire on the gateway after
+	 * pcpmap_mapping_abandon()).
+	 */
+	bool persistent;
 };
 
 /** Fills req with defaults for a request of this kind. */
@@ -169,13 +177,15 @@ PCPMAP_EXPORT int pcpmap_mapping_new(pcpmap_client *c, const struct pcpmap_reque
 /**
  * Deletes the mapping on the gateway (RFC 6887: MAP with lifetime 0 and the same nonce; PEER mappings are
  * left to expire, since PEER cannot delete) and releases the handle at once: no callback fires for it any
- * more. The client keeps the deletion in flight; see pcpmap_client_flush().
+ * more. The client keeps the deletion in flight; see pcpmap_client_flush(). In daemon mode it asks the
+ * daemon to delete it, persistent or not.
  * @return NULL. Accepts NULL.
  */
 PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_free(pcpmap_mapping *m);
 
 /**
- * Releases the handle without deleting: the gateway keeps the mapping until its lifetime runs out.
+ * Releases the handle without deleting: the gateway keeps the mapping until its lifetime runs out. In daemon
+ * mode the daemon keeps renewing it until this client is freed, or for good if it is persistent.
  * @return NULL. Accepts NULL.
  */
 PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_abandon(pcpmap_mapping *m);
@@ -199,8 +209,11 @@ PCPMAP_EXPORT int pcpmap_map_sync(pcpmap_client *c, const struct pcpmap_request 
  * Deletes a mapping made earlier, possibly by another process, and waits for the gateway's answer: the
  * request names the mapping (protocol, internal port, family, third party) and, for PCP, carries the nonce
  * it was made with (the gateway refuses a delete with another nonce: -EACCES).
+ * In daemon mode a mapping the daemon holds with that nonce (or those ports) is deleted by the daemon;
+ * otherwise the daemon renews it with the nonce (the gateway's acceptance proves the nonce) and deletes it.
  * @param ret_info receives the outcome (may be NULL).
- * @return 0 when the gateway confirmed; -ETIMEDOUT; the gateway's refusal as a negative errno.
+ * @return 0 when the gateway confirmed (daemon mode: when the daemon deleted it); -ETIMEDOUT; the gateway's
+ *         or the daemon's refusal as a negative errno.
  */
 PCPMAP_EXPORT int pcpmap_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int timeout_ms,
 				    struct pcpmap_mapping_info *ret_info);

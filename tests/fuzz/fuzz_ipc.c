@@ -1,5 +1,5 @@
 /*
- * Fuzz target for the pcpmapd control-protocol codec (daemon/ipc.c). Invariants: decode fails only with
+ * Fuzz target for the pcpmapd control-protocol codec (core/ipc/ipc.c). Invariants: decode fails only with
  * -EBADMSG or -EPROTONOSUPPORT and agrees with peek; a decoded message re-encodes (never longer than the
  * input: unknown optional attributes are dropped), re-decodes, and re-encodes to the same bytes; the encoder
  * refuses a buffer one byte short with -ENOSPC; copying the input as a string always yields a valid string.
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/ipc.h"
+#include "ipc/ipc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -75,8 +75,8 @@ int main(int argc, char **argv)
 		pcpmap_mapping_get_info(maps[i], &info);
 		if (info.state != PCPMAP_STATE_MAPPED && info.state != PCPMAP_STATE_REFRESHING)
 			printf("not mapped: port %u state %s via %s error %s %s\n", info.internal_port,
-			       pcpmap_state_name(info.state), pcpmap_proto_name(info.proto), pcpmap_strerror(info.error),
-			       info.detail);
+			       pcpmap_state_name(info.state), pcpmap_proto_name(info.proto),
+			       pcpmap_strerror(info.error), info.detail);
 		pcpmap_mapping_abandon(maps[i]);
 	}
 	free(maps);

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/ipc.h"
+#include "ipc/ipc.h"
 #include "daemon/state.h"
 
 struct complaints {

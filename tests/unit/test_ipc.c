@@ -1,6 +1,6 @@
 /*
- * pcpmapd control-protocol codec (daemon/ipc.c, doc/IPC.md): byte vectors for each layout, round trips, every
- * malformed-input rule, encoder refusals, string sanitising and the size bound of the largest reply.
+ * pcpmapd control-protocol codec (core/ipc/ipc.c, doc/IPC.md): byte vectors for each layout, round trips,
+ * every malformed-input rule, encoder refusals, string sanitising and the size bound of the largest reply.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 
 /* The codec is not part of the library that tests link: compile it in. */
-#include "daemon/ipc.h"
+#include "ipc/ipc.h"
 
 static struct pmd_ipc_msg msg, out;
 static uint8_t buf[PMD_IPC_MAX_MSG + 64], buf2[PMD_IPC_MAX_MSG + 64];

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "daemon/ipc.h"
+#include "ipc/ipc.h"
 
 enum akind {
 	K_NONE = 0,

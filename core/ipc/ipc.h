@@ -9,9 +9,11 @@
  * Decoding checks every length, every string (UTF-8, no control characters) and every repeat count; any
  * violation is -EBADMSG. Encoding refuses (-EINVAL) what decoding would refuse, so the daemon never emits a
  * message its clients cannot read.
+ *
+ * Part of the library (hidden symbols): the client's daemon mode speaks it, and so do pcpmapd and its tools.
  */
-#ifndef PCPMAP_DAEMON_IPC_H
-#define PCPMAP_DAEMON_IPC_H
+#ifndef PCPMAP_CORE_IPC_H
+#define PCPMAP_CORE_IPC_H
 
 #include <stdbool.h>
 #include <stddef.h>

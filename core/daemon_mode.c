@@ -1,0 +1,1393 @@
+/* Library through the daemon (doc/DESIGN.md): a client whose mappings pcpmapd makes. The client keeps the
+ * engine's contract (one descriptor, deadlines, callbacks queued and delivered from process()) but holds no
+ * gateway state: each mapping is a proxy of one of the daemon's, fed by its replies and events over the
+ * control socket (doc/IPC.md). */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "ipc/ipc.h"
+
+#define CONNECT_WAIT_MS 1000      /* pcpmap_client_new(): the daemon's answer to SUBSCRIBE */
+#define SEND_WAIT_MS    1000      /* a full socket buffer */
+#define REPLY_GRACE_US  10000000u /* a request unanswered this long: the daemon is stuck */
+#define BACKOFF_MIN_US  250000u
+#define BACKOFF_MAX_US  8000000u
+#define PROBE_MAX_MS    60000u /* the daemon's cap on TIMEOUT_MS */
+#define READS_PER_CALL  256    /* per process(); more keep the descriptor readable for the next one */
+#define UNMAP_LIFETIME  120u   /* unmap_sync's renewal, deleted at once */
+
+enum req_kind {
+	R_SUBSCRIBE = 0,
+	R_CREATE, /* map: the proxy, NULL once the application let go of it */
+	R_DELETE,
+	R_ATTACH, /* LIST after a reconnection: finds the persistent mappings the daemon kept */
+	R_PROBE,
+	R_SYNC, /* a blocking helper waits for it (sync, NULL once it gave up) */
+};
+
+struct sync_wait {
+	bool done;
+	int err; /* the daemon's refusal, or the connection's loss */
+	char message[PMD_IPC_TEXT_MAX + 1];
+	/* LIST: the first MAPPING that matches what unmap_sync names. */
+	bool list;
+	uint8_t ip_proto;
+	uint16_t internal_port;
+	uint8_t family;
+	bool has_nonce;
+	uint8_t nonce[PMD_IPC_NONCE_LEN];
+	/* LIST and CREATE: the mapping found or made. */
+	bool found;
+	uint32_t id;
+	struct pcpmap_mapping_info info;
+	/* PROBE */
+	struct pcpmap_probe_result *probe;
+};
+
+struct pending {
+	struct pending *next;
+	uint32_t seq;
+	enum req_kind kind;
+	uint64_t deadline;
+	struct pm_dmap *map;
+	bool delete_on_reply; /* CREATE of a mapping freed before the daemon named it */
+	bool persistent;      /* CREATE or DELETE of a persistent mapping */
+	uint32_t id;          /* DELETE */
+	struct sync_wait *sync;
+};
+
+struct pm_dmap {
+	struct pm_mapping m; /* the application's handle: m.dmap points back, m.link is in dmode->maps */
+	uint32_t id;         /* the daemon's name for it; 0 while it has none */
+	bool persistent;
+	bool in_flight;         /* a CREATE, or the ATTACH of a persistent one, waits for its reply */
+	bool attached;          /* the ATTACH in flight found it */
+	bool held;              /* the daemon answered for it since the connection began: a drop is a LOST */
+	bool done;              /* failed for good or deleted by someone: never asked for again */
+	struct pmd_ipc_req req; /* what CREATE asks, again after a reconnection */
+	struct pcpmap_mapping_info info;
+	bool notified_mapped;
+	bool ever_notified;
+	char notified_addr[sizeof(((struct pcpmap_mapping_info *)0)->external_addr)];
+	uint16_t notified_port;
+};
+
+struct deferred_delete {
+	struct deferred_delete *next;
+	uint32_t id;
+};
+
+struct pm_dmode {
+	enum pcpmap_mode mode;
+	char *path;
+	int fd;            /* -1 while disconnected */
+	bool lost_pending; /* the connection dropped; the timer reports it */
+	int lost_error;
+	bool reconnecting;
+	uint32_t seq;
+	struct pending *head, *tail;
+	struct pm_list maps;
+	size_t n_maps;
+	struct deferred_delete *deletes; /* persistent mappings to delete once connected again */
+	uint64_t backoff_us;
+	struct sched_timer t_conn;  /* reports a drop, then reconnects */
+	struct sched_timer t_reply; /* the earliest deadline of a request in flight */
+	bool probing;
+	pcpmap_probe_fn probe_cb;
+	void *probe_ud;
+	uint8_t buf[PMD_IPC_MAX_MSG + 1];
+	struct pmd_ipc_msg msg; /* the message being handled (too large for the stack of every caller) */
+};
+
+static uint64_t now_us(const pcpmap_client *c)
+{
+	return c->env.clock.now_us(c->env.clock.ctx);
+}
+
+static struct pm_dmap *dmap_of(const struct pm_mapping *m)
+{
+	return m->dmap;
+}
+
+static bool connected(const struct pm_dmode *dm)
+{
+	return dm->fd >= 0;
+}
+
+/* ---- the socket ---- */
+
+static int open_socket(const char *path, int *ret_fd)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+	if (len == 0 || len >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, len + 1);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* Connecting to a local listener completes at once (EAGAIN: its backlog is full). */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+/* Sends one encoded message; waits at most SEND_WAIT_MS for room. */
+static int send_bytes(pcpmap_client *c, int fd, const uint8_t *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n >= 0) {
+			c->stats.sent++;
+			return 0;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return errno == EPIPE ? -ECONNRESET : -errno;
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		int r = poll(&p, 1, SEND_WAIT_MS);
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Reads one message without waiting: 1 with *ret_len set, 0 when none is queued, or -errno (-ECONNRESET at
+ * the end of the stream). */
+static int recv_bytes(pcpmap_client *c, int fd, uint8_t *buf, size_t cap, size_t *ret_len)
+{
+	for (;;) {
+		struct iovec iov = { .iov_base = buf, .iov_len = cap };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		c->stats.received++;
+		/* The daemon never sends more than one message's worth: anything longer is not it. */
+		if ((mh.msg_flags & MSG_TRUNC) || (size_t)n > PMD_IPC_MAX_MSG)
+			return -EBADMSG;
+		*ret_len = (size_t)n;
+		return 1;
+	}
+}
+
+static uint32_t next_seq(struct pm_dmode *dm)
+{
+	if (++dm->seq == 0)
+		dm->seq = 1;
+	return dm->seq;
+}
+
+static void on_readable(pcpmap_client *c, int fd);
+static void on_message(pcpmap_client *c, const struct pmd_ipc_msg *msg);
+
+/* The connection is gone: close it now, report from the timer (never from inside the call that found out). */
+static void conn_drop(pcpmap_client *c, int err)
+{
+	struct pm_dmode *dm = c->dmode;
+	if (!connected(dm))
+		return;
+	pm_client_unwatch_fd(c, dm->fd);
+	close(dm->fd);
+	dm->fd = -1;
+	dm->lost_pending = true;
+	dm->lost_error = err ? err : -ECONNRESET;
+	sched_cancel(&c->sched, &dm->t_reply);
+	sched_arm(&c->sched, &dm->t_conn, now_us(c));
+}
+
+/* ---- requests in flight ---- */
+
+static void arm_reply_timer(pcpmap_client *c)
+{
+	struct pm_dmode *dm = c->dmode;
+	uint64_t first = UINT64_MAX;
+	for (const struct pending *p = dm->head; p; p = p->next)
+		if (p->deadline < first)
+			first = p->deadline;
+	if (first == UINT64_MAX)
+		sched_cancel(&c->sched, &dm->t_reply);
+	else
+		sched_arm(&c->sched, &dm->t_reply, first);
+}
+
+/* Sends m as a new request; on success *ret (may be NULL) is its entry in the list of requests in flight.
+ * extra_us lengthens the reply's deadline (a probe's own timeout). */
+static int send_request(pcpmap_client *c, struct pmd_ipc_msg *m, enum req_kind kind, uint64_t extra_us,
+			struct pending **ret)
+{
+	struct pm_dmode *dm = c->dmode;
+	uint8_t buf[PMD_IPC_MAX_MSG];
+	size_t len;
+	if (!connected(dm))
+		return -ENOTCONN;
+	struct pending *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	m->seq = next_seq(dm);
+	int r = pmd_ipc_encode(m, buf, sizeof(buf), &len);
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	r = send_bytes(c, dm->fd, buf, len);
+	if (r < 0) {
+		free(p);
+		pm_log(c, PCPMAP_LOG_WARNING, "pcpmapd: sending %s failed: %s", pmd_ipc_type_name(m->type),
+		       pcpmap_strerror(r));
+		conn_drop(c, r);
+		return r;
+	}
+	p->seq = m->seq;
+	p->kind = kind;
+	p->deadline = now_us(c) + REPLY_GRACE_US + extra_us;
+	if (dm->tail)
+		dm->tail->next = p;
+	else
+		dm->head = p;
+	dm->tail = p;
+	arm_reply_timer(c);
+	if (ret)
+		*ret = p;
+	return 0;
+}
+
+static struct pending *find_pending(struct pm_dmode *dm, uint32_t seq)
+{
+	for (struct pending *p = dm->head; p; p = p->next)
+		if (p->seq == seq)
+			return p;
+	return NULL;
+}
+
+static void unlink_pending(struct pm_dmode *dm, struct pending *p)
+{
+	struct pending *prev = NULL;
+	for (struct pending *q = dm->head; q; prev = q, q = q->next) {
+		if (q != p)
+			continue;
+		if (prev)
+			prev->next = q->next;
+		else
+			dm->head = q->next;
+		if (dm->tail == q)
+			dm->tail = prev;
+		q->next = NULL;
+		return;
+	}
+}
+
+static void reply_timer(struct sched_timer *t, uint64_t now, void *arg)
+{
+	(void)t;
+	pcpmap_client *c = arg;
+	struct pm_dmode *dm = c->dmode;
+	for (const struct pending *p = dm->head; p; p = p->next) {
+		if (p->deadline <= now) {
+			pm_log(c, PCPMAP_LOG_WARNING, "pcpmapd left request %u unanswered: reconnecting",
+			       p->seq);
+			conn_drop(c, -ETIMEDOUT);
+			return;
+		}
+	}
+	arm_reply_timer(c);
+}
+
+/* ---- proxies ---- */
+
+static void queue_event(pcpmap_client *c, struct pm_dmap *d, enum pcpmap_event ev)
+{
+	if (!d->m.user_owned)
+		return;
+	struct pm_event *e = calloc(1, sizeof(*e));
+	if (!e)
+		return;
+	e->kind = PM_EVENT_MAPPING;
+	e->m = &d->m;
+	e->ev = ev;
+	e->info = d->info;
+	pm_client_queue_event(c, e);
+}
+
+/* MAPPED the first time and after a loss with the same external address and port, CHANGED when they moved:
+ * the engine's rule, so a re-creation through a restarted daemon reads like any other restoration. */
+static void notify_mapped(pcpmap_client *c, struct pm_dmap *d)
+{
+	bool differs =
+	    d->info.external_port != d->notified_port || strcmp(d->info.external_addr, d->notified_addr) != 0;
+	if (d->notified_mapped && !differs)
+		return;
+	enum pcpmap_event ev = d->ever_notified && differs ? PCPMAP_EVENT_CHANGED : PCPMAP_EVENT_MAPPED;
+	d->notified_mapped = true;
+	d->ever_notified = true;
+	d->notified_port = d->info.external_port;
+	snprintf(d->notified_addr, sizeof(d->notified_addr), "%s", d->info.external_addr);
+	queue_event(c, d, ev);
+}
+
+static uint64_t at(uint64_t now, uint32_t secs)
+{
+	return now + (uint64_t)secs * 1000000u;
+}
+
+/* A MAPPING or EVENT message into the info the engine would give (the daemon's relative seconds onto this
+ * client's clock). The detail stays ours: the daemon does not carry it. */
+static void info_from_msg(pcpmap_client *c, const struct pmd_ipc_msg *msg, struct pcpmap_mapping_info *i)
+{
+	uint64_t now = now_us(c);
+	char detail[sizeof(i->detail)];
+	uint8_t nonce[sizeof(i->nonce)];
+	memcpy(detail, i->detail, sizeof(detail));
+	memcpy(nonce, i->nonce, sizeof(nonce));
+	memset(i, 0, sizeof(*i));
+	i->state = (enum pcpmap_state)msg->state;
+	i->proto = (enum pcpmap_proto)msg->proto;
+	i->kind = msg->req.kind == PCPMAP_KIND_PEER ? PCPMAP_KIND_PEER : PCPMAP_KIND_MAP;
+	i->ip_proto = msg->req.ip_proto;
+	snprintf(i->server, sizeof(i->server), "%s", msg->server);
+	snprintf(i->internal_addr, sizeof(i->internal_addr), "%s", msg->internal_addr);
+	i->internal_port = msg->req.internal_port;
+	snprintf(i->external_addr, sizeof(i->external_addr), "%s", msg->external_addr);
+	i->external_port = msg->external_port;
+	i->external_port2 = msg->external_port2;
+	i->pair_method = (enum pcpmap_pair_method)msg->pair_method;
+	snprintf(i->peer_addr, sizeof(i->peer_addr), "%s", msg->req.peer_addr);
+	i->peer_port = msg->req.peer_port;
+	/* The daemon says the requested lifetime until one is granted; the engine says 0. */
+	if (pmd_ipc_has(msg, PMD_A_EXPIRES_IN)) {
+		i->lifetime = msg->req.lifetime;
+		i->expires_usec = at(now, msg->expires_in);
+	}
+	if (pmd_ipc_has(msg, PMD_A_REFRESH_IN))
+		i->refresh_usec = at(now, msg->refresh_in);
+	if (pmd_ipc_has(msg, PMD_A_RETRY_IN))
+		i->retry_usec = at(now, msg->retry_in);
+	i->epoch = msg->epoch;
+	i->error = msg->error ? -(int)msg->error : 0;
+	i->result_code = msg->result_code;
+	memcpy(i->nonce, pmd_ipc_has(msg, PMD_A_NONCE) ? msg->req.nonce : nonce, sizeof(i->nonce));
+	i->external_is_private = msg->external_private;
+	memcpy(i->detail, detail, sizeof(detail));
+}
+
+static void build_create(const struct pm_dmap *d, struct pmd_ipc_msg *m)
+{
+	const struct pmd_ipc_req *q = &d->req;
+	pmd_ipc_init(m, PMD_MSG_CREATE, 0);
+	m->req = *q;
+	/* Always our nonce: the mapping keeps it across daemon restarts and re-creations. */
+	memcpy(m->req.nonce, d->info.nonce, PMD_IPC_NONCE_LEN);
+	pmd_ipc_set(m, PMD_A_KIND);
+	pmd_ipc_set(m, PMD_A_IP_PROTO);
+	pmd_ipc_set(m, PMD_A_INTERNAL_PORT);
+	pmd_ipc_set(m, PMD_A_FAMILY);
+	pmd_ipc_set(m, PMD_A_NONCE);
+	if (q->suggested_port)
+		pmd_ipc_set(m, PMD_A_SUGGESTED_PORT);
+	if (q->suggested_addr[0])
+		pmd_ipc_set(m, PMD_A_SUGGESTED_ADDR);
+	if (q->lifetime)
+		pmd_ipc_set(m, PMD_A_LIFETIME);
+	if (q->third_party[0])
+		pmd_ipc_set(m, PMD_A_THIRD_PARTY);
+	if (q->description[0])
+		pmd_ipc_set(m, PMD_A_DESCRIPTION);
+	if (q->peer_addr[0])
+		pmd_ipc_set(m, PMD_A_PEER_ADDR);
+	if (q->peer_port)
+		pmd_ipc_set(m, PMD_A_PEER_PORT);
+	if (q->protocols)
+		pmd_ipc_set(m, PMD_A_PROTOCOLS);
+	if (q->deadline_ms)
+		pmd_ipc_set(m, PMD_A_DEADLINE_MS);
+	m->persistent = d->persistent;
+}
+
+static void send_create(pcpmap_client *c, struct pm_dmap *d)
+{
+	struct pmd_ipc_msg m;
+	struct pending *p;
+	build_create(d, &m);
+	if (send_request(c, &m, R_CREATE, 0, &p) < 0)
+		return; /* asked again after the reconnection */
+	p->map = d;
+	p->persistent = d->persistent;
+	d->in_flight = true;
+}
+
+static void send_delete(pcpmap_client *c, uint32_t id, bool persistent)
+{
+	struct pm_dmode *dm = c->dmode;
+	struct pmd_ipc_msg m;
+	struct pending *p;
+	pmd_ipc_init(&m, PMD_MSG_DELETE, 0);
+	m.id = id;
+	pmd_ipc_set(&m, PMD_A_ID);
+	if (send_request(c, &m, R_DELETE, 0, &p) == 0) {
+		p->id = id;
+		p->persistent = persistent;
+		return;
+	}
+	/* A mapping that is not persistent went with the connection; a persistent one waits for the next. */
+	if (!persistent)
+		return;
+	struct deferred_delete *dd = calloc(1, sizeof(*dd));
+	if (!dd)
+		return;
+	dd->id = id;
+	dd->next = dm->deletes;
+	dm->deletes = dd;
+}
+
+static struct pm_dmap *find_id(struct pm_dmode *dm, uint32_t id)
+{
+	if (!id)
+		return NULL;
+	for (struct pm_list *l = dm->maps.next; l != &dm->maps; l = l->next) {
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		if (d->id == id)
+			return d;
+	}
+	return NULL;
+}
+
+/* Forgets a proxy the application let go of; requests in flight for it find nobody. */
+static void release(pcpmap_client *c, struct pm_dmap *d)
+{
+	struct pm_dmode *dm = c->dmode;
+	for (struct pending *p = dm->head; p; p = p->next)
+		if (p->map == d)
+			p->map = NULL;
+	pm_client_purge_events(c, &d->m);
+	pm_list_del(&d->m.link);
+	dm->n_maps--;
+	free(d);
+}
+
+/* ---- replies and events ---- */
+
+/* "pcpmapd: <text>" into a detail field, cut to fit. */
+static void daemon_detail(char *dst, size_t cap, const char *text)
+{
+	snprintf(dst, cap, "pcpmapd: %.*s", (int)(cap > 10 ? cap - 10 : 0), text);
+}
+
+static void probe_from_msg(const struct pmd_ipc_msg *msg, struct pcpmap_probe_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->gateway, sizeof(r->gateway), "%s", msg->gateway);
+	r->chosen = (enum pcpmap_proto)msg->proto;
+	snprintf(r->external_addr, sizeof(r->external_addr), "%s", msg->external_addr);
+	r->external_is_private = msg->external_private;
+	for (size_t i = 0; i < msg->n_servers; i++) {
+		const struct pmd_ipc_server *s = &msg->servers[i];
+		struct pcpmap_server_info *si = s->proto == PCPMAP_PROTO_PCP      ? &r->pcp
+						: s->proto == PCPMAP_PROTO_NATPMP ? &r->natpmp
+						: s->proto == PCPMAP_PROTO_UPNP   ? &r->upnp
+										  : NULL;
+		if (!si)
+			continue;
+		si->proto = (enum pcpmap_proto)s->proto;
+		snprintf(si->server, sizeof(si->server), "%s", s->server);
+		snprintf(si->client_addr, sizeof(si->client_addr), "%s", s->client_addr);
+		si->version = s->version == 0xff ? -1 : s->version;
+		si->epoch = s->epoch;
+		si->rtt_usec = s->rtt_usec;
+		si->error = s->error ? -(int)s->error : 0;
+		si->result_code = s->result_code;
+		snprintf(si->external_addr, sizeof(si->external_addr), "%s", s->external_addr);
+		snprintf(si->detail, sizeof(si->detail), "%s", s->detail);
+	}
+}
+
+/* A probe the daemon could not run (or a connection that dropped): nothing was tried from here, so every
+ * protocol says why and chosen is NONE. */
+static void probe_failed(int err, const char *message, struct pcpmap_probe_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	struct pcpmap_server_info *all[3] = { &r->pcp, &r->natpmp, &r->upnp };
+	for (size_t i = 0; i < 3; i++) {
+		all[i]->error = err;
+		daemon_detail(all[i]->detail, sizeof(all[i]->detail),
+			      message && message[0] ? message : pcpmap_strerror(err));
+	}
+}
+
+static void finish_probe(pcpmap_client *c, const struct pmd_ipc_msg *msg, int err)
+{
+	struct pm_dmode *dm = c->dmode;
+	dm->probing = false;
+	struct pm_event *e = calloc(1, sizeof(*e));
+	struct pcpmap_probe_result *r = malloc(sizeof(*r));
+	if (!e || !r) {
+		free(e);
+		free(r);
+		return;
+	}
+	if (msg && !err)
+		probe_from_msg(msg, r);
+	else
+		probe_failed(err, msg ? msg->message : NULL, r);
+	e->kind = PM_EVENT_PROBE;
+	e->probe_cb = dm->probe_cb;
+	e->userdata = dm->probe_ud;
+	e->probe_result = r;
+	pm_client_queue_event(c, e);
+}
+
+static int msg_error(const struct pmd_ipc_msg *msg)
+{
+	return msg->error ? -(int)msg->error : -EPROTO;
+}
+
+static bool sync_matches(const struct sync_wait *w, const struct pmd_ipc_msg *msg)
+{
+	if (msg->req.ip_proto != w->ip_proto || msg->req.internal_port != w->internal_port ||
+	    msg->req.family != w->family || msg->req.kind != PCPMAP_KIND_MAP)
+		return false;
+	if (!w->has_nonce)
+		return true;
+	return pmd_ipc_has(msg, PMD_A_NONCE) && memcmp(msg->req.nonce, w->nonce, PMD_IPC_NONCE_LEN) == 0;
+}
+
+static void on_sync_reply(pcpmap_client *c, struct sync_wait *w, const struct pmd_ipc_msg *msg)
+{
+	switch (msg->type) {
+	case PMD_MSG_ERROR:
+		w->err = msg_error(msg);
+		snprintf(w->message, sizeof(w->message), "%s", msg->message);
+		w->done = true;
+		return;
+	case PMD_MSG_MAPPING:
+		if (w->list && (w->found || !sync_matches(w, msg)))
+			return;
+		w->found = true;
+		w->id = msg->id;
+		info_from_msg(c, msg, &w->info);
+		if (!w->list)
+			w->done = true; /* CREATE: one reply */
+		return;
+	case PMD_MSG_PROBE_RESULT:
+		if (w->probe)
+			probe_from_msg(msg, w->probe);
+		w->done = true;
+		return;
+	default:
+		w->done = true;
+		return;
+	}
+}
+
+/* The ATTACH list ended: persistent mappings the daemon no longer has are asked for again. */
+static void attach_done(pcpmap_client *c)
+{
+	struct pm_dmode *dm = c->dmode;
+	for (struct pm_list *l = dm->maps.next; l != &dm->maps && connected(dm); l = l->next) {
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		if (!d->persistent || !d->in_flight || d->done)
+			continue;
+		d->in_flight = false;
+		if (!d->attached) {
+			d->id = 0;
+			send_create(c, d);
+		}
+	}
+}
+
+static void on_attach_mapping(pcpmap_client *c, const struct pmd_ipc_msg *msg)
+{
+	struct pm_dmode *dm = c->dmode;
+	for (struct pm_list *l = dm->maps.next; l != &dm->maps; l = l->next) {
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		if (!d->persistent || !d->in_flight || d->attached)
+			continue;
+		bool same = d->id ? d->id == msg->id
+				  : pmd_ipc_has(msg, PMD_A_NONCE) &&
+					memcmp(msg->req.nonce, d->info.nonce, PMD_IPC_NONCE_LEN) == 0;
+		if (!same)
+			continue;
+		d->attached = true;
+		d->held = true;
+		d->id = msg->id;
+		info_from_msg(c, msg, &d->info);
+		if (d->info.state == PCPMAP_STATE_MAPPED || d->info.state == PCPMAP_STATE_REFRESHING)
+			notify_mapped(c, d);
+		return;
+	}
+}
+
+static void on_create_reply(pcpmap_client *c, struct pending *p, const struct pmd_ipc_msg *msg)
+{
+	struct pm_dmap *d = p->map;
+	if (msg->type == PMD_MSG_MAPPING) {
+		if (!d) {
+			if (p->delete_on_reply)
+				send_delete(c, msg->id, p->persistent);
+			return;
+		}
+		d->in_flight = false;
+		d->held = true;
+		d->id = msg->id;
+		info_from_msg(c, msg, &d->info);
+		return;
+	}
+	if (!d)
+		return;
+	d->in_flight = false;
+	if (msg->type != PMD_MSG_ERROR) {
+		c->stats.dropped++;
+		return;
+	}
+	/* Refused (a limit, a permission, a request the daemon's engine rejects): final, as the engine's
+	 * -EINVAL would have been, but reported the only way left, by a callback. */
+	d->done = true;
+	d->info.state = PCPMAP_STATE_FAILED;
+	d->info.error = msg_error(msg);
+	daemon_detail(d->info.detail, sizeof(d->info.detail),
+		      msg->message[0] ? msg->message : pcpmap_strerror(d->info.error));
+	pm_log(c, PCPMAP_LOG_WARNING, "pcpmapd refused mapping %s %u: %s",
+	       d->req.ip_proto == 17 ? "udp" : "tcp", d->req.internal_port, d->info.detail);
+	queue_event(c, d, PCPMAP_EVENT_FAILED);
+}
+
+static void on_event(pcpmap_client *c, const struct pmd_ipc_msg *msg)
+{
+	/* Events of mappings that are not ours (root sees every uid's, a uid every one of its clients') are
+	 * not for us. */
+	struct pm_dmap *d = find_id(c->dmode, msg->id);
+	if (!d)
+		return;
+	info_from_msg(c, msg, &d->info);
+	switch ((enum pcpmap_event)msg->event) {
+	case PCPMAP_EVENT_MAPPED:
+	case PCPMAP_EVENT_CHANGED:
+		notify_mapped(c, d);
+		return;
+	case PCPMAP_EVENT_LOST:
+		d->notified_mapped = false;
+		queue_event(c, d, PCPMAP_EVENT_LOST);
+		return;
+	case PCPMAP_EVENT_FAILED:
+		if (d->info.state == PCPMAP_STATE_FAILED)
+			d->done = true;
+		queue_event(c, d, PCPMAP_EVENT_FAILED);
+		return;
+	case PCPMAP_EVENT_DELETED:
+		/* Someone else (root, another client of this uid) deleted it through the daemon. */
+		d->info.state = PCPMAP_STATE_DELETED;
+		d->id = 0;
+		d->done = true;
+		d->notified_mapped = false;
+		queue_event(c, d, PCPMAP_EVENT_DELETED);
+		return;
+	}
+	c->stats.dropped++;
+}
+
+static void on_message(pcpmap_client *c, const struct pmd_ipc_msg *msg)
+{
+	struct pm_dmode *dm = c->dmode;
+	if (msg->type == PMD_MSG_EVENT) {
+		on_event(c, msg);
+		return;
+	}
+	if (msg->type < 128) {
+		c->stats.dropped++; /* a request from the daemon makes no sense */
+		return;
+	}
+	if (msg->type == PMD_MSG_ERROR && msg->seq == 0) {
+		/* The daemon refused the connection itself (a connection limit). */
+		pm_log(c, PCPMAP_LOG_WARNING, "pcpmapd refused the connection: %s", msg->message);
+		conn_drop(c, msg_error(msg));
+		return;
+	}
+	struct pending *p = find_pending(dm, msg->seq);
+	if (!p) {
+		c->stats.dropped++;
+		return;
+	}
+	bool many = p->kind == R_ATTACH || (p->kind == R_SYNC && p->sync && p->sync->list);
+	bool last = !(many && msg->type == PMD_MSG_MAPPING);
+	if (last)
+		unlink_pending(dm, p);
+	switch (p->kind) {
+	case R_SUBSCRIBE:
+		if (msg->type == PMD_MSG_OK) {
+			dm->backoff_us = BACKOFF_MIN_US;
+			if (dm->reconnecting)
+				pm_log(c, PCPMAP_LOG_NOTICE, "pcpmapd at %s answers again", dm->path);
+			dm->reconnecting = false;
+		} else {
+			conn_drop(c, msg->type == PMD_MSG_ERROR ? msg_error(msg) : -EPROTO);
+		}
+		break;
+	case R_CREATE:
+		on_create_reply(c, p, msg);
+		break;
+	case R_DELETE:
+		if (msg->type == PMD_MSG_ERROR && msg->error != ENOENT)
+			pm_log(c, PCPMAP_LOG_INFO, "pcpmapd: delete of mapping %u: %s", p->id, msg->message);
+		break;
+	case R_ATTACH:
+		if (msg->type == PMD_MSG_MAPPING)
+			on_attach_mapping(c, msg);
+		else
+			attach_done(c);
+		break;
+	case R_PROBE:
+		if (msg->type == PMD_MSG_PROBE_RESULT)
+			finish_probe(c, msg, 0);
+		else
+			finish_probe(c, msg, msg->type == PMD_MSG_ERROR ? msg_error(msg) : -EPROTO);
+		break;
+	case R_SYNC:
+		if (p->sync)
+			on_sync_reply(c, p->sync, msg);
+		else if (p->delete_on_reply && msg->type == PMD_MSG_MAPPING)
+			send_delete(c, msg->id, false);
+		break;
+	}
+	if (last) {
+		free(p);
+		if (connected(dm))
+			arm_reply_timer(c);
+	}
+}
+
+static void on_readable(pcpmap_client *c, int fd)
+{
+	struct pm_dmode *dm = c->dmode;
+	for (unsigned i = 0; i < READS_PER_CALL && dm->fd == fd; i++) {
+		size_t len;
+		int r = recv_bytes(c, fd, dm->buf, sizeof(dm->buf), &len);
+		if (r == 0)
+			return;
+		if (r < 0) {
+			conn_drop(c, r);
+			return;
+		}
+		if (pmd_ipc_decode(dm->buf, len, &dm->msg) < 0) {
+			c->stats.dropped++;
+			continue;
+		}
+		on_message(c, &dm->msg);
+	}
+}
+
+/* ---- losing and finding the daemon ---- */
+
+static void report_loss(pcpmap_client *c)
+{
+	struct pm_dmode *dm = c->dmode;
+	int err = dm->lost_error;
+	pm_log(c, PCPMAP_LOG_NOTICE, "connection to pcpmapd at %s lost (%s): reconnecting", dm->path,
+	       pcpmap_strerror(err));
+	while (dm->head) {
+		struct pending *p = dm->head;
+		dm->head = p->next;
+		switch (p->kind) {
+		case R_DELETE:
+			if (p->persistent) {
+				/* Maybe done, maybe not: ask again (ENOENT is fine). */
+				struct deferred_delete *dd = calloc(1, sizeof(*dd));
+				if (dd) {
+					dd->id = p->id;
+					dd->next = dm->deletes;
+					dm->deletes = dd;
+				}
+			}
+			break;
+		case R_CREATE:
+			if (!p->map && p->delete_on_reply && p->persistent)
+				pm_log(c, PCPMAP_LOG_WARNING,
+				       "a persistent mapping freed before pcpmapd named it may stay in the "
+				       "daemon");
+			break;
+		case R_PROBE:
+			finish_probe(c, NULL, err);
+			break;
+		case R_SYNC:
+			if (p->sync) {
+				p->sync->err = err;
+				p->sync->done = true;
+			}
+			break;
+		default:
+			break;
+		}
+		free(p);
+	}
+	dm->tail = NULL;
+	/* The daemon deleted what was bound to the connection; persistent mappings it kept. Either way this
+	 * client cannot vouch for any of them until it hears from the daemon again. */
+	for (struct pm_list *l = dm->maps.next; l != &dm->maps; l = l->next) {
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		bool held = d->held;
+		d->in_flight = false;
+		d->held = false;
+		if (!d->persistent)
+			d->id = 0;
+		if (d->done)
+			continue;
+		d->info.state = PCPMAP_STATE_NOT_SENT;
+		d->info.error = err;
+		d->info.expires_usec = d->info.refresh_usec = d->info.retry_usec = 0;
+		d->notified_mapped = false;
+		/* Only what the daemon held can be lost: a request it never answered is simply asked again. */
+		if (held)
+			queue_event(c, d, PCPMAP_EVENT_LOST);
+	}
+}
+
+static void subscribe_msg(struct pmd_ipc_msg *m)
+{
+	pmd_ipc_init(m, PMD_MSG_SUBSCRIBE, 0);
+}
+
+static void reconnect(pcpmap_client *c)
+{
+	struct pm_dmode *dm = c->dmode;
+	int fd;
+	int r = open_socket(dm->path, &fd);
+	if (r == 0) {
+		r = pm_client_watch_fd(c, fd, on_readable);
+		if (r < 0)
+			close(fd);
+	}
+	if (r < 0) {
+		pm_log(c, PCPMAP_LOG_DEBUG, "pcpmapd at %s: %s; next try in %llu ms", dm->path,
+		       pcpmap_strerror(r), (unsigned long long)(dm->backoff_us / 1000u));
+		sched_arm(&c->sched, &dm->t_conn, now_us(c) + dm->backoff_us);
+		dm->backoff_us = dm->backoff_us * 2 > BACKOFF_MAX_US ? BACKOFF_MAX_US : dm->backoff_us * 2;
+		return;
+	}
+	dm->fd = fd;
+	/* Requests are answered in order, so everything can go out at once. */
+	struct pmd_ipc_msg m;
+	subscribe_msg(&m);
+	if (send_request(c, &m, R_SUBSCRIBE, 0, NULL) < 0)
+		return;
+	while (dm->deletes && connected(dm)) {
+		struct deferred_delete *dd = dm->deletes;
+		dm->deletes = dd->next;
+		uint32_t id = dd->id;
+		free(dd);
+		send_delete(c, id, true);
+	}
+	bool any_persistent = false;
+	for (struct pm_list *l = dm->maps.next; l != &dm->maps; l = l->next) {
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		if (d->persistent && !d->done) {
+			d->in_flight = true;
+			d->attached = false;
+			any_persistent = true;
+		}
+	}
+	if (any_persistent && connected(dm)) {
+		pmd_ipc_init(&m, PMD_MSG_LIST, 0);
+		if (send_request(c, &m, R_ATTACH, 0, NULL) < 0)
+			return;
+	}
+	for (struct pm_list *l = dm->maps.next; l != &dm->maps && connected(dm); l = l->next) {
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		if (!d->persistent && !d->done)
+			send_create(c, d);
+	}
+}
+
+static void conn_timer(struct sched_timer *t, uint64_t now, void *arg)
+{
+	(void)t;
+	pcpmap_client *c = arg;
+	struct pm_dmode *dm = c->dmode;
+	if (dm->lost_pending) {
+		dm->lost_pending = false;
+		dm->reconnecting = true;
+		report_loss(c);
+		sched_arm(&c->sched, &dm->t_conn, now + dm->backoff_us);
+		dm->backoff_us = dm->backoff_us * 2 > BACKOFF_MAX_US ? BACKOFF_MAX_US : dm->backoff_us * 2;
+		return;
+	}
+	if (!connected(dm))
+		reconnect(c);
+}
+
+/* pcpmap_client_new(): SUBSCRIBE and wait for its OK, so AUTO knows whether a daemon really serves. */
+static int handshake(pcpmap_client *c, struct pm_dmode *dm, int fd)
+{
+	struct pmd_ipc_msg *reply = &dm->msg;
+	uint8_t buf[PMD_IPC_HDR_LEN];
+	size_t len;
+	subscribe_msg(reply);
+	uint32_t seq = reply->seq = next_seq(dm);
+	int r = pmd_ipc_encode(reply, buf, sizeof(buf), &len);
+	if (r < 0)
+		return r;
+	/* A daemon that refuses the connection (a limit) sends its reason and closes, maybe before reading
+	 * us: a failed send still reads the reason. */
+	int sent = send_bytes(c, fd, buf, len);
+	uint64_t end = pcpmap_now_usec() + CONNECT_WAIT_MS * 1000u;
+	for (;;) {
+		size_t n;
+		r = recv_bytes(c, fd, dm->buf, sizeof(dm->buf), &n);
+		if (r < 0)
+			return r == -ECONNRESET && sent < 0 ? sent : r;
+		if (r == 0) {
+			if (sent < 0)
+				return sent;
+			uint64_t now = pcpmap_now_usec();
+			if (now >= end)
+				return -ETIMEDOUT;
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			if (poll(&p, 1, (int)((end - now + 999) / 1000)) < 0 && errno != EINTR)
+				return -errno;
+			continue;
+		}
+		if (pmd_ipc_decode(dm->buf, n, reply) < 0)
+			return -EPROTO;
+		if (reply->type == PMD_MSG_ERROR && (reply->seq == seq || reply->seq == 0)) {
+			pm_log(c, PCPMAP_LOG_WARNING, "pcpmapd at %s refused the connection: %s", dm->path,
+			       reply->message);
+			return msg_error(reply);
+		}
+		if (reply->type == PMD_MSG_OK && reply->seq == seq)
+			return 0;
+		c->stats.dropped++;
+	}
+}
+
+int pm_dmode_start(pcpmap_client *c, const struct pcpmap_client_config *cfg)
+{
+	struct pcpmap_client_config def;
+	if (!cfg) {
+		pcpmap_client_config_init(&def);
+		cfg = &def;
+	}
+	if (cfg->size < offsetof(struct pcpmap_client_config, daemon_socket) + sizeof(cfg->daemon_socket) ||
+	    cfg->mode == PCPMAP_MODE_ENGINE)
+		return 0;
+	const char *path = cfg->daemon_socket;
+	if (!path || !*path)
+		path = getenv("PCPMAPD_SOCKET");
+	if (!path || !*path)
+		path = PCPMAP_DEFAULT_DAEMON_SOCKET;
+	struct pm_dmode *dm = calloc(1, sizeof(*dm));
+	if (!dm)
+		return -ENOMEM;
+	dm->path = strdup(path);
+	if (!dm->path) {
+		free(dm);
+		return -ENOMEM;
+	}
+	dm->mode = cfg->mode;
+	dm->fd = -1;
+	dm->backoff_us = BACKOFF_MIN_US;
+	pm_list_init(&dm->maps);
+	sched_timer_init(&dm->t_conn, conn_timer, c, "daemon connection");
+	sched_timer_init(&dm->t_reply, reply_timer, c, "daemon reply");
+	int fd = -1;
+	int r = open_socket(dm->path, &fd);
+	if (r == 0)
+		r = handshake(c, dm, fd);
+	if (r == 0)
+		r = pm_client_watch_fd(c, fd, on_readable);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		pm_log(c, cfg->mode == PCPMAP_MODE_AUTO ? PCPMAP_LOG_INFO : PCPMAP_LOG_ERR,
+		       "pcpmapd at %s: %s%s", dm->path, pcpmap_strerror(r),
+		       cfg->mode == PCPMAP_MODE_AUTO ? ": using the in-process engine" : "");
+		free(dm->path);
+		free(dm);
+		c->stats = (struct pcpmap_stats){ 0 };
+		return cfg->mode == PCPMAP_MODE_AUTO ? 0 : r;
+	}
+	dm->fd = fd;
+	c->dmode = dm;
+	c->cfg.daemon_socket = dm->path;
+	if (c->cfg.server)
+		pm_log(c, PCPMAP_LOG_NOTICE, "server %s not used: pcpmapd chooses the gateway",
+		       c->cfg.server);
+	pm_log(c, PCPMAP_LOG_INFO, "mappings through pcpmapd at %s", dm->path);
+	return 0;
+}
+
+void pm_dmode_free(pcpmap_client *c)
+{
+	struct pm_dmode *dm = c->dmode;
+	if (!dm)
+		return;
+	if (connected(dm)) {
+		pm_client_unwatch_fd(c, dm->fd);
+		close(dm->fd);
+	}
+	sched_cancel(&c->sched, &dm->t_conn);
+	sched_cancel(&c->sched, &dm->t_reply);
+	while (dm->head) {
+		struct pending *p = dm->head;
+		dm->head = p->next;
+		free(p);
+	}
+	while (dm->deletes) {
+		struct deferred_delete *dd = dm->deletes;
+		dm->deletes = dd->next;
+		free(dd);
+	}
+	while (!pm_list_empty(&dm->maps)) {
+		struct pm_dmap *d = pm_container_of(dm->maps.next, struct pm_dmap, m.link);
+		pm_client_purge_events(c, &d->m);
+		pm_list_del(&d->m.link);
+		free(d);
+	}
+	c->cfg.daemon_socket = NULL;
+	free(dm->path);
+	free(dm);
+	c->dmode = NULL;
+}
+
+PCPMAP_EXPORT bool pcpmap_client_uses_daemon(const pcpmap_client *c)
+{
+	return c && c->dmode;
+}
+
+/* ---- the API in daemon mode ---- */
+
+static int copy_field(pcpmap_client *c, char *dst, size_t cap, const char *src, const char *what)
+{
+	if (!src)
+		return 0;
+	size_t len = strlen(src);
+	if (len >= cap || !pmd_ipc_str_valid(src, len)) {
+		pm_log(c, PCPMAP_LOG_ERR,
+		       "request: %s cannot be sent to pcpmapd (at most %zu bytes of UTF-8 "
+		       "without control characters)",
+		       what, cap - 1);
+		return -EINVAL;
+	}
+	memcpy(dst, src, len + 1);
+	return 0;
+}
+
+int pm_dmode_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcpmap_mapping **ret)
+{
+	struct pm_dmode *dm = c->dmode;
+	int r = pm_request_validate(c, req);
+	if (r < 0)
+		return r;
+	if ((req->size >= offsetof(struct pcpmap_request, allow_degrade) + sizeof(req->allow_degrade) &&
+	     req->allow_degrade) ||
+	    (req->size >= offsetof(struct pcpmap_request, nonce2) + sizeof(req->nonce2) && req->nonce2)) {
+		pm_log(c, PCPMAP_LOG_ERR, "request: allow_degrade and nonce2 cannot be carried to pcpmapd");
+		return -EOPNOTSUPP;
+	}
+	if (dm->n_maps >= c->cfg.max_mappings) {
+		pm_log(c, PCPMAP_LOG_WARNING, "mapping table full (%u mappings)", c->cfg.max_mappings);
+		return -ENOSPC;
+	}
+	struct pm_dmap *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	struct pmd_ipc_req *q = &d->req;
+	q->kind = (uint8_t)req->kind;
+	q->ip_proto = req->ip_proto;
+	q->internal_port = req->internal_port;
+	q->family = pmd_ipc_family_to_wire(req->external_family ? req->external_family : AF_INET);
+	q->suggested_port = req->suggested_port;
+	q->lifetime = req->lifetime;
+	q->prefer_failure = req->prefer_failure;
+	q->port_pair = req->port_pair;
+	q->peer_port = req->kind == PCPMAP_KIND_PEER ? req->peer_port : 0;
+	q->protocols =
+	    req->protocols ? req->protocols : (c->cfg.protocols != PCPMAP_PROTOS_ALL ? c->cfg.protocols : 0);
+	q->deadline_ms = req->deadline_ms;
+	r = copy_field(c, q->suggested_addr, sizeof(q->suggested_addr), req->suggested_addr,
+		       "suggested address");
+	if (!r)
+		r = copy_field(c, q->third_party, sizeof(q->third_party), req->third_party, "THIRD_PARTY");
+	if (!r)
+		r = copy_field(c, q->description, sizeof(q->description), req->description, "description");
+	if (!r && req->kind == PCPMAP_KIND_PEER)
+		r = copy_field(c, q->peer_addr, sizeof(q->peer_addr), req->peer_addr, "peer address");
+	for (size_t i = 0; i < req->n_filters && !r; i++) {
+		r = copy_field(c, q->filters[i].addr, sizeof(q->filters[i].addr), req->filters[i].peer_addr,
+			       "filter address");
+		q->filters[i].prefix_len = req->filters[i].prefix_len;
+		q->filters[i].port = req->filters[i].peer_port;
+	}
+	q->n_filters = req->n_filters;
+	if (r < 0) {
+		free(d);
+		return r;
+	}
+	d->m.client = c;
+	d->m.dmap = d;
+	d->m.id = ++c->next_id;
+	d->m.kind = req->kind;
+	d->m.cb = req->callback;
+	d->m.userdata = req->userdata;
+	d->m.user_owned = true;
+	d->persistent = req->size >= offsetof(struct pcpmap_request, persistent) + sizeof(req->persistent) &&
+			req->persistent;
+	if (req->size >= offsetof(struct pcpmap_request, nonce) + sizeof(req->nonce) && req->nonce)
+		memcpy(d->info.nonce, req->nonce, sizeof(d->info.nonce));
+	else
+		c->env.rand.fill(c->env.rand.ctx, d->info.nonce, sizeof(d->info.nonce));
+	d->info.state = PCPMAP_STATE_NOT_SENT;
+	d->info.kind = req->kind;
+	d->info.ip_proto = req->ip_proto;
+	d->info.internal_port = req->internal_port;
+	snprintf(d->info.peer_addr, sizeof(d->info.peer_addr), "%s", q->peer_addr);
+	d->info.peer_port = q->peer_port;
+	/* What the daemon could not read must fail here, not after the mapping exists. */
+	struct pmd_ipc_msg m;
+	uint8_t buf[PMD_IPC_MAX_MSG];
+	size_t len;
+	build_create(d, &m);
+	r = pmd_ipc_encode(&m, buf, sizeof(buf), &len);
+	if (r < 0) {
+		pm_log(c, PCPMAP_LOG_ERR, "request: cannot be encoded for pcpmapd: %s", pcpmap_strerror(r));
+		free(d);
+		return r == -ENOSPC ? -EINVAL : r;
+	}
+	pm_list_init(&d->m.link);
+	pm_list_add_tail(&dm->maps, &d->m.link);
+	dm->n_maps++;
+	c->now = now_us(c);
+	/* While the daemon is away the request waits for the reconnection. */
+	if (connected(dm))
+		send_create(c, d);
+	*ret = (pcpmap_mapping *)&d->m;
+	return 0;
+}
+
+void pm_dmode_mapping_free(struct pm_mapping *m)
+{
+	pcpmap_client *c = m->client;
+	struct pm_dmap *d = dmap_of(m);
+	m->user_owned = false;
+	if (d->id) {
+		send_delete(c, d->id, d->persistent);
+	} else if (d->in_flight) {
+		for (struct pending *p = c->dmode->head; p; p = p->next) {
+			if (p->map == d && p->kind == R_CREATE) {
+				p->delete_on_reply = true;
+				p->persistent = d->persistent;
+			}
+		}
+	}
+	release(c, d);
+}
+
+void pm_dmode_mapping_abandon(struct pm_mapping *m)
+{
+	m->user_owned = false;
+	release(m->client, dmap_of(m));
+}
+
+void pm_dmode_mapping_get_info(const struct pm_mapping *m, struct pcpmap_mapping_info *ret)
+{
+	*ret = dmap_of(m)->info;
+}
+
+static bool nothing_deleting(pcpmap_client *c, void *ud)
+{
+	(void)ud;
+	struct pm_dmode *dm = c->dmode;
+	if (dm->deletes)
+		return false;
+	for (const struct pending *p = dm->head; p; p = p->next)
+		if (p->kind == R_DELETE)
+			return false;
+	return true;
+}
+
+int pm_dmode_flush(pcpmap_client *c, int timeout_ms)
+{
+	if (nothing_deleting(c, NULL))
+		return 0;
+	return pm_client_wait(c, nothing_deleting, NULL, timeout_ms < 0 ? 0 : timeout_ms);
+}
+
+static bool sync_done(pcpmap_client *c, void *ud)
+{
+	(void)c;
+	return ((struct sync_wait *)ud)->done;
+}
+
+/* Sends m and runs the loop until its reply (other callbacks keep running meanwhile). */
+static int transact(pcpmap_client *c, struct pmd_ipc_msg *m, struct sync_wait *w, uint64_t extra_us,
+		    int timeout_ms)
+{
+	struct pending *p;
+	int r = send_request(c, m, R_SYNC, extra_us, &p);
+	if (r < 0)
+		return r;
+	p->sync = w;
+	r = pm_client_wait(c, sync_done, w, timeout_ms);
+	if (!w->done) {
+		/* Gave up: a late reply finds nobody waiting, and a mapping made meanwhile is deleted. */
+		struct pending *q = find_pending(c->dmode, m->seq);
+		if (q) {
+			q->sync = NULL;
+			q->delete_on_reply = m->type == PMD_MSG_CREATE;
+		}
+		return r < 0 ? r : -ETIMEDOUT;
+	}
+	return w->err;
+}
+
+int pm_dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int timeout_ms,
+			struct pcpmap_mapping_info *ret_info)
+{
+	struct pm_dmode *dm = c->dmode;
+	int r = pm_request_validate(c, req);
+	if (r < 0)
+		return r;
+	if (!connected(dm))
+		return -ENOTCONN;
+	if (timeout_ms < 0)
+		timeout_ms = 0;
+	uint64_t end = pcpmap_now_usec() + (uint64_t)timeout_ms * 1000u;
+	/* Local round trips (LIST, DELETE) get at least this long whatever the budget. */
+	const int local_ms = timeout_ms > 1000 ? timeout_ms : 1000;
+	const uint8_t *nonce =
+	    req->size >= offsetof(struct pcpmap_request, nonce) + sizeof(req->nonce) ? req->nonce : NULL;
+
+	/* Held by the daemon already (by this program earlier, or another client of this uid): delete that
+	 * one, or the daemon would renew it behind our back. */
+	struct sync_wait w = { .list = true, .ip_proto = req->ip_proto, .internal_port = req->internal_port };
+	w.family = pmd_ipc_family_to_wire(req->external_family ? req->external_family : AF_INET);
+	if (nonce) {
+		w.has_nonce = true;
+		memcpy(w.nonce, nonce, sizeof(w.nonce));
+	}
+	struct pmd_ipc_msg m;
+	pmd_ipc_init(&m, PMD_MSG_LIST, 0);
+	r = transact(c, &m, &w, 0, local_ms);
+	if (r < 0)
+		return r;
+	struct pcpmap_mapping_info info = w.info;
+	if (!w.found) {
+		/* Not held: the daemon renews it with its nonce, which the gateway accepts only from its
+		 * owner, and deletes it. */
+		struct pm_dmap tmp;
+		memset(&tmp, 0, sizeof(tmp));
+		struct pmd_ipc_req *q = &tmp.req;
+		q->kind = PCPMAP_KIND_MAP;
+		q->ip_proto = req->ip_proto;
+		q->internal_port = req->internal_port;
+		q->family = w.family;
+		q->lifetime = req->lifetime ? req->lifetime : UNMAP_LIFETIME;
+		q->protocols = req->protocols
+				   ? req->protocols
+				   : (c->cfg.protocols != PCPMAP_PROTOS_ALL ? c->cfg.protocols : 0);
+		if (copy_field(c, q->third_party, sizeof(q->third_party), req->third_party, "THIRD_PARTY") <
+		    0)
+			return -EINVAL;
+		if (nonce)
+			memcpy(tmp.info.nonce, nonce, sizeof(tmp.info.nonce));
+		else
+			c->env.rand.fill(c->env.rand.ctx, tmp.info.nonce, sizeof(tmp.info.nonce));
+		build_create(&tmp, &m);
+		uint64_t now = pcpmap_now_usec();
+		uint32_t left = end > now ? (uint32_t)((end - now) / 1000u) : 0;
+		m.wait_ms = left ? left : 1;
+		pmd_ipc_set(&m, PMD_A_WAIT_MS);
+		struct sync_wait cw = { 0 };
+		/* The daemon answers after WAIT_MS at the latest: wait a little longer than that. */
+		r = transact(c, &m, &cw, (uint64_t)m.wait_ms * 1000u, (int)m.wait_ms + 1000);
+		if (r < 0 || !cw.found) {
+			if (ret_info && r != -ETIMEDOUT)
+				*ret_info = cw.info;
+			return r < 0 ? r : -EPROTO;
+		}
+		info = cw.info;
+		w.id = cw.id;
+		bool mapped = info.state == PCPMAP_STATE_MAPPED || info.state == PCPMAP_STATE_REFRESHING;
+		if (!mapped) {
+			/* Refused (another nonce: -EACCES) or no answer: drop the daemon's record, report why. */
+			r = info.error ? info.error : -ETIMEDOUT;
+			struct sync_wait dw = { 0 };
+			pmd_ipc_init(&m, PMD_MSG_DELETE, 0);
+			m.id = w.id;
+			pmd_ipc_set(&m, PMD_A_ID);
+			transact(c, &m, &dw, 0, 1000);
+			if (ret_info)
+				*ret_info = info;
+			return r;
+		}
+	}
+	struct sync_wait dw = { 0 };
+	pmd_ipc_init(&m, PMD_MSG_DELETE, 0);
+	m.id = w.id;
+	pmd_ipc_set(&m, PMD_A_ID);
+	uint64_t now = pcpmap_now_usec();
+	int left_ms = end > now ? (int)((end - now + 999) / 1000u) : 0;
+	r = transact(c, &m, &dw, 0, left_ms > 1000 ? left_ms : 1000);
+	info.state = r == 0 ? PCPMAP_STATE_DELETED : info.state;
+	info.error = r;
+	if (r < 0 && dw.message[0])
+		daemon_detail(info.detail, sizeof(info.detail), dw.message);
+	if (ret_info)
+		*ret_info = info;
+	return r;
+}
+
+int pm_dmode_probe(pcpmap_client *c, int timeout_ms, pcpmap_probe_fn cb, void *userdata)
+{
+	struct pm_dmode *dm = c->dmode;
+	if (dm->probing)
+		return -EBUSY;
+	if (!connected(dm))
+		return -ENOTCONN;
+	struct pmd_ipc_msg m;
+	pmd_ipc_init(&m, PMD_MSG_PROBE, 0);
+	m.timeout_ms = (uint32_t)timeout_ms > PROBE_MAX_MS ? PROBE_MAX_MS : (uint32_t)timeout_ms;
+	pmd_ipc_set(&m, PMD_A_TIMEOUT_MS);
+	int r = send_request(c, &m, R_PROBE, (uint64_t)m.timeout_ms * 1000u, NULL);
+	if (r < 0)
+		return r;
+	dm->probing = true;
+	dm->probe_cb = cb;
+	dm->probe_ud = userdata;
+	return 0;
+}
+
+int pm_dmode_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret)
+{
+	struct pm_dmode *dm = c->dmode;
+	if (!connected(dm))
+		return -ENOTCONN;
+	struct pcpmap_probe_result res;
+	memset(&res, 0, sizeof(res));
+	struct sync_wait w = { .probe = &res };
+	struct pmd_ipc_msg m;
+	pmd_ipc_init(&m, PMD_MSG_PROBE, 0);
+	m.timeout_ms = (uint32_t)timeout_ms > PROBE_MAX_MS ? PROBE_MAX_MS : (uint32_t)timeout_ms;
+	pmd_ipc_set(&m, PMD_A_TIMEOUT_MS);
+	int r = transact(c, &m, &w, (uint64_t)m.timeout_ms * 1000u, -1);
+	if (r < 0)
+		return r;
+	*ret = res;
+	(void)dm;
+	return 0;
+}
