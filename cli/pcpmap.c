@@ -17,6 +17,9 @@
 #include <pcpmap/pcpmap.h>
 
 #include "connections.h"
+#ifdef PCPMAP_CLI_DAEMON
+#include "daemon/ipc_client.h"
+#endif
 
 /* Exit codes (documented in the man page and README). */
 enum {
@@ -50,6 +53,9 @@ struct opts {
 	uint8_t order[3];
 	bool allow_degrade;
 	uint32_t pick; /* connections --pick N, 0 = list only */
+	bool daemon;   /* hand the mapping to pcpmapd */
+	bool watch;    /* list --watch */
+	const char *socket;
 };
 
 static const char *prog = "pcpmap";
@@ -294,6 +300,10 @@ static int make_client(struct opts *o, pcpmap_client **ret)
 	cfg.server = o->gateway;
 	cfg.protocols = o->protocols;
 	memcpy(cfg.protocol_order, o->order, sizeof(cfg.protocol_order));
+	if (o->daemon) {
+		cfg.mode = PCPMAP_MODE_DAEMON;
+		cfg.daemon_socket = o->socket;
+	}
 	cfg.log = log_cb;
 	cfg.log_level = o->verbose >= 2 ? PCPMAP_LOG_DEBUG
 			: o->verbose    ? PCPMAP_LOG_INFO
@@ -325,6 +335,8 @@ static void print_unmap_hint(const struct opts *o, const struct pcpmap_mapping_i
 		printf(" -6");
 	if (o->third_party)
 		printf(" --third-party %s", o->third_party);
+	if (o->daemon)
+		printf(" --daemon");
 	printf("\n");
 }
 
@@ -347,6 +359,9 @@ static int run_mapping(struct opts *o, struct pcpmap_request *req, const char *c
 	if (r < 0)
 		return EXIT_INTERNAL;
 	int sfd = open_signalfd();
+	/* Handed to pcpmapd: map, report, and leave the mapping with the daemon. */
+	if (o->daemon)
+		o->once = true;
 	req->callback = event_cb;
 	req->userdata = &st;
 	if (o->once)
@@ -445,6 +460,9 @@ enum {
 	OPT_ALLOW_DEGRADE,
 	OPT_EXT_ADDR,
 	OPT_PICK,
+	OPT_DAEMON,
+	OPT_WATCH,
+	OPT_SOCKET,
 };
 
 static const struct option common_long[] = {
@@ -468,6 +486,9 @@ static const struct option common_long[] = {
 	{ "ipv6", no_argument, NULL, '6' },
 	{ "ipv4", no_argument, NULL, '4' },
 	{ "pick", required_argument, NULL, OPT_PICK },
+	{ "daemon", no_argument, NULL, OPT_DAEMON },
+	{ "watch", no_argument, NULL, OPT_WATCH },
+	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -612,6 +633,15 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, vo
 		case '4':
 			o->family = AF_INET;
 			break;
+		case OPT_DAEMON:
+			o->daemon = true;
+			break;
+		case OPT_WATCH:
+			o->watch = true;
+			break;
+		case OPT_SOCKET:
+			o->socket = optarg;
+			break;
 		case OPT_PICK:
 			if (parse_u32(optarg, 1, UINT32_MAX, &v) < 0)
 				return usage_error(
@@ -641,6 +671,8 @@ static void help_map(void)
 	    "      --pair              RTP/RTCP: map PORT and PORT+1 to an even external pair\n"
 	    "  -6, --ipv6              IPv6 mapping (a firewall pinhole); default IPv4\n"
 	    "      --once              map, print the result and exit (the mapping lives its lifetime)\n"
+	    "      --daemon            hand the mapping to pcpmapd, which keeps it (persistent) after exit\n"
+	    "      --socket PATH       pcpmapd's control socket, with --daemon\n"
 	    "      --protocol LIST     protocols to use, in the order to prefer, e.g. pcp or upnp,pcp\n"
 	    "      --allow-degrade     map even if the gateway's protocol cannot express --filter,\n"
 	    "                          --prefer-failure or --description (the result says what was dropped)\n"
@@ -692,6 +724,8 @@ static void fill_request(struct opts *o, struct pcpmap_request *req)
 	req->external_family = o->family ? o->family : AF_INET;
 	req->protocols = o->protocols;
 	req->allow_degrade = o->allow_degrade;
+	/* Handed to the daemon, the mapping outlives this command. */
+	req->persistent = o->daemon;
 }
 
 static int cmd_map(int argc, char **argv, struct opts *o)
@@ -1070,6 +1104,113 @@ static int cmd_connections(int argc, char **argv, struct opts *o)
 	return r;
 }
 
+static void help_list(void)
+{
+	printf("Usage: %s list [--watch] [--json] [--socket PATH]\n"
+	       "Lists the mappings pcpmapd holds: owner, state, protocol, internal and external endpoints,\n"
+	       "lifetime and when the next refresh goes out. --watch redraws every second until Ctrl-C.\n"
+	       "  --socket PATH           pcpmapd's control socket (default $PCPMAPD_SOCKET, else\n"
+	       "                          /run/pcpmapd/pcpmapd.sock)\n",
+	       prog);
+}
+
+#ifdef PCPMAP_CLI_DAEMON
+static void print_list(const struct opts *o, const struct pmd_ctl_mapping *ms, size_t n)
+{
+	if (!o->json)
+		printf("%-4s %-6s %-11s %-8s %-5s %-28s %-28s %-9s %s\n", "ID", "OWNER", "STATE", "PROTOCOL",
+		       "KIND", "INTERNAL", "EXTERNAL", "LIFETIME", "REFRESH");
+	for (size_t i = 0; i < n; i++) {
+		const struct pmd_ctl_mapping *m = &ms[i];
+		const struct pcpmap_mapping_info *f = &m->info;
+		char in[80], ex[80], refresh[32];
+		snprintf(in, sizeof(in), "%s %s:%u", proto_str(f->ip_proto), f->internal_addr,
+			 f->internal_port);
+		if (f->external_port2)
+			snprintf(ex, sizeof(ex), "%s:%u+%u", f->external_addr, f->external_port,
+				 f->external_port2);
+		else
+			snprintf(ex, sizeof(ex), "%s:%u", f->external_addr[0] ? f->external_addr : "-",
+				 f->external_port);
+		if (m->refresh_in == UINT32_MAX)
+			snprintf(refresh, sizeof(refresh), "-");
+		else
+			snprintf(refresh, sizeof(refresh), "refreshing in %u s", m->refresh_in);
+		if (o->json) {
+			printf("{\"event\":\"mapping\",\"id\":%u,\"owner_uid\":%u,\"persistent\":%s,"
+			       "\"state\":\"%s\","
+			       "\"protocol\":\"%s\",\"kind\":\"%s\",\"transport\":\"%s\",\"internal\":{"
+			       "\"address\":",
+			       m->id, m->owner_uid, m->persistent ? "true" : "false",
+			       pcpmap_state_name(f->state), pcpmap_proto_name(f->proto),
+			       f->kind == PCPMAP_KIND_PEER ? "peer" : "map", proto_str(f->ip_proto));
+			json_str(stdout, f->internal_addr);
+			printf(",\"port\":%u},\"external\":{\"address\":", f->internal_port);
+			json_str(stdout, f->external_addr);
+			printf(",\"port\":%u},\"lifetime\":%" PRIu32 ",\"refresh_in\":%ld}\n",
+			       f->external_port, f->lifetime,
+			       m->refresh_in == UINT32_MAX ? -1L : (long)m->refresh_in);
+			continue;
+		}
+		char lt[16];
+		snprintf(lt, sizeof(lt), "%" PRIu32 " s", f->lifetime);
+		printf("%-4u %-6u %-11s %-8s %-5s %-28s %-28s %-9s %s%s\n", m->id, m->owner_uid,
+		       pcpmap_state_name(f->state), pcpmap_proto_name(f->proto),
+		       f->kind == PCPMAP_KIND_PEER ? "peer" : "map", in, ex, lt, refresh,
+		       m->persistent ? "  (persistent)" : "");
+	}
+	if (!o->json && !n)
+		printf("(pcpmapd holds no mapping)\n");
+	fflush(stdout);
+}
+#endif
+
+static int cmd_list(int argc, char **argv, struct opts *o)
+{
+	int r = parse_opts("list", argc, argv, o, help_list);
+	if (r)
+		return r;
+	if (argc != optind)
+		return usage_error("list", "unexpected argument '%s'", argv[optind]);
+#ifdef PCPMAP_CLI_DAEMON
+	struct pmd_ctl *ctl;
+	r = pmd_ctl_connect(o->socket, &ctl);
+	if (r < 0) {
+		fprintf(stderr,
+			"%s list: cannot reach pcpmapd%s%s: %s (is it running? 'systemctl start pcpmapd')\n",
+			prog, o->socket ? " at " : "", o->socket ? o->socket : "", strerror(-r));
+		return EXIT_NO_SUPPORT;
+	}
+	int sfd = o->watch ? open_signalfd() : -1;
+	bool tty = isatty(STDOUT_FILENO);
+	for (;;) {
+		struct pmd_ctl_mapping *ms = NULL;
+		size_t n = 0;
+		r = pmd_ctl_list(ctl, &ms, &n);
+		if (r < 0) {
+			fprintf(stderr, "%s list: %s\n", prog, strerror(-r));
+			break;
+		}
+		if (o->watch && tty && !o->json)
+			printf("\033[H\033[2J");
+		print_list(o, ms, n);
+		free(ms);
+		if (!o->watch)
+			break;
+		struct pollfd pfd = { .fd = sfd, .events = POLLIN };
+		if (sfd >= 0 && poll(&pfd, 1, 1000) > 0)
+			break; /* Ctrl-C */
+	}
+	if (sfd >= 0)
+		close(sfd);
+	pmd_ctl_close(ctl);
+	return r < 0 ? EXIT_INTERNAL : EXIT_OK;
+#else
+	fprintf(stderr, "%s list: this pcpmap was built without pcpmapd support\n", prog);
+	return EXIT_NO_SUPPORT;
+#endif
+}
+
 static void help_main(void)
 {
 	printf("Usage: %s COMMAND [options]\n"
@@ -1082,7 +1223,8 @@ static void help_main(void)
 	       "  announce               ask the gateway for its PCP epoch\n"
 	       "  probe                  which protocols the gateway answers, RTTs, external address\n"
 	       "  external-address       print the gateway's external address\n"
-	       "  connections [PROTO]    this host's connections; --pick N makes one's PEER mapping\n\n"
+	       "  connections [PROTO]    this host's connections; --pick N makes one's PEER mapping\n"
+	       "  list [--watch]         the mappings pcpmapd holds\n\n"
 	       "'%s COMMAND --help' tells more. Exit codes: 0 success, 1 internal error, 2 usage,\n"
 	       "3 no gateway or no supported protocol, 4 refused by the gateway, 5 timeout.\n",
 	       prog, prog);
@@ -1100,6 +1242,7 @@ static const struct {
 	{ "probe", cmd_probe },
 	{ "external-address", cmd_external },
 	{ "connections", cmd_connections },
+	{ "list", cmd_list },
 	/* clang-format on */
 };
 

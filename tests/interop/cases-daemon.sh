@@ -505,6 +505,39 @@ case_renew_timer() {
 	ok "$renewals renewals in 20 s at lifetime 8 s driven by the timerfd, $w wakeups, same port $pa"
 }
 
+# The tool's daemon commands: map --daemon hands a persistent mapping to pcpmapd, list shows it (JSON
+# parsed), unmap --daemon deletes it.
+case_cli_daemon() {
+	lab_up
+	write_conf
+	start_daemon
+	local PM=$PCPMAP_BUILD_DIR/cli/pcpmap
+	RC=0
+	"$LAB" cli "$PM" map tcp 7960 --daemon --socket "$SOCK" >"$WORK/map.out" 2>&1 || RC=$?
+	[[ $RC -eq 0 ]] || fail "map --daemon exited $RC: $(cat "$WORK/map.out")"
+	local nonce
+	nonce=$(grep -o -- '--nonce [0-9a-f]*' "$WORK/map.out" | cut -d' ' -f2)
+	[[ -n $nonce ]] || fail "no unmap hint: $(cat "$WORK/map.out")"
+	# The tool has exited: the daemon keeps the mapping.
+	"$LAB" reach tcp 7960 7960 || fail "not reachable after the tool exited"
+	"$LAB" cli "$PM" list --json --socket "$SOCK" >"$WORK/list.out" 2>&1 || fail "list failed: $(cat "$WORK/list.out")"
+	python3 - "$WORK/list.out" <<'PY' || fail "list does not show the mapping: $(cat "$WORK/list.out")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')]
+m = [r for r in rows if r["internal"]["port"] == 7960]
+assert m and m[0]["persistent"] and m[0]["state"] in ("MAPPED", "REFRESHING") and m[0]["protocol"] == "PCP", rows
+assert m[0]["refresh_in"] > 0
+PY
+	"$LAB" cli "$PM" list --socket "$SOCK" >"$WORK/list-h.out" 2>&1
+	grep -q 'refreshing in' "$WORK/list-h.out" || fail "human list lacks the refresh time: $(cat "$WORK/list-h.out")"
+	RC=0
+	"$LAB" cli "$PM" unmap tcp 7960 --nonce "$nonce" --daemon --socket "$SOCK" >"$WORK/unmap.out" 2>&1 || RC=$?
+	[[ $RC -eq 0 ]] || fail "unmap --daemon exited $RC: $(cat "$WORK/unmap.out")"
+	"$LAB" cli "$PM" list --json --socket "$SOCK" >"$WORK/list2.out" 2>&1
+	! grep -q '"port":7960' "$WORK/list2.out" || fail "still listed after unmap"
+	ok "map --daemon outlives the tool, list shows it (JSON and table), unmap --daemon removes it"
+}
+
 fn=case_$CASE
 declare -F "$fn" >/dev/null || { echo "unknown case $CASE" >&2; exit 2; }
 "$fn"
