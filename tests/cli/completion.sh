@@ -88,12 +88,12 @@ expect "pcpmap map --da" "--daemon"
 expect "pcpmap peer --da" ""
 expect "pcpmap unmap tcp 80 --no" "--nonce"
 expect "pcpmap connections --pi" "--pick"
-expect "pcpmap list --" "--json --verbose --help --watch"
+expect "pcpmap list --" "--json --verbose --help --watch --socket"
 expect "pcpmap announce --" "--gateway --timeout --json --verbose --help"
 expect "pcpmap probe --pro" "--protocol"
 expect "pcpmap map -" "-g -t -j -v -h -4 -6 -e --gateway --timeout --json --verbose --help --ipv4 --ipv6 \
 --external-port --external-address --lifetime --prefer-failure --third-party --filter --description --pair \
---once --protocol --allow-degrade --daemon"
+--once --protocol --allow-degrade --daemon --socket"
 expect_has "pcpmap announce " "--gateway --timeout --json"
 # --protocol lists
 expect "pcpmap map --protocol " "pcp natpmp upnp"
