@@ -339,6 +339,18 @@ case_upnpc_upnp_only() {
 	upnpc_cycle real UPnP "igd 2 control http://192.168.77.1:5000/ctl/IPConn" 7301
 }
 
+# A PCP/NAT-PMP-only router (UPnP off): the real miniupnpc finds no IGD, the pcpmap build of the same
+# unchanged source maps through PCP.
+case_upnpc_pcp_only() {
+	lab_up --upnp no
+	build_apps
+	app real "$BIN/upnpc_app.real" map tcp 7250 7250 600
+	[[ $RC -ne 0 ]] || fail "the real miniupnpc build mapped on a gateway without UPnP: $(cat "$WORK/real.out")"
+	local real_rc=$RC
+	DEBUG=1 upnpc_cycle ours PCP "igd 1 control pcpmap://192.168.77.1/PCP/ctl/IPConn" 7251
+	ok "UPnP off: the real build fails (exit $real_rc), the pcpmap build maps through PCP"
+}
+
 declare -F "case_$CASE" >/dev/null || {
 	echo "cases-compat.sh: unknown case '$CASE'" >&2
 	exit 2
