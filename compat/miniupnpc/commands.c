@@ -34,7 +34,8 @@
 #define UE_CONFLICT          718
 #define UE_NOT_FOUND         730
 
-/* "Permanent" leases (0) last as long as the process; a day after it ends, the gateway drops them. */
+/* "Permanent" leases (0): pcpmapd keeps them when it runs; otherwise they last as long as the process and the
+ * gateway drops them a day after it ends. */
 #define PERMANENT_LIFETIME 86400u
 #define MAX_PINHOLE_LEASE  86400u
 
@@ -248,7 +249,15 @@ static int add_mapping(const char *extPort, const char *inPort, const char *inCl
 	memset(&info, 0, sizeof(info));
 	struct pcpmap_stats st0;
 	pcpmap_client_get_stats(pmc_upc.c, &st0);
+	/* A permanent lease outlives this process only in pcpmapd: hand it over as persistent when the daemon
+	 * runs (AUTO mode); a daemon that refuses persistence to this user gets an ordinary mapping. */
+	req.persistent = !lease && pcpmap_client_uses_daemon(pmc_upc.c);
 	r = pcpmap_map_sync(pmc_upc.c, &req, pmc_upc.env.timeout_ms, &e->m, &info);
+	if (r == -EPERM && req.persistent) {
+		req.persistent = false;
+		memset(&info, 0, sizeof(info));
+		r = pcpmap_map_sync(pmc_upc.c, &req, pmc_upc.env.timeout_ms, &e->m, &info);
+	}
 	if (r == -EADDRINUSE)
 		drain_answers(st0.sent, st0.received);
 	if (r < 0) {

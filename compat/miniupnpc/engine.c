@@ -139,6 +139,9 @@ static int start(void)
 	struct pcpmap_client_config cfg;
 	pmc_env_read(&pmc_upc.env, PCPMAP_PROTOS_ALL, UPC_DEFAULT_TIMEOUT_MS);
 	pmc_client_config(&cfg, &pmc_upc.env, pmc_upc_tag);
+	/* pcpmapd, when it runs, holds what must outlive this process (permanent leases). */
+	if (!getenv("PCPMAP_COMPAT_NO_DAEMON"))
+		cfg.mode = PCPMAP_MODE_AUTO;
 	int r = pcpmap_client_new(&pmc_upc.c, &cfg);
 	if (r < 0)
 		return r;
