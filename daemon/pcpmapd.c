@@ -1251,12 +1251,12 @@ static void restore_state(struct daemon *d)
 		struct pmd_state_rec *r = &recs[i];
 		if (r->id >= d->next_id)
 			d->next_id = r->id + 1;
-		if (!r->persistent && r->expires && r->expires < wall) {
-			logm(6, "leftover mapping %u (%s %u) expired on the gateway already", r->id,
+		/* A leftover is deleted even when its recorded expiry has passed: renewals that changed nothing
+		 * did not rewrite the record, so the gateway may hold it for up to a lifetime longer. A delete of
+		 * what is gone costs one request. */
+		if (!r->persistent && r->expires && r->expires < wall)
+			logm(7, "leftover mapping %u (%s %u) may have expired; deleting it anyway", r->id,
 			     ipproto_str(r->req.ip_proto), r->req.internal_port);
-			d->dirty = true;
-			continue;
-		}
 		struct dmap *dm = calloc(1, sizeof(*dm));
 		if (!dm)
 			break;
