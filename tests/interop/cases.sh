@@ -574,6 +574,44 @@ PY
 	ok "connection #$n (40100 -> 203.0.113.2:8081) listed; its PEER mapping is on the gateway"
 }
 
+# The informational commands, human and JSON (parsed), and Ctrl-C (SIGINT) in the foreground mode.
+case_cli_outputs() {
+	lab_up
+	pm probe probe --json -g $GW4
+	[[ $RC -eq 0 ]] || fail "probe exited $RC"
+	python3 - "$WORK/probe.out" <<'PY' || fail "probe JSON: $(cat "$WORK/probe.out")"
+import json, sys
+d = json.loads(open(sys.argv[1]).readline())
+assert d["event"] == "probe" and d["chosen"] == "PCP" and d["external_address"] == "203.0.113.1", d
+for k in ("pcp", "natpmp", "upnp"):
+    assert d["protocols"][k]["tried"] and d["protocols"][k]["answers"], (k, d)
+assert d["protocols"]["pcp"]["version"] == 2 and not d["external_is_private"]
+PY
+	pm probe-h probe -g $GW4
+	grep -q '^  PCP      yes  version 2' "$WORK/probe-h.out" || fail "probe table: $(cat "$WORK/probe-h.out")"
+	grep -q '^pcpmap uses PCP; external address 203.0.113.1' "$WORK/probe-h.out" || fail "probe summary"
+	pm ext external-address --json -g $GW4
+	python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).readline()); assert d["external_address"]=="203.0.113.1" and d["protocol"]=="PCP", d' "$WORK/ext.out" ||
+		fail "external-address JSON: $(cat "$WORK/ext.out")"
+	pm ext-h external-address -g $GW4
+	[[ $(head -n1 "$WORK/ext-h.out") == 203.0.113.1 ]] || fail "external-address: $(cat "$WORK/ext-h.out")"
+	pm ann announce --json -g $GW4
+	python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).readline()); assert d["event"]=="announce" and d["version"]==2 and d["rtt_us"]>0, d' "$WORK/ann.out" ||
+		fail "announce JSON: $(cat "$WORK/ann.out")"
+	# Foreground map, then Ctrl-C: the mapping leaves the gateway and the tool exits 0.
+	"$LAB" cli "$PCPMAP" map tcp 7060 --json >"$WORK/fg.out" 2>&1 &
+	BG_PID=$!
+	wait_rule 7060 5 >/dev/null || fail "no mapping"
+	"$LAB" cli pkill -INT -f 'cli/pcpmap map tcp 7060'
+	local rc=0
+	wait "$BG_PID" || rc=$?
+	BG_PID=
+	[[ $rc -eq 0 ]] || fail "Ctrl-C exit $rc"
+	grep -q '"event":"deleted"' "$WORK/fg.out" || fail "no deleted event after Ctrl-C: $(cat "$WORK/fg.out")"
+	! rules_have 7060 || fail "rule still present after Ctrl-C"
+	ok "probe, external-address, announce: JSON parsed and tables checked; Ctrl-C deleted the mapping"
+}
+
 fn=case_$CASE
 declare -F "$fn" >/dev/null || { echo "unknown case $CASE" >&2; exit 2; }
 "$fn"
