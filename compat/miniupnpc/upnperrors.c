@@ -4,6 +4,10 @@
 #include "miniupnpc/upnpcommands.h"
 #include "common/compat_common.h"
 
+#include <string.h>
+
+#include <pcpmap/pcpmap.h>
+
 PCPMAP_EXPORT_COMPAT const char *strupnperror(int err)
 {
 	switch (err) {
@@ -27,53 +31,12 @@ PCPMAP_EXPORT_COMPAT const char *strupnperror(int err)
 		return "Action Failed";
 	case 606:
 		return "Action not authorized";
-	case 701:
-		return "PinholeSpaceExhausted";
-	case 702:
-		return "FirewallDisabled";
-	case 703:
-		return "InboundPinholeNotAllowed";
-	case 704:
-		return "NoSuchEntry";
-	case 705:
-		return "ProtocolNotSupported";
-	case 706:
-		return "InternalPortWildcardingNotAllowed";
-	case 707:
-		return "ProtocolWildcardingNotAllowed";
 	case 708:
-		return "InvalidLayer2Address";
-	case 709:
-		return "NoPacketSent";
-	case 713:
-		return "SpecifiedArrayIndexInvalid";
-	case 714:
-		return "NoSuchEntryInArray";
-	case 715:
-		return "WildCardNotPermittedInSrcIP";
-	case 716:
-		return "WildCardNotPermittedInExtPort";
-	case 718:
-		return "ConflictInMappingEntry";
-	case 724:
-		return "SamePortValuesRequired";
-	case 725:
-		return "OnlyPermanentLeasesSupported";
-	case 726:
-		return "RemoteHostOnlySupportsWildcard";
-	case 727:
-		return "ExternalPortOnlySupportsWildcard";
-	case 728:
-		return "NoPortMapsAvailable";
-	case 729:
-		return "ConflictWithOtherMechanisms";
-	case 730:
-		return "PortMappingNotFound";
-	case 732:
-		return "WildCardNotPermittedInIntPort";
-	case 733:
-		return "InconsistentParameters";
+		return "InvalidLayer2Address"; /* miniupnpc's name; the IGD specification's differs */
 	default:
-		return "UnknownError";
+		break;
 	}
+	/* The 7xx names are the ones libpcpmap reports. */
+	const char *name = pcpmap_result_name(PCPMAP_PROTO_UPNP, err);
+	return err >= 700 && err < 800 && strcmp(name, "UNKNOWN") != 0 ? name : "UnknownError";
 }
