@@ -10,6 +10,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
 #endif
+#include "net/nlattr.h"
 #include "net/net.h"
 
 #include <errno.h>
@@ -100,42 +101,6 @@ static int walk_messages(const void *buf, size_t len, msg_fn fn, void *ctx)
 	return 0;
 }
 
-struct attr_ctx {
-	const struct nlattr **tb;
-	unsigned max;
-	size_t base; /* address of the first attribute */
-	size_t end;  /* offset just past the last well-formed attribute, padding included */
-};
-
-static int attr_cb(const struct nlattr *attr, void *data)
-{
-	struct attr_ctx *c = data;
-	uint16_t type = mnl_attr_get_type(attr);
-
-	if (type <= c->max)
-		c->tb[type] = attr;
-	c->end = (size_t)((uintptr_t)attr - c->base) + MNL_ALIGN((size_t)mnl_attr_get_len(attr));
-	return MNL_CB_OK;
-}
-
-/*
- * Parse the attributes in [payload, payload + size) into tb[0..max]. mnl_attr_parse_payload stops silently at
- * the first attribute that does not fit; we report that as truncation.
- */
-static int attrs_parse(const void *payload, size_t size, const struct nlattr **tb, unsigned max)
-{
-	struct attr_ctx c = { .tb = tb, .max = max, .base = (uintptr_t)payload, .end = 0 };
-
-	memset(tb, 0, (max + 1) * sizeof(*tb));
-	if (size == 0)
-		return 0;
-	if (mnl_attr_parse_payload(payload, size, attr_cb, &c) < 0)
-		return -EBADMSG;
-	if (c.end < size)
-		return -EBADMSG;
-	return 0;
-}
-
 /* Copy out the fixed family header after nlmsghdr and parse the attributes behind it. */
 static int msg_parse(const struct nlmsghdr *nlh, void *hdr, size_t hdrlen, const struct nlattr **tb,
 		     unsigned max)
@@ -145,7 +110,7 @@ static int msg_parse(const struct nlmsghdr *nlh, void *hdr, size_t hdrlen, const
 	if (nlh->nlmsg_len < off)
 		return -EBADMSG;
 	memcpy(hdr, mnl_nlmsg_get_payload(nlh), hdrlen);
-	return attrs_parse((const char *)nlh + off, nlh->nlmsg_len - off, tb, max);
+	return pm_net_attrs_parse((const char *)nlh + off, nlh->nlmsg_len - off, tb, max);
 }
 
 static int u32_attr(const struct nlattr *a, uint32_t *ret)
@@ -213,8 +178,8 @@ static int multipath_parse(const struct nlattr *mp, size_t alen, struct route_in
 		memcpy(&nh, p + off, sizeof(nh));
 		if (nh.rtnh_len < sizeof(nh) || nh.rtnh_len > size - off)
 			return -EBADMSG;
-		r = attrs_parse(p + off + RTNH_ALIGN(sizeof(nh)), nh.rtnh_len - RTNH_ALIGN(sizeof(nh)), tb,
-				RTA_MAX);
+		r = pm_net_attrs_parse(p + off + RTNH_ALIGN(sizeof(nh)), nh.rtnh_len - RTNH_ALIGN(sizeof(nh)),
+				       tb, RTA_MAX);
 		if (r < 0)
 			return r;
 		if (tb[RTA_GATEWAY]) {

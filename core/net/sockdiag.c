@@ -10,6 +10,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
 #endif
+#include "net/nlattr.h"
 #include "net/sockdiag.h"
 
 #include <arpa/inet.h>
@@ -115,39 +116,6 @@ static int kernel_errno(const struct nlmsghdr *nlh, int *ret)
 	return 0;
 }
 
-struct attr_ctx {
-	const struct nlattr **tb;
-	unsigned max;
-	uintptr_t base; /* address of the first attribute */
-	size_t end;     /* offset just past the last well-formed attribute, padding included */
-};
-
-static int attr_cb(const struct nlattr *attr, void *data)
-{
-	struct attr_ctx *c = data;
-	uint16_t type = mnl_attr_get_type(attr);
-
-	if (type <= c->max)
-		c->tb[type] = attr;
-	c->end = (size_t)((uintptr_t)attr - c->base) + MNL_ALIGN((size_t)mnl_attr_get_len(attr));
-	return MNL_CB_OK;
-}
-
-/* mnl_attr_parse_payload stops silently at the first attribute that does not fit: that is truncation. */
-static int attrs_parse(const void *payload, size_t size, const struct nlattr **tb, unsigned max)
-{
-	struct attr_ctx c = { .tb = tb, .max = max, .base = (uintptr_t)payload, .end = 0 };
-
-	memset(tb, 0, (max + 1) * sizeof(*tb));
-	if (size == 0)
-		return 0;
-	if (mnl_attr_parse_payload(payload, size, attr_cb, &c) < 0)
-		return -EBADMSG;
-	if (c.end < size)
-		return -EBADMSG;
-	return 0;
-}
-
 static bool v4_mapped(const uint8_t a[16])
 {
 	static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
@@ -185,7 +153,7 @@ static int conn_parse(const struct nlmsghdr *nlh, struct sd_scan *s)
 	if (nlh->nlmsg_len < off)
 		return -EBADMSG;
 	memcpy(&m, mnl_nlmsg_get_payload(nlh), sizeof(m));
-	r = attrs_parse((const char *)nlh + off, nlh->nlmsg_len - off, tb, INET_DIAG_MAX);
+	r = pm_net_attrs_parse((const char *)nlh + off, nlh->nlmsg_len - off, tb, INET_DIAG_MAX);
 	if (r < 0)
 		return r;
 	/* Only set by some kernels and protocols; when present it must agree with what we asked for. */
