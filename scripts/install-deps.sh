@@ -5,7 +5,7 @@ set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "install-deps.sh: run as root" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
 
-build_pkgs="build-essential cmake ninja-build pkg-config clang-format clang libclang-rt-14-dev man-db groff-base bsdextrautils \
+build_pkgs="build-essential cmake ninja-build pkg-config clang-format man-db groff-base bsdextrautils \
 debhelper dpkg-dev fakeroot lintian \
 libmnl-dev libnatpmp-dev libminiupnpc-dev libcmocka-dev"
 lab_pkgs="miniupnpd miniupnpd-nftables nftables miniupnpc natpmpc tshark iproute2 procps iputils-ping \
