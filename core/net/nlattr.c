@@ -2,6 +2,7 @@
 /* Netlink attribute parsing shared by the rtnetlink and sock_diag parsers. */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "net/nlattr.h"
@@ -35,5 +36,38 @@ int pm_net_attrs_parse(const void *payload, size_t size, const struct nlattr **t
 		return -EBADMSG;
 	if (c.end < size)
 		return -EBADMSG;
+	return 0;
+}
+
+#define MAX_ERRNO 4095
+
+int pm_net_aligned_view(const void *buf, size_t len, const void **ret_view, void **ret_copy)
+{
+	void *copy;
+
+	*ret_copy = NULL;
+	if (((uintptr_t)buf % _Alignof(struct nlmsghdr)) == 0) {
+		*ret_view = buf;
+		return 0;
+	}
+	copy = malloc(len);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, buf, len);
+	*ret_view = copy;
+	*ret_copy = copy;
+	return 0;
+}
+
+int pm_net_kernel_errno(const struct nlmsghdr *nlh, int *ret)
+{
+	int32_t e;
+
+	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(e))
+		return -EBADMSG;
+	memcpy(&e, mnl_nlmsg_get_payload(nlh), sizeof(e));
+	if (e > 0 || e < -MAX_ERRNO)
+		return -EBADMSG;
+	*ret = e;
 	return 0;
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* Netlink attribute parsing shared by the rtnetlink and sock_diag parsers (core/net). */
+/* Netlink helpers shared by the rtnetlink and sock_diag parsers (core/net). */
 #ifndef PCPMAP_CORE_NET_NLATTR_H
 #define PCPMAP_CORE_NET_NLATTR_H
 
@@ -13,5 +13,13 @@
  * as truncation. Returns 0 or -EBADMSG.
  */
 int pm_net_attrs_parse(const void *payload, size_t size, const struct nlattr **tb, unsigned max);
+
+/* libmnl reads headers in place: *ret_view is buf when it is aligned for struct nlmsghdr, else a malloc'ed
+ * copy, also returned in *ret_copy for the caller to free (NULL when no copy was made). 0 or -ENOMEM. */
+int pm_net_aligned_view(const void *buf, size_t len, const void **ret_view, void **ret_copy);
+
+/* The kernel errno in an NLMSG_ERROR or NLMSG_DONE payload (0 or negative); -EBADMSG when the payload is
+ * short or holds anything but a negative errno. */
+int pm_net_kernel_errno(const struct nlmsghdr *nlh, int *ret);
 
 #endif

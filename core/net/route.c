@@ -31,7 +31,6 @@
 /* Kernel dumps fill at most 32 KiB per datagram; notifications are smaller. */
 #define NL_BUF_SIZE   32768
 #define DUMP_ATTEMPTS 3
-#define MAX_ERRNO     4095
 
 /* net/if.h (needed for if_indextoname) lacks the RFC 2863 operstate flags of linux/if.h. */
 #ifndef IFF_LOWER_UP
@@ -48,25 +47,6 @@ union nl_buf {
 
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Buffer and attribute walking */
-
-/* libmnl reads headers in place: give it a 4-byte aligned view of the caller's bytes. */
-static int aligned_view(const void *buf, size_t len, const void **ret_view, void **ret_copy)
-{
-	void *copy;
-
-	*ret_copy = NULL;
-	if (((uintptr_t)buf % _Alignof(struct nlmsghdr)) == 0) {
-		*ret_view = buf;
-		return 0;
-	}
-	copy = malloc(len);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, buf, len);
-	*ret_view = copy;
-	*ret_copy = copy;
-	return 0;
-}
 
 typedef int (*msg_fn)(const struct nlmsghdr *nlh, void *ctx);
 
@@ -124,20 +104,6 @@ static int u32_attr(const struct nlattr *a, uint32_t *ret)
 static size_t family_addr_len(int family)
 {
 	return family == AF_INET ? sizeof(struct in_addr) : family == AF_INET6 ? sizeof(struct in6_addr) : 0;
-}
-
-/* Kernel error codes travel as negative ints; anything else there is malformed. */
-static int kernel_errno(const struct nlmsghdr *nlh, int *ret)
-{
-	int32_t e;
-
-	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(e))
-		return -EBADMSG;
-	memcpy(&e, mnl_nlmsg_get_payload(nlh), sizeof(e));
-	if (e > 0 || e < -MAX_ERRNO)
-		return -EBADMSG;
-	*ret = e;
-	return 0;
 }
 
 /* ---------------------------------------------------------------------------------------------------------- */
@@ -264,11 +230,12 @@ static int route_scan_msg(const struct nlmsghdr *nlh, void *ctx)
 	case NLMSG_DONE:
 		s->done = true;
 		/* Since Linux 4.x NLMSG_DONE carries the dump's final status. */
-		if (mnl_nlmsg_get_payload_len(nlh) >= sizeof(int32_t) && kernel_errno(nlh, &e) == 0 && e < 0)
+		if (mnl_nlmsg_get_payload_len(nlh) >= sizeof(int32_t) && pm_net_kernel_errno(nlh, &e) == 0 &&
+		    e < 0)
 			s->err = e;
 		return 1;
 	case NLMSG_ERROR:
-		r = kernel_errno(nlh, &e);
+		r = pm_net_kernel_errno(nlh, &e);
 		if (r < 0)
 			return r;
 		if (e < 0) {
@@ -318,7 +285,7 @@ static int route_scan_buf(const void *buf, size_t len, struct route_scan *s)
 		return -EINVAL;
 	if (len == 0)
 		return 0;
-	r = aligned_view(buf, len, &view, &copy);
+	r = pm_net_aligned_view(buf, len, &view, &copy);
 	if (r < 0)
 		return r;
 	r = walk_messages(view, len, route_scan_msg, s);
@@ -556,7 +523,7 @@ int pm_net_parse_events(const void *buf, size_t len, unsigned *ret_mask)
 	if (len > INT_MAX)
 		return -EINVAL;
 	if (len > 0) {
-		r = aligned_view(buf, len, &view, &copy);
+		r = pm_net_aligned_view(buf, len, &view, &copy);
 		if (r < 0)
 			return r;
 		r = walk_messages(view, len, event_msg, &mask);

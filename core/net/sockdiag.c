@@ -30,7 +30,6 @@
 
 /* One dump datagram holds at most 32 KiB (the kernel sizes dump skbs to the reader's buffer, capped there). */
 #define SD_BUF_SIZE 32768
-#define MAX_ERRNO   4095
 
 union sd_buf {
 	struct nlmsghdr align;
@@ -82,39 +81,6 @@ struct sd_scan {
 	struct pm_net_conn **arr;
 	size_t *n, *cap;
 };
-
-/* libmnl reads headers in place: give it a 4-byte aligned view of the caller's bytes. */
-static int aligned_view(const void *buf, size_t len, const void **ret_view, void **ret_copy)
-{
-	void *copy;
-
-	*ret_copy = NULL;
-	if (((uintptr_t)buf % _Alignof(struct nlmsghdr)) == 0) {
-		*ret_view = buf;
-		return 0;
-	}
-	copy = malloc(len);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, buf, len);
-	*ret_view = copy;
-	*ret_copy = copy;
-	return 0;
-}
-
-/* Kernel error codes travel as negative ints; anything else there is malformed. */
-static int kernel_errno(const struct nlmsghdr *nlh, int *ret)
-{
-	int32_t e;
-
-	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(e))
-		return -EBADMSG;
-	memcpy(&e, mnl_nlmsg_get_payload(nlh), sizeof(e));
-	if (e > 0 || e < -MAX_ERRNO)
-		return -EBADMSG;
-	*ret = e;
-	return 0;
-}
 
 static bool v4_mapped(const uint8_t a[16])
 {
@@ -205,14 +171,14 @@ static int scan_msg(const struct nlmsghdr *nlh, struct sd_scan *s)
 		s->done = true;
 		/* NLMSG_DONE carries the dump's status: -ENOENT when no handler serves the protocol. */
 		if (mnl_nlmsg_get_payload_len(nlh) >= sizeof(int32_t)) {
-			r = kernel_errno(nlh, &e);
+			r = pm_net_kernel_errno(nlh, &e);
 			if (r < 0)
 				return r;
 			s->err = e;
 		}
 		return 1;
 	case NLMSG_ERROR:
-		r = kernel_errno(nlh, &e);
+		r = pm_net_kernel_errno(nlh, &e);
 		if (r < 0)
 			return r;
 		if (e < 0) {
@@ -239,7 +205,7 @@ static int scan_buf(const void *buf, size_t len, struct sd_scan *s)
 
 	if (len == 0)
 		return 0;
-	r = aligned_view(buf, len, &view, &copy);
+	r = pm_net_aligned_view(buf, len, &view, &copy);
 	if (r < 0)
 		return r;
 	p = view;
