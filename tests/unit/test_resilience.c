@@ -266,12 +266,10 @@ static void test_route_lost_suspends_then_resumes(void **state)
 /* Captured rtnetlink notifications replayed through the parser into the engine. */
 static void replay(struct ctx *x, const char *vector)
 {
-	uint8_t *buf;
-	long n = vector_load(PCPMAP_VECTOR_DIR, vector, &buf);
-	assert_true(n > 0);
+	struct vec v = load(vector);
 	unsigned mask = 0;
-	assert_int_equal(pm_net_parse_events(buf, (size_t)n, &mask), 0);
-	free(buf);
+	assert_int_equal(pm_net_parse_events(v.b, v.len, &mask), 0);
+	free(v.b);
 	x->c->now = x->clk.now_us;
 	pm_client_on_net_events(x->c, mask);
 }

@@ -37,23 +37,7 @@
 #define DONE_LEN  20
 
 /* ---------------------------------------------------------------------------------------------------------- */
-/* Vector loading */
-
-struct vec {
-	uint8_t *b;
-	size_t len;
-};
-
-/* A vector from tests/vectors (see tests/fakes/vectors.h); the test fails if it cannot be read. */
-static struct vec load(const char *name)
-{
-	struct vec v = { NULL, 0 };
-	long n = vector_load(PCPMAP_VECTOR_DIR, name, &v.b);
-	if (n < 0)
-		fail_msg("cannot load vector %s", name);
-	v.len = (size_t)n;
-	return v;
-}
+/* Vector helpers */
 
 static void wr16(uint8_t *p, uint16_t v)
 {
