@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <pcpmap/pcpmap.h>
 
@@ -37,6 +38,9 @@ int main(int argc, char **argv)
 	struct pcpmap_client_config cfg;
 	pcpmap_client_config_init(&cfg);
 	cfg.max_mappings = n + 8;
+	/* PROTOCOLS: "pcp" pins PCP (the RFC 6887 retransmission under test), anything else keeps them all. */
+	if (argc > 4 && !strcmp(argv[4], "pcp"))
+		cfg.protocols = PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP);
 	if (getenv("MANY_MAPS_LOG")) {
 		cfg.log = log_cb;
 		cfg.log_level = PCPMAP_LOG_DEBUG;
