@@ -17,7 +17,8 @@ LAB=$HERE/lab.sh
 export PCPMAP_BUILD_DIR
 CASE=${1:?usage: cases-compat.sh CASE}
 export PCPMAP_LAB=pmc-${CASE//_/-}
-export PCPMAP_LAB=${PCPMAP_LAB:0:30}
+# PCPMAP_LAB_TAG (optional) keeps labs of two build trees run at once apart.
+export PCPMAP_LAB=${PCPMAP_LAB_TAG:-}${PCPMAP_LAB:0:30}
 WORK=$(mktemp -d /tmp/pcpmap-compat.XXXXXX)
 BIN=$WORK/bin
 EXT4=203.0.113.1

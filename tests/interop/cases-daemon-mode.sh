@@ -16,7 +16,8 @@ CTL=${PCPMAPCTL_BIN:-$PCPMAP_BUILD_DIR/daemon/pcpmapctl-test}
 APP=${PCPMAP_DMODE_APP:-$PCPMAP_BUILD_DIR/tests/interop/daemon_mode_app}
 CASE=${1:?usage: cases-daemon-mode.sh CASE}
 export PCPMAP_LAB=pmdm-${CASE//_/-}
-export PCPMAP_LAB=${PCPMAP_LAB:0:30}
+# PCPMAP_LAB_TAG (optional) keeps labs of two build trees run at once apart.
+export PCPMAP_LAB=${PCPMAP_LAB_TAG:-}${PCPMAP_LAB:0:30}
 WORK=$(mktemp -d /tmp/pcpmap-dmode-interop.XXXXXX)
 SOCK=$WORK/run/pcpmapd.sock
 STATE=$WORK/state

@@ -14,7 +14,8 @@ PCPMAPD=${PCPMAPD_BIN:-$PCPMAP_BUILD_DIR/daemon/pcpmapd}
 CTL=${PCPMAPCTL_BIN:-$PCPMAP_BUILD_DIR/daemon/pcpmapctl-test}
 CASE=${1:?usage: cases-daemon.sh CASE}
 export PCPMAP_LAB=pmd-${CASE//_/-}
-export PCPMAP_LAB=${PCPMAP_LAB:0:30}
+# PCPMAP_LAB_TAG (optional) keeps labs of two build trees run at once apart.
+export PCPMAP_LAB=${PCPMAP_LAB_TAG:-}${PCPMAP_LAB:0:30}
 WORK=$(mktemp -d /tmp/pcpmapd-interop.XXXXXX)
 # nobody must reach the socket below it.
 chmod 755 "$WORK"

@@ -18,7 +18,8 @@ export PCPMAP_BUILD_DIR
 PCPMAP=${PCPMAP_BIN:-$PCPMAP_BUILD_DIR/cli/pcpmap}
 CASE=${1:?usage: cases-upnp.sh CASE (or list)}
 export PCPMAP_LAB=pmu-${CASE//_/-}
-export PCPMAP_LAB=${PCPMAP_LAB:0:30}
+# PCPMAP_LAB_TAG (optional) keeps labs of two build trees run at once apart.
+export PCPMAP_LAB=${PCPMAP_LAB_TAG:-}${PCPMAP_LAB:0:30}
 WORK=$(mktemp -d /tmp/pcpmap-interop-upnp.XXXXXX)
 CLI4=192.168.77.2
 CLI6=fd77:77::2

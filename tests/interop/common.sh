@@ -10,7 +10,8 @@ export PCPMAP_BUILD_DIR
 PCPMAP=${PCPMAP_BIN:-$PCPMAP_BUILD_DIR/cli/pcpmap}
 CASE=${1:?usage: $CASE_SCRIPT CASE}
 export PCPMAP_LAB=$CASE_PREFIX-${CASE//_/-}
-export PCPMAP_LAB=${PCPMAP_LAB:0:30}
+# PCPMAP_LAB_TAG (optional) keeps labs of two build trees run at once apart.
+export PCPMAP_LAB=${PCPMAP_LAB_TAG:-}${PCPMAP_LAB:0:30}
 WORK=$(mktemp -d "/tmp/pcpmap-interop-$CASE_PREFIX.XXXXXX")
 GW4=192.168.77.1
 EXT4=203.0.113.1
