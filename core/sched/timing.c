@@ -24,16 +24,11 @@ static uint64_t sat_add(uint64_t a, uint64_t b)
 	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-/* (1 + RAND) * base, RAND uniform in [-0.1, +0.1) (RFC 6887 8.1.1), rounded to the microsecond. */
-static uint64_t randomize(uint64_t base_us, const struct pm_rand *rnd)
+/* A time in microseconds, rounded, saturating at 2^64 (beyond it the conversion is undefined). */
+static uint64_t us_round(double v)
 {
-	double f = 1.0 + PCP_RAND_SPREAD * (2.0 * pm_rand_unit(rnd) - 1.0);
-	double v = (double)base_us * f + 0.5;
-
-	/* 2^64 as a double: beyond it the conversion is undefined. */
-	if (v >= 18446744073709551616.0)
-		return UINT64_MAX;
-	return (uint64_t)v;
+	v += 0.5;
+	return v >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t)v;
 }
 
 void pm_retx_init(struct pm_retx *r, uint64_t irt_us, uint64_t mrt_us, unsigned mrc, uint64_t mrd_us)
@@ -51,7 +46,7 @@ void pm_retx_init(struct pm_retx *r, uint64_t irt_us, uint64_t mrt_us, unsigned 
 int pm_retx_next(struct pm_retx *r, uint64_t now_us, const struct pm_rand *rnd, uint64_t *ret_deadline)
 {
 	uint64_t started = r->count ? r->started_us : now_us;
-	uint64_t base, rt, deadline, end = UINT64_MAX;
+	uint64_t rt, deadline, end = UINT64_MAX;
 	bool clamped = false;
 
 	if (r->irt_us == 0)
@@ -65,14 +60,16 @@ int pm_retx_next(struct pm_retx *r, uint64_t now_us, const struct pm_rand *rnd, 
 		if (r->mrd_clamped || now_us >= end)
 			return -ETIMEDOUT;
 	}
+	/* RFC 6887 8.1.1 with the jitter taken on the previous RT, not on twice it: RT = IRT + RAND * IRT, then
+	 * RT = 2 * RTprev + RAND * RTprev, and once above MRT, RT = MRT + RAND * MRT. */
+	double f = PCP_RAND_SPREAD * (2.0 * pm_rand_unit(rnd) - 1.0);
 	if (r->count == 0) {
-		base = r->irt_us;
+		rt = us_round((double)r->irt_us * (1.0 + f));
 	} else {
-		base = r->rt_us > UINT64_MAX / 2 ? UINT64_MAX : 2 * r->rt_us;
-		if (r->mrt_us > 0 && base > r->mrt_us)
-			base = r->mrt_us;
+		double v = (double)r->rt_us * (2.0 + f);
+		rt = r->mrt_us == 0 || v <= (double)r->mrt_us ? us_round(v)
+							     : us_round((double)r->mrt_us * (1.0 + f));
 	}
-	rt = randomize(base, rnd);
 	deadline = sat_add(now_us, rt);
 	if (deadline > end) {
 		/* RFC 6887 8.1.1: MRD bounds the whole exchange; wait out the rest, then give up. */

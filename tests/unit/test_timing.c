@@ -171,7 +171,9 @@ static void test_retx_nominal(void **state)
 	assert_int_equal(f.head, f.tail); /* exactly one draw per transmission */
 }
 
-/* RT_n = (1 + RAND) * MIN(2 * RT_{n-1}, MRT): RAND applies to the already randomised previous RT. */
+/* RT_1 = IRT + RAND * IRT, RT_n = 2 * RT_{n-1} + RAND * RT_{n-1}, and above MRT: MRT + RAND * MRT. The
+ * jitter is RAND times the previous RT, not twice that (the (1 + RAND) * 2 * RT_{n-1} reading doubled it and
+ * let the ladder drift: the 7th send near 309 s instead of 189 s at RAND = +0.1). */
 static void check_extreme(int which, double factor, uint64_t steady_us)
 {
 	struct fake_rand f;
@@ -181,8 +183,10 @@ static void check_extreme(int which, double factor, uint64_t steady_us)
 
 	pm_retx_init(&x, PCP_IRT_US, PCP_MRT_US, 0, 0);
 	for (int i = 0; i < 16; i++) {
-		uint64_t base = i == 0 ? PCP_IRT_US : (2 * prev < PCP_MRT_US ? 2 * prev : PCP_MRT_US);
-		uint64_t want = (uint64_t)((double)base * factor + 0.5);
+		double v = i == 0 ? (double)PCP_IRT_US * factor : (double)prev * (1.0 + factor);
+		if (v > (double)PCP_MRT_US)
+			v = (double)PCP_MRT_US * factor;
+		uint64_t want = (uint64_t)(v + 0.5);
 
 		push_unit(&f, which);
 		assert_int_equal(pm_retx_next(&x, now, &r, &dl), 0);
@@ -202,7 +206,7 @@ static void test_retx_rand_minus(void **state)
 	uint64_t dl;
 
 	(void)state;
-	/* 2.7 s, 0.9 * 5.4 = 4.86 s, 0.9 * 9.72 = 8.748 s; steady state 0.9 * 1024 = 921.6 s */
+	/* 2.7 s, 1.9 * 2.7 = 5.13 s, 1.9 * 5.13 = 9.747 s; steady state 0.9 * 1024 = 921.6 s */
 	pm_retx_init(&x, PCP_IRT_US, PCP_MRT_US, 0, 0);
 	push_unit(&f, RAND_MINUS);
 	push_unit(&f, RAND_MINUS);
@@ -210,9 +214,9 @@ static void test_retx_rand_minus(void **state)
 	assert_int_equal(pm_retx_next(&x, 0, &r, &dl), 0);
 	assert_int_equal(dl, 2700000);
 	assert_int_equal(pm_retx_next(&x, dl, &r, &dl), 0);
-	assert_int_equal(x.rt_us, 4860000);
+	assert_int_equal(x.rt_us, 5130000);
 	assert_int_equal(pm_retx_next(&x, dl, &r, &dl), 0);
-	assert_int_equal(x.rt_us, 8748000);
+	assert_int_equal(x.rt_us, 9747000);
 	check_extreme(RAND_MINUS, 0.9, 921600000);
 }
 
@@ -224,24 +228,25 @@ static void test_retx_rand_plus(void **state)
 	uint64_t dl;
 
 	(void)state;
-	/* 3.3 s, 1.1 * 6.6 = 7.26 s; the cap applies before RAND: steady 1.1 * 1024 = 1126.4 s */
+	/* 3.3 s, 2.1 * 3.3 = 6.93 s; above MRT: steady 1.1 * 1024 = 1126.4 s */
 	pm_retx_init(&x, PCP_IRT_US, PCP_MRT_US, 0, 0);
 	push_unit(&f, RAND_PLUS);
 	push_unit(&f, RAND_PLUS);
 	assert_int_equal(pm_retx_next(&x, 0, &r, &dl), 0);
 	assert_int_equal(dl, 3300000);
 	assert_int_equal(pm_retx_next(&x, dl, &r, &dl), 0);
-	assert_int_equal(x.rt_us, 7260000);
+	assert_int_equal(x.rt_us, 6930000);
 	check_extreme(RAND_PLUS, 1.1, 1126400000);
 	check_extreme(RAND_ZERO, 1.0, 1024000000);
 }
 
-/* Random RAND: every RT within +-10 % of MIN(2 * RT_{n-1}, MRT) (RT_1: of IRT), RAND varying per step. */
+/* Random RAND: every RT within RAND * RT_{n-1} of 2 * RT_{n-1} (RT_1: within 10 % of IRT; above MRT: within
+ * 10 % of MRT), RAND varying per step. */
 static void test_retx_bounds_random(void **state)
 {
 	struct fake_rand f;
 	struct pm_rand r = fake_init(&f, 0x0123456789abcdefULL);
-	double lo_seen = 2.0, hi_seen = 0.0;
+	double lo_seen = 1.0, hi_seen = -1.0;
 
 	(void)state;
 	for (int run = 0; run < 500; run++) {
@@ -250,22 +255,30 @@ static void test_retx_bounds_random(void **state)
 
 		pm_retx_init(&x, PCP_IRT_US, PCP_MRT_US, 0, 0);
 		for (int i = 0; i < 20; i++) {
-			uint64_t base = i == 0 ? PCP_IRT_US : (2 * prev < PCP_MRT_US ? 2 * prev : PCP_MRT_US);
-			double ratio;
+			double rt, j;
 
 			assert_int_equal(pm_retx_next(&x, now, &r, &dl), 0);
-			assert_true(x.rt_us + 1 >= (uint64_t)((double)base * 0.9));
-			assert_true(x.rt_us <= (uint64_t)((double)base * 1.1) + 1);
-			ratio = (double)x.rt_us / (double)base;
-			lo_seen = ratio < lo_seen ? ratio : lo_seen;
-			hi_seen = ratio > hi_seen ? ratio : hi_seen;
+			rt = (double)x.rt_us;
+			if (i == 0)
+				j = (rt - (double)PCP_IRT_US) / (double)PCP_IRT_US;
+			else if (2.1 * (double)prev <= (double)PCP_MRT_US)
+				j = (rt - 2.0 * (double)prev) / (double)prev;
+			else
+				j = (rt - (double)PCP_MRT_US) / (double)PCP_MRT_US;
+			/* Near the cap either rule may apply; then only the capped range is checked. */
+			if (i > 0 && 1.9 * (double)prev <= (double)PCP_MRT_US &&
+			    2.1 * (double)prev > (double)PCP_MRT_US)
+				j = j > 0.1 || j < -0.1 ? (rt - 2.0 * (double)prev) / (double)prev : j;
+			assert_true(j >= -0.1 - 1e-6 && j <= 0.1 + 1e-6);
+			lo_seen = j < lo_seen ? j : lo_seen;
+			hi_seen = j > hi_seen ? j : hi_seen;
 			assert_int_equal(dl, now + x.rt_us);
 			prev = x.rt_us;
 			now = dl;
 		}
 	}
 	/* RAND really is drawn afresh: the whole [-0.1, +0.1] range shows up. */
-	assert_true(lo_seen < 0.905 && hi_seen > 1.095);
+	assert_true(lo_seen < -0.095 && hi_seen > 0.095);
 }
 
 static void test_retx_mrt_cap(void **state)
