@@ -473,8 +473,7 @@ PCPMAP_EXPORT void pcpmap_client_get_stats(const pcpmap_client *c, struct pcpmap
 	*ret = c->stats;
 }
 
-static bool epoch_check(struct pm_server *s, uint32_t epoch, bool natpmp_rule, struct pm_mapping *except,
-			bool announced)
+static bool epoch_check(struct pm_server *s, uint32_t epoch, bool natpmp_rule, bool announced)
 {
 	pcpmap_client *c = s->client;
 	uint64_t now_s = c->now / 1000000u;
@@ -486,22 +485,30 @@ static bool epoch_check(struct pm_server *s, uint32_t epoch, bool natpmp_rule, s
 		return true;
 	c->stats.epoch_resets++;
 	pm_log(c, PCPMAP_LOG_NOTICE,
-	       "%s server %s lost its state (epoch %u after %u%s): re-creating its mappings", s->ops->name,
-	       s->name, epoch, prev, had ? "" : ", first");
-	/* RFC 6887 8.5 / 14.1: after a multicast announcement every host on the link re-maps, so spread the
-	 * load with a random delay; a unicast answer re-maps at once. Either way re-creation is paced. */
-	pm_remap_server(s, except, announced ? pm_announce_delay_us(&c->env.rand) : 0);
+	       "%s server %s may have lost its state (epoch %u after %u%s%s): confirming its mappings",
+	       s->ops->name, s->name, epoch, prev, had ? "" : ", first", announced ? ", announced" : "");
 	return false;
 }
 
 bool pm_server_on_epoch(struct pm_server *s, uint32_t epoch, bool natpmp_rule, struct pm_mapping *except)
 {
-	return epoch_check(s, epoch, natpmp_rule, except, false);
+	if (epoch_check(s, epoch, natpmp_rule, false))
+		return true;
+	/* A unicast answer: confirm the others at once (paced); the answering mapping just was. */
+	pm_remap_server(s, except, 0);
+	return false;
 }
 
-bool pm_server_on_epoch_announced(struct pm_server *s, uint32_t epoch, bool natpmp_rule)
+bool pm_gw_on_announced(struct pm_gw *gw, struct pm_server *s, uint32_t epoch, bool natpmp_rule)
 {
-	return epoch_check(s, epoch, natpmp_rule, NULL, true);
+	pcpmap_client *c = gw->client;
+	bool ok = s ? epoch_check(s, epoch, natpmp_rule, true) : true;
+	/* RFC 6887 14.1.1: every host on the link hears a multicast announcement, so spread the load. */
+	uint64_t delay = pm_announce_delay_us(&c->env.rand);
+	for (int p = 0; p < PM_NPROTO; p++)
+		if (gw->srv[p])
+			pm_remap_server(gw->srv[p], NULL, delay);
+	return ok;
 }
 
 struct pm_mapping *pm_server_find_nonce(struct pm_server *s, const uint8_t nonce[PCP_NONCE_LEN])

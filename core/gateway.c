@@ -9,7 +9,7 @@
 #include "internal.h"
 
 #define GRACE_MIN_US        20000u /* wait at least this long for a better protocol after a worse one answered */
-#define GRACE_MAX_US        250000u /* ... and at most this long */
+#define GRACE_MAX_US        1000000u /* ... and at most this long */
 /* UPnP discovery is heavier (multicast, HTTP, a worker thread): it starts this long after PCP and NAT-PMP
  * unless they already failed, so a PCP gateway never pays for it and a UPnP-only one pays 50 ms at most. */
 #define UPNP_PROBE_DELAY_US 50000u
@@ -516,8 +516,13 @@ static void reattach_all(struct pm_gw *gw)
 		bool server_gone = m->server && gw->status[m->server->ops->proto] == PM_P_NO;
 		if (m->state == PCPMAP_STATE_ERROR_WAIT_RESEND && !server_gone)
 			continue;
+		/* A request in flight on a protocol that answers is left to finish there: moving it would leave
+		 * whatever the gateway grants it unknown to us. */
+		bool in_flight = m->state == PCPMAP_STATE_WAIT_RESP && m->server &&
+				 gw->status[m->server->ops->proto] == PM_P_YES;
 		if (p != PCPMAP_PROTO_NONE) {
-			if (m->state == PCPMAP_STATE_NOT_SENT || !m->server || m->server->ops->proto != p)
+			if (m->state == PCPMAP_STATE_NOT_SENT || !m->server ||
+			    (m->server->ops->proto != p && !in_flight))
 				pm_gw_attach(m);
 		} else if (wait) {
 			if (m->state != PCPMAP_STATE_NOT_SENT && server_gone)
@@ -526,6 +531,20 @@ static void reattach_all(struct pm_gw *gw)
 			pm_gw_attach(m);
 		}
 	}
+}
+
+/* Requests of better (still possible) protocols than p that wait for an answer on this gateway. */
+static unsigned better_in_flight(const struct pm_gw *gw, enum pcpmap_proto p)
+{
+	pcpmap_client *c = gw->client;
+	unsigned n = 0;
+	for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next) {
+		const struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
+		if (m->gw == gw && m->state == PCPMAP_STATE_WAIT_RESP && m->server &&
+		    m->server->ops->proto != p && gw->status[m->server->ops->proto] != PM_P_NO)
+			n++;
+	}
+	return n;
 }
 
 static void decide(struct pm_gw *gw)
@@ -547,8 +566,9 @@ static void decide(struct pm_gw *gw)
 			continue;
 		if (gw->status[p] == PM_P_YES) {
 			if (pending_better) {
-				/* A better protocol may still answer: give it a moment, scaled to this RTT. */
-				uint64_t grace = 4ull * gw->rtt_us[p];
+				/* A better protocol may still answer: give it a moment, scaled to this RTT and to the
+				 * requests it has in flight (a single-threaded server answers a burst one by one). */
+				uint64_t grace = (4ull + better_in_flight(gw, p)) * gw->rtt_us[p];
 				grace = grace < GRACE_MIN_US   ? GRACE_MIN_US
 					: grace > GRACE_MAX_US ? GRACE_MAX_US
 							       : grace;

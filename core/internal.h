@@ -58,6 +58,9 @@ struct pm_backend_ops {
 	int (*probe)(struct pm_server *s);
 	/* The mapping leaves this server (destroyed, or moved to another server): drop its state. May be NULL. */
 	void (*mapping_gone)(struct pm_server *s, struct pm_mapping *m);
+	/* A response the server sent unasked to the announcement port (RFC 6887 14.2), source already checked:
+	 * updates the mapping whose nonce it carries, drops it otherwise. May be NULL. */
+	void (*unsolicited)(struct pm_server *s, const uint8_t *buf, size_t len);
 };
 
 struct pm_list {
@@ -284,14 +287,27 @@ void pm_server_unwatch_fd(struct pm_server *s, int fd);
  * may carry version, epoch, RTT, external address), or a negative errno when it does not (ECONNREFUSED,
  * ETIMEDOUT, EPROTONOSUPPORT). */
 void pm_server_on_probe(struct pm_server *s, int err, const struct pcpmap_server_info *info);
+/* A grant the gateway made for a nonce no live mapping carries any more (a late answer after the mapping
+ * moved to another protocol): deleted with that nonce through a mapping of its own, owned by nobody. */
+struct pm_orphan {
+	uint8_t nonce[PCP_NONCE_LEN];
+	uint8_t ip_proto;
+	uint16_t internal_port;
+	int family;
+	bool has_third_party;
+	struct pcp_addr third_party;
+};
+void pm_mapping_delete_orphan(struct pm_server *s, const struct pm_orphan *o);
 /* Mappings by id: backends that finish work asynchronously (UPnP worker) must not keep mapping pointers. */
 struct pm_mapping *pm_client_find_mapping(pcpmap_client *c, uint64_t id);
 struct pm_mapping *pm_server_find_nonce(struct pm_server *s, const uint8_t nonce[PCP_NONCE_LEN]);
 void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r);
 /* Returns false when the epoch shows the server lost its state (the core then re-creates its mappings). */
 bool pm_server_on_epoch(struct pm_server *s, uint32_t epoch, bool natpmp_rule, struct pm_mapping *except);
-/* The same check for an unsolicited (multicast) announcement: re-creation waits a random 0-5 s. */
-bool pm_server_on_epoch_announced(struct pm_server *s, uint32_t epoch, bool natpmp_rule);
+/* An unsolicited announcement from gateway gw: the epoch check, and whatever it says, every mapping held
+ * through the gateway is confirmed with a renewal after a random 0-5 s (RFC 6887 14.1.1: a restart within
+ * the epoch check's slack is otherwise invisible). Returns false when the epoch shows a state loss. */
+bool pm_gw_on_announced(struct pm_gw *gw, struct pm_server *s, uint32_t epoch, bool natpmp_rule);
 void pm_server_on_unreachable(struct pm_server *s, int err);
 void pm_server_on_reachable(struct pm_server *s);
 /* Reports a socket error from the next timer run instead of from inside a send. */

@@ -214,15 +214,15 @@ void pm_mapping_fsm(struct pm_mapping *m, enum fsm_event ev)
 	struct fsm_result r;
 	char acts[160];
 
-	if (fsm_step(m->state, ev, &r) < 0) {
+	enum pcpmap_state from = m->state;
+	if (fsm_apply(&m->state, ev, &r) < 0) {
 		pm_log(c, PCPMAP_LOG_DEBUG, "mapping %llu: %s has no edge for %s, ignored",
-		       (unsigned long long)m->id, pcpmap_state_name(m->state), fsm_event_name(ev));
+		       (unsigned long long)m->id, pcpmap_state_name(from), fsm_event_name(ev));
 		return;
 	}
 	fsm_actions_string(r.actions, acts, sizeof(acts));
 	pm_log(c, PCPMAP_LOG_DEBUG, "mapping %llu: %s --%s--> %s [%s]", (unsigned long long)m->id,
-	       pcpmap_state_name(m->state), fsm_event_name(ev), pcpmap_state_name(r.state), acts);
-	m->state = r.state;
+	       pcpmap_state_name(from), fsm_event_name(ev), pcpmap_state_name(r.state), acts);
 	uint64_t now = c->now;
 
 	if (r.actions & FSM_A_CANCEL)
@@ -275,8 +275,12 @@ void pm_mapping_fsm(struct pm_mapping *m, enum fsm_event ev)
 	if (r.actions & FSM_A_HOLD_ARM)
 		sched_arm(&c->sched, &m->t_main, now + (uint64_t)(m->hold_s ? m->hold_s : 1) * 1000000u);
 	if (r.actions & FSM_A_NOTIFY_LOST) {
-		m->notified_mapped = false;
-		queue_event(m, PCPMAP_EVENT_LOST);
+		/* LOST takes back a MAPPED the application was told; nothing to take back otherwise. */
+		struct pm_mapping *t = m->pair_owner ? m->pair_owner : m;
+		if (t->notified_mapped) {
+			t->notified_mapped = false;
+			queue_event(m, PCPMAP_EVENT_LOST);
+		}
 	}
 	if ((r.actions & FSM_A_NOTIFY_FAILED) && !m->pair_owner)
 		queue_event(m, PCPMAP_EVENT_FAILED);
@@ -393,10 +397,11 @@ void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r)
 			pm_mapping_fsm(m, FSM_EV_ERR_FATAL);
 			return;
 		}
-		/* PREFER_FAILURE means exactly this port or nothing; some servers (miniupnpd) hand out another
-		 * port anyway, so check, and give back what we did not ask for. */
-		if (m->prefer_failure && m->suggested_port && r->ext_port != m->suggested_port &&
-		    !m->have_grant) {
+		/* PREFER_FAILURE means exactly this port or nothing, on creation and on every renewal; some
+		 * servers (miniupnpd) hand out another port anyway, so check, and give back what we did not ask
+		 * for. */
+		uint16_t pinned = m->have_grant ? m->ext_port : m->suggested_port;
+		if (m->prefer_failure && pinned && r->ext_port != pinned) {
 			m->error = -EADDRINUSE;
 			m->ext_addr = r->ext_addr;
 			m->ext_port = r->ext_port;
@@ -405,7 +410,7 @@ void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r)
 			pm_log(c, PCPMAP_LOG_INFO,
 			       "mapping %llu: asked for port %u with PREFER_FAILURE, gateway gave %u: "
 			       "releasing it",
-			       (unsigned long long)m->id, m->suggested_port, r->ext_port);
+			       (unsigned long long)m->id, pinned, r->ext_port);
 			m->server->ops->send(m->server, m, true);
 			m->have_grant = false;
 			pm_mapping_fsm(m, FSM_EV_ERR_FATAL);
@@ -603,15 +608,35 @@ static void mapping_start(struct pm_mapping *m)
 		int r = pm_client_gateway_for(c, m->family, &m->gw);
 		if (r < 0) {
 			/* No gateway now: wait and try again, reporting why. */
-			m->state = PCPMAP_STATE_ERROR_WAIT_RESEND;
 			m->error = r;
 			m->hold_s = 5;
-			sched_arm(&c->sched, &m->t_main, c->now + 5000000u);
-			queue_event(m, PCPMAP_EVENT_FAILED);
+			pm_mapping_fsm(m, FSM_EV_ERR_RETRY);
 			return;
 		}
 	}
 	pm_gw_attach(m);
+}
+
+void pm_mapping_delete_orphan(struct pm_server *s, const struct pm_orphan *o)
+{
+	pcpmap_client *c = s->client;
+	struct pm_mapping *m = mapping_alloc(c);
+	if (!m)
+		return;
+	m->kind = PCPMAP_KIND_MAP;
+	m->ip_proto = o->ip_proto;
+	m->internal_port = o->internal_port;
+	m->family = o->family;
+	m->has_third_party = o->has_third_party;
+	m->third_party = o->third_party;
+	m->protocols = PCPMAP_PROTO_BIT(s->ops->proto);
+	memcpy(m->nonce, o->nonce, PCP_NONCE_LEN);
+	m->gw = s->gw;
+	pm_list_add_tail(&c->mappings, &m->link);
+	c->n_mappings++;
+	pm_mapping_set_server(m, s);
+	/* Not the application's: the state machine releases it once the delete is answered or given up. */
+	pm_mapping_fsm(m, FSM_EV_UNMAP);
 }
 
 int pm_request_validate(pcpmap_client *c, const struct pcpmap_request *req)
@@ -726,10 +751,8 @@ static void pair_retry(struct pm_mapping *owner, uint16_t next_suggestion)
 		pm_mapping_fsm(p, FSM_EV_DELETE);
 	}
 	owner->server->ops->send(owner->server, owner, true);
-	sched_cancel(&c->sched, &owner->t_main);
-	sched_cancel(&c->sched, &owner->t_expire);
 	owner->have_grant = false;
-	owner->state = PCPMAP_STATE_NOT_SENT;
+	pm_mapping_fsm(owner, FSM_EV_RESTART);
 	c->env.rand.fill(c->env.rand.ctx, owner->nonce, sizeof(owner->nonce));
 	owner->has_pair_nonce = false; /* a new pair: new nonces for both halves */
 	owner->suggested_port = next_suggestion;
@@ -742,7 +765,6 @@ static void pair_retry(struct pm_mapping *owner, uint16_t next_suggestion)
 
 static void pair_fail(struct pm_mapping *owner, int err)
 {
-	pcpmap_client *c = owner->client;
 	if (owner->pair) {
 		struct pm_mapping *p = owner->pair;
 		p->pair_owner = NULL;
@@ -751,12 +773,9 @@ static void pair_fail(struct pm_mapping *owner, int err)
 	}
 	if (owner->have_grant)
 		owner->server->ops->send(owner->server, owner, true);
-	sched_cancel(&c->sched, &owner->t_main);
-	sched_cancel(&c->sched, &owner->t_expire);
 	owner->have_grant = false;
 	owner->error = err;
-	owner->state = PCPMAP_STATE_FAILED;
-	queue_event(owner, PCPMAP_EVENT_FAILED);
+	pm_mapping_fsm(owner, FSM_EV_ERR_FATAL);
 }
 
 static uint16_t next_even(uint16_t port)
@@ -987,10 +1006,7 @@ PCPMAP_EXPORT int pcpmap_unmap_sync(pcpmap_client *c, const struct pcpmap_reques
 		return err;
 	}
 	m->gw = m->server->gw;
-	/* The mapping exists on the gateway as far as we know: enter the state machine where a live one
-	 * would be, then take its DELETE edge. */
-	m->state = PCPMAP_STATE_MAPPED;
-	pm_mapping_fsm(m, FSM_EV_DELETE);
+	pm_mapping_fsm(m, FSM_EV_UNMAP);
 	err = pm_client_wait(c, unmap_done, &w, timeout_ms < 0 ? 0 : timeout_ms);
 	if (w.done) {
 		err = w.err;

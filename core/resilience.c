@@ -1,5 +1,6 @@
 /* Resilience: unsolicited announcements (PCP ANNOUNCE, NAT-PMP address notices) on port 5350, route and
  * address changes through rtnetlink, and paced re-creation of mappings a gateway lost. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,14 +44,20 @@ static bool same_host(const struct pm_sockaddr *a, const struct pm_sockaddr *b)
 	return memcmp(&a->u.in6.sin6_addr, &b->u.in6.sin6_addr, sizeof(struct in6_addr)) == 0;
 }
 
+static uint16_t sockaddr_port(const struct pm_sockaddr *a)
+{
+	return ntohs(a->u.sa.sa_family == AF_INET ? a->u.in.sin_port : a->u.in6.sin6_port);
+}
+
 void pm_client_on_unsolicited(pcpmap_client *c, const uint8_t *buf, size_t len, const struct pm_sockaddr *src)
 {
 	struct pm_gw *gw = NULL;
 	c->stats.received++;
-	/* Only our own gateway may make us re-map: anyone on the link can send to 5350. */
+	/* Only our own gateway may make us re-map: anyone on the link can send to 5350. A server sends from the
+	 * port it serves on (RFC 6887 14.1, RFC 6886 3.2.1), so the source port must match too. */
 	for (struct pm_list *l = c->gateways.next; l != &c->gateways; l = l->next) {
 		struct pm_gw *g = pm_container_of(l, struct pm_gw, link);
-		if (same_host(&g->addr, src)) {
+		if (same_host(&g->addr, src) && sockaddr_port(&g->addr) == sockaddr_port(src)) {
 			gw = g;
 			break;
 		}
@@ -65,17 +72,27 @@ void pm_client_on_unsolicited(pcpmap_client *c, const uint8_t *buf, size_t len, 
 	}
 	if (len >= PCP_HDR_LEN && buf[0] == PCP_VERSION) {
 		struct pcp_msg m;
-		if (pcp_decode(buf, len, &c->codec, &m) < 0 || !m.response || m.opcode != PCP_OP_ANNOUNCE ||
-		    m.result != PCP_RES_SUCCESS) {
+		struct pm_server *s = gw->srv[PCPMAP_PROTO_PCP];
+		if (pcp_decode(buf, len, &c->codec, &m) < 0 || !m.response) {
+			c->stats.dropped++;
+			return;
+		}
+		if (m.opcode == PCP_OP_MAP || m.opcode == PCP_OP_PEER) {
+			/* RFC 6887 14.2: an unsolicited MAP or PEER response updates the mapping it names. */
+			if (s && s->ops->unsolicited)
+				s->ops->unsolicited(s, buf, len);
+			else
+				c->stats.dropped++;
+			return;
+		}
+		if (m.opcode != PCP_OP_ANNOUNCE || m.result != PCP_RES_SUCCESS) {
 			c->stats.dropped++;
 			return;
 		}
 		char d[96];
 		snprintf(d, sizeof(d), "unsolicited ANNOUNCE epoch=%u", m.epoch);
 		pm_trace(c, false, PCPMAP_PROTO_PCP, who, buf, len, d);
-		struct pm_server *s = gw->srv[PCPMAP_PROTO_PCP];
-		if (s)
-			pm_server_on_epoch_announced(s, m.epoch, false);
+		pm_gw_on_announced(gw, s, m.epoch, false);
 		return;
 	}
 	if (len == 12 && buf[0] == 0 && buf[1] == 128) {
@@ -87,9 +104,8 @@ void pm_client_on_unsolicited(pcpmap_client *c, const uint8_t *buf, size_t len, 
 		snprintf(d, sizeof(d), "NAT-PMP address notice result=%u epoch=%u ext=%u.%u.%u.%u", result,
 			 sssoe, buf[8], buf[9], buf[10], buf[11]);
 		pm_trace(c, false, PCPMAP_PROTO_NATPMP, who, buf, len, d);
-		struct pm_server *s = gw->srv[PCPMAP_PROTO_NATPMP];
-		if (s && result == 0)
-			pm_server_on_epoch_announced(s, sssoe, true);
+		if (result == 0)
+			pm_gw_on_announced(gw, gw->srv[PCPMAP_PROTO_NATPMP], sssoe, true);
 		return;
 	}
 	c->stats.dropped++;
@@ -223,7 +239,7 @@ static void remap_timer(struct sched_timer *t, uint64_t now, void *arg)
 	struct pm_mapping *m = next_remap(c, now, &later);
 	if (m) {
 		m->remap_pending = false;
-		pm_mapping_fsm(m, FSM_EV_STATE_LOST);
+		pm_mapping_fsm(m, FSM_EV_VERIFY);
 		/* Look again: the one just handled may have freed others' slots. */
 		next_remap(c, now, &later);
 		bool more = false;
@@ -268,31 +284,16 @@ static void rehome(struct pm_gw *from, struct pm_gw *to, const char *why)
 		/* Best effort: a delete from the old address may still reach the old gateway. */
 		if (m->server && held(m) && m->kind == PCPMAP_KIND_MAP && to != from)
 			m->server->ops->send(m->server, m, true);
-		bool was_held = held(m);
-		sched_cancel(&c->sched, &m->t_main);
-		sched_cancel(&c->sched, &m->t_expire);
 		m->remap_pending = false;
+		m->restart_pending = false;
+		/* The LOST event (if any) still describes the mapping as it was held. */
+		pm_mapping_fsm(m, FSM_EV_REHOME);
 		m->have_grant = false;
 		pm_mapping_set_server(m, NULL);
 		m->gw = to;
 		m->renew_attempt = 0;
-		m->state = PCPMAP_STATE_NOT_SENT;
 		if (m->port_pair)
 			m->port_pair_owner_pending = false;
-		if (was_held) {
-			m->notified_mapped = false;
-			struct pm_event *e = calloc(1, sizeof(*e));
-			if (e) {
-				e->kind = PM_EVENT_MAPPING;
-				e->m = m;
-				e->ev = PCPMAP_EVENT_LOST;
-				pcpmap_mapping_get_info((pcpmap_mapping *)m, &e->info);
-				if (m->user_owned)
-					pm_client_queue_event(c, e);
-				else
-					free(e);
-			}
-		}
 	}
 	/* Start them again, paced: the first at once. */
 	uint64_t at = c->now;

@@ -17,4 +17,13 @@ for f in $files; do
 	fi
 done
 [ $bad = 0 ] && echo "format-check: $(echo "$files" | wc -l) files clean"
+# One door to a mapping's state: the state-machine table (core/fsm/fsm_apply). Any other write is a side door
+# that skips the table's actions. Writes to a copy for the application (an info struct) are not state.
+doors=$(grep -nE '(->|\.)state[[:space:]]*=[^=]' $(find core plugin -name '*.c' -not -path 'core/fsm/*' -not -path 'core/net/*') |
+	grep -vE '(info|i)(->|\.)state[[:space:]]*=' || true)
+if [ -n "$doors" ]; then
+	echo "format-check: a mapping's state is written outside core/fsm (take an edge with pm_mapping_fsm):"
+	echo "$doors"
+	bad=1
+fi
 exit $bad

@@ -34,7 +34,7 @@ static const struct fsm_edge fsm_table[] = {
 	{ S(WAIT_RESP), FSM_EV_ERR_FATAL, S(FAILED),
 	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_FAILED },
 	{ S(WAIT_RESP), FSM_EV_GIVE_UP, S(FAILED), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_FAILED },
-	{ S(WAIT_RESP), FSM_EV_STATE_LOST, S(WAIT_RESP), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
+	{ S(WAIT_RESP), FSM_EV_VERIFY, S(WAIT_RESP), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 	{ S(WAIT_RESP), FSM_EV_EXPIRED, S(WAIT_RESP), FSM_A_NOTIFY_LOST },
 	{ S(WAIT_RESP), FSM_EV_SWITCH, S(WAIT_RESP), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 	{ S(WAIT_RESP), FSM_EV_PARK, S(NOT_SENT), FSM_A_CANCEL },
@@ -44,12 +44,16 @@ static const struct fsm_edge fsm_table[] = {
 	{ S(MAPPED), FSM_EV_RENEW_TIMER, S(REFRESHING), FSM_A_SEND | FSM_A_RENEW_ARM },
 	{ S(MAPPED), FSM_EV_SUCCESS, S(MAPPED),
 	  FSM_A_CANCEL | FSM_A_RENEW_RESET | FSM_A_RENEW_ARM | FSM_A_EXPIRY_ARM | FSM_A_NOTIFY_MAPPED },
-	{ S(MAPPED), FSM_EV_STATE_LOST, S(WAIT_RESP),
-	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_SEND | FSM_A_RETX_START | FSM_A_NOTIFY_LOST },
+	/* A possible state loss is confirmed with a renewal, not reported: LOST means the gateway no longer
+	 * holds the mapping, and an epoch reset or an announcement does not prove that (miniupnpd resets its
+	 * epoch on SIGUSR1 and keeps every rule). The grant stays live until its expiry says otherwise. */
+	{ S(MAPPED), FSM_EV_VERIFY, S(REFRESHING), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 	{ S(MAPPED), FSM_EV_EXPIRED, S(WAIT_RESP),
 	  FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START | FSM_A_NOTIFY_LOST },
 	{ S(MAPPED), FSM_EV_DELETE, S(DELETING),
 	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
+	/* A port pair that cannot complete: the owner gives its half back and fails. */
+	{ S(MAPPED), FSM_EV_ERR_FATAL, S(FAILED), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_FAILED },
 
 	{ S(REFRESHING), FSM_EV_SUCCESS, S(MAPPED),
 	  FSM_A_CANCEL | FSM_A_RENEW_RESET | FSM_A_RENEW_ARM | FSM_A_EXPIRY_ARM | FSM_A_NOTIFY_MAPPED },
@@ -60,8 +64,7 @@ static const struct fsm_edge fsm_table[] = {
 	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_FAILED },
 	{ S(REFRESHING), FSM_EV_EXPIRED, S(WAIT_RESP),
 	  FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START | FSM_A_NOTIFY_LOST },
-	{ S(REFRESHING), FSM_EV_STATE_LOST, S(WAIT_RESP),
-	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_SEND | FSM_A_RETX_START | FSM_A_NOTIFY_LOST },
+	{ S(REFRESHING), FSM_EV_VERIFY, S(REFRESHING), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 	{ S(REFRESHING), FSM_EV_DELETE, S(DELETING),
 	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 
@@ -71,8 +74,7 @@ static const struct fsm_edge fsm_table[] = {
 	{ S(ERROR_WAIT_RESEND), FSM_EV_PARK, S(NOT_SENT), FSM_A_CANCEL },
 	{ S(ERROR_WAIT_RESEND), FSM_EV_ERR_RETRY, S(ERROR_WAIT_RESEND),
 	  FSM_A_CANCEL | FSM_A_HOLD_ARM | FSM_A_NOTIFY_FAILED },
-	{ S(ERROR_WAIT_RESEND), FSM_EV_STATE_LOST, S(WAIT_RESP),
-	  FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
+	{ S(ERROR_WAIT_RESEND), FSM_EV_VERIFY, S(WAIT_RESP), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 	{ S(ERROR_WAIT_RESEND), FSM_EV_RETRY, S(WAIT_RESP), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 	{ S(ERROR_WAIT_RESEND), FSM_EV_EXPIRED, S(ERROR_WAIT_RESEND), FSM_A_NOTIFY_LOST },
 	{ S(ERROR_WAIT_RESEND), FSM_EV_GIVE_UP, S(FAILED),
@@ -89,6 +91,25 @@ static const struct fsm_edge fsm_table[] = {
 
 	{ S(FAILED), FSM_EV_RETRY, S(WAIT_RESP), FSM_A_SEND | FSM_A_RETX_START },
 	{ S(FAILED), FSM_EV_DELETE, S(DELETED), FSM_A_RELEASE },
+
+	/* A port pair's next try: the owner's half was given back, it starts over with a fresh nonce. */
+	{ S(WAIT_RESP), FSM_EV_RESTART, S(NOT_SENT), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL },
+	{ S(MAPPED), FSM_EV_RESTART, S(NOT_SENT), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL },
+	{ S(REFRESHING), FSM_EV_RESTART, S(NOT_SENT), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL },
+	{ S(ERROR_WAIT_RESEND), FSM_EV_RESTART, S(NOT_SENT), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL },
+
+	/* A new gateway or a new source address: what the old path held is out of reach (LOST, reported only
+	 * for a mapping that was reported held), and everything starts over there, failed ones included. */
+	{ S(NOT_SENT), FSM_EV_REHOME, S(NOT_SENT), FSM_A_CANCEL },
+	{ S(WAIT_RESP), FSM_EV_REHOME, S(NOT_SENT), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_LOST },
+	{ S(MAPPED), FSM_EV_REHOME, S(NOT_SENT), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_LOST },
+	{ S(REFRESHING), FSM_EV_REHOME, S(NOT_SENT), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_LOST },
+	{ S(ERROR_WAIT_RESEND), FSM_EV_REHOME, S(NOT_SENT),
+	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_LOST },
+	{ S(FAILED), FSM_EV_REHOME, S(NOT_SENT), FSM_A_CANCEL },
+
+	/* Deleting what an earlier run or another process made: straight to DELETING, nothing held here. */
+	{ S(NOT_SENT), FSM_EV_UNMAP, S(DELETING), FSM_A_SEND | FSM_A_RETX_START },
 };
 
 int fsm_step(enum pcpmap_state from, enum fsm_event ev, struct fsm_result *ret)
@@ -101,6 +122,14 @@ int fsm_step(enum pcpmap_state from, enum fsm_event ev, struct fsm_result *ret)
 		}
 	}
 	return -EINVAL;
+}
+
+int fsm_apply(enum pcpmap_state *state, enum fsm_event ev, struct fsm_result *ret)
+{
+	int r = fsm_step(*state, ev, ret);
+	if (r == 0)
+		*state = ret->state;
+	return r;
 }
 
 const char *fsm_event_name(enum fsm_event ev)
@@ -116,11 +145,14 @@ const char *fsm_event_name(enum fsm_event ev)
 		[FSM_EV_EXPIRED] = "EXPIRED",
 		[FSM_EV_DELETE] = "DELETE",
 		[FSM_EV_DELETED] = "DELETED",
-		[FSM_EV_STATE_LOST] = "STATE_LOST",
+		[FSM_EV_VERIFY] = "VERIFY",
 		[FSM_EV_GIVE_UP] = "GIVE_UP",
 		[FSM_EV_RETRY] = "RETRY",
 		[FSM_EV_SWITCH] = "SWITCH",
 		[FSM_EV_PARK] = "PARK",
+		[FSM_EV_RESTART] = "RESTART",
+		[FSM_EV_REHOME] = "REHOME",
+		[FSM_EV_UNMAP] = "UNMAP",
 	};
 	if ((unsigned)ev >= FSM_EV__MAX)
 		return "?";

@@ -16,11 +16,14 @@ enum fsm_event {
 	FSM_EV_EXPIRED,     /* the granted lifetime ran out without a renewal */
 	FSM_EV_DELETE,      /* the application released the mapping */
 	FSM_EV_DELETED,     /* the gateway confirmed the delete, or gave a final answer to it */
-	FSM_EV_STATE_LOST,  /* the server lost its state or the network changed: re-create now */
-	FSM_EV_GIVE_UP,     /* the first-contact deadline passed or the retry budget is spent */
-	FSM_EV_RETRY,       /* try a failed mapping again (network change, new server) */
-	FSM_EV_SWITCH,      /* the fallback policy moved the mapping to another protocol: start over there */
-	FSM_EV_PARK,        /* wait, unsent, until the gateway's protocols are known */
+	FSM_EV_VERIFY,  /* the server may have lost its state (epoch, announcement): renew now to confirm */
+	FSM_EV_GIVE_UP, /* the first-contact deadline passed or the retry budget is spent */
+	FSM_EV_RETRY,   /* try a failed mapping again (network change, new server) */
+	FSM_EV_SWITCH,  /* the fallback policy moved the mapping to another protocol: start over there */
+	FSM_EV_PARK,    /* wait, unsent, until the gateway's protocols are known */
+	FSM_EV_RESTART, /* start over unsent (a port pair's next try, with a fresh nonce) */
+	FSM_EV_REHOME,  /* the gateway or our address changed: start over unsent on the new path */
+	FSM_EV_UNMAP,   /* delete a mapping made elsewhere (an earlier run, another process) */
 	FSM_EV__MAX
 };
 
@@ -49,6 +52,9 @@ struct fsm_result {
 /* Looks up the edge. Returns 0 and fills ret, or -EINVAL for an edge the table does not have (the caller
  * ignores the event and logs it). */
 int fsm_step(enum pcpmap_state from, enum fsm_event ev, struct fsm_result *ret);
+/* The only door to a mapping's state: takes the edge for ev from *state, writes the new state and fills ret.
+ * Returns -EINVAL, with *state untouched, when the table has no such edge. */
+int fsm_apply(enum pcpmap_state *state, enum fsm_event ev, struct fsm_result *ret);
 
 const char *fsm_event_name(enum fsm_event ev);
 /* Writes the action names joined by '|' into buf. */

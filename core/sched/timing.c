@@ -68,7 +68,7 @@ int pm_retx_next(struct pm_retx *r, uint64_t now_us, const struct pm_rand *rnd, 
 	} else {
 		double v = (double)r->rt_us * (2.0 + f);
 		rt = r->mrt_us == 0 || v <= (double)r->mrt_us ? us_round(v)
-							     : us_round((double)r->mrt_us * (1.0 + f));
+							      : us_round((double)r->mrt_us * (1.0 + f));
 	}
 	deadline = sat_add(now_us, rt);
 	if (deadline > end) {

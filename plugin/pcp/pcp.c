@@ -8,8 +8,24 @@
 
 #include "internal.h"
 
+/* A nonce a mapping used here before it moved to another protocol with a request still unanswered. A late
+ * SUCCESS for it is a grant on the gateway that nobody tracks: it is deleted with that nonce. */
+#define PCP_RETIRED_MAX 32
+#define PCP_RETIRED_US  (120ull * 1000000u)
+struct pcp_retired {
+	uint8_t nonce[PCP_NONCE_LEN];
+	uint8_t ip_proto;
+	uint16_t internal_port;
+	int family;
+	bool has_third_party;
+	struct pcp_addr third_party;
+	uint64_t until;
+};
+
 struct pcp_server_priv {
 	int fd;
+	struct pcp_retired retired[PCP_RETIRED_MAX];
+	unsigned n_retired;
 	/* miniupnpd 2.3.1 answers MALFORMED_OPTION to any option whose length is not a multiple of 4, so
 	 * PORT_SET (5 bytes) always fails there: learned per server, then left out. */
 	bool no_port_set;
@@ -253,6 +269,142 @@ void pm_pcp_reply_from_msg(const struct pcp_msg *resp, const struct pm_mapping *
 		r->kind = PM_REPLY_FATAL;
 }
 
+/* The mapping leaves PCP for another protocol: a request still unanswered may yet be granted, so its nonce
+ * is retired (and the mapping draws a fresh one, so the old nonce names nothing live). */
+static void pcp_mapping_gone(struct pm_server *s, struct pm_mapping *m)
+{
+	struct pcp_server_priv *p = s->priv;
+	pcpmap_client *c = s->client;
+	if (!p || m->kind != PCPMAP_KIND_MAP || !m->last_send ||
+	    (m->state != PCPMAP_STATE_WAIT_RESP && m->state != PCPMAP_STATE_NOT_SENT &&
+	     m->state != PCPMAP_STATE_ERROR_WAIT_RESEND))
+		return;
+	if (p->n_retired == PCP_RETIRED_MAX) {
+		memmove(&p->retired[0], &p->retired[1], sizeof(p->retired[0]) * (PCP_RETIRED_MAX - 1));
+		p->n_retired--;
+	}
+	struct pcp_retired *r = &p->retired[p->n_retired++];
+	memcpy(r->nonce, m->nonce, PCP_NONCE_LEN);
+	r->ip_proto = m->ip_proto;
+	r->internal_port = m->internal_port;
+	r->family = m->family;
+	r->has_third_party = m->has_third_party;
+	r->third_party = m->third_party;
+	r->until = c->now + PCP_RETIRED_US;
+	c->env.rand.fill(c->env.rand.ctx, m->nonce, sizeof(m->nonce));
+}
+
+/* A late answer for a retired nonce. Returns true when it was one. */
+static bool late_answer(struct pm_server *s, const struct pcp_msg *resp)
+{
+	struct pcp_server_priv *p = s->priv;
+	pcpmap_client *c = s->client;
+	for (unsigned i = 0; i < p->n_retired; i++) {
+		struct pcp_retired *r = &p->retired[i];
+		if (r->until < c->now || memcmp(r->nonce, resp->nonce, PCP_NONCE_LEN) != 0 ||
+		    resp->opcode != PCP_OP_MAP || resp->protocol != r->ip_proto ||
+		    resp->internal_port != r->internal_port)
+			continue;
+		struct pm_orphan o = {
+			.ip_proto = r->ip_proto,
+			.internal_port = r->internal_port,
+			.family = r->family,
+			.has_third_party = r->has_third_party,
+			.third_party = r->third_party,
+		};
+		memcpy(o.nonce, r->nonce, PCP_NONCE_LEN);
+		memmove(r, r + 1, sizeof(*r) * (p->n_retired - i - 1));
+		p->n_retired--;
+		if (resp->result != PCP_RES_SUCCESS || resp->lifetime == 0)
+			return true; /* refused or already gone: nothing held */
+		pm_log(c, PCPMAP_LOG_INFO,
+		       "server %s: late PCP grant (port %u) for a request that moved to another protocol: "
+		       "deleting it",
+		       s->name, resp->ext_port);
+		/* The gateway's choice stays: moving mappings back now would strand their in-flight requests of
+		 * the other protocol the same way. */
+		pm_mapping_delete_orphan(s, &o);
+		return true;
+	}
+	return false;
+}
+
+/* An answer (or an unsolicited response) for one of our mappings: match by nonce, validate against the
+ * request it answers, then hand it to the state machine. */
+static void on_mapping_answer(struct pm_server *s, const uint8_t *buf, size_t len,
+			      const struct pcp_msg *quick, bool unsolicited)
+{
+	pcpmap_client *c = s->client;
+	struct pcp_validate_out out;
+	struct pm_mapping *m = pm_server_find_nonce(s, quick->nonce);
+	if (!m) {
+		if (!unsolicited && late_answer(s, quick))
+			return;
+		c->stats.dropped++;
+		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: answer for an unknown nonce dropped", s->name);
+		return;
+	}
+	/* RFC 6887 14.2: unsolicited responses update a held mapping; an error or a delete is not news. */
+	if (unsolicited && (quick->result != PCP_RES_SUCCESS || quick->lifetime == 0 ||
+			    (m->state != PCPMAP_STATE_MAPPED && m->state != PCPMAP_STATE_REFRESHING))) {
+		c->stats.dropped++;
+		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: unsolicited response for mapping %llu ignored",
+		       s->name, (unsigned long long)m->id);
+		return;
+	}
+	struct pcp_msg req;
+	pm_pcp_build_request(s, m, m->state == PCPMAP_STATE_DELETING, &req);
+	enum pcp_verdict v = pcp_validate_response(&req, buf, len, &c->codec, &out);
+	if (v != PCP_V_ACCEPT) {
+		c->stats.dropped++;
+		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: answer dropped: %s", s->name, pcp_verdict_name(v));
+		return;
+	}
+	/* A late answer to an earlier delete of the same nonce (apps that re-map a port with a derived nonce
+	 * do this): a SUCCESS with lifetime 0 cannot answer a request for a lifetime. */
+	if (out.msg.result == PCP_RES_SUCCESS && out.msg.lifetime == 0 && req.lifetime != 0) {
+		c->stats.dropped++;
+		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: a delete's late answer dropped", s->name);
+		return;
+	}
+	pm_server_on_reachable(s);
+	pm_server_on_epoch(s, out.msg.epoch, false, m);
+	struct pcp_server_priv *p = s->priv;
+	if (out.msg.result == PCP_RES_MALFORMED_OPTION) {
+		/* Learn the option-length quirk once, then send the request again without it. */
+		bool changed = false;
+		if (req.opts.has_port_set && !p->no_port_set) {
+			p->no_port_set = changed = true;
+			pm_log(c, PCPMAP_LOG_INFO, "server %s rejects PORT_SET: leaving it out from now on",
+			       s->name);
+		}
+		if (changed) {
+			pcp_send(s, m, m->state == PCPMAP_STATE_DELETING);
+			return;
+		}
+	}
+	struct pm_reply rep;
+	pm_pcp_reply_from_msg(&out.msg, m, &rep);
+	pm_mapping_on_reply(m, &rep);
+}
+
+static void pcp_unsolicited(struct pm_server *s, const uint8_t *buf, size_t len)
+{
+	pcpmap_client *c = s->client;
+	struct pcp_msg quick;
+	if (pcp_decode(buf, len, &c->codec, &quick) < 0 || !quick.response ||
+	    (quick.opcode != PCP_OP_MAP && quick.opcode != PCP_OP_PEER)) {
+		c->stats.dropped++;
+		return;
+	}
+	if (c->cfg.trace) {
+		char d[256];
+		describe(&quick, d, sizeof(d));
+		pm_trace(c, false, PCPMAP_PROTO_PCP, s->name, buf, len, d);
+	}
+	on_mapping_answer(s, buf, len, &quick, true);
+}
+
 static void handle_datagram(struct pm_server *s, const uint8_t *buf, size_t len)
 {
 	pcpmap_client *c = s->client;
@@ -319,46 +471,7 @@ static void handle_datagram(struct pm_server *s, const uint8_t *buf, size_t len)
 		}
 		return;
 	}
-	struct pm_mapping *m = pm_server_find_nonce(s, quick.nonce);
-	if (!m) {
-		c->stats.dropped++;
-		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: answer for an unknown nonce dropped", s->name);
-		return;
-	}
-	struct pcp_msg req;
-	pm_pcp_build_request(s, m, m->state == PCPMAP_STATE_DELETING, &req);
-	enum pcp_verdict v = pcp_validate_response(&req, buf, len, &c->codec, &out);
-	if (v != PCP_V_ACCEPT) {
-		c->stats.dropped++;
-		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: answer dropped: %s", s->name, pcp_verdict_name(v));
-		return;
-	}
-	/* A late answer to an earlier delete of the same nonce (apps that re-map a port with a derived nonce
-	 * do this): a SUCCESS with lifetime 0 cannot answer a request for a lifetime. */
-	if (out.msg.result == PCP_RES_SUCCESS && out.msg.lifetime == 0 && req.lifetime != 0) {
-		c->stats.dropped++;
-		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: a delete's late answer dropped", s->name);
-		return;
-	}
-	pm_server_on_reachable(s);
-	pm_server_on_epoch(s, out.msg.epoch, false, m);
-	struct pcp_server_priv *p = s->priv;
-	if (out.msg.result == PCP_RES_MALFORMED_OPTION) {
-		/* Learn the option-length quirk once, then send the request again without it. */
-		bool changed = false;
-		if (req.opts.has_port_set && !p->no_port_set) {
-			p->no_port_set = changed = true;
-			pm_log(c, PCPMAP_LOG_INFO, "server %s rejects PORT_SET: leaving it out from now on",
-			       s->name);
-		}
-		if (changed) {
-			pcp_send(s, m, m->state == PCPMAP_STATE_DELETING);
-			return;
-		}
-	}
-	struct pm_reply rep;
-	pm_pcp_reply_from_msg(&out.msg, m, &rep);
-	pm_mapping_on_reply(m, &rep);
+	on_mapping_answer(s, buf, len, &quick, false);
 }
 
 static void pcp_readable(struct pm_server *s, int fd, uint64_t now)
@@ -400,4 +513,6 @@ const struct pm_backend_ops pm_pcp_backend = {
 	.send = pcp_send,
 	.readable = pcp_readable,
 	.announce = pcp_announce,
+	.mapping_gone = pcp_mapping_gone,
+	.unsolicited = pcp_unsolicited,
 };

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fake_backend.h"
 #include "fake_env.h"
 
 #define SEC 1000000ull
@@ -420,7 +421,8 @@ static void test_epoch_loss_recreates_mapping(void **state)
 	assert_int_equal(fake_server_recv(&x->srv, &again, 1000), 0);
 	assert_memory_equal(again.nonce, first.nonce, 12);
 	assert_int_equal(again.ext_port, 8008); /* asks for the same port back */
-	assert_int_equal(x->evs[x->n_evs - 1].ev, PCPMAP_EVENT_LOST);
+	/* An epoch says the state may be gone, not that it is: nothing reported until the answer. */
+	assert_int_equal(x->evs[x->n_evs - 1].ev, PCPMAP_EVENT_MAPPED);
 	/* The gateway gives another port: CHANGED. */
 	fake_server_success(&again, &resp, "203.0.113.1", 9999, 3600, 4);
 	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
@@ -670,6 +672,194 @@ static void test_late_delete_answer_for_reused_nonce_dropped(void **state)
 	assert_int_equal(x->evs[0].ev, PCPMAP_EVENT_MAPPED);
 }
 
+/* Delivers a datagram as if it came to the announcement listener (port 5350) from `port` of the server's
+ * host (0: the server's own port). */
+static void unsolicited(struct ctx *x, const struct pcp_msg *msg, uint16_t port)
+{
+	uint8_t buf[PCP_MAX_MSG];
+	size_t len;
+	char who[48];
+	struct pm_sockaddr src;
+	assert_int_equal(pcp_encode(msg, &x->c->codec, buf, sizeof(buf), &len), 0);
+	snprintf(who, sizeof(who), "127.0.0.1:%u", port ? port : x->srv.port);
+	assert_int_equal(pm_parse_server(who, &src), 0);
+	x->c->now = x->clk.now_us;
+	pm_client_on_unsolicited(x->c, buf, len, &src);
+}
+
+static void announce_msg(struct pcp_msg *ann, uint32_t epoch)
+{
+	memset(ann, 0, sizeof(*ann));
+	ann->version = 2;
+	ann->response = true;
+	ann->opcode = PCP_OP_ANNOUNCE;
+	ann->epoch = epoch;
+}
+
+/* Defect: an announcement whose epoch says "reset" while the gateway kept its mappings (miniupnpd on
+ * SIGUSR1) made the client report LOST then MAPPED. Re-verifying is not losing: no event when the
+ * gateway confirms the same mapping. */
+static void test_announce_reset_kept_state_no_lost(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg first, again, resp, ann;
+	mapped(x, 7040, 3600, &first); /* epoch 100 at T0 */
+	x->clk.now_us = T0 + 100 * SEC;
+	announce_msg(&ann, 0);
+	unsolicited(x, &ann, 0);
+	advance_to(x, T0 + 100 * SEC);
+	/* The RFC's random 0-5 s before re-verifying (RAND = 0.5 here: 2.5 s). */
+	advance_to(x, T0 + 106 * SEC);
+	assert_int_equal(fake_server_recv(&x->srv, &again, 1000), 0);
+	assert_memory_equal(again.nonce, first.nonce, 12);
+	assert_int_equal(again.ext_port, 8040);
+	fake_server_success(&again, &resp, "203.0.113.1", 8040, 3600, 6);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0 + 106 * SEC);
+	for (size_t i = 0; i < x->n_evs; i++)
+		assert_int_not_equal(x->evs[i].ev, PCPMAP_EVENT_LOST);
+	assert_int_equal(x->n_evs, 1); /* MAPPED, once */
+}
+
+/* Defect: a restart within ~2 s of the previous start shows epoch 0 then 0, which the RFC 6887 8.5 check
+ * accepts; an unsolicited ANNOUNCE from our server must still make every mapping re-verify. */
+static void test_announce_same_epoch_still_reverifies(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg req, resp, again, ann;
+	start_map(x, IPPROTO_TCP, 7041, 3600);
+	assert_int_equal(fake_server_recv(&x->srv, &req, 1000), 0);
+	fake_server_success(&req, &resp, "203.0.113.1", 8041, 3600, 0);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0);
+	x->clk.now_us = T0 + 1 * SEC;
+	announce_msg(&ann, 0);
+	unsolicited(x, &ann, 0);
+	advance_to(x, T0 + 1 * SEC);
+	advance_to(x, T0 + 7 * SEC);
+	assert_int_equal(fake_server_recv(&x->srv, &again, 1000), 0);
+	assert_memory_equal(again.nonce, req.nonce, 12);
+	assert_int_equal(again.ext_port, 8041);
+	assert_int_not_equal(again.lifetime, 0);
+}
+
+/* Announcements count only from the server's address and port (RFC 6887 14.1: the server sends from its
+ * port 5351); a spoofed source port on the same host is ignored. */
+static void test_announce_from_other_port_ignored(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg ann;
+	mapped(x, 7042, 3600, NULL);
+	x->clk.now_us = T0 + 100 * SEC;
+	announce_msg(&ann, 0);
+	unsolicited(x, &ann, (uint16_t)(x->srv.port + 1));
+	advance_to(x, T0 + 100 * SEC);
+	advance_to(x, T0 + 106 * SEC);
+	assert_true(fake_server_idle(&x->srv, 0));
+	struct pcpmap_stats st;
+	pcpmap_client_get_stats(x->c, &st);
+	assert_int_equal(st.epoch_resets, 0);
+}
+
+/* RFC 6887 14.2: a server may send an unsolicited MAP response (say, after its external address changed);
+ * one whose nonce matches a mapping updates it: CHANGED. */
+static void test_unsolicited_map_response_changes_mapping(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg first, resp;
+	mapped(x, 7043, 3600, &first);
+	x->clk.now_us = T0 + 10 * SEC;
+	fake_server_success(&first, &resp, "198.51.100.9", 8043, 3600, 110);
+	unsolicited(x, &resp, 0);
+	advance_to(x, T0 + 10 * SEC);
+	assert_int_equal(x->n_evs, 2);
+	assert_int_equal(x->evs[1].ev, PCPMAP_EVENT_CHANGED);
+	assert_string_equal(x->evs[1].info.external_addr, "198.51.100.9");
+	/* One with a nonce we never sent changes nothing. */
+	first.nonce[0] ^= 0xff;
+	fake_server_success(&first, &resp, "198.51.100.10", 8043, 3600, 111);
+	unsolicited(x, &resp, 0);
+	advance_to(x, T0 + 10 * SEC);
+	assert_int_equal(x->n_evs, 2);
+}
+
+/* Defect: PREFER_FAILURE was checked on creation only; a renewal answered with another port was accepted
+ * as CHANGED. The other port is released and the mapping fails with EADDRINUSE. */
+static void test_prefer_failure_checked_on_renewal(void **state)
+{
+	struct ctx *x = *state;
+	struct pcpmap_request req;
+	pcpmap_mapping *m;
+	struct pcp_msg r, resp, renew, del;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = 7044;
+	req.suggested_port = 7044;
+	req.prefer_failure = true;
+	req.lifetime = 600;
+	req.callback = on_event;
+	req.userdata = x;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), 0);
+	assert_int_equal(fake_server_recv(&x->srv, &r, 1000), 0);
+	fake_server_success(&r, &resp, "203.0.113.1", 7044, 600, 1);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0);
+	assert_int_equal(x->evs[0].ev, PCPMAP_EVENT_MAPPED);
+	/* The first renewal is due by 5/8 of the lifetime. */
+	advance_to(x, T0 + 376 * SEC);
+	assert_int_equal(fake_server_recv(&x->srv, &renew, 1000), 0);
+	assert_int_equal(renew.ext_port, 7044);
+	fake_server_success(&renew, &resp, "203.0.113.1", 7046, 600, 377);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0 + 376 * SEC);
+	assert_int_equal(x->n_evs, 2);
+	assert_int_equal(x->evs[1].ev, PCPMAP_EVENT_FAILED);
+	assert_int_equal(x->evs[1].info.error, -EADDRINUSE);
+	assert_int_equal(fake_server_recv(&x->srv, &del, 1000), 0);
+	assert_int_equal(del.lifetime, 0);
+	assert_memory_equal(del.nonce, r.nonce, 12);
+	pcpmap_mapping_free(m);
+}
+
+/* Defect: with every protocol on, PCP requests still in flight when the gateway was switched to NAT-PMP were
+ * dropped as "unknown nonce" when their answers came, though the gateway had granted them: orphans held for
+ * their whole lifetime. A late grant for a nonce we sent is deleted with that nonce. */
+static void test_late_pcp_grant_after_switch_is_deleted(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg req, resp, del;
+	/* NAT-PMP as a fake that answers its probe; PCP is the real backend on the loopback server. */
+	x->c->backends[PCPMAP_PROTO_NATPMP] = &fake_natpmp;
+	x->c->cfg.protocols = PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP) | PCPMAP_PROTO_BIT(PCPMAP_PROTO_NATPMP);
+	memset(&flog, 0, sizeof(flog));
+	pcpmap_mapping *mh = start_map(x, IPPROTO_TCP, 7045, 600);
+	assert_int_equal(fake_server_recv(&x->srv, &req, 1000), 0);
+	struct pcpmap_server_info info = { .rtt_usec = 2000 };
+	x->clk.now_us = T0 + 2000;
+	x->c->now = x->clk.now_us;
+	pm_server_on_probe(flog.srv[PCPMAP_PROTO_NATPMP], 0, &info);
+	advance_to(x, T0 + 1 * SEC); /* the grace is over: NAT-PMP chosen, the mapping moved */
+	struct pm_mapping *m = (struct pm_mapping *)mh;
+	assert_ptr_equal(m->server, flog.srv[PCPMAP_PROTO_NATPMP]);
+	/* The PCP answer to the first request arrives late. */
+	fake_server_success(&req, &resp, "203.0.113.1", 8045, 600, 50);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0 + 1 * SEC);
+	assert_int_equal(fake_server_recv(&x->srv, &del, 1000), 0);
+	assert_int_equal(del.lifetime, 0);
+	assert_memory_equal(del.nonce, req.nonce, 12);
+	assert_int_equal(del.internal_port, 7045);
+	/* The mapping stays where it went, with another nonce: the retired one names nothing live. */
+	assert_ptr_equal(m->server, flog.srv[PCPMAP_PROTO_NATPMP]);
+	assert_memory_not_equal(m->nonce, req.nonce, 12);
+	/* The delete's answer releases the orphan; nothing more goes out for it. */
+	fake_server_success(&del, &resp, "203.0.113.1", 0, 0, 51);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0 + 1 * SEC);
+	advance_to(x, T0 + 20 * SEC);
+	assert_true(fake_server_idle(&x->srv, 0));
+	pcpmap_mapping_abandon(mh);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -698,6 +888,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_peer_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_delete_answer_for_reused_nonce_dropped, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_announce_reset_kept_state_no_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_announce_same_epoch_still_reverifies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_announce_from_other_port_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsolicited_map_response_changes_mapping, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_prefer_failure_checked_on_renewal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_pcp_grant_after_switch_is_deleted, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -171,6 +171,26 @@ static void test_silent_pcp_grace_then_natpmp(void **state)
 	assert_int_equal(flog.sends[PCPMAP_PROTO_NATPMP], 1);
 }
 
+/* The grace a better protocol gets grows with the requests it has in flight: a single-threaded server answers
+ * a burst one by one, so 20 PCP requests wait (4 + 20) x the NAT-PMP RTT, not a fixed 4 x RTT. */
+static void test_grace_scales_with_requests_in_flight(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *m[20];
+	for (int i = 0; i < 20; i++)
+		m[i] = start(x, (uint16_t)(1100 + i), 0);
+	at(x, T0 + 2 * MS);
+	struct pcpmap_server_info info = { .rtt_usec = 2000 };
+	x->c->now = x->clk.now_us;
+	pm_server_on_probe(flog.srv[PCPMAP_PROTO_NATPMP], 0, &info);
+	assert_int_equal(m[0]->gw->chosen, PCPMAP_PROTO_NONE);
+	assert_int_equal(pcpmap_client_next_deadline(x->c), T0 + 2 * MS + 24 * 2 * MS);
+	at(x, T0 + 49 * MS);
+	assert_int_equal(m[0]->gw->chosen, PCPMAP_PROTO_NONE);
+	at(x, T0 + 50 * MS);
+	assert_int_equal(m[0]->gw->chosen, PCPMAP_PROTO_NATPMP);
+}
+
 static void test_better_protocol_within_grace_wins(void **state)
 {
 	struct ctx *x = *state;
@@ -375,6 +395,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_natpmp_only_reply_switches_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_silent_pcp_grace_then_natpmp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_better_protocol_within_grace_wins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_grace_scales_with_requests_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upnp_after_50ms_when_udp_silent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nothing_answers_fails_then_relearns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mapping_protocol_mask, setup, teardown),

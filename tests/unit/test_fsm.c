@@ -68,12 +68,38 @@ static void test_errors(void **state)
 	expect_edge(S(WAIT_RESP), FSM_EV_GIVE_UP, S(FAILED), FSM_A_NOTIFY_FAILED, FSM_A_SEND);
 }
 
-static void test_state_loss_recreates(void **state)
+/* A possible state loss is confirmed by a renewal: the grant stays live and nothing is reported (LOST would
+ * contradict a gateway that kept the mapping). */
+static void test_state_loss_verifies(void **state)
 {
 	(void)state;
-	expect_edge(S(MAPPED), FSM_EV_STATE_LOST, S(WAIT_RESP),
-		    FSM_A_SEND | FSM_A_RETX_START | FSM_A_NOTIFY_LOST | FSM_A_EXPIRY_CANCEL, 0);
-	expect_edge(S(REFRESHING), FSM_EV_STATE_LOST, S(WAIT_RESP), FSM_A_SEND | FSM_A_NOTIFY_LOST, 0);
+	expect_edge(S(MAPPED), FSM_EV_VERIFY, S(REFRESHING), FSM_A_SEND | FSM_A_RETX_START,
+		    FSM_A_NOTIFY_LOST | FSM_A_EXPIRY_CANCEL);
+	expect_edge(S(REFRESHING), FSM_EV_VERIFY, S(REFRESHING), FSM_A_SEND | FSM_A_RETX_START,
+		    FSM_A_NOTIFY_LOST | FSM_A_EXPIRY_CANCEL);
+	expect_edge(S(WAIT_RESP), FSM_EV_VERIFY, S(WAIT_RESP), FSM_A_SEND | FSM_A_RETX_START,
+		    FSM_A_NOTIFY_LOST);
+}
+
+/* The side doors are edges now: a pair's restart, a re-home, a delete of what another run made. */
+static void test_former_side_doors(void **state)
+{
+	(void)state;
+	expect_edge(S(MAPPED), FSM_EV_RESTART, S(NOT_SENT), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL, FSM_A_SEND);
+	expect_edge(S(MAPPED), FSM_EV_REHOME, S(NOT_SENT), FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_LOST,
+		    FSM_A_SEND);
+	expect_edge(S(FAILED), FSM_EV_REHOME, S(NOT_SENT), FSM_A_CANCEL, FSM_A_NOTIFY_LOST);
+	expect_edge(S(NOT_SENT), FSM_EV_UNMAP, S(DELETING), FSM_A_SEND | FSM_A_RETX_START, FSM_A_NOTIFY_LOST);
+	expect_edge(S(MAPPED), FSM_EV_ERR_FATAL, S(FAILED), FSM_A_NOTIFY_FAILED | FSM_A_EXPIRY_CANCEL,
+		    FSM_A_SEND);
+	/* fsm_apply writes the state only when the edge exists. */
+	enum pcpmap_state st = S(DELETED);
+	struct fsm_result r;
+	assert_int_equal(fsm_apply(&st, FSM_EV_START, &r), -EINVAL);
+	assert_int_equal(st, S(DELETED));
+	st = S(NOT_SENT);
+	assert_int_equal(fsm_apply(&st, FSM_EV_UNMAP, &r), 0);
+	assert_int_equal(st, S(DELETING));
 }
 
 static void test_delete(void **state)
@@ -134,7 +160,8 @@ int main(void)
 		cmocka_unit_test(test_create_flow),
 		cmocka_unit_test(test_renewal_is_one_packet_per_slot),
 		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_state_loss_recreates),
+		cmocka_unit_test(test_state_loss_verifies),
+		cmocka_unit_test(test_former_side_doors),
 		cmocka_unit_test(test_delete),
 		cmocka_unit_test(test_fallback_edges),
 		cmocka_unit_test(test_impossible_edges_refused),
