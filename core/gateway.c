@@ -662,8 +662,10 @@ void pm_server_on_unreachable(struct pm_server *s, int err)
 	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
 		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
 		l = l->next;
-		if (m->server == s && m->state == PCPMAP_STATE_DELETING)
+		if (m->server == s && m->state == PCPMAP_STATE_DELETING) {
+			m->error = err;
 			pm_mapping_fsm(m, FSM_EV_GIVE_UP);
+		}
 	}
 	if (!gw)
 		return;

@@ -310,8 +310,8 @@ static void main_timer(struct sched_timer *t, uint64_t now, void *arg)
 	case PCPMAP_STATE_DELETING:
 		if (m->retx_exhausted || (m->retx.mrc && m->retx.count >= m->retx.mrc) ||
 		    (m->retx.mrd_us && now >= m->retx.started_us + m->retx.mrd_us)) {
+			m->error = -ETIMEDOUT;
 			if (m->state == PCPMAP_STATE_WAIT_RESP) {
-				m->error = -ETIMEDOUT;
 				if (m->gw && !m->have_grant)
 					pm_gw_describe(m->gw, m->protocols, m->detail, sizeof(m->detail));
 			}
@@ -379,7 +379,7 @@ void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r)
 			pm_log(c, PCPMAP_LOG_INFO, "mapping %llu: delete answered %s (%s)",
 			       (unsigned long long)m->id, pcpmap_result_name(m->proto, r->result_code),
 			       pcpmap_strerror(r->error));
-		pm_mapping_fsm(m, FSM_EV_DELETED);
+		pm_mapping_fsm(m, r->kind == PM_REPLY_SUCCESS ? FSM_EV_DELETED : FSM_EV_DELETE_REFUSED);
 		return;
 	}
 	if (m->state != PCPMAP_STATE_WAIT_RESP && m->state != PCPMAP_STATE_REFRESHING &&
@@ -962,9 +962,9 @@ static void unmap_cb(pcpmap_mapping *mh, enum pcpmap_event ev, const struct pcpm
 {
 	struct unmap_wait *w = ud;
 	(void)mh;
-	if (ev == PCPMAP_EVENT_DELETED) {
+	if (ev == PCPMAP_EVENT_DELETED || ev == PCPMAP_EVENT_FAILED) {
 		w->done = true;
-		w->err = info->error;
+		w->err = ev == PCPMAP_EVENT_DELETED ? 0 : info->error ? info->error : -EPROTO;
 		w->info = *info;
 	}
 }

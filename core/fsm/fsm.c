@@ -87,7 +87,10 @@ static const struct fsm_edge fsm_table[] = {
 
 	{ S(DELETING), FSM_EV_RETX_TIMER, S(DELETING), FSM_A_SEND | FSM_A_RETX_NEXT },
 	{ S(DELETING), FSM_EV_DELETED, S(DELETED), FSM_A_CANCEL | FSM_A_NOTIFY_DELETED | FSM_A_RELEASE },
-	{ S(DELETING), FSM_EV_GIVE_UP, S(DELETED), FSM_A_CANCEL | FSM_A_RELEASE },
+	/* A delete that did not happen is never DELETED: refused or unanswered, it is FAILED. */
+	{ S(DELETING), FSM_EV_DELETE_REFUSED, S(DELETED),
+	  FSM_A_CANCEL | FSM_A_NOTIFY_FAILED | FSM_A_RELEASE },
+	{ S(DELETING), FSM_EV_GIVE_UP, S(DELETED), FSM_A_CANCEL | FSM_A_NOTIFY_FAILED | FSM_A_RELEASE },
 
 	{ S(FAILED), FSM_EV_RETRY, S(WAIT_RESP), FSM_A_SEND | FSM_A_RETX_START },
 	{ S(FAILED), FSM_EV_DELETE, S(DELETED), FSM_A_RELEASE },
@@ -153,6 +156,7 @@ const char *fsm_event_name(enum fsm_event ev)
 		[FSM_EV_RESTART] = "RESTART",
 		[FSM_EV_REHOME] = "REHOME",
 		[FSM_EV_UNMAP] = "UNMAP",
+		[FSM_EV_DELETE_REFUSED] = "DELETE_REFUSED",
 	};
 	if ((unsigned)ev >= FSM_EV__MAX)
 		return "?";

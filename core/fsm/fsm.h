@@ -24,6 +24,7 @@ enum fsm_event {
 	FSM_EV_RESTART, /* start over unsent (a port pair's next try, with a fresh nonce) */
 	FSM_EV_REHOME,  /* the gateway or our address changed: start over unsent on the new path */
 	FSM_EV_UNMAP,   /* delete a mapping made elsewhere (an earlier run, another process) */
+	FSM_EV_DELETE_REFUSED, /* the gateway answered the delete with an error: nothing was deleted */
 	FSM_EV__MAX
 };
 

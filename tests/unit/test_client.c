@@ -9,8 +9,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fake_backend.h"
@@ -860,6 +862,50 @@ static void test_late_pcp_grant_after_switch_is_deleted(void **state)
 	pcpmap_mapping_abandon(mh);
 }
 
+static uint64_t mono_now_us(void *ctx)
+{
+	struct timespec ts;
+	(void)ctx;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Plays a gateway that refuses every delete (NOT_AUTHORIZED: a foreign nonce) from another thread while the
+ * client blocks in pcpmap_unmap_sync(). */
+static void *refuse_delete(void *arg)
+{
+	struct fake_server *srv = arg;
+	struct pcp_msg req, resp;
+	if (fake_server_recv(srv, &req, 2000) == 0) {
+		fake_server_success(&req, &resp, "0.0.0.0", 0, 0, 5);
+		resp.result = PCP_RES_NOT_AUTHORIZED;
+		resp.lifetime = 1800;
+		fake_server_reply(srv, &resp);
+	}
+	return NULL;
+}
+
+/* A delete the gateway refused is not a delete: no DELETED, and unmap says why. */
+static void test_refused_delete_is_not_deleted(void **state)
+{
+	struct ctx *x = *state;
+	struct pcpmap_request req;
+	struct pcpmap_mapping_info info;
+	pthread_t th;
+	uint8_t nonce[12] = { 1, 2, 3 };
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = 7046;
+	req.nonce = nonce;
+	/* The real clock from here: unmap_sync waits with poll(). */
+	x->c->env.clock.now_us = mono_now_us;
+	x->c->env.clock.ctx = NULL;
+	assert_int_equal(pthread_create(&th, NULL, refuse_delete, &x->srv), 0);
+	int r = pcpmap_unmap_sync(x->c, &req, 2000, &info);
+	pthread_join(th, NULL);
+	assert_int_equal(r, -EACCES);
+	assert_int_equal(info.result_code, PCP_RES_NOT_AUTHORIZED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -895,6 +941,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_prefer_failure_checked_on_renewal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_pcp_grant_after_switch_is_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_delete_is_not_deleted, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,7 +110,11 @@ static void test_delete(void **state)
 	expect_edge(S(DELETING), FSM_EV_RETX_TIMER, S(DELETING), FSM_A_SEND | FSM_A_RETX_NEXT, 0);
 	expect_edge(S(DELETING), FSM_EV_DELETED, S(DELETED), FSM_A_RELEASE | FSM_A_NOTIFY_DELETED,
 		    FSM_A_SEND);
-	expect_edge(S(DELETING), FSM_EV_GIVE_UP, S(DELETED), FSM_A_RELEASE, FSM_A_SEND);
+	/* A delete that did not happen is FAILED, never DELETED. */
+	expect_edge(S(DELETING), FSM_EV_GIVE_UP, S(DELETED), FSM_A_RELEASE | FSM_A_NOTIFY_FAILED,
+		    FSM_A_SEND | FSM_A_NOTIFY_DELETED);
+	expect_edge(S(DELETING), FSM_EV_DELETE_REFUSED, S(DELETED), FSM_A_RELEASE | FSM_A_NOTIFY_FAILED,
+		    FSM_A_SEND | FSM_A_NOTIFY_DELETED);
 	/* Nothing was sent: nothing to delete. */
 	expect_edge(S(NOT_SENT), FSM_EV_DELETE, S(DELETED), FSM_A_RELEASE, FSM_A_SEND);
 	expect_edge(S(FAILED), FSM_EV_DELETE, S(DELETED), FSM_A_RELEASE, FSM_A_SEND);
