@@ -35,17 +35,30 @@ enum pcpmap_state {
 /** Name of a state, e.g. "MAPPED". A static string, never NULL. */
 PCPMAP_EXPORT const char *pcpmap_state_name(enum pcpmap_state state);
 
-/** What a callback reports. */
+/** What a callback reports. Each event is a statement about the gateway's table, and pcpmap makes it only
+ * when it knows it to be true:
+ * - MAPPED: the gateway answered that it holds the mapping, with info.external_addr/external_port (for a port
+ *   pair: both halves, adjacent). Reported once; a renewal or re-verification that gets the same values back
+ *   reports nothing.
+ * - CHANGED: the gateway answered that it holds the mapping with another external address or port than the
+ *   one last reported (a renewal, a re-verification after the gateway announced itself, or an unsolicited
+ *   response, RFC 6887 14.2).
+ * - LOST: the gateway no longer holds what was last reported MAPPED or CHANGED: its lifetime ended with no
+ *   renewal answered, or the network path to that gateway is gone (new default gateway or source address).
+ *   An epoch reset or an announcement alone is not LOST: pcpmap confirms the mapping with a renewal first.
+ *   pcpmap then re-creates it and reports MAPPED or CHANGED when the gateway grants it again.
+ * - FAILED: a request did not do what it asked. info.error and info.result_code say why. When info.state is
+ *   FAILED this is final (nothing is held for it: a grant the gateway made against the request, such as
+ *   another port under PREFER_FAILURE, has been given back); otherwise pcpmap retries at info.retry_usec.
+ *   A delete the gateway refused or never answered is FAILED, not DELETED.
+ * - DELETED: the gateway answered that the mapping is deleted.
+ */
 enum pcpmap_event {
-	PCPMAP_EVENT_MAPPED =
-	    1, /**< the mapping is in place (first time, or restored with the same values) */
-	PCPMAP_EVENT_CHANGED = 2, /**< in place again, but the external address or port differs from before */
-	PCPMAP_EVENT_LOST =
-	    3, /**< the gateway no longer holds it (expired, state loss); pcpmap re-creates it */
-	PCPMAP_EVENT_FAILED = 4,  /**< a request failed; info.error and info.result_code say why. When
-				       info.state is FAILED this is final, otherwise pcpmap retries at
-				       info.retry_usec */
-	PCPMAP_EVENT_DELETED = 5, /**< the gateway confirmed a deletion */
+	PCPMAP_EVENT_MAPPED = 1,  /**< the gateway holds it, as info says */
+	PCPMAP_EVENT_CHANGED = 2, /**< the gateway holds it with another external address or port */
+	PCPMAP_EVENT_LOST = 3,    /**< the gateway no longer holds what was reported; pcpmap re-creates it */
+	PCPMAP_EVENT_FAILED = 4,  /**< a request failed; final when info.state is FAILED */
+	PCPMAP_EVENT_DELETED = 5, /**< the gateway confirmed the deletion */
 };
 
 /** Name of an event, e.g. "MAPPED". A static string, never NULL. */
