@@ -30,6 +30,8 @@
 
 #include "daemon/config.h"
 #include "ipc/ipc.h"
+#include "daemon/policy.h"
+#include "daemon/sockown.h"
 #include "daemon/state.h"
 
 #ifndef PCPMAPD_DEFAULT_CONFIG
@@ -88,9 +90,10 @@ struct conn {
 
 struct dmap {
 	struct dmap *prev, *next;
-	struct pmd_state_rec rec; /* what the state file keeps */
-	bool cleanup;             /* a leftover of an earlier run, being deleted */
-	struct conn *conn;        /* the connection whose life bounds it; NULL when detached */
+	struct pmd_state_rec rec;            /* what the state file keeps */
+	bool cleanup;                        /* a leftover of an earlier run, being deleted */
+	char own_addr[PMD_IPC_ADDR_MAX + 1]; /* internal address for one-owner-per-port; "" = this host */
+	struct conn *conn;                   /* the connection whose life bounds it; NULL when detached */
 	pcpmap_mapping *m;
 	struct conn *waiter; /* CREATE with WAIT_MS: who waits for the first outcome */
 	uint32_t wait_seq;
@@ -119,6 +122,9 @@ struct daemon {
 	uint32_t n_conns;
 	uint32_t next_conn_id;
 	struct dmap *maps;
+	struct pmd_state_rec
+	    *parked; /* records not restored that could not be set aside: saved as they were */
+	size_t n_parked;
 	uint32_t next_id;
 	bool dirty;
 	uint64_t save_retry_at;
@@ -186,7 +192,11 @@ static void notify(const char *state)
 
 static const char *ipproto_str(uint8_t p)
 {
-	return p == IPPROTO_TCP ? "tcp" : p == IPPROTO_UDP ? "udp" : p == 0 ? "all" : "?";
+	return p == IPPROTO_TCP    ? "tcp"
+	       : p == IPPROTO_UDP  ? "udp"
+	       : p == IPPROTO_SCTP ? "sctp"
+	       : p == 0            ? "all"
+				   : "?";
 }
 
 static uint32_t secs_until(uint64_t when, uint64_t now)
@@ -220,6 +230,28 @@ static uint32_t new_id(struct daemon *d)
 			d->next_id = 1;
 	} while (id_in_use(d, d->next_id++));
 	return d->next_id - 1;
+}
+
+/* The policy's view of the mappings held (malloc'd; free() it). @return its length; 0 also on ENOMEM. */
+static size_t owner_table(struct daemon *d, struct pmd_owner **ret)
+{
+	size_t n = 0;
+	for (struct dmap *m = d->maps; m; m = m->next)
+		n++;
+	struct pmd_owner *o = calloc(n ? n : 1, sizeof(*o));
+	*ret = o;
+	if (!o)
+		return 0;
+	n = 0;
+	for (struct dmap *m = d->maps; m; m = m->next, n++) {
+		o[n].id = m->rec.id;
+		o[n].uid = m->rec.uid;
+		o[n].ip_proto = m->rec.req.ip_proto;
+		o[n].internal_port = m->rec.req.internal_port;
+		o[n].internal_addr = m->own_addr;
+		o[n].leftover = m->cleanup;
+	}
+	return n;
 }
 
 static uint32_t count_maps(struct daemon *d, bool by_uid, uid_t uid)
@@ -690,7 +722,6 @@ static void do_create(struct daemon *d, struct conn *c, struct pmd_ipc_msg *msg)
 {
 	struct pmd_ipc_req *q = &msg->req;
 	uint32_t seq = msg->seq;
-	const bool root = c->uid == 0;
 	if (!pmd_ipc_has(msg, PMD_A_IP_PROTO) || !pmd_ipc_has(msg, PMD_A_INTERNAL_PORT)) {
 		reply_error(d, c, seq, -EINVAL, "CREATE needs IP_PROTO and INTERNAL_PORT");
 		return;
@@ -707,48 +738,30 @@ static void do_create(struct daemon *d, struct conn *c, struct pmd_ipc_msg *msg)
 		reply_error(d, c, seq, -EINVAL, "FAMILY must be 4 or 6, not %u", q->family);
 		return;
 	}
-	/* Authorization: what a uid other than root may ask for. */
-	if (!root) {
-		if (q->ip_proto == 0) {
-			reply_error(d, c, seq, -EPERM,
-				    "protocol 0 (every protocol and port) is for root only");
-			return;
-		}
-		if (q->internal_port < d->cfg.user_min_port) {
-			reply_error(d, c, seq, -EPERM,
-				    "internal port %u is below user_min_port %u: only root may map it",
-				    q->internal_port, d->cfg.user_min_port);
-			return;
-		}
-		if (q->third_party[0] && !d->cfg.user_third_party) {
-			reply_error(d, c, seq, -EPERM,
-				    "THIRD_PARTY is for root only (user_third_party = no)");
-			return;
-		}
-		if (q->third_party[0] && !is_local_addr(q->third_party)) {
-			reply_error(d, c, seq, -EPERM,
-				    "THIRD_PARTY %s is not an address of this host: only root may map for "
-				    "another host",
-				    q->third_party);
-			return;
-		}
-		if (msg->persistent && !d->cfg.user_persistent) {
-			reply_error(d, c, seq, -EPERM,
-				    "persistent mappings are for root only (user_persistent = no)");
-			return;
-		}
-	}
-	uint32_t total = count_maps(d, false, 0);
-	if (total >= d->cfg.max_mappings) {
-		reply_error(d, c, seq, -ENOSPC, "the daemon holds %u mappings, its limit (max_mappings)",
-			    total);
-		return;
-	}
-	uint32_t mine = count_maps(d, true, c->uid);
-	if (!root && mine >= d->cfg.max_mappings_per_uid) {
-		reply_error(d, c, seq, -EDQUOT,
-			    "uid %u holds %u mappings, the per-uid limit (max_mappings_per_uid)",
-			    (unsigned)c->uid, mine);
+	/* Authorization and quotas (daemon/policy.c); only the lookups that need I/O are done here. */
+	char own_addr[PMD_IPC_ADDR_MAX + 1] = "";
+	bool tp_local = q->third_party[0] && is_local_addr(q->third_party);
+	if (q->third_party[0] && !tp_local)
+		pmd_ipc_copy_str(own_addr, sizeof(own_addr), q->third_party);
+	struct pmd_policy_req pq = {
+		.uid = (uint32_t)c->uid,
+		.ip_proto = q->ip_proto,
+		.internal_port = q->internal_port,
+		.internal_addr = q->third_party[0] && !tp_local ? q->third_party : own_addr,
+		.third_party = q->third_party[0] != '\0',
+		.third_party_local = tp_local,
+		.persistent = msg->persistent,
+	};
+	struct pmd_owner *owners = NULL;
+	size_t n_owners = owner_table(d, &owners);
+	char why[400];
+	int pe = pmd_policy_create(&d->cfg, &pq, owners, n_owners, pmd_sock_held, NULL, why, sizeof(why));
+	free(owners);
+	if (pe < 0) {
+		if (pe == -EPERM || pe == -EADDRINUSE || pe == -EPROTONOSUPPORT)
+			logm(5, "uid %u (pid %d) refused %s %u: %s", (unsigned)c->uid, (int)c->pid,
+			     ipproto_str(q->ip_proto), q->internal_port, why);
+		reply_error(d, c, seq, pe, "%s", why);
 		return;
 	}
 	if (!q->lifetime)
@@ -774,6 +787,7 @@ static void do_create(struct daemon *d, struct conn *c, struct pmd_ipc_msg *msg)
 	dm->rec.uid = (uint32_t)c->uid;
 	dm->rec.persistent = msg->persistent;
 	dm->rec.req = *q;
+	memcpy(dm->own_addr, own_addr, sizeof(dm->own_addr));
 	dm->conn = c;
 	int e = engine_new(d, dm, pmd_ipc_has(msg, PMD_A_NONCE));
 	if (e < 0) {
@@ -1196,9 +1210,15 @@ static void do_accept(struct daemon *d)
 
 /* ---- state ---- */
 
+/* Room in the engine for the daemon's limit, leftovers being deleted, pair companions and probes. */
+static uint32_t engine_slots(const struct pmd_cfg *cfg)
+{
+	return 2 * cfg->max_mappings + 64;
+}
+
 static void save_state(struct daemon *d, bool persistent_only)
 {
-	size_t n = 0;
+	size_t n = d->n_parked;
 	for (struct dmap *m = d->maps; m; m = m->next)
 		n++;
 	struct pmd_state_rec *recs = calloc(n ? n : 1, sizeof(*recs));
@@ -1210,6 +1230,8 @@ static void save_state(struct daemon *d, bool persistent_only)
 	for (struct dmap *m = d->maps; m; m = m->next)
 		if (!persistent_only || m->rec.persistent)
 			recs[n++] = m->rec;
+	for (size_t i = 0; i < d->n_parked; i++)
+		recs[n++] = d->parked[i];
 	int r = pmd_state_save(d->state_dir, recs, n);
 	free(recs);
 	if (r < 0) {
@@ -1240,17 +1262,35 @@ static void restore_state(struct daemon *d)
 		logm(3, "cannot read the state in %s: %s; starting without it", d->state_dir, strerror(-bad));
 		return;
 	}
-	if (bad > 0) {
-		logm(3, "state file had %d bad line%s; %s; kept %zu good record%s", bad, bad == 1 ? "" : "s",
-		     moved[0] ? "moved aside to" : "could not move it aside", n, n == 1 ? "" : "s");
-		if (moved[0])
-			logm(3, "corrupt state kept as %s", moved);
+	if (bad > 0)
+		logm(3, "state file had %d bad line%s; %s%s; kept %zu good record%s", bad,
+		     bad == 1 ? "" : "s", moved[0] ? "moved aside to " : "could not move it aside", moved, n,
+		     n == 1 ? "" : "s");
+	/* The limits hold at start too: what does not fit is kept for the administrator, never dropped. */
+	enum pmd_restore_verdict *verdict = calloc(n ? n : 1, sizeof(*verdict));
+	struct pmd_state_rec *aside = calloc(n ? n : 1, sizeof(*aside));
+	size_t n_aside = 0;
+	if (!verdict || !aside) {
+		logm(3, "cannot restore the state: out of memory; %s/%s left as it is", d->state_dir,
+		     PMD_STATE_FILE);
+		free(verdict);
+		free(aside);
+		free(recs);
+		return;
 	}
+	pmd_policy_restore(&d->cfg, recs, n, engine_slots(&d->cfg), verdict);
 	int64_t wall = (int64_t)time(NULL);
 	for (size_t i = 0; i < n; i++) {
 		struct pmd_state_rec *r = &recs[i];
 		if (r->id >= d->next_id)
 			d->next_id = r->id + 1;
+		if (verdict[i] != PMD_RESTORE_OK) {
+			logm(4, "%s mapping %u (%s %u, uid %u) not restored: %s",
+			     r->persistent ? "persistent" : "leftover", r->id, ipproto_str(r->req.ip_proto),
+			     r->req.internal_port, (unsigned)r->uid, pmd_restore_verdict_str(verdict[i]));
+			aside[n_aside++] = *r;
+			continue;
+		}
 		/* A leftover is deleted even when its recorded expiry has passed: renewals that changed nothing
 		 * did not rewrite the record, so the gateway may hold it for up to a lifetime longer. A delete of
 		 * what is gone costs one request. */
@@ -1288,9 +1328,12 @@ static void restore_state(struct daemon *d)
 			     r->persistent ? "persistent" : "leftover", r->id, ipproto_str(r->req.ip_proto),
 			     r->req.internal_port, d->captured[0] ? d->captured : pcpmap_strerror(e));
 			free(dm);
+			aside[n_aside++] = *r;
 			d->dirty = true;
 			continue;
 		}
+		if (r->req.third_party[0] && !is_local_addr(r->req.third_party))
+			pmd_ipc_copy_str(dm->own_addr, sizeof(dm->own_addr), r->req.third_party);
 		/* The nonce is the one we gave; keep the request as the client made it. */
 		uint8_t nonce[PMD_IPC_NONCE_LEN];
 		memcpy(nonce, dm->rec.req.nonce, sizeof(nonce));
@@ -1303,6 +1346,30 @@ static void restore_state(struct daemon *d)
 		     r->persistent ? "persistent" : "leftover", r->id, ipproto_str(r->req.ip_proto),
 		     r->req.internal_port, (unsigned)r->uid, r->persistent ? "renewing" : "deleting");
 	}
+	if (n_aside) {
+		char path[PMD_CFG_PATH_MAX + 64];
+		int e = pmd_state_set_aside(d->state_dir, aside, n_aside, path, sizeof(path));
+		if (e < 0)
+			logm(3,
+			     "%zu state record%s not restored and cannot be set aside in %s/%s: %s; they "
+			     "stay in %s/%s",
+			     n_aside, n_aside == 1 ? "" : "s", d->state_dir, PMD_STATE_UNRESTORED,
+			     strerror(-e), d->state_dir, PMD_STATE_FILE);
+		else
+			logm(
+			    3,
+			    "%zu state record%s not restored (limits or engine table); kept in %s: raise the "
+			    "limits and move them back into %s to restore them",
+			    n_aside, n_aside == 1 ? "" : "s", path, PMD_STATE_FILE);
+		/* Without a copy elsewhere they ride along in every save of the state file, not lost. */
+		if (e < 0) {
+			d->parked = aside;
+			d->n_parked = n_aside;
+			aside = NULL;
+		}
+	}
+	free(verdict);
+	free(aside);
 	free(recs);
 	d->dirty = true;
 }
@@ -1358,8 +1425,7 @@ static void client_config(const struct pmd_cfg *cfg, struct daemon *d, struct pc
 	cc->protocols = cfg->protocols;
 	for (size_t i = 0; i < cfg->n_protocol_order && i < 3; i++)
 		cc->protocol_order[i] = cfg->protocol_order[i];
-	/* Room for the daemon's limit, leftovers being deleted, pair companions and probes. */
-	cc->max_mappings = 2 * cfg->max_mappings + 64;
+	cc->max_mappings = engine_slots(cfg);
 	cc->port_reservation_code = cfg->port_reservation_code;
 	cc->remap_interval_ms = cfg->remap_interval_ms;
 	cc->no_announce_listener = !cfg->announce_listener;
@@ -1404,6 +1470,9 @@ static void reload(struct daemon *d)
 	d->cfg.user_min_port = n.user_min_port;
 	d->cfg.user_persistent = n.user_persistent;
 	d->cfg.user_third_party = n.user_third_party;
+	d->cfg.user_sctp = n.user_sctp;
+	memcpy(d->cfg.port_grants, n.port_grants, sizeof(n.port_grants));
+	d->cfg.n_port_grants = n.n_port_grants;
 	log_level = n.log_level;
 	if (d->client)
 		pcpmap_client_set_log_level(d->client, n.log_level > PCPMAP_LOG_WARNING
@@ -1712,6 +1781,7 @@ static void shutdown_daemon(struct daemon *d)
 		d->maps = m->next;
 		free(m);
 	}
+	free(d->parked);
 	d->client = pcpmap_client_free(d->client);
 	close(d->lfd);
 	unlink(d->socket_path);

@@ -79,6 +79,8 @@ write_conf() {
 log_level = debug
 max_mappings_per_uid = 3
 max_connections_per_uid = 4
+# nobody (65534) may map 7000-7999 without listening there (the cases hold no sockets of their own)
+user_port_grants = 65534:7000-7999
 EOF
 }
 
