@@ -130,6 +130,8 @@ struct daemon {
 	uint64_t save_retry_at;
 	bool probing;
 	struct probe_waiter *probe_waiters;
+	uint64_t refusal_logged;      /* when the last refused connection was logged */
+	uint32_t refusals_suppressed; /* refusals not logged since */
 	bool quit;
 	bool capture;
 	char captured[PMD_IPC_TEXT_MAX + 1];
@@ -1118,6 +1120,25 @@ static void conn_close(struct daemon *d, struct conn *c)
 	}
 }
 
+/* Logs a refused connection at most once a second, with the count of those left unlogged in between: a
+ * client looping on connect must not flood the journal. */
+static void log_refusal(struct daemon *d, const struct ucred *cred, const char *text)
+{
+	uint64_t now = pcpmap_now_usec();
+	if (d->refusal_logged && now - d->refusal_logged < 1000000u) {
+		d->refusals_suppressed++;
+		return;
+	}
+	if (d->refusals_suppressed)
+		logm(5, "uid %u (pid %d) refused: %s (%u more refusal%s not logged since the last one)",
+		     (unsigned)cred->uid, (int)cred->pid, text, d->refusals_suppressed,
+		     d->refusals_suppressed == 1 ? "" : "s");
+	else
+		logm(5, "uid %u (pid %d) refused: %s", (unsigned)cred->uid, (int)cred->pid, text);
+	d->refusal_logged = now;
+	d->refusals_suppressed = 0;
+}
+
 /* Refuses a connection over a limit with an error message, then closes it. */
 static void refuse(int fd, int err, const char *text)
 {
@@ -1165,7 +1186,7 @@ static void do_accept(struct daemon *d)
 		if (d->n_conns >= d->cfg.max_connections) {
 			snprintf(text, sizeof(text), "too many connections (max_connections = %u)",
 				 d->cfg.max_connections);
-			logm(5, "uid %u (pid %d) refused: %s", (unsigned)cred.uid, (int)cred.pid, text);
+			log_refusal(d, &cred, text);
 			refuse(fd, -EUSERS, text);
 			continue;
 		}
@@ -1178,7 +1199,7 @@ static void do_accept(struct daemon *d)
 				    text, sizeof(text),
 				    "uid %u has %u connections, the per-uid limit (max_connections_per_uid)",
 				    (unsigned)cred.uid, n);
-				logm(5, "pid %d refused: %s", (int)cred.pid, text);
+				log_refusal(d, &cred, text);
 				refuse(fd, -EUSERS, text);
 				continue;
 			}
@@ -1359,7 +1380,7 @@ static void restore_state(struct daemon *d)
 			logm(
 			    3,
 			    "%zu state record%s not restored (limits or engine table); kept in %s: raise the "
-			    "limits and move them back into %s to restore them",
+			    "limits, stop the daemon and add their lines to %s to restore them",
 			    n_aside, n_aside == 1 ? "" : "s", path, PMD_STATE_FILE);
 		/* Without a copy elsewhere they ride along in every save of the state file, not lost. */
 		if (e < 0) {
@@ -1639,18 +1660,63 @@ static int run(struct daemon *d)
 	return 0;
 }
 
-static int ensure_dir(const char *path, mode_t mode)
+/*
+ * Creates the daemon's directory when missing, then refuses one that others could tamper with: a symbolic
+ * link (it can point the socket or the state anywhere), a directory owned by a uid other than ours or root,
+ * or one writable by group or others (they could swap the files in it). Logs why.
+ * @return 0; -ELOOP, -ENOTDIR, -EPERM for an unsafe directory; -errno.
+ */
+static int safe_dir(const char *what, const char *path, mode_t mode)
 {
 	struct stat st;
-	if (stat(path, &st) == 0)
-		return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-	if (errno != ENOENT)
-		return -errno;
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
-		return -errno;
-	if (chmod(path, mode) < 0)
-		return -errno;
+	if (lstat(path, &st) < 0) {
+		if (errno != ENOENT) {
+			int e = errno;
+			logm(3, "%s %s: %s", what, path, strerror(e));
+			return -e;
+		}
+		mode_t old = umask(0);
+		int r = mkdir(path, mode);
+		int e = errno;
+		umask(old);
+		if ((r < 0 && e != EEXIST) || lstat(path, &st) < 0) {
+			e = r < 0 && e != EEXIST ? e : errno;
+			logm(3, "%s %s: cannot create it: %s", what, path, strerror(e));
+			return -e;
+		}
+	}
+	if (S_ISLNK(st.st_mode)) {
+		logm(3, "%s %s is a symbolic link: refusing it (give the real directory)", what, path);
+		return -ELOOP;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		logm(3, "%s %s is not a directory", what, path);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		logm(3, "%s %s is owned by uid %u, not by the daemon's uid %u or root: refusing it", what,
+		     path, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		logm(3,
+		     "%s %s is writable by %s (mode %04o): refusing it (chmod go-w, or use a private "
+		     "directory)",
+		     what, path, st.st_mode & S_IWOTH ? "everyone" : "its group",
+		     (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
 	return 0;
+}
+
+/* bind() with the umask that gives the socket file mode 0666 at creation: no chmod by path afterwards. */
+static int bind_socket(int fd, const struct sockaddr_un *sa)
+{
+	mode_t old = umask(0111);
+	int r = bind(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	int e = errno;
+	umask(old);
+	return r < 0 ? -e : 0;
 }
 
 static int open_listener(struct daemon *d)
@@ -1662,18 +1728,15 @@ static int open_listener(struct daemon *d)
 	char *slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = '\0';
-		int r = ensure_dir(dir, 0755);
-		if (r < 0) {
-			logm(3, "socket directory %s: %s", dir, strerror(-r));
+		int r = safe_dir("socket directory", dir, 0755);
+		if (r < 0)
 			return r;
-		}
 	}
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int e = 0;
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		e = errno;
+	if ((e = -bind_socket(fd, &sa)) != 0) {
 		if (e == EADDRINUSE) {
 			/* A live daemon answers a connect; a stale socket file does not. */
 			int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -1686,11 +1749,11 @@ static int open_listener(struct daemon *d)
 				return -EADDRINUSE;
 			}
 			unlink(d->socket_path);
-			e = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? errno : 0;
+			e = -bind_socket(fd, &sa);
 		}
 	}
 	/* Anyone may connect; SO_PEERCRED decides what each may do. */
-	if (!e && (chmod(d->socket_path, 0666) < 0 || listen(fd, 64) < 0))
+	if (!e && listen(fd, 64) < 0)
 		e = errno;
 	if (e) {
 		logm(3, "control socket %s: %s", d->socket_path, strerror(e));
@@ -1895,13 +1958,21 @@ int main(int argc, char **argv)
 		logm(3, "cannot start the engine: %s", pcpmap_strerror(r));
 		return r == -EINVAL ? EXIT_CONFIG : EXIT_FAIL;
 	}
-	r = ensure_dir(d->state_dir, 0700);
+	r = safe_dir("state directory", d->state_dir, 0700);
+	if (r == -ELOOP || r == -ENOTDIR || r == -EPERM) {
+		/* Writing the state through someone else's link or directory is worse than not starting. */
+		logm(3, "cannot start: unsafe state directory %s", d->state_dir);
+		d->client = pcpmap_client_free(d->client);
+		return EXIT_FAIL;
+	}
 	if (r < 0)
 		logm(3, "state directory %s: %s; mappings will not survive a restart", d->state_dir,
 		     strerror(-r));
-	else
+	/* The socket first: a second daemon on the same socket must not touch the first one's mappings. */
+	int lr = open_listener(d);
+	if (lr == 0 && r == 0)
 		restore_state(d);
-	if ((r = open_listener(d)) < 0 || (r = setup_loop(d)) < 0) {
+	if ((r = lr) < 0 || (r = setup_loop(d)) < 0) {
 		logm(3, "cannot start: %s", strerror(-r));
 		d->client = pcpmap_client_free(d->client);
 		return EXIT_FAIL;
