@@ -434,6 +434,68 @@ case_per_uid_limit() {
 		"SIGHUP raised the limit"
 }
 
+# A socket bound in the client namespace as USER until unhold NAME: TCP listens, UDP is bound.
+listen_as() { # NAME USER tcp|udp PORT
+	local name=$1 user=$2 proto=$3 port=$4
+	local py='import socket, sys, time
+t = socket.SOCK_STREAM if sys.argv[1] == "tcp" else socket.SOCK_DGRAM
+s = socket.socket(socket.AF_INET, t)
+s.bind(("", int(sys.argv[2])))
+if t == socket.SOCK_STREAM:
+    s.listen()
+print("ready", flush=True)
+time.sleep(170)'
+	"$LAB" cli setpriv --reuid="$user" --regid=nogroup --clear-groups /usr/bin/python3 -S -c "$py" "$proto" \
+		"$port" >"$WORK/$name.out" 2>&1 &
+	HOLD_PID[$name]=$!
+	for _ in $(seq 50); do
+		grep -q '^ready' "$WORK/$name.out" && return 0
+		sleep 0.1
+	done
+	fail "$user could not bind $proto $port: $(cat "$WORK/$name.out")"
+}
+
+# A uid other than root maps only ports on which it holds a bound socket (outside user_port_grants), and
+# a port has one owner: nobody cannot take the port another user's service listens on.
+case_port_owner() {
+	lab_up
+	write_conf
+	start_daemon
+	listen_as db daemon tcp 8432
+	ctl foreign nobody create tcp 8432 --wait 5000
+	{ [[ $RC -ne 0 ]] && grep -q 'errno=EPERM' "$WORK/foreign.out"; } ||
+		fail "nobody mapped the port uid 1 listens on: $(cat "$WORK/foreign.out")"
+	grep -q 'uid 65534 holds no tcp socket bound to port 8432' "$WORK/foreign.out" ||
+		fail "refusal does not say why: $(cat "$WORK/foreign.out")"
+	grep -q 'uid 65534 (pid [0-9]*) refused tcp 8432: uid 65534 holds no tcp socket' "$WORK/daemon.log" ||
+		fail "refusal not logged"
+	ctl ls root list
+	grep -q '^count=0' "$WORK/ls.out" || fail "a refused request left a mapping: $(cat "$WORK/ls.out")"
+	# Its own listener makes the port its own.
+	listen_as web nobody tcp 8433
+	hold own nobody tcp 8433 --wait 10000
+	local pa
+	pa=$(ext_port "$WORK/own.out")
+	[[ $(field "$WORK/own.out" state) == MAPPED && $(field "$WORK/own.out" owner) == 65534 ]] ||
+		fail "nobody's own listening port not mapped: $(cat "$WORK/own.out")"
+	[[ $(rule_count "$pa") -eq 2 ]] || fail "no gateway rules for nobody's $pa"
+	# One owner per port, root included.
+	ctl root8433 root create tcp 8433 --wait 5000
+	{ grep -q 'errno=EADDRINUSE' "$WORK/root8433.out" && grep -q 'mapped by uid 65534' "$WORK/root8433.out"; } ||
+		fail "a second owner got tcp 8433: $(cat "$WORK/root8433.out")"
+	# A bound UDP socket counts; the service's own uid maps its port.
+	listen_as u nobody udp 8434
+	ctl udp nobody create udp 8434 --wait 10000
+	[[ $RC -eq 0 && $(field "$WORK/udp.out" state) == MAPPED ]] || fail "nobody's bound udp 8434: $(cat "$WORK/udp.out")"
+	ctl dbown daemon create tcp 8432 --wait 10000
+	[[ $RC -eq 0 && $(field "$WORK/dbown.out" state) == MAPPED ]] || fail "uid 1's own 8432: $(cat "$WORK/dbown.out")"
+	# End to end: the lab's listener takes the port once nobody's is gone.
+	unhold web
+	"$LAB" reach tcp "$pa" 8433 || fail "TCP to $EXT4:$pa did not reach the client"
+	ok "nobody refused tcp 8432 where uid 1 listens (EPERM, reason given), granted its own 8433 -> $pa"\
+		"(rules on the gateway, reachable) and udp 8434; root refused 8433 (EADDRINUSE, one owner)"
+}
+
 case_close_deletes() {
 	lab_up
 	write_conf
