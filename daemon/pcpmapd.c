@@ -1660,10 +1660,32 @@ static int run(struct daemon *d)
 	return 0;
 }
 
+/* Whether only root could have made the symbolic link path: the link and the directory holding it are
+ * root's, and that directory is not writable by group or others. systemd's DynamicUser= makes
+ * /var/lib/NAME such a link to /var/lib/private/NAME. */
+static bool root_made_link(const char *path, const struct stat *lst)
+{
+	char parent[PMD_CFG_PATH_MAX];
+	struct stat st;
+	if (lst->st_uid != 0 || strlen(path) >= sizeof(parent))
+		return false;
+	strcpy(parent, path);
+	char *slash = strrchr(parent, '/');
+	if (!slash)
+		strcpy(parent, ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	return lstat(parent, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 &&
+	       !(st.st_mode & (S_IWGRP | S_IWOTH));
+}
+
 /*
  * Creates the daemon's directory when missing, then refuses one that others could tamper with: a symbolic
- * link (it can point the socket or the state anywhere), a directory owned by a uid other than ours or root,
- * or one writable by group or others (they could swap the files in it). Logs why.
+ * link that someone other than root could have made (it can point the socket or the state anywhere), a
+ * directory owned by a uid other than ours or root, or one writable by group or others (they could swap the
+ * files in it). Logs why.
  * @return 0; -ELOOP, -ENOTDIR, -EPERM for an unsafe directory; -errno.
  */
 static int safe_dir(const char *what, const char *path, mode_t mode)
@@ -1686,8 +1708,19 @@ static int safe_dir(const char *what, const char *path, mode_t mode)
 		}
 	}
 	if (S_ISLNK(st.st_mode)) {
-		logm(3, "%s %s is a symbolic link: refusing it (give the real directory)", what, path);
-		return -ELOOP;
+		if (!root_made_link(path, &st)) {
+			logm(3,
+			     "%s %s is a symbolic link that a uid other than root could have made: refusing "
+			     "it "
+			     "(give the real directory)",
+			     what, path);
+			return -ELOOP;
+		}
+		if (stat(path, &st) < 0) {
+			int e = errno;
+			logm(3, "%s %s: %s", what, path, strerror(e));
+			return -e;
+		}
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		logm(3, "%s %s is not a directory", what, path);

@@ -223,14 +223,19 @@ refused_start() { # WHAT SOCKET STATE-DIR
 case_unsafe_dirs() {
 	[[ -x $PCPMAPD && -x $CTL ]] || fail "build $PCPMAPD and $CTL first"
 	write_nolab_conf
+	local root=no
+	[[ $(id -u) -eq 0 ]] && root=yes
+	# Links a uid other than root made (as root: the link belongs to nobody) are refused.
 	mkdir -m 700 "$WORK/real"
 	ln -s "$WORK/real" "$WORK/state-link"
+	[[ $root == no ]] || chown -h 65534 "$WORK/state-link"
 	refused_start "symlinked state directory" "$WORK/run/pcpmapd.sock" "$WORK/state-link"
-	grep -q "state directory $WORK/state-link is a symbolic link: refusing it" <<<"$OUT" ||
+	grep -q "state directory $WORK/state-link is a symbolic link that a uid other than root could have made: refusing it" <<<"$OUT" ||
 		fail "no clear message for a symlinked state directory: $OUT"
 	[[ -z $(ls -A "$WORK/real") ]] || fail "files written through the link: $(ls -A "$WORK/real")"
 	mkdir -m 700 "$WORK/run-real"
 	ln -s "$WORK/run-real" "$WORK/run-link"
+	[[ $root == no ]] || chown -h 65534 "$WORK/run-link"
 	refused_start "symlinked socket directory" "$WORK/run-link/pcpmapd.sock" "$STATE"
 	grep -q "socket directory $WORK/run-link is a symbolic link" <<<"$OUT" ||
 		fail "no clear message for a symlinked socket directory: $OUT"
@@ -244,14 +249,22 @@ case_unsafe_dirs() {
 	refused_start "group-writable state directory" "$WORK/run/pcpmapd.sock" "$WORK/grp"
 	grep -q "state directory $WORK/grp is writable by its group (mode 0770)" <<<"$OUT" ||
 		fail "no clear message for a group-writable state directory: $OUT"
-	local owner="skipped (not root)"
-	if [[ $(id -u) -eq 0 ]]; then
+	local owner="skipped (not root)" rootlink="skipped (not root)"
+	if [[ $root == yes ]]; then
 		mkdir -m 700 "$WORK/theirs"
 		chown 65534 "$WORK/theirs"
 		refused_start "foreign state directory" "$WORK/run/pcpmapd.sock" "$WORK/theirs"
 		grep -q "state directory $WORK/theirs is owned by uid 65534, not by the daemon's uid 0" <<<"$OUT" ||
 			fail "no clear message for a foreign state directory: $OUT"
 		owner="refused"
+		# A link only root could have made (root's, in a directory only root writes) is followed, as
+		# systemd's DynamicUser= state directory /var/lib/NAME -> private/NAME must be.
+		chmod 755 "$WORK"
+		ln -s "$WORK/real" "$WORK/root-link"
+		start_nolab_daemon -S "$WORK/root-link"
+		[[ -f $WORK/real/mappings.state ]] || fail "state not written through root's link"
+		stop_daemon TERM
+		rootlink="followed"
 	fi
 	# Safe directories are created and used; the socket is 0666 from its creation.
 	rm -rf "$WORK/run" "$STATE"
@@ -261,7 +274,7 @@ case_unsafe_dirs() {
 		fail "created modes: run $(stat -c %a "$WORK/run"), state $(stat -c %a "$STATE")"
 	stop_daemon TERM
 	ok "symlinked state and socket directories, world- and group-writable ones refused with their reason;"\
-		"foreign owner $owner; safe ones created (755, 700), socket 0666"
+		"foreign owner $owner; root's link $rootlink; safe ones created (755, 700), socket 0666"
 }
 
 # State records beyond max_mappings and max_mappings_per_uid are not restored but kept beside the state.
