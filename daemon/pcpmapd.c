@@ -749,10 +749,11 @@ static void do_create(struct daemon *d, struct conn *c, struct pmd_ipc_msg *msg)
 		.uid = (uint32_t)c->uid,
 		.ip_proto = q->ip_proto,
 		.internal_port = q->internal_port,
-		.internal_addr = q->third_party[0] && !tp_local ? q->third_party : own_addr,
+		.internal_addr = own_addr,
 		.third_party = q->third_party[0] != '\0',
 		.third_party_local = tp_local,
 		.persistent = msg->persistent,
+		.peer = q->kind == PCPMAP_KIND_PEER,
 	};
 	struct pmd_owner *owners = NULL;
 	size_t n_owners = owner_table(d, &owners);

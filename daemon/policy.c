@@ -107,7 +107,8 @@ int pmd_policy_create(const struct pmd_cfg *cfg, const struct pmd_policy_req *q,
 			return -EPERM;
 		}
 		if (!pmd_policy_granted(cfg, q->uid, q->ip_proto, q->internal_port)) {
-			int held = lookup ? lookup(lookup_ud, q->uid, q->ip_proto, q->internal_port) : 0;
+			int held =
+			    lookup ? lookup(lookup_ud, q->uid, q->ip_proto, q->internal_port, q->peer) : 0;
 			if (held < 0) {
 				whyf(why, whylen,
 				     "cannot tell whether uid %u holds a %s socket on port %u (sock_diag: "
@@ -122,7 +123,8 @@ int pmd_policy_create(const struct pmd_cfg *cfg, const struct pmd_policy_req *q,
 				     "may "
 				     "map only its own ports, or those user_port_grants gives it",
 				     q->uid, pn, q->internal_port,
-				     q->ip_proto == IPPROTO_TCP ? "listen on it first" : "bind it first");
+				     q->ip_proto == IPPROTO_TCP && !q->peer ? "listen on it first"
+									    : "bind it first");
 				return -EPERM;
 			}
 		}

@@ -34,13 +34,15 @@ struct pmd_policy_req {
 	bool third_party;          /* THIRD_PARTY was given */
 	bool third_party_local;    /* ... and it is one of this host's addresses (the caller looked) */
 	bool persistent;
+	bool peer; /* a PEER request: the port may be that of a connection (RFC 6887 section 12) */
 };
 
 /*
  * Asks whether uid holds a bound socket on port: a listening TCP socket, a bound UDP socket (connected or
- * not), an SCTP listener. @return 1 yes, 0 no, -errno when it cannot be told.
+ * not), an SCTP listener; for a PEER mapping (connected) an established TCP connection counts too.
+ * @return 1 yes, 0 no, -errno when it cannot be told.
  */
-typedef int (*pmd_sock_lookup_fn)(void *ud, uint32_t uid, uint8_t ip_proto, uint16_t port);
+typedef int (*pmd_sock_lookup_fn)(void *ud, uint32_t uid, uint8_t ip_proto, uint16_t port, bool connected);
 
 /*
  * Whether cfg's user_port_grants let uid map ip_proto port without holding a socket on it.

@@ -95,11 +95,13 @@ static int dump_one(int family, uint8_t proto, uint32_t states, uint32_t uid, ui
 	return found;
 }
 
-int pmd_sock_held(void *ud, uint32_t uid, uint8_t ip_proto, uint16_t port)
+int pmd_sock_held(void *ud, uint32_t uid, uint8_t ip_proto, uint16_t port, bool connected)
 {
 	(void)ud;
 	uint32_t states =
 	    ip_proto == IPPROTO_UDP ? (1u << ST_CLOSE) | (1u << ST_ESTABLISHED) : 1u << ST_LISTEN;
+	if (connected)
+		states |= 1u << ST_ESTABLISHED;
 	int first_err = 0;
 	bool any_ok = false;
 	if (ip_proto != IPPROTO_TCP && ip_proto != IPPROTO_UDP && ip_proto != IPPROTO_SCTP)

@@ -21,6 +21,7 @@ struct fake_sock {
 	uint32_t uid;
 	uint8_t proto;
 	uint16_t port;
+	bool established; /* a TCP connection, not a listener */
 };
 
 struct fake_host {
@@ -30,22 +31,25 @@ struct fake_host {
 	unsigned calls;
 };
 
-static int fake_lookup(void *ud, uint32_t uid, uint8_t ip_proto, uint16_t port)
+static int fake_lookup(void *ud, uint32_t uid, uint8_t ip_proto, uint16_t port, bool connected)
 {
 	struct fake_host *h = ud;
 	h->calls++;
 	if (h->fail < 0)
 		return h->fail;
 	for (size_t i = 0; i < h->n; i++)
-		if (h->socks[i].uid == uid && h->socks[i].proto == ip_proto && h->socks[i].port == port)
+		if (h->socks[i].uid == uid && h->socks[i].proto == ip_proto && h->socks[i].port == port &&
+		    (connected || !h->socks[i].established))
 			return 1;
 	return 0;
 }
 
-/* uid 70 (postgres) listens on tcp 5432, uid 1000 on tcp 8080 and udp 5004, uid 1001 on tcp 9000. */
+/* uid 70 (postgres) listens on tcp 5432, uid 1000 on tcp 8080, udp 5004 and sctp 7000 and has a TCP
+ * connection from port 41000, uid 1001 listens on tcp 9000. */
 static const struct fake_sock host_socks[] = {
-	{ 70, IPPROTO_TCP, 5432 },   { 1000, IPPROTO_TCP, 8080 },  { 1000, IPPROTO_UDP, 5004 },
-	{ 1001, IPPROTO_TCP, 9000 }, { 1000, IPPROTO_SCTP, 7000 },
+	{ 70, IPPROTO_TCP, 5432, false },    { 1000, IPPROTO_TCP, 8080, false },
+	{ 1000, IPPROTO_UDP, 5004, false },  { 1001, IPPROTO_TCP, 9000, false },
+	{ 1000, IPPROTO_SCTP, 7000, false }, { 1000, IPPROTO_TCP, 41000, true },
 };
 
 static struct fake_host host(void)
@@ -106,6 +110,23 @@ static void test_own_bound_port_allowed(void **state)
 	q = req(1000, IPPROTO_TCP, 8080);
 	q.third_party = q.third_party_local = true;
 	assert_int_equal(decide(&cfg, &q, NULL, 0, &h, why), 0);
+}
+
+/* A connection's port is its own for a PEER mapping (RFC 6887 section 12), not for a MAP. */
+static void test_peer_connection_port(void **state)
+{
+	(void)state;
+	struct pmd_cfg cfg;
+	pmd_cfg_defaults(&cfg);
+	struct fake_host h = host();
+	char why[400];
+	struct pmd_policy_req q = req(1000, IPPROTO_TCP, 41000);
+	assert_int_equal(decide(&cfg, &q, NULL, 0, &h, why), -EPERM);
+	q.peer = true;
+	assert_int_equal(decide(&cfg, &q, NULL, 0, &h, why), 0);
+	q = req(1001, IPPROTO_TCP, 41000);
+	q.peer = true;
+	assert_int_equal(decide(&cfg, &q, NULL, 0, &h, why), -EPERM);
 }
 
 static void test_lookup_failure_refuses(void **state)
@@ -174,7 +195,8 @@ static void test_one_owner_per_port(void **state)
 		  .leftover = true },
 	};
 	/* uid 1001 also listens on 8080 (SO_REUSEPORT, another address): still the port has an owner. */
-	static const struct fake_sock both[] = { { 1000, IPPROTO_TCP, 8080 }, { 1001, IPPROTO_TCP, 8080 } };
+	static const struct fake_sock both[] = { { 1000, IPPROTO_TCP, 8080, false },
+						 { 1001, IPPROTO_TCP, 8080, false } };
 	struct fake_host hb = { both, 2, 0, 0 };
 	struct pmd_policy_req q = req(1001, IPPROTO_TCP, 8080);
 	assert_int_equal(decide(&cfg, &q, owners, 3, &hb, why), -EADDRINUSE);
@@ -190,7 +212,7 @@ static void test_one_owner_per_port(void **state)
 	assert_int_equal(decide(&cfg, &q, owners, 3, &h, why), -EADDRINUSE);
 	/* A leftover being deleted still owns its port. */
 	q = req(1000, IPPROTO_TCP, 9000);
-	static const struct fake_sock s9000[] = { { 1000, IPPROTO_TCP, 9000 } };
+	static const struct fake_sock s9000[] = { { 1000, IPPROTO_TCP, 9000, false } };
 	struct fake_host h9 = { s9000, 1, 0, 0 };
 	assert_int_equal(decide(&cfg, &q, owners, 3, &h9, why), -EADDRINUSE);
 	/* Same number, other protocol: free. Another internal address (root's THIRD_PARTY): free. */
@@ -359,15 +381,11 @@ static void test_restore_keeps_limits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_foreign_port_refused),
-		cmocka_unit_test(test_own_bound_port_allowed),
-		cmocka_unit_test(test_lookup_failure_refuses),
-		cmocka_unit_test(test_config_grant),
-		cmocka_unit_test(test_one_owner_per_port),
-		cmocka_unit_test(test_protocol_restriction),
-		cmocka_unit_test(test_root_allowed),
-		cmocka_unit_test(test_other_user_rules),
-		cmocka_unit_test(test_quotas),
+		cmocka_unit_test(test_foreign_port_refused),   cmocka_unit_test(test_own_bound_port_allowed),
+		cmocka_unit_test(test_lookup_failure_refuses), cmocka_unit_test(test_peer_connection_port),
+		cmocka_unit_test(test_config_grant),           cmocka_unit_test(test_one_owner_per_port),
+		cmocka_unit_test(test_protocol_restriction),   cmocka_unit_test(test_root_allowed),
+		cmocka_unit_test(test_other_user_rules),       cmocka_unit_test(test_quotas),
 		cmocka_unit_test(test_restore_keeps_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
