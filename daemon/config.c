@@ -207,6 +207,8 @@ enum key {
 	K_USER_MIN_PORT,
 	K_USER_PERSISTENT,
 	K_USER_THIRD_PARTY,
+	K_USER_SCTP,
+	K_USER_GRANTS,
 	K_COUNT_,
 };
 
@@ -230,6 +232,8 @@ static const char *const key_names[K_COUNT_] = {
 	[K_USER_MIN_PORT] = "user_min_port",
 	[K_USER_PERSISTENT] = "user_persistent",
 	[K_USER_THIRD_PARTY] = "user_third_party",
+	[K_USER_SCTP] = "user_sctp",
+	[K_USER_GRANTS] = "user_port_grants",
 };
 
 static int set_u32(const char *v, unsigned long long min, unsigned long long max, uint32_t *dst)
@@ -345,21 +349,109 @@ static int apply(enum key k, const char *v, struct pmd_cfg *cfg, unsigned line, 
 	case K_ANNOUNCE:
 	case K_NETLINK:
 	case K_USER_PERSISTENT:
-	case K_USER_THIRD_PARTY: {
-		bool *dst = k == K_ANNOUNCE          ? &cfg->announce_listener
-			    : k == K_NETLINK         ? &cfg->netlink_monitor
-			    : k == K_USER_PERSISTENT ? &cfg->user_persistent
-						     : &cfg->user_third_party;
+	case K_USER_THIRD_PARTY:
+	case K_USER_SCTP: {
+		bool *dst = k == K_ANNOUNCE           ? &cfg->announce_listener
+			    : k == K_NETLINK          ? &cfg->netlink_monitor
+			    : k == K_USER_PERSISTENT  ? &cfg->user_persistent
+			    : k == K_USER_THIRD_PARTY ? &cfg->user_third_party
+						      : &cfg->user_sctp;
 		if (parse_bool(v, dst) < 0) {
 			errf(err, errlen, "%s wants yes or no, not '%s'", key_names[k], v);
 			return -EINVAL;
 		}
 		return 0;
 	}
+	case K_USER_GRANTS:
+		return pmd_cfg_parse_grants(v, cfg->port_grants, &cfg->n_port_grants, err, errlen);
 	case K_COUNT_:
 		break;
 	}
 	return -EINVAL;
+}
+
+int pmd_cfg_parse_grants(const char *s, struct pmd_port_grant *ret, size_t *ret_n, char *err, size_t errlen)
+{
+	struct pmd_port_grant g[PMD_CFG_GRANTS_MAX];
+	size_t n = 0;
+	const char *p = s;
+	for (;;) {
+		char item[64];
+		unsigned long long v;
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		while (len && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (!len || len >= sizeof(item)) {
+			errf(err, errlen,
+			     "user_port_grants wants UID:PORT[-PORT][/tcp|/udp|/sctp], ... not '%s'", s);
+			return -EINVAL;
+		}
+		if (n == PMD_CFG_GRANTS_MAX) {
+			errf(err, errlen, "user_port_grants has more than %d entries", PMD_CFG_GRANTS_MAX);
+			return -EINVAL;
+		}
+		memcpy(item, p, len);
+		item[len] = '\0';
+		struct pmd_port_grant *e = &g[n];
+		memset(e, 0, sizeof(*e));
+		char *colon = strchr(item, ':');
+		char *slash = strchr(item, '/');
+		char *dash = strchr(item, '-');
+		bool bad = !colon || (slash && slash < colon) || (dash && dash < colon);
+		if (!bad) {
+			*colon = '\0';
+			if (slash)
+				*slash++ = '\0';
+			if (dash)
+				*dash++ = '\0';
+			if (!strcmp(item, "*"))
+				e->any_uid = true;
+			else if (parse_uint(item, 0, UINT32_MAX - 1, &v) == 0)
+				e->uid = (uint32_t)v;
+			else
+				bad = true;
+		}
+		if (!bad && parse_uint(colon + 1, 1, 65535, &v) == 0)
+			e->low = e->high = (uint16_t)v;
+		else
+			bad = true;
+		if (!bad && dash) {
+			if (parse_uint(dash, e->low, 65535, &v) == 0)
+				e->high = (uint16_t)v;
+			else
+				bad = true;
+		}
+		if (!bad && slash) {
+			if (!strcasecmp(slash, "tcp"))
+				e->ip_proto = 6;
+			else if (!strcasecmp(slash, "udp"))
+				e->ip_proto = 17;
+			else if (!strcasecmp(slash, "sctp"))
+				e->ip_proto = 132;
+			else
+				bad = true;
+		}
+		if (bad) {
+			errf(err, errlen,
+			     "user_port_grants entry '%.*s' wants UID:PORT[-PORT][/tcp|/udp|/sctp] (UID a "
+			     "number or "
+			     "*, ports 1-65535, low to high)",
+			     (int)len, p);
+			return -EINVAL;
+		}
+		n++;
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	memcpy(ret, g, n * sizeof(g[0]));
+	*ret_n = n;
+	return 0;
 }
 
 static bool is_space(char c)

@@ -10,6 +10,15 @@
 #define PMD_CFG_PATH_MAX   4096
 #define PMD_CFG_SOCKET_MAX 107 /* sun_path without its NUL */
 #define PMD_CFG_MAX_FILE   (1u << 20)
+#define PMD_CFG_GRANTS_MAX 64
+
+/* One entry of user_port_grants: ports a uid may map without holding a socket on them. */
+struct pmd_port_grant {
+	bool any_uid; /* `*` */
+	uint32_t uid;
+	uint8_t ip_proto; /* 0 = tcp, udp (and sctp when user_sctp) alike */
+	uint16_t low, high;
+};
 
 struct pmd_cfg {
 	char server[128];          /* "" = the default gateway */
@@ -33,7 +42,10 @@ struct pmd_cfg {
 	uint16_t user_min_port; /* lowest internal port a uid other than root may map */
 	bool user_persistent;   /* uids other than root may create persistent mappings */
 	bool user_third_party;  /* uids other than root may name one of this host's own addresses */
-	unsigned server_line;   /* line of `server`, 0 when not set */
+	bool user_sctp;         /* uids other than root may map SCTP ports (TCP and UDP always) */
+	struct pmd_port_grant port_grants[PMD_CFG_GRANTS_MAX]; /* user_port_grants */
+	size_t n_port_grants;
+	unsigned server_line; /* line of `server`, 0 when not set */
 };
 
 /* Fills cfg with the defaults. */
@@ -54,6 +66,12 @@ int pmd_cfg_load(const char *path, struct pmd_cfg *cfg, char *err, size_t errlen
 
 /* Parses a log level name (err, warning, notice, info, debug) or number 3-7. @return 0 or -EINVAL. */
 int pmd_cfg_parse_log_level(const char *s, int *ret);
+
+/*
+ * Parses a user_port_grants list: comma-separated `UID:PORT[-PORT][/tcp|/udp|/sctp]`, UID a number or `*`.
+ * @return 0 or -EINVAL (err says which entry).
+ */
+int pmd_cfg_parse_grants(const char *s, struct pmd_port_grant *ret, size_t *ret_n, char *err, size_t errlen);
 
 /* Parses a protocol list ("pcp,natpmp,upnp"): mask and order. @return 0 or -EINVAL. */
 int pmd_cfg_parse_protocols(const char *s, uint32_t *ret_mask, uint8_t ret_order[3], size_t *ret_n);

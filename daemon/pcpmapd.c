@@ -30,6 +30,8 @@
 
 #include "daemon/config.h"
 #include "ipc/ipc.h"
+#include "daemon/policy.h"
+#include "daemon/sockown.h"
 #include "daemon/state.h"
 
 #ifndef PCPMAPD_DEFAULT_CONFIG
@@ -88,9 +90,10 @@ struct conn {
 
 struct dmap {
 	struct dmap *prev, *next;
-	struct pmd_state_rec rec; /* what the state file keeps */
-	bool cleanup;             /* a leftover of an earlier run, being deleted */
-	struct conn *conn;        /* the connection whose life bounds it; NULL when detached */
+	struct pmd_state_rec rec;            /* what the state file keeps */
+	bool cleanup;                        /* a leftover of an earlier run, being deleted */
+	char own_addr[PMD_IPC_ADDR_MAX + 1]; /* internal address for one-owner-per-port; "" = this host */
+	struct conn *conn;                   /* the connection whose life bounds it; NULL when detached */
 	pcpmap_mapping *m;
 	struct conn *waiter; /* CREATE with WAIT_MS: who waits for the first outcome */
 	uint32_t wait_seq;
@@ -119,11 +122,16 @@ struct daemon {
 	uint32_t n_conns;
 	uint32_t next_conn_id;
 	struct dmap *maps;
+	struct pmd_state_rec
+	    *parked; /* records not restored that could not be set aside: saved as they were */
+	size_t n_parked;
 	uint32_t next_id;
 	bool dirty;
 	uint64_t save_retry_at;
 	bool probing;
 	struct probe_waiter *probe_waiters;
+	uint64_t refusal_logged;      /* when the last refused connection was logged */
+	uint32_t refusals_suppressed; /* refusals not logged since */
 	bool quit;
 	bool capture;
 	char captured[PMD_IPC_TEXT_MAX + 1];
@@ -186,7 +194,11 @@ static void notify(const char *state)
 
 static const char *ipproto_str(uint8_t p)
 {
-	return p == IPPROTO_TCP ? "tcp" : p == IPPROTO_UDP ? "udp" : p == 0 ? "all" : "?";
+	return p == IPPROTO_TCP    ? "tcp"
+	       : p == IPPROTO_UDP  ? "udp"
+	       : p == IPPROTO_SCTP ? "sctp"
+	       : p == 0            ? "all"
+				   : "?";
 }
 
 static uint32_t secs_until(uint64_t when, uint64_t now)
@@ -220,6 +232,28 @@ static uint32_t new_id(struct daemon *d)
 			d->next_id = 1;
 	} while (id_in_use(d, d->next_id++));
 	return d->next_id - 1;
+}
+
+/* The policy's view of the mappings held (malloc'd; free() it). @return its length; 0 also on ENOMEM. */
+static size_t owner_table(struct daemon *d, struct pmd_owner **ret)
+{
+	size_t n = 0;
+	for (struct dmap *m = d->maps; m; m = m->next)
+		n++;
+	struct pmd_owner *o = calloc(n ? n : 1, sizeof(*o));
+	*ret = o;
+	if (!o)
+		return 0;
+	n = 0;
+	for (struct dmap *m = d->maps; m; m = m->next, n++) {
+		o[n].id = m->rec.id;
+		o[n].uid = m->rec.uid;
+		o[n].ip_proto = m->rec.req.ip_proto;
+		o[n].internal_port = m->rec.req.internal_port;
+		o[n].internal_addr = m->own_addr;
+		o[n].leftover = m->cleanup;
+	}
+	return n;
 }
 
 static uint32_t count_maps(struct daemon *d, bool by_uid, uid_t uid)
@@ -690,7 +724,6 @@ static void do_create(struct daemon *d, struct conn *c, struct pmd_ipc_msg *msg)
 {
 	struct pmd_ipc_req *q = &msg->req;
 	uint32_t seq = msg->seq;
-	const bool root = c->uid == 0;
 	if (!pmd_ipc_has(msg, PMD_A_IP_PROTO) || !pmd_ipc_has(msg, PMD_A_INTERNAL_PORT)) {
 		reply_error(d, c, seq, -EINVAL, "CREATE needs IP_PROTO and INTERNAL_PORT");
 		return;
@@ -707,48 +740,31 @@ static void do_create(struct daemon *d, struct conn *c, struct pmd_ipc_msg *msg)
 		reply_error(d, c, seq, -EINVAL, "FAMILY must be 4 or 6, not %u", q->family);
 		return;
 	}
-	/* Authorization: what a uid other than root may ask for. */
-	if (!root) {
-		if (q->ip_proto == 0) {
-			reply_error(d, c, seq, -EPERM,
-				    "protocol 0 (every protocol and port) is for root only");
-			return;
-		}
-		if (q->internal_port < d->cfg.user_min_port) {
-			reply_error(d, c, seq, -EPERM,
-				    "internal port %u is below user_min_port %u: only root may map it",
-				    q->internal_port, d->cfg.user_min_port);
-			return;
-		}
-		if (q->third_party[0] && !d->cfg.user_third_party) {
-			reply_error(d, c, seq, -EPERM,
-				    "THIRD_PARTY is for root only (user_third_party = no)");
-			return;
-		}
-		if (q->third_party[0] && !is_local_addr(q->third_party)) {
-			reply_error(d, c, seq, -EPERM,
-				    "THIRD_PARTY %s is not an address of this host: only root may map for "
-				    "another host",
-				    q->third_party);
-			return;
-		}
-		if (msg->persistent && !d->cfg.user_persistent) {
-			reply_error(d, c, seq, -EPERM,
-				    "persistent mappings are for root only (user_persistent = no)");
-			return;
-		}
-	}
-	uint32_t total = count_maps(d, false, 0);
-	if (total >= d->cfg.max_mappings) {
-		reply_error(d, c, seq, -ENOSPC, "the daemon holds %u mappings, its limit (max_mappings)",
-			    total);
-		return;
-	}
-	uint32_t mine = count_maps(d, true, c->uid);
-	if (!root && mine >= d->cfg.max_mappings_per_uid) {
-		reply_error(d, c, seq, -EDQUOT,
-			    "uid %u holds %u mappings, the per-uid limit (max_mappings_per_uid)",
-			    (unsigned)c->uid, mine);
+	/* Authorization and quotas (daemon/policy.c); only the lookups that need I/O are done here. */
+	char own_addr[PMD_IPC_ADDR_MAX + 1] = "";
+	bool tp_local = q->third_party[0] && is_local_addr(q->third_party);
+	if (q->third_party[0] && !tp_local)
+		pmd_ipc_copy_str(own_addr, sizeof(own_addr), q->third_party);
+	struct pmd_policy_req pq = {
+		.uid = (uint32_t)c->uid,
+		.ip_proto = q->ip_proto,
+		.internal_port = q->internal_port,
+		.internal_addr = own_addr,
+		.third_party = q->third_party[0] != '\0',
+		.third_party_local = tp_local,
+		.persistent = msg->persistent,
+		.peer = q->kind == PCPMAP_KIND_PEER,
+	};
+	struct pmd_owner *owners = NULL;
+	size_t n_owners = owner_table(d, &owners);
+	char why[400];
+	int pe = pmd_policy_create(&d->cfg, &pq, owners, n_owners, pmd_sock_held, NULL, why, sizeof(why));
+	free(owners);
+	if (pe < 0) {
+		if (pe == -EPERM || pe == -EADDRINUSE || pe == -EPROTONOSUPPORT)
+			logm(5, "uid %u (pid %d) refused %s %u: %s", (unsigned)c->uid, (int)c->pid,
+			     ipproto_str(q->ip_proto), q->internal_port, why);
+		reply_error(d, c, seq, pe, "%s", why);
 		return;
 	}
 	if (!q->lifetime)
@@ -774,6 +790,7 @@ static void do_create(struct daemon *d, struct conn *c, struct pmd_ipc_msg *msg)
 	dm->rec.uid = (uint32_t)c->uid;
 	dm->rec.persistent = msg->persistent;
 	dm->rec.req = *q;
+	memcpy(dm->own_addr, own_addr, sizeof(dm->own_addr));
 	dm->conn = c;
 	int e = engine_new(d, dm, pmd_ipc_has(msg, PMD_A_NONCE));
 	if (e < 0) {
@@ -1104,6 +1121,25 @@ static void conn_close(struct daemon *d, struct conn *c)
 	}
 }
 
+/* Logs a refused connection at most once a second, with the count of those left unlogged in between: a
+ * client looping on connect must not flood the journal. */
+static void log_refusal(struct daemon *d, const struct ucred *cred, const char *text)
+{
+	uint64_t now = pcpmap_now_usec();
+	if (d->refusal_logged && now - d->refusal_logged < 1000000u) {
+		d->refusals_suppressed++;
+		return;
+	}
+	if (d->refusals_suppressed)
+		logm(5, "uid %u (pid %d) refused: %s (%u more refusal%s not logged since the last one)",
+		     (unsigned)cred->uid, (int)cred->pid, text, d->refusals_suppressed,
+		     d->refusals_suppressed == 1 ? "" : "s");
+	else
+		logm(5, "uid %u (pid %d) refused: %s", (unsigned)cred->uid, (int)cred->pid, text);
+	d->refusal_logged = now;
+	d->refusals_suppressed = 0;
+}
+
 /* Refuses a connection over a limit with an error message, then closes it. */
 static void refuse(int fd, int err, const char *text)
 {
@@ -1151,7 +1187,7 @@ static void do_accept(struct daemon *d)
 		if (d->n_conns >= d->cfg.max_connections) {
 			snprintf(text, sizeof(text), "too many connections (max_connections = %u)",
 				 d->cfg.max_connections);
-			logm(5, "uid %u (pid %d) refused: %s", (unsigned)cred.uid, (int)cred.pid, text);
+			log_refusal(d, &cred, text);
 			refuse(fd, -EUSERS, text);
 			continue;
 		}
@@ -1164,7 +1200,7 @@ static void do_accept(struct daemon *d)
 				    text, sizeof(text),
 				    "uid %u has %u connections, the per-uid limit (max_connections_per_uid)",
 				    (unsigned)cred.uid, n);
-				logm(5, "pid %d refused: %s", (int)cred.pid, text);
+				log_refusal(d, &cred, text);
 				refuse(fd, -EUSERS, text);
 				continue;
 			}
@@ -1196,9 +1232,15 @@ static void do_accept(struct daemon *d)
 
 /* ---- state ---- */
 
+/* Room in the engine for the daemon's limit, leftovers being deleted, pair companions and probes. */
+static uint32_t engine_slots(const struct pmd_cfg *cfg)
+{
+	return 2 * cfg->max_mappings + 64;
+}
+
 static void save_state(struct daemon *d, bool persistent_only)
 {
-	size_t n = 0;
+	size_t n = d->n_parked;
 	for (struct dmap *m = d->maps; m; m = m->next)
 		n++;
 	struct pmd_state_rec *recs = calloc(n ? n : 1, sizeof(*recs));
@@ -1210,6 +1252,8 @@ static void save_state(struct daemon *d, bool persistent_only)
 	for (struct dmap *m = d->maps; m; m = m->next)
 		if (!persistent_only || m->rec.persistent)
 			recs[n++] = m->rec;
+	for (size_t i = 0; i < d->n_parked; i++)
+		recs[n++] = d->parked[i];
 	int r = pmd_state_save(d->state_dir, recs, n);
 	free(recs);
 	if (r < 0) {
@@ -1240,17 +1284,35 @@ static void restore_state(struct daemon *d)
 		logm(3, "cannot read the state in %s: %s; starting without it", d->state_dir, strerror(-bad));
 		return;
 	}
-	if (bad > 0) {
-		logm(3, "state file had %d bad line%s; %s; kept %zu good record%s", bad, bad == 1 ? "" : "s",
-		     moved[0] ? "moved aside to" : "could not move it aside", n, n == 1 ? "" : "s");
-		if (moved[0])
-			logm(3, "corrupt state kept as %s", moved);
+	if (bad > 0)
+		logm(3, "state file had %d bad line%s; %s%s; kept %zu good record%s", bad,
+		     bad == 1 ? "" : "s", moved[0] ? "moved aside to " : "could not move it aside", moved, n,
+		     n == 1 ? "" : "s");
+	/* The limits hold at start too: what does not fit is kept for the administrator, never dropped. */
+	enum pmd_restore_verdict *verdict = calloc(n ? n : 1, sizeof(*verdict));
+	struct pmd_state_rec *aside = calloc(n ? n : 1, sizeof(*aside));
+	size_t n_aside = 0;
+	if (!verdict || !aside) {
+		logm(3, "cannot restore the state: out of memory; %s/%s left as it is", d->state_dir,
+		     PMD_STATE_FILE);
+		free(verdict);
+		free(aside);
+		free(recs);
+		return;
 	}
+	pmd_policy_restore(&d->cfg, recs, n, engine_slots(&d->cfg), verdict);
 	int64_t wall = (int64_t)time(NULL);
 	for (size_t i = 0; i < n; i++) {
 		struct pmd_state_rec *r = &recs[i];
 		if (r->id >= d->next_id)
 			d->next_id = r->id + 1;
+		if (verdict[i] != PMD_RESTORE_OK) {
+			logm(4, "%s mapping %u (%s %u, uid %u) not restored: %s",
+			     r->persistent ? "persistent" : "leftover", r->id, ipproto_str(r->req.ip_proto),
+			     r->req.internal_port, (unsigned)r->uid, pmd_restore_verdict_str(verdict[i]));
+			aside[n_aside++] = *r;
+			continue;
+		}
 		/* A leftover is deleted even when its recorded expiry has passed: renewals that changed nothing
 		 * did not rewrite the record, so the gateway may hold it for up to a lifetime longer. A delete of
 		 * what is gone costs one request. */
@@ -1288,9 +1350,12 @@ static void restore_state(struct daemon *d)
 			     r->persistent ? "persistent" : "leftover", r->id, ipproto_str(r->req.ip_proto),
 			     r->req.internal_port, d->captured[0] ? d->captured : pcpmap_strerror(e));
 			free(dm);
+			aside[n_aside++] = *r;
 			d->dirty = true;
 			continue;
 		}
+		if (r->req.third_party[0] && !is_local_addr(r->req.third_party))
+			pmd_ipc_copy_str(dm->own_addr, sizeof(dm->own_addr), r->req.third_party);
 		/* The nonce is the one we gave; keep the request as the client made it. */
 		uint8_t nonce[PMD_IPC_NONCE_LEN];
 		memcpy(nonce, dm->rec.req.nonce, sizeof(nonce));
@@ -1303,6 +1368,30 @@ static void restore_state(struct daemon *d)
 		     r->persistent ? "persistent" : "leftover", r->id, ipproto_str(r->req.ip_proto),
 		     r->req.internal_port, (unsigned)r->uid, r->persistent ? "renewing" : "deleting");
 	}
+	if (n_aside) {
+		char path[PMD_CFG_PATH_MAX + 64];
+		int e = pmd_state_set_aside(d->state_dir, aside, n_aside, path, sizeof(path));
+		if (e < 0)
+			logm(3,
+			     "%zu state record%s not restored and cannot be set aside in %s/%s: %s; they "
+			     "stay in %s/%s",
+			     n_aside, n_aside == 1 ? "" : "s", d->state_dir, PMD_STATE_UNRESTORED,
+			     strerror(-e), d->state_dir, PMD_STATE_FILE);
+		else
+			logm(
+			    3,
+			    "%zu state record%s not restored (limits or engine table); kept in %s: raise the "
+			    "limits, stop the daemon and add their lines to %s to restore them",
+			    n_aside, n_aside == 1 ? "" : "s", path, PMD_STATE_FILE);
+		/* Without a copy elsewhere they ride along in every save of the state file, not lost. */
+		if (e < 0) {
+			d->parked = aside;
+			d->n_parked = n_aside;
+			aside = NULL;
+		}
+	}
+	free(verdict);
+	free(aside);
 	free(recs);
 	d->dirty = true;
 }
@@ -1358,8 +1447,7 @@ static void client_config(const struct pmd_cfg *cfg, struct daemon *d, struct pc
 	cc->protocols = cfg->protocols;
 	for (size_t i = 0; i < cfg->n_protocol_order && i < 3; i++)
 		cc->protocol_order[i] = cfg->protocol_order[i];
-	/* Room for the daemon's limit, leftovers being deleted, pair companions and probes. */
-	cc->max_mappings = 2 * cfg->max_mappings + 64;
+	cc->max_mappings = engine_slots(cfg);
 	cc->port_reservation_code = cfg->port_reservation_code;
 	cc->remap_interval_ms = cfg->remap_interval_ms;
 	cc->no_announce_listener = !cfg->announce_listener;
@@ -1404,6 +1492,9 @@ static void reload(struct daemon *d)
 	d->cfg.user_min_port = n.user_min_port;
 	d->cfg.user_persistent = n.user_persistent;
 	d->cfg.user_third_party = n.user_third_party;
+	d->cfg.user_sctp = n.user_sctp;
+	memcpy(d->cfg.port_grants, n.port_grants, sizeof(n.port_grants));
+	d->cfg.n_port_grants = n.n_port_grants;
 	log_level = n.log_level;
 	if (d->client)
 		pcpmap_client_set_log_level(d->client, n.log_level > PCPMAP_LOG_WARNING
@@ -1570,18 +1661,96 @@ static int run(struct daemon *d)
 	return 0;
 }
 
-static int ensure_dir(const char *path, mode_t mode)
+/* Whether only root could have made the symbolic link path: the link and the directory holding it are
+ * root's, and that directory is not writable by group or others. systemd's DynamicUser= makes
+ * /var/lib/NAME such a link to /var/lib/private/NAME. */
+static bool root_made_link(const char *path, const struct stat *lst)
+{
+	char parent[PMD_CFG_PATH_MAX];
+	struct stat st;
+	if (lst->st_uid != 0 || strlen(path) >= sizeof(parent))
+		return false;
+	strcpy(parent, path);
+	char *slash = strrchr(parent, '/');
+	if (!slash)
+		strcpy(parent, ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	return lstat(parent, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 &&
+	       !(st.st_mode & (S_IWGRP | S_IWOTH));
+}
+
+/*
+ * Creates the daemon's directory when missing, then refuses one that others could tamper with: a symbolic
+ * link that someone other than root could have made (it can point the socket or the state anywhere), a
+ * directory owned by a uid other than ours or root, or one writable by group or others (they could swap the
+ * files in it). Logs why.
+ * @return 0; -ELOOP, -ENOTDIR, -EPERM for an unsafe directory; -errno.
+ */
+static int safe_dir(const char *what, const char *path, mode_t mode)
 {
 	struct stat st;
-	if (stat(path, &st) == 0)
-		return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-	if (errno != ENOENT)
-		return -errno;
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
-		return -errno;
-	if (chmod(path, mode) < 0)
-		return -errno;
+	if (lstat(path, &st) < 0) {
+		if (errno != ENOENT) {
+			int e = errno;
+			logm(3, "%s %s: %s", what, path, strerror(e));
+			return -e;
+		}
+		mode_t old = umask(0);
+		int r = mkdir(path, mode);
+		int e = errno;
+		umask(old);
+		if ((r < 0 && e != EEXIST) || lstat(path, &st) < 0) {
+			e = r < 0 && e != EEXIST ? e : errno;
+			logm(3, "%s %s: cannot create it: %s", what, path, strerror(e));
+			return -e;
+		}
+	}
+	if (S_ISLNK(st.st_mode)) {
+		if (!root_made_link(path, &st)) {
+			logm(3,
+			     "%s %s is a symbolic link that a uid other than root could have made: refusing "
+			     "it "
+			     "(give the real directory)",
+			     what, path);
+			return -ELOOP;
+		}
+		if (stat(path, &st) < 0) {
+			int e = errno;
+			logm(3, "%s %s: %s", what, path, strerror(e));
+			return -e;
+		}
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		logm(3, "%s %s is not a directory", what, path);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		logm(3, "%s %s is owned by uid %u, not by the daemon's uid %u or root: refusing it", what,
+		     path, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		logm(3,
+		     "%s %s is writable by %s (mode %04o): refusing it (chmod go-w, or use a private "
+		     "directory)",
+		     what, path, st.st_mode & S_IWOTH ? "everyone" : "its group",
+		     (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
 	return 0;
+}
+
+/* bind() with the umask that gives the socket file mode 0666 at creation: no chmod by path afterwards. */
+static int bind_socket(int fd, const struct sockaddr_un *sa)
+{
+	mode_t old = umask(0111);
+	int r = bind(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	int e = errno;
+	umask(old);
+	return r < 0 ? -e : 0;
 }
 
 static int open_listener(struct daemon *d)
@@ -1593,18 +1762,15 @@ static int open_listener(struct daemon *d)
 	char *slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = '\0';
-		int r = ensure_dir(dir, 0755);
-		if (r < 0) {
-			logm(3, "socket directory %s: %s", dir, strerror(-r));
+		int r = safe_dir("socket directory", dir, 0755);
+		if (r < 0)
 			return r;
-		}
 	}
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int e = 0;
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		e = errno;
+	if ((e = -bind_socket(fd, &sa)) != 0) {
 		if (e == EADDRINUSE) {
 			/* A live daemon answers a connect; a stale socket file does not. */
 			int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -1617,11 +1783,11 @@ static int open_listener(struct daemon *d)
 				return -EADDRINUSE;
 			}
 			unlink(d->socket_path);
-			e = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? errno : 0;
+			e = -bind_socket(fd, &sa);
 		}
 	}
 	/* Anyone may connect; SO_PEERCRED decides what each may do. */
-	if (!e && (chmod(d->socket_path, 0666) < 0 || listen(fd, 64) < 0))
+	if (!e && listen(fd, 64) < 0)
 		e = errno;
 	if (e) {
 		logm(3, "control socket %s: %s", d->socket_path, strerror(e));
@@ -1712,6 +1878,7 @@ static void shutdown_daemon(struct daemon *d)
 		d->maps = m->next;
 		free(m);
 	}
+	free(d->parked);
 	d->client = pcpmap_client_free(d->client);
 	close(d->lfd);
 	unlink(d->socket_path);
@@ -1825,13 +1992,21 @@ int main(int argc, char **argv)
 		logm(3, "cannot start the engine: %s", pcpmap_strerror(r));
 		return r == -EINVAL ? EXIT_CONFIG : EXIT_FAIL;
 	}
-	r = ensure_dir(d->state_dir, 0700);
+	r = safe_dir("state directory", d->state_dir, 0700);
+	if (r == -ELOOP || r == -ENOTDIR || r == -EPERM) {
+		/* Writing the state through someone else's link or directory is worse than not starting. */
+		logm(3, "cannot start: unsafe state directory %s", d->state_dir);
+		d->client = pcpmap_client_free(d->client);
+		return EXIT_FAIL;
+	}
 	if (r < 0)
 		logm(3, "state directory %s: %s; mappings will not survive a restart", d->state_dir,
 		     strerror(-r));
-	else
+	/* The socket first: a second daemon on the same socket must not touch the first one's mappings. */
+	int lr = open_listener(d);
+	if (lr == 0 && r == 0)
 		restore_state(d);
-	if ((r = open_listener(d)) < 0 || (r = setup_loop(d)) < 0) {
+	if ((r = lr) < 0 || (r = setup_loop(d)) < 0) {
 		logm(3, "cannot start: %s", strerror(-r));
 		d->client = pcpmap_client_free(d->client);
 		return EXIT_FAIL;

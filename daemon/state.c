@@ -482,13 +482,13 @@ static int fsync_dir(const char *dir)
 	return r;
 }
 
-int pmd_state_save(const char *dir, const struct pmd_state_rec *recs, size_t n)
+static int save_as(const char *dir, const char *name, const struct pmd_state_rec *recs, size_t n)
 {
 	char path[PATH_MAX], tmp[PATH_MAX];
 	char *text;
 	size_t len;
-	if (snprintf(path, sizeof(path), "%s/%s", dir, PMD_STATE_FILE) >= (int)sizeof(path) ||
-	    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, PMD_STATE_FILE) >= (int)sizeof(tmp))
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
+	    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	int r = pmd_state_format(recs, n, &text, &len);
 	if (r < 0)
@@ -512,6 +512,95 @@ int pmd_state_save(const char *dir, const struct pmd_state_rec *recs, size_t n)
 		return r;
 	}
 	return fsync_dir(dir);
+}
+
+int pmd_state_save(const char *dir, const struct pmd_state_rec *recs, size_t n)
+{
+	return save_as(dir, PMD_STATE_FILE, recs, n);
+}
+
+static int read_file(const char *path, char **ret, size_t *ret_len);
+
+int pmd_state_set_aside(const char *dir, const struct pmd_state_rec *recs, size_t n, char *ret_path,
+			size_t path_len)
+{
+	char path[PATH_MAX];
+	if (ret_path && path_len)
+		ret_path[0] = '\0';
+	if (snprintf(path, sizeof(path), "%s/%s", dir, PMD_STATE_UNRESTORED) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	/* Records set aside by an earlier start that nobody moved back are kept, not overwritten. */
+	struct pmd_state_rec *old = NULL, *all;
+	size_t n_old = 0, len = 0;
+	char *text = NULL;
+	int r = read_file(path, &text, &len);
+	if (r == 0) {
+		r = pmd_state_parse(text, len, NULL, NULL, &old, &n_old);
+		free(text);
+		if (r < 0)
+			return r;
+	} else if (r != -ENOENT) {
+		return r;
+	}
+	all = calloc(n_old + n + 1, sizeof(*all));
+	if (!all) {
+		free(old);
+		return -ENOMEM;
+	}
+	if (n_old)
+		memcpy(all, old, n_old * sizeof(*all));
+	free(old);
+	size_t total = n_old;
+	for (size_t i = 0; i < n; i++) {
+		bool dup = false;
+		for (size_t j = 0; j < n_old && !dup; j++)
+			dup = all[j].id == recs[i].id &&
+			      !memcmp(all[j].req.nonce, recs[i].req.nonce, sizeof(recs[i].req.nonce));
+		if (!dup)
+			all[total++] = recs[i];
+	}
+	r = save_as(dir, PMD_STATE_UNRESTORED, all, total);
+	free(all);
+	if (r == 0 && ret_path && path_len)
+		snprintf(ret_path, path_len, "%s", path);
+	return r;
+}
+
+/* Reads a whole file of at most PMD_STATE_MAX_BYTES (malloc'd, not terminated). @return 0 or -errno. */
+static int read_file(const char *path, char **ret, size_t *ret_len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	char *buf = malloc(PMD_STATE_MAX_BYTES + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	size_t len = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + len, PMD_STATE_MAX_BYTES + 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			free(buf);
+			close(fd);
+			return -e;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+		if (len > PMD_STATE_MAX_BYTES) {
+			free(buf);
+			close(fd);
+			return -EFBIG;
+		}
+	}
+	close(fd);
+	*ret = buf;
+	*ret_len = len;
+	return 0;
 }
 
 int pmd_state_load(const char *dir, pmd_state_err_fn err, void *ud, struct pmd_state_rec **ret, size_t *ret_n,

@@ -14,9 +14,10 @@
 
 #include "ipc/ipc.h"
 
-#define PMD_STATE_FILE      "mappings.state"
-#define PMD_STATE_MAX_RECS  65536u
-#define PMD_STATE_MAX_BYTES (32u << 20)
+#define PMD_STATE_FILE       "mappings.state"
+#define PMD_STATE_UNRESTORED "mappings.state.unrestored"
+#define PMD_STATE_MAX_RECS   65536u
+#define PMD_STATE_MAX_BYTES  (32u << 20)
 
 struct pmd_state_rec {
 	uint32_t id;
@@ -51,6 +52,15 @@ int pmd_state_parse(const char *text, size_t len, pmd_state_err_fn err, void *ud
  * @return 0 or -errno.
  */
 int pmd_state_save(const char *dir, const struct pmd_state_rec *recs, size_t n);
+
+/*
+ * Keeps records that could not be restored in DIR/mappings.state.unrestored (same format, written like the
+ * state file), added to the records an earlier start left there (the same id and nonce only once). Its path
+ * goes to ret_path when not NULL.
+ * @return 0 or -errno.
+ */
+int pmd_state_set_aside(const char *dir, const struct pmd_state_rec *recs, size_t n, char *ret_path,
+			size_t path_len);
 
 /*
  * Loads DIR/mappings.state. A missing file is an empty state. A file with bad lines is reported through err,

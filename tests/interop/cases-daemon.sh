@@ -3,7 +3,8 @@
 # directory and is driven by daemon/pcpmapctl-test (built from daemon/ipc_client.c), as root and as nobody.
 # Usage: cases-daemon.sh CASE   (root). Each case builds its own lab (PCPMAP_LAB=pmd-...), proves the result
 # on the gateway (nft rules) and, where it matters, end to end; it always tears the lab down.
-# Exit 0 pass, 1 fail, 77 skip. The `config` case needs no lab and no root.
+# Exit 0 pass, 1 fail, 77 skip. The cases in NOLAB_CASES need no lab and (but for one step) no root: their
+# daemon talks to a PCP server address on loopback that nobody answers.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,6 +17,7 @@ CASE=${1:?usage: cases-daemon.sh CASE}
 export PCPMAP_LAB=pmd-${CASE//_/-}
 # PCPMAP_LAB_TAG (optional) keeps labs of two build trees run at once apart.
 export PCPMAP_LAB=${PCPMAP_LAB_TAG:-}${PCPMAP_LAB:0:30}
+NOLAB_CASES=" config unsafe_dirs restore_limits refusal_log "
 WORK=$(mktemp -d /tmp/pcpmapd-interop.XXXXXX)
 # nobody must reach the socket below it.
 chmod 755 "$WORK"
@@ -40,7 +42,7 @@ cleanup() {
 		echo "FAIL [$CASE]: sanitizer report in the pcpmapd log"
 		rc=1
 	fi
-	if [[ $CASE != config ]]; then
+	if [[ $NOLAB_CASES != *" $CASE "* ]]; then
 		"$LAB" down >/dev/null 2>&1 || true
 	fi
 	if [[ $rc -ne 0 && $rc -ne 77 ]]; then
@@ -79,6 +81,8 @@ write_conf() {
 log_level = debug
 max_mappings_per_uid = 3
 max_connections_per_uid = 4
+# nobody (65534) may map 7000-7999 without listening there (the cases hold no sockets of their own)
+user_port_grants = 65534:7000-7999
 EOF
 }
 
@@ -186,6 +190,167 @@ case_config() {
 	ok "bad line named (line 3), exit 2 at check and at start; valid file accepted"
 }
 
+# A daemon outside the lab: PCP only, to a loopback address where nothing answers; no listeners of its own.
+write_nolab_conf() {
+	cat >"$CONF" <<EOF
+server = 127.0.0.1:5351
+protocols = pcp
+announce_listener = no
+netlink_monitor = no
+log_level = debug
+EOF
+}
+
+start_nolab_daemon() { # extra pcpmapd arguments
+	"$PCPMAPD" -c "$CONF" -s "$SOCK" -S "$STATE" "$@" >>"$WORK/daemon.log" 2>&1 &
+	DPID=$!
+	for _ in $(seq 50); do
+		"$CTL" -s "$SOCK" stats >/dev/null 2>&1 && return 0
+		kill -0 "$DPID" 2>/dev/null || fail "pcpmapd exited at start: $(tail -n 5 "$WORK/daemon.log")"
+		sleep 0.1
+	done
+	fail "pcpmapd does not answer on $SOCK"
+}
+
+# Runs pcpmapd that must refuse to start; $OUT receives its log.
+refused_start() { # WHAT SOCKET STATE-DIR
+	local rc=0
+	OUT=$(timeout 10 "$PCPMAPD" -c "$CONF" -s "$2" -S "$3" 2>&1) || rc=$?
+	[[ $rc -eq 1 ]] || fail "$1: pcpmapd exited $rc, want 1 (refused): $OUT"
+	[[ ! -S $2 ]] || fail "$1: the socket was created all the same"
+}
+
+case_unsafe_dirs() {
+	[[ -x $PCPMAPD && -x $CTL ]] || fail "build $PCPMAPD and $CTL first"
+	write_nolab_conf
+	local root=no
+	[[ $(id -u) -eq 0 ]] && root=yes
+	# Links a uid other than root made (as root: the link belongs to nobody) are refused.
+	mkdir -m 700 "$WORK/real"
+	ln -s "$WORK/real" "$WORK/state-link"
+	[[ $root == no ]] || chown -h 65534 "$WORK/state-link"
+	refused_start "symlinked state directory" "$WORK/run/pcpmapd.sock" "$WORK/state-link"
+	grep -q "state directory $WORK/state-link is a symbolic link that a uid other than root could have made: refusing it" <<<"$OUT" ||
+		fail "no clear message for a symlinked state directory: $OUT"
+	[[ -z $(ls -A "$WORK/real") ]] || fail "files written through the link: $(ls -A "$WORK/real")"
+	mkdir -m 700 "$WORK/run-real"
+	ln -s "$WORK/run-real" "$WORK/run-link"
+	[[ $root == no ]] || chown -h 65534 "$WORK/run-link"
+	refused_start "symlinked socket directory" "$WORK/run-link/pcpmapd.sock" "$STATE"
+	grep -q "socket directory $WORK/run-link is a symbolic link" <<<"$OUT" ||
+		fail "no clear message for a symlinked socket directory: $OUT"
+	mkdir "$WORK/pub"
+	chmod 1777 "$WORK/pub"
+	refused_start "world-writable socket directory" "$WORK/pub/pcpmapd.sock" "$STATE"
+	grep -q "socket directory $WORK/pub is writable by everyone (mode 1777): refusing it" <<<"$OUT" ||
+		fail "no clear message for a world-writable socket directory: $OUT"
+	mkdir "$WORK/grp"
+	chmod 770 "$WORK/grp"
+	refused_start "group-writable state directory" "$WORK/run/pcpmapd.sock" "$WORK/grp"
+	grep -q "state directory $WORK/grp is writable by its group (mode 0770)" <<<"$OUT" ||
+		fail "no clear message for a group-writable state directory: $OUT"
+	local owner="skipped (not root)" rootlink="skipped (not root)"
+	if [[ $root == yes ]]; then
+		mkdir -m 700 "$WORK/theirs"
+		chown 65534 "$WORK/theirs"
+		refused_start "foreign state directory" "$WORK/run/pcpmapd.sock" "$WORK/theirs"
+		grep -q "state directory $WORK/theirs is owned by uid 65534, not by the daemon's uid 0" <<<"$OUT" ||
+			fail "no clear message for a foreign state directory: $OUT"
+		owner="refused"
+		# A link only root could have made (root's, in a directory only root writes) is followed, as
+		# systemd's DynamicUser= state directory /var/lib/NAME -> private/NAME must be.
+		chmod 755 "$WORK"
+		ln -s "$WORK/real" "$WORK/root-link"
+		start_nolab_daemon -S "$WORK/root-link"
+		[[ -f $WORK/real/mappings.state ]] || fail "state not written through root's link"
+		stop_daemon TERM
+		rootlink="followed"
+	fi
+	# Safe directories are created and used; the socket is 0666 from its creation.
+	rm -rf "$WORK/run" "$STATE"
+	start_nolab_daemon
+	[[ $(stat -c %a "$SOCK") == 666 ]] || fail "socket mode $(stat -c %a "$SOCK"), want 666"
+	[[ $(stat -c %a "$WORK/run") == 755 && $(stat -c %a "$STATE") == 700 ]] ||
+		fail "created modes: run $(stat -c %a "$WORK/run"), state $(stat -c %a "$STATE")"
+	stop_daemon TERM
+	ok "symlinked state and socket directories, world- and group-writable ones refused with their reason;"\
+		"foreign owner $owner; root's link $rootlink; safe ones created (755, 700), socket 0666"
+}
+
+# State records beyond max_mappings and max_mappings_per_uid are not restored but kept beside the state.
+case_restore_limits() {
+	[[ -x $PCPMAPD && -x $CTL ]] || fail "build $PCPMAPD and $CTL first"
+	write_nolab_conf
+	printf 'max_mappings = 3\nmax_mappings_per_uid = 2\n' >>"$CONF"
+	mkdir -m 700 "$STATE"
+	local i
+	{
+		echo "pcpmapd-state 1"
+		for i in 1 2 3 4; do
+			echo "mapping id=$i uid=65534 persistent=yes kind=map ip_proto=6 internal_port=$((7000 + i))" \
+				"family=4 nonce=0123456789abcdef0123450$i lifetime=600"
+		done
+		for i in 5 6; do
+			echo "mapping id=$i uid=0 persistent=yes kind=map ip_proto=17 internal_port=$((7000 + i))" \
+				"family=4 nonce=0123456789abcdef0123450$i lifetime=600"
+		done
+		echo "this line is corrupt"
+	} >"$STATE/mappings.state"
+	start_nolab_daemon
+	"$CTL" -s "$SOCK" list >"$WORK/ls.out" 2>&1 || fail "list failed: $(cat "$WORK/ls.out")"
+	grep -q '^count=3$' "$WORK/ls.out" || fail "restored beyond the limits: $(cat "$WORK/ls.out")"
+	for i in 1 2 5; do
+		grep -q "id=$i " "$WORK/ls.out" || fail "mapping $i not restored: $(cat "$WORK/ls.out")"
+	done
+	grep -q "persistent mapping 3 (tcp 7003, uid 65534) not restored: max_mappings_per_uid reached" \
+		"$WORK/daemon.log" || fail "no reason logged for record 3"
+	grep -q "persistent mapping 6 (udp 7006, uid 0) not restored: max_mappings reached" "$WORK/daemon.log" ||
+		fail "no reason logged for record 6"
+	grep -q "3 state records not restored (limits or engine table); kept in $STATE/mappings.state.unrestored" \
+		"$WORK/daemon.log" || fail "no log line naming the file of unrestored records"
+	grep -q "moved aside to $STATE/mappings.state.corrupt-[0-9]*;" "$WORK/daemon.log" ||
+		fail "the moved-aside line lacks the path"
+	local kept
+	kept=$(grep -o ' id=[0-9]* ' "$STATE/mappings.state.unrestored" | tr -d ' id=' | sort | tr '\n' ' ')
+	[[ $kept == "3 4 6 " ]] || fail "unrestored file holds ids '$kept', want 3 4 6"
+	stop_daemon TERM
+	{ grep -q 'id=1 ' "$STATE/mappings.state" && ! grep -q 'id=3 ' "$STATE/mappings.state"; } ||
+		fail "state file after the stop: $(cat "$STATE/mappings.state")"
+	ok "3 of 6 persistent records restored (max_mappings 3, per uid 2); 3, 4 and 6 kept in"\
+		"mappings.state.unrestored, each reason logged"
+}
+
+# A client that keeps connecting over the limit gets its refusal each time, the log one line a second.
+case_refusal_log() {
+	[[ -x $PCPMAPD && -x $CTL ]] || fail "build $PCPMAPD and $CTL first"
+	write_nolab_conf
+	printf 'max_connections = 1\nmax_connections_per_uid = 1\n' >>"$CONF"
+	start_nolab_daemon
+	mkfifo "$WORK/h.in"
+	"$CTL" -s "$SOCK" create tcp 7320 --count 0 --hold <>"$WORK/h.in" >"$WORK/h.out" 2>&1 &
+	HOLD_PID[h]=$!
+	for _ in $(seq 50); do
+		grep -q '^holding' "$WORK/h.out" && break
+		sleep 0.1
+	done
+	grep -q '^holding' "$WORK/h.out" || fail "holder did not connect: $(cat "$WORK/h.out")"
+	local i t0=$SECONDS
+	for i in $(seq 40); do
+		"$CTL" -s "$SOCK" stats >"$WORK/r.out" 2>&1 && fail "connection $i over the limit accepted"
+		grep -q 'errno=EUSERS' "$WORK/r.out" || fail "refusal $i: $(cat "$WORK/r.out")"
+	done
+	local elapsed=$((SECONDS - t0 + 1)) lines
+	sleep 1.1
+	"$CTL" -s "$SOCK" stats >"$WORK/r.out" 2>&1 && fail "connection over the limit accepted"
+	lines=$(grep -c 'refused: too many connections' "$WORK/daemon.log" || true)
+	[[ $lines -le $((elapsed + 2)) ]] || fail "$lines log lines for 41 refusals in about $elapsed s"
+	grep -q 'more refusals not logged since the last one' "$WORK/daemon.log" ||
+		fail "no count of the refusals left unlogged: $(grep refused "$WORK/daemon.log" | tail -n 3)"
+	unhold h
+	stop_daemon TERM
+	ok "41 refused connections, $lines log lines (one per second at most, with the count of the others)"
+}
+
 case_create_reaches() {
 	lab_up
 	write_conf
@@ -280,6 +445,68 @@ case_per_uid_limit() {
 	[[ $RC -eq 0 ]] || fail "4th mapping refused after raising the limit: $(cat "$WORK/g.out")"
 	ok "4th mapping of nobody refused (EDQUOT), root unaffected; 5th connection refused (EUSERS);"\
 		"SIGHUP raised the limit"
+}
+
+# A socket bound in the client namespace as USER until unhold NAME: TCP listens, UDP is bound.
+listen_as() { # NAME USER tcp|udp PORT
+	local name=$1 user=$2 proto=$3 port=$4
+	local py='import socket, sys, time
+t = socket.SOCK_STREAM if sys.argv[1] == "tcp" else socket.SOCK_DGRAM
+s = socket.socket(socket.AF_INET, t)
+s.bind(("", int(sys.argv[2])))
+if t == socket.SOCK_STREAM:
+    s.listen()
+print("ready", flush=True)
+time.sleep(170)'
+	"$LAB" cli setpriv --reuid="$user" --regid=nogroup --clear-groups /usr/bin/python3 -S -c "$py" "$proto" \
+		"$port" >"$WORK/$name.out" 2>&1 &
+	HOLD_PID[$name]=$!
+	for _ in $(seq 50); do
+		grep -q '^ready' "$WORK/$name.out" && return 0
+		sleep 0.1
+	done
+	fail "$user could not bind $proto $port: $(cat "$WORK/$name.out")"
+}
+
+# A uid other than root maps only ports on which it holds a bound socket (outside user_port_grants), and
+# a port has one owner: nobody cannot take the port another user's service listens on.
+case_port_owner() {
+	lab_up
+	write_conf
+	start_daemon
+	listen_as db daemon tcp 8432
+	ctl foreign nobody create tcp 8432 --wait 5000
+	{ [[ $RC -ne 0 ]] && grep -q 'errno=EPERM' "$WORK/foreign.out"; } ||
+		fail "nobody mapped the port uid 1 listens on: $(cat "$WORK/foreign.out")"
+	grep -q 'uid 65534 holds no tcp socket bound to port 8432' "$WORK/foreign.out" ||
+		fail "refusal does not say why: $(cat "$WORK/foreign.out")"
+	grep -q 'uid 65534 (pid [0-9]*) refused tcp 8432: uid 65534 holds no tcp socket' "$WORK/daemon.log" ||
+		fail "refusal not logged"
+	ctl ls root list
+	grep -q '^count=0' "$WORK/ls.out" || fail "a refused request left a mapping: $(cat "$WORK/ls.out")"
+	# Its own listener makes the port its own.
+	listen_as web nobody tcp 8433
+	hold own nobody tcp 8433 --wait 10000
+	local pa
+	pa=$(ext_port "$WORK/own.out")
+	[[ $(field "$WORK/own.out" state) == MAPPED && $(field "$WORK/own.out" owner) == 65534 ]] ||
+		fail "nobody's own listening port not mapped: $(cat "$WORK/own.out")"
+	[[ $(rule_count "$pa") -eq 2 ]] || fail "no gateway rules for nobody's $pa"
+	# One owner per port, root included.
+	ctl root8433 root create tcp 8433 --wait 5000
+	{ grep -q 'errno=EADDRINUSE' "$WORK/root8433.out" && grep -q 'mapped by uid 65534' "$WORK/root8433.out"; } ||
+		fail "a second owner got tcp 8433: $(cat "$WORK/root8433.out")"
+	# A bound UDP socket counts; the service's own uid maps its port.
+	listen_as u nobody udp 8434
+	ctl udp nobody create udp 8434 --wait 10000
+	[[ $RC -eq 0 && $(field "$WORK/udp.out" state) == MAPPED ]] || fail "nobody's bound udp 8434: $(cat "$WORK/udp.out")"
+	ctl dbown daemon create tcp 8432 --wait 10000
+	[[ $RC -eq 0 && $(field "$WORK/dbown.out" state) == MAPPED ]] || fail "uid 1's own 8432: $(cat "$WORK/dbown.out")"
+	# End to end: the lab's listener takes the port once nobody's is gone.
+	unhold web
+	"$LAB" reach tcp "$pa" 8433 || fail "TCP to $EXT4:$pa did not reach the client"
+	ok "nobody refused tcp 8432 where uid 1 listens (EPERM, reason given), granted its own 8433 -> $pa"\
+		"(rules on the gateway, reachable) and udp 8434; root refused 8433 (EADDRINUSE, one owner)"
 }
 
 case_close_deletes() {

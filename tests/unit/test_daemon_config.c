@@ -170,6 +170,38 @@ static void test_values(void **state)
 	assert_int_equal(cfg.protocols, PCPMAP_PROTO_BIT(PCPMAP_PROTO_NATPMP));
 }
 
+/* user_port_grants: UID:PORT[-PORT][/PROTO], comma-separated; user_sctp. */
+static void test_port_grants(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("user_port_grants = 1000:8000-8099/tcp, *:5004 , 65534:7000-7999/UDP\n"
+			       "user_sctp = yes\n"),
+			 0);
+	assert_true(cfg.user_sctp);
+	assert_int_equal(cfg.n_port_grants, 3);
+	assert_false(cfg.port_grants[0].any_uid);
+	assert_int_equal(cfg.port_grants[0].uid, 1000);
+	assert_int_equal(cfg.port_grants[0].ip_proto, 6);
+	assert_int_equal(cfg.port_grants[0].low, 8000);
+	assert_int_equal(cfg.port_grants[0].high, 8099);
+	assert_true(cfg.port_grants[1].any_uid);
+	assert_int_equal(cfg.port_grants[1].ip_proto, 0);
+	assert_int_equal(cfg.port_grants[1].low, 5004);
+	assert_int_equal(cfg.port_grants[1].high, 5004);
+	assert_int_equal(cfg.port_grants[2].uid, 65534);
+	assert_int_equal(cfg.port_grants[2].ip_proto, 17);
+	assert_int_equal(parse("log_level = info\n"), 0);
+	assert_int_equal(cfg.n_port_grants, 0);
+	assert_false(cfg.user_sctp);
+	expect_error("\nuser_port_grants = 1000\n", "line 2: user_port_grants entry '1000' wants UID:PORT");
+	expect_error("user_port_grants = 1000:0\n", "entry '1000:0'");
+	expect_error("user_port_grants = 1000:9000-8000\n", "entry '1000:9000-8000'");
+	expect_error("user_port_grants = bob:80\n", "entry 'bob:80'");
+	expect_error("user_port_grants = 1000:80/icmp\n", "entry '1000:80/icmp'");
+	expect_error("user_port_grants = 1000:80,\n", "user_port_grants wants");
+	expect_error("user_sctp = perhaps\n", "user_sctp wants yes or no");
+}
+
 static void test_load_files(void **state)
 {
 	(void)state;
@@ -210,6 +242,7 @@ int main(void)
 		cmocka_unit_test(test_every_key),
 		cmocka_unit_test(test_errors_name_the_line),
 		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_port_grants),
 		cmocka_unit_test(test_load_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -241,12 +241,52 @@ static void test_save_load(void **state)
 	rmdir(dir);
 }
 
+/* Records a start could not restore go beside the state file, added to any an earlier start left there. */
+static void test_set_aside(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/pcpmapd-state-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct pmd_state_rec in[3], *out;
+	size_t n;
+	char path[600], want[600];
+	for (int i = 0; i < 3; i++) {
+		full_record(&in[i]);
+		in[i].id = (uint32_t)(i + 1);
+		in[i].req.nonce[0] = (uint8_t)i;
+	}
+	assert_int_equal(pmd_state_set_aside(dir, in, 2, path, sizeof(path)), 0);
+	snprintf(want, sizeof(want), "%s/mappings.state.unrestored", dir);
+	assert_string_equal(path, want);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	/* The state file itself is not touched. */
+	assert_int_equal(count_entries(dir, "mappings.state.tmp"), 0);
+	assert_int_equal(access(path, F_OK), 0);
+	/* A second start adds record 3; record 2 (same id and nonce) is not written twice. */
+	assert_int_equal(pmd_state_set_aside(dir, in + 1, 2, NULL, 0), 0);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	char text[8192];
+	size_t len = fread(text, 1, sizeof(text), f);
+	fclose(f);
+	assert_int_equal(pmd_state_parse(text, len, NULL, NULL, &out, &n), 0);
+	assert_int_equal(n, 3);
+	for (int i = 0; i < 3; i++)
+		assert_memory_equal(&out[i], &in[i], sizeof(in[i]));
+	free(out);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_bad_lines_are_named_and_skipped),
 		cmocka_unit_test(test_save_load),
+		cmocka_unit_test(test_set_aside),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
