@@ -302,12 +302,25 @@ static bool udp_protocols_failed(const struct pm_gw *gw, uint32_t mask)
 	return true;
 }
 
+/* Protocols whose mapping requests are their probe (PCP) are marked first, so the first request goes out
+ * before any probe packet: a single-threaded server (miniupnpd) answers in arrival order, and a NAT-PMP
+ * address request sent first delayed every cold PCP mapping by one server turn. */
+static void gw_probe_mark(struct pm_gw *gw)
+{
+	uint32_t mask = gw_mask(gw);
+	if (!gw->probe_started)
+		gw->probe_started = gw->client->now;
+	for (enum pcpmap_proto p = PCPMAP_PROTO_PCP; p <= PCPMAP_PROTO_NATPMP; p++)
+		if ((mask & PCPMAP_PROTO_BIT(p)) && gw->status[p] == PM_P_UNKNOWN &&
+		    !gw->client->backends[p]->probe)
+			gw->status[p] = PM_P_PROBING;
+}
+
 static void gw_probe(struct pm_gw *gw)
 {
 	pcpmap_client *c = gw->client;
 	uint32_t mask = gw_mask(gw);
-	if (!gw->probe_started)
-		gw->probe_started = c->now;
+	gw_probe_mark(gw);
 	for (enum pcpmap_proto p = PCPMAP_PROTO_PCP; p <= PCPMAP_PROTO_NATPMP; p++)
 		if ((mask & PCPMAP_PROTO_BIT(p)) && gw->status[p] == PM_P_UNKNOWN)
 			probe_one(gw, p);
@@ -437,14 +450,28 @@ static bool fits(struct pm_mapping *m, enum pcpmap_proto p)
 	return false;
 }
 
+static void attach(struct pm_mapping *m);
+
 void pm_gw_attach(struct pm_mapping *m)
+{
+	struct pm_gw *gw = m->gw;
+	if (gw->chosen) {
+		attach(m);
+		return;
+	}
+	/* The request first, then the probes of the other protocols (in parallel with its answer). */
+	gw_probe_mark(gw);
+	attach(m);
+	if (!gw->chosen)
+		gw_probe(gw);
+}
+
+static void attach(struct pm_mapping *m)
 {
 	pcpmap_client *c = m->client;
 	struct pm_gw *gw = m->gw;
 	bool wait;
 
-	if (!gw->chosen)
-		gw_probe(gw);
 	enum pcpmap_proto p = pick_for(gw, m, &wait);
 	if (p != PCPMAP_PROTO_NONE) {
 		struct pm_server *s;
