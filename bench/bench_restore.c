@@ -1,7 +1,9 @@
 /* Restoration after a gateway loses its state. Run inside the lab's client namespace (bench/restore.sh does
  * it): holds N mappings, prints "ready", then waits for the gateway to lose its state (the script restarts
- * it with flushed rules) and measures when the loss was seen, when the first mapping came back, when the
- * last did, and how many requests that took. */
+ * it with flushed rules) and measures when the loss was seen, when the first mapping was confirmed again by
+ * the gateway (an answer granting it after the loss; the same port back reports no event, so the grant's
+ * expiry tells), when the last was, and how many requests that took. The script counts the gateway's rules
+ * itself. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -11,10 +13,10 @@
 #include <pcpmap/pcpmap.h>
 
 struct state {
-	unsigned n, mapped, lost, restored;
-	uint64_t t_detect, t_first_lost, t_first_back, t_last_back;
+	unsigned n, mapped, restored, issued;
+	uint32_t lifetime;
+	uint64_t t_detect, t_first_back, t_last_back, t_checked;
 	uint64_t resets_before;
-	bool *is_lost;
 	pcpmap_mapping **maps;
 };
 
@@ -25,24 +27,32 @@ static void on_event(pcpmap_mapping *m, enum pcpmap_event ev, const struct pcpma
 {
 	unsigned i = (unsigned)(uintptr_t)ud;
 	(void)m;
-	(void)info;
-	uint64_t now = pcpmap_now_usec();
-	if (ev == PCPMAP_EVENT_LOST && !st.is_lost[i]) {
-		st.is_lost[i] = true;
-		if (!st.lost++)
-			st.t_first_lost = now;
-	} else if (ev == PCPMAP_EVENT_MAPPED || ev == PCPMAP_EVENT_CHANGED) {
-		if (st.is_lost[i]) {
-			st.is_lost[i] = false;
-			if (!st.restored++)
-				st.t_first_back = now;
-			st.t_last_back = now;
-		} else {
-			st.mapped++;
-		}
-	} else if (ev == PCPMAP_EVENT_FAILED) {
-		fprintf(stderr, "mapping %u failed: %s\n", i, pcpmap_strerror(info->error));
+	if ((ev == PCPMAP_EVENT_MAPPED || ev == PCPMAP_EVENT_CHANGED) && !st.t_detect)
+		st.mapped++;
+	else if (ev == PCPMAP_EVENT_FAILED || ev == PCPMAP_EVENT_LOST)
+		fprintf(stderr, "mapping %u: %s: %s\n", i, pcpmap_event_name(ev),
+			pcpmap_strerror(info->error));
+}
+
+/* How many mappings the gateway granted again after the loss was seen: their expiry moved past it. */
+static void count_restored(uint64_t now)
+{
+	if (!st.t_detect || now < st.t_checked + 5000)
+		return;
+	st.t_checked = now;
+	unsigned k = 0;
+	uint64_t since = st.t_detect + (uint64_t)st.lifetime * 1000000u - 1000000u;
+	for (unsigned i = 0; i < st.n; i++) {
+		struct pcpmap_mapping_info info;
+		if (pcpmap_mapping_get_info(st.maps[i], &info) == 0 && info.state == PCPMAP_STATE_MAPPED &&
+		    info.expires_usec > since)
+			k++;
 	}
+	if (k && !st.restored)
+		st.t_first_back = now;
+	if (k == st.n && st.restored < st.n)
+		st.t_last_back = now;
+	st.restored = k;
 }
 
 static void run_until(pcpmap_client *c, bool (*done)(void), uint64_t limit_us)
@@ -57,7 +67,13 @@ static void run_until(pcpmap_client *c, bool (*done)(void), uint64_t limit_us)
 		pcpmap_client_get_stats(c, &s);
 		if (!st.t_detect && s.epoch_resets > st.resets_before)
 			st.t_detect = pcpmap_now_usec();
+		count_restored(pcpmap_now_usec());
 	}
+}
+
+static bool window_free(void)
+{
+	return st.issued - st.mapped < 64;
 }
 
 static bool all_mapped(void)
@@ -67,23 +83,24 @@ static bool all_mapped(void)
 
 static bool all_restored(void)
 {
-	return st.lost == st.n && st.restored == st.n;
+	return st.restored == st.n;
 }
 
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: bench_restore COUNT REMAP_INTERVAL_MS [GATEWAY]\n");
+		fprintf(stderr,
+			"usage: bench_restore COUNT REMAP_INTERVAL_MS(0: adaptive window) [GATEWAY]\n");
 		return 2;
 	}
 	st.n = (unsigned)atoi(argv[1]);
 	unsigned interval = (unsigned)atoi(argv[2]);
 	if (st.n < 1 || st.n > 20000)
 		return 2;
-	st.is_lost = calloc(st.n, sizeof(bool));
 	st.maps = calloc(st.n, sizeof(*st.maps));
-	if (!st.is_lost || !st.maps)
+	if (!st.maps)
 		return 1;
+	st.lifetime = 3600;
 
 	struct pcpmap_client_config cfg;
 	pcpmap_client_config_init(&cfg);
@@ -102,7 +119,7 @@ int main(int argc, char **argv)
 		struct pcpmap_request req;
 		pcpmap_request_init(&req, PCPMAP_KIND_MAP);
 		req.internal_port = (uint16_t)(30000 + i);
-		req.lifetime = 3600;
+		req.lifetime = st.lifetime;
 		req.callback = on_event;
 		req.userdata = (void *)(uintptr_t)i;
 		r = pcpmap_mapping_new(c, &req, &st.maps[i]);
@@ -110,8 +127,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "mapping %u: %s\n", i, pcpmap_strerror(r));
 			return 1;
 		}
-		/* Keep the loop turning so answers are read while requests go out. */
+		/* Keep the loop turning so answers are read while requests go out, and keep at most 64 requests
+		 * in flight: the set-up is not what is measured, and a burst of thousands overflows the server. */
+		st.issued = i + 1;
 		pcpmap_client_process(c);
+		run_until(c, window_free, 60000000u);
 	}
 	run_until(c, all_mapped, 60000000u);
 	uint64_t t1 = pcpmap_now_usec();
@@ -129,18 +149,19 @@ int main(int argc, char **argv)
 	struct pcpmap_stats after;
 	pcpmap_client_get_stats(c, &after);
 	if (!all_restored()) {
-		printf("restored %u of %u (lost %u) within 300 s\n", st.restored, st.n, st.lost);
+		printf("restored %u of %u within 300 s\n", st.restored, st.n);
 		return 1;
 	}
 	printf("gateway state loss seen; epoch resets counted: %llu\n",
 	       (unsigned long long)(after.epoch_resets - before.epoch_resets));
-	printf("first re-creation    %8.1f ms after the loss was seen (the RFC's random 0-5 s after an "
-	       "announcement)\n",
-	       (st.t_first_lost - st.t_detect) / 1000.0);
 	printf("first mapping back   %8.1f ms after the loss was seen\n",
 	       (st.t_first_back - st.t_detect) / 1000.0);
-	printf("all %u back          %8.1f ms after the loss was seen (pace %u ms)\n", st.n,
-	       (st.t_last_back - st.t_detect) / 1000.0, interval);
+	if (interval)
+		printf("all %u back          %8.1f ms after the loss was seen (fixed pace %u ms)\n", st.n,
+		       (st.t_last_back - st.t_detect) / 1000.0, interval);
+	else
+		printf("all %u back          %8.1f ms after the loss was seen (adaptive window)\n", st.n,
+		       (st.t_last_back - st.t_detect) / 1000.0);
 	printf("requests sent        %8llu for %u mappings (%llu retransmissions)\n",
 	       (unsigned long long)(after.sent - before.sent), st.n,
 	       (unsigned long long)(after.retransmits - before.retransmits));
@@ -152,7 +173,6 @@ int main(int argc, char **argv)
 		pcpmap_mapping_free(st.maps[i]);
 	pcpmap_client_flush(c, 10000);
 	pcpmap_client_free(c);
-	free(st.is_lost);
 	free(st.maps);
 	return 0;
 }

@@ -183,6 +183,7 @@ struct pm_mapping {
 	bool allow_degrade;
 	char detail[160];     /* what was tried / what was dropped */
 	bool remap_pending;   /* queued for a paced re-creation */
+	bool remap_in_flight; /* its confirmation is out and counts against the window */
 	bool restart_pending; /* re-homed: the main timer starts it again */
 	uint64_t remap_at;    /* not before this time */
 
@@ -238,6 +239,11 @@ struct pcpmap_client {
 	int nl_fd;      /* rtnetlink monitor, -1 when closed */
 	bool listening; /* listeners and monitor opened (lazily, with the first gateway) */
 	struct sched_timer t_remap;
+	/* Confirmations after a possible state loss: additive increase, multiplicative decrease. */
+	struct {
+		double cwnd, ssthresh;
+		unsigned in_flight;
+	} remap;
 	struct sched_timer t_netcheck;
 	int (*default_gateway)(int family, struct pm_gateway *ret); /* tests inject one */
 
@@ -345,6 +351,10 @@ void pm_resilience_fini(pcpmap_client *c);
 void pm_resilience_start(pcpmap_client *c);
 /* Queues the held mappings of server s (except one) for paced re-creation, not before now + delay_us. */
 void pm_remap_server(struct pm_server *s, struct pm_mapping *except, uint64_t delay_us);
+/* The window's feedback: a confirmation was answered (any answer), or went unanswered for a whole RT. Both
+ * take the mapping out of the window; a no-op for a mapping that is not in it. */
+void pm_remap_answered(struct pm_mapping *m);
+void pm_remap_unanswered(struct pm_mapping *m);
 /* An unsolicited datagram from the announcement listeners (exposed for tests). */
 void pm_client_on_unsolicited(pcpmap_client *c, const uint8_t *buf, size_t len,
 			      const struct pm_sockaddr *src);

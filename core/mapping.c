@@ -140,6 +140,10 @@ void pm_mapping_destroy(struct pm_mapping *m)
 	}
 	if (m->pair_owner)
 		m->pair_owner->pair = NULL;
+	if (m->remap_in_flight) {
+		m->remap_in_flight = false;
+		c->remap.in_flight--;
+	}
 	sched_cancel(&c->sched, &m->t_main);
 	sched_cancel(&c->sched, &m->t_expire);
 	pm_client_purge_events(c, m);
@@ -305,6 +309,7 @@ static void main_timer(struct sched_timer *t, uint64_t now, void *arg)
 {
 	(void)t;
 	struct pm_mapping *m = arg;
+	pm_remap_unanswered(m); /* a confirmation went a whole RT without an answer */
 	switch (m->state) {
 	case PCPMAP_STATE_WAIT_RESP:
 	case PCPMAP_STATE_DELETING:
@@ -366,6 +371,7 @@ static void expire_timer(struct sched_timer *t, uint64_t now, void *arg)
 void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r)
 {
 	pcpmap_client *c = m->client;
+	pm_remap_answered(m);
 	m->proto = m->server ? m->server->ops->proto : PCPMAP_PROTO_NONE;
 	m->result_code = r->result_code;
 	if (r->has_epoch)

@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #define REMAP_INTERVAL_DEFAULT_US 50000u
+#define REMAP_CWND_INIT           4.0
 #define NETCHECK_DEBOUNCE_US      200000u /* netlink events come in bursts */
 
 static void remap_timer(struct sched_timer *t, uint64_t now, void *arg);
@@ -20,6 +21,8 @@ void pm_resilience_init(pcpmap_client *c)
 	c->ann_fd[0] = c->ann_fd[1] = -1;
 	c->nl_fd = -1;
 	sched_timer_init(&c->t_remap, remap_timer, c, "remap");
+	c->remap.cwnd = REMAP_CWND_INIT;
+	c->remap.ssthresh = 1e9;
 	sched_timer_init(&c->t_netcheck, netcheck_timer, c, "netcheck");
 }
 
@@ -205,7 +208,12 @@ void pm_remap_server(struct pm_server *s, struct pm_mapping *except, uint64_t de
 		sched_arm(&c->sched, &c->t_remap, at);
 }
 
-/* The next mapping to re-create: those the application watches (a callback) first, then the oldest. */
+static bool visible(const struct pm_mapping *m)
+{
+	return m->cb != NULL || (m->pair_owner && m->pair_owner->cb);
+}
+
+/* The next mapping to confirm: those the application watches (a callback) first, then the oldest. */
 static struct pm_mapping *next_remap(pcpmap_client *c, uint64_t now, uint64_t *ret_next_at)
 {
 	struct pm_mapping *best = NULL;
@@ -223,39 +231,114 @@ static struct pm_mapping *next_remap(pcpmap_client *c, uint64_t now, uint64_t *r
 				*ret_next_at = m->remap_at;
 			continue;
 		}
-		bool visible = m->cb != NULL || (m->pair_owner && m->pair_owner->cb);
-		bool best_visible = best && (best->cb != NULL || (best->pair_owner && best->pair_owner->cb));
-		if (!best || (visible && !best_visible) || (visible == best_visible && m->id < best->id))
+		if (!best || (visible(m) && !visible(best)) ||
+		    (visible(m) == visible(best) && m->id < best->id))
 			best = m;
 	}
 	return best;
+}
+
+static void verify(pcpmap_client *c, struct pm_mapping *m, bool windowed)
+{
+	m->remap_pending = false;
+	if (windowed) {
+		m->remap_in_flight = true;
+		c->remap.in_flight++;
+	}
+	pm_mapping_fsm(m, FSM_EV_VERIFY);
+}
+
+/* Fixed spacing (remap_interval_ms set): one confirmation per interval. */
+static void remap_paced(pcpmap_client *c, uint64_t now)
+{
+	uint64_t later;
+	struct pm_mapping *m = next_remap(c, now, &later);
+	if (!m) {
+		if (later != UINT64_MAX)
+			sched_arm(&c->sched, &c->t_remap, later);
+		return;
+	}
+	verify(c, m, false);
+	next_remap(c, now, &later);
+	bool more = false;
+	for (struct pm_list *l = c->mappings.next; l != &c->mappings && !more; l = l->next)
+		more = pm_container_of(l, struct pm_mapping, link)->remap_pending;
+	if (more) {
+		uint64_t at = now + remap_interval(c);
+		sched_arm(&c->sched, &c->t_remap, later != UINT64_MAX && later > at ? later : at);
+	}
+}
+
+/* The window: as many confirmations out as it allows, visible mappings first, then the oldest (the list
+ * is in creation order). Two passes over the list per refill, not one per mapping. */
+static void remap_windowed(pcpmap_client *c, uint64_t now)
+{
+	unsigned ceiling =
+	    c->cfg.remap_max_in_flight ? c->cfg.remap_max_in_flight : PCPMAP_DEFAULT_REMAP_MAX_IN_FLIGHT;
+	unsigned window = c->remap.cwnd < 1.0 ? 1u : (unsigned)c->remap.cwnd;
+	uint64_t later = UINT64_MAX;
+	if (window > ceiling)
+		window = ceiling;
+	for (int pass = 0; pass < 2; pass++) {
+		for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
+			struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
+			l = l->next;
+			if (!m->remap_pending || visible(m) != (pass == 0))
+				continue;
+			if (!held(m)) {
+				m->remap_pending = false;
+				continue;
+			}
+			if (m->remap_at > now) {
+				later = m->remap_at < later ? m->remap_at : later;
+				continue;
+			}
+			if (c->remap.in_flight >= window)
+				return; /* answers or timeouts refill it */
+			verify(c, m, true);
+		}
+	}
+	if (later != UINT64_MAX)
+		sched_arm(&c->sched, &c->t_remap, later);
 }
 
 static void remap_timer(struct sched_timer *t, uint64_t now, void *arg)
 {
 	(void)t;
 	pcpmap_client *c = arg;
-	uint64_t later;
-	struct pm_mapping *m = next_remap(c, now, &later);
-	if (m) {
-		m->remap_pending = false;
-		pm_mapping_fsm(m, FSM_EV_VERIFY);
-		/* Look again: the one just handled may have freed others' slots. */
-		next_remap(c, now, &later);
-		bool more = false;
-		for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next)
-			if (pm_container_of(l, struct pm_mapping, link)->remap_pending) {
-				more = true;
-				break;
-			}
-		if (more) {
-			uint64_t at = now + remap_interval(c);
-			sched_arm(&c->sched, &c->t_remap, later != UINT64_MAX && later > at ? later : at);
-		}
+	if (c->cfg.remap_interval_ms)
+		remap_paced(c, now);
+	else
+		remap_windowed(c, now);
+}
+
+static void remap_leave(pcpmap_client *c, struct pm_mapping *m)
+{
+	m->remap_in_flight = false;
+	if (c->remap.in_flight)
+		c->remap.in_flight--;
+	if (!sched_armed(&c->t_remap))
+		sched_arm(&c->sched, &c->t_remap, c->now);
+}
+
+void pm_remap_answered(struct pm_mapping *m)
+{
+	pcpmap_client *c = m->client;
+	if (!m->remap_in_flight)
 		return;
-	}
-	if (later != UINT64_MAX)
-		sched_arm(&c->sched, &c->t_remap, later);
+	/* Slow start below the threshold, then one more per window's worth of answers. */
+	c->remap.cwnd += c->remap.cwnd < c->remap.ssthresh ? 1.0 : 1.0 / c->remap.cwnd;
+	remap_leave(c, m);
+}
+
+void pm_remap_unanswered(struct pm_mapping *m)
+{
+	pcpmap_client *c = m->client;
+	if (!m->remap_in_flight)
+		return;
+	c->remap.ssthresh = c->remap.cwnd / 2.0 < 1.0 ? 1.0 : c->remap.cwnd / 2.0;
+	c->remap.cwnd = c->remap.ssthresh;
+	remap_leave(c, m);
 }
 
 /* Moves every mapping of gateway `from` to `to` (which may be the same gateway with fresh servers): what can
@@ -286,6 +369,7 @@ static void rehome(struct pm_gw *from, struct pm_gw *to, const char *why)
 			m->server->ops->send(m->server, m, true);
 		m->remap_pending = false;
 		m->restart_pending = false;
+		pm_remap_unanswered(m);
 		/* The LOST event (if any) still describes the mapping as it was held. */
 		pm_mapping_fsm(m, FSM_EV_REHOME);
 		m->have_grant = false;

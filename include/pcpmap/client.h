@@ -64,9 +64,11 @@ struct pcpmap_client_config {
 	pcpmap_trace_fn trace;
 	void *trace_userdata;
 	/**
-	 * Spacing of re-creations after a gateway lost its state (reboot) or the network changed, in
-	 * milliseconds, so a gateway that lost its state is not flooded; 0 means 50 ms (20 mappings a second).
-	 * Mappings with a callback come back first, oldest first.
+	 * After a gateway may have lost its state (epoch, announcement), its mappings are confirmed with
+	 * renewals, mappings with a callback first, oldest first. 0 (the default): as many at once as a window
+	 * allows that grows while answers come back and halves when one goes unanswered (as TCP's congestion
+	 * window does), never more than remap_max_in_flight. Non-zero: one every remap_interval_ms instead.
+	 * Re-homing after a network change is always spaced by remap_interval_ms (0: 50 ms).
 	 */
 	uint32_t remap_interval_ms;
 	/** Do not listen for unsolicited announcements on port 5350 (PCP ANNOUNCE, NAT-PMP address notices). */
@@ -89,7 +91,13 @@ struct pcpmap_client_config {
 	/** The daemon's control socket (AF_UNIX SOCK_SEQPACKET); NULL: $PCPMAPD_SOCKET if set, else
 	    PCPMAP_DEFAULT_DAEMON_SOCKET. Only with PCPMAP_MODE_AUTO and PCPMAP_MODE_DAEMON. */
 	const char *daemon_socket;
+	/** Ceiling of confirmations in flight to one client's gateways after a possible state loss; 0 means
+	    PCPMAP_DEFAULT_REMAP_MAX_IN_FLIGHT. */
+	uint32_t remap_max_in_flight;
 };
+
+/** Default of pcpmap_client_config::remap_max_in_flight. */
+#define PCPMAP_DEFAULT_REMAP_MAX_IN_FLIGHT 64
 
 /** Fills cfg with defaults (every protocol, default gateway, no logging). */
 PCPMAP_EXPORT void pcpmap_client_config_init(struct pcpmap_client_config *cfg);

@@ -136,6 +136,7 @@ static void test_unicast_loss_paced_visible_first(void **state)
 	struct pm_mapping *c = held_mapping(x, 2002, true);
 	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
 	x->n = 0;
+	x->c->cfg.remap_interval_ms = 50; /* the fixed spacing */
 	/* 10 s later an answer carries epoch 3: the server lost its state. */
 	x->clk.now_us = T0 + 10000 * MS;
 	x->c->now = x->clk.now_us;
@@ -158,6 +159,63 @@ static void test_unicast_loss_paced_visible_first(void **state)
 	/* An epoch proves nothing was lost: no LOST; the grants stay live until answers or expiry. */
 	assert_int_equal(x->n, 0);
 	assert_true(b->have_grant_live && c->have_grant_live);
+}
+
+/* The default: confirmations go out in a window that starts at 4, grows by one per answer (slow start),
+ * halves when one goes a whole RT unanswered, and never exceeds the ceiling. */
+static void answer(struct pm_mapping *m)
+{
+	struct pm_reply r;
+	memset(&r, 0, sizeof(r));
+	r.kind = PM_REPLY_SUCCESS;
+	r.lifetime = 3600;
+	r.ext_port = m->ext_port;
+	r.ext_addr = m->ext_addr;
+	pm_mapping_on_reply(m, &r);
+}
+
+static unsigned count_state(struct pm_mapping **ms, size_t n, enum pcpmap_state st)
+{
+	unsigned k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += ms[i]->state == st;
+	return k;
+}
+
+static void test_remap_window_grows_and_halves(void **state)
+{
+	struct ctx *x = *state;
+	struct pm_mapping *ms[40];
+	x->c->cfg.remap_max_in_flight = 10;
+	for (int i = 0; i < 40; i++)
+		ms[i] = held_mapping(x, (uint16_t)(2100 + i), false);
+	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
+	x->clk.now_us = T0 + 10000 * MS;
+	x->c->now = x->clk.now_us;
+	assert_false(pm_server_on_epoch(ms[0]->server, 3, false, NULL));
+	at(x, x->clk.now_us);
+	/* Window 4: four confirmations out at once, the oldest first. */
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 4);
+	assert_int_equal(count_state(ms, 40, PCPMAP_STATE_REFRESHING), 4);
+	assert_int_equal(ms[0]->state, PCPMAP_STATE_REFRESHING);
+	assert_int_equal(ms[4]->state, PCPMAP_STATE_MAPPED);
+	/* Four answers: window 8, eight out. */
+	for (int i = 0; i < 4; i++)
+		answer(ms[i]);
+	at(x, x->clk.now_us + 1 * MS);
+	assert_int_equal(count_state(ms, 40, PCPMAP_STATE_REFRESHING), 8);
+	/* Eight answers: window 16, but the ceiling holds it at 10. */
+	for (int i = 4; i < 12; i++)
+		answer(ms[i]);
+	at(x, x->clk.now_us + 1 * MS);
+	assert_int_equal(count_state(ms, 40, PCPMAP_STATE_REFRESHING), 10);
+	assert_int_equal(x->c->remap.in_flight, 10);
+	/* Nothing answers for a whole RT (3 s): the window halves at each loss, down to 1. */
+	at(x, x->clk.now_us + 3300 * MS);
+	assert_true(x->c->remap.cwnd <= 1.0);
+	assert_true(x->c->remap.in_flight <= 1);
+	/* No LOST anywhere: those mappings are still held as far as anyone knows. */
+	assert_int_equal(x->n, 0);
 }
 
 static void test_multicast_announce_random_delay(void **state)
@@ -303,6 +361,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_unicast_loss_paced_visible_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multicast_announce_random_delay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remap_window_grows_and_halves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_announce_from_stranger_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gateway_change_rehomes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_route_lost_suspends_then_resumes, setup, teardown),
