@@ -247,6 +247,7 @@ PCPMAP_EXPORT pcpmap_client *pcpmap_client_free(pcpmap_client *c)
 	sched_fini(&c->sched);
 	if (c->epfd >= 0)
 		close(c->epfd);
+	pm_nonce_index_free(c);
 	free(c->server_str);
 	free(c);
 	return NULL;
@@ -511,14 +512,95 @@ bool pm_gw_on_announced(struct pm_gw *gw, struct pm_server *s, uint32_t epoch, b
 	return ok;
 }
 
+static size_t nonce_hash(const uint8_t nonce[PCP_NONCE_LEN], size_t cap)
+{
+	/* FNV-1a: nonces are random from us but may be derived by an application. */
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < PCP_NONCE_LEN; i++)
+		h = (h ^ nonce[i]) * 16777619u;
+	return h & (cap - 1);
+}
+
+static void nonce_insert(pcpmap_client *c, struct pm_mapping *m)
+{
+	size_t b = nonce_hash(m->nonce, c->nonce_cap);
+	m->nonce_next = c->nonce_tab[b];
+	c->nonce_tab[b] = m;
+}
+
+static void nonce_remove(pcpmap_client *c, struct pm_mapping *m)
+{
+	if (!c->nonce_cap)
+		return;
+	for (struct pm_mapping **pp = &c->nonce_tab[nonce_hash(m->nonce, c->nonce_cap)]; *pp;
+	     pp = &(*pp)->nonce_next)
+		if (*pp == m) {
+			*pp = m->nonce_next;
+			m->nonce_next = NULL;
+			return;
+		}
+}
+
+int pm_mapping_link(struct pm_mapping *m)
+{
+	pcpmap_client *c = m->client;
+	if (c->n_mappings + 1 > c->nonce_cap) {
+		/* Grow to twice the mappings, rehash; a failed grow leaves the old table intact. */
+		size_t cap = c->nonce_cap ? c->nonce_cap * 2 : 64;
+		struct pm_mapping **tab = calloc(cap, sizeof(*tab));
+		if (!tab)
+			return -ENOMEM;
+		struct pm_mapping **old = c->nonce_tab;
+		size_t old_cap = c->nonce_cap;
+		c->nonce_tab = tab;
+		c->nonce_cap = cap;
+		for (size_t i = 0; i < old_cap; i++)
+			for (struct pm_mapping *x = old[i], *next; x; x = next) {
+				next = x->nonce_next;
+				nonce_insert(c, x);
+			}
+		free(old);
+	}
+	pm_list_add_tail(&c->mappings, &m->link);
+	c->n_mappings++;
+	nonce_insert(c, m);
+	return 0;
+}
+
+void pm_mapping_unlink(struct pm_mapping *m)
+{
+	pcpmap_client *c = m->client;
+	nonce_remove(c, m);
+	pm_list_del(&m->link);
+	c->n_mappings--;
+}
+
+void pm_mapping_renonce(struct pm_mapping *m, const uint8_t *nonce)
+{
+	pcpmap_client *c = m->client;
+	nonce_remove(c, m);
+	if (nonce)
+		memcpy(m->nonce, nonce, PCP_NONCE_LEN);
+	else
+		c->env.rand.fill(c->env.rand.ctx, m->nonce, sizeof(m->nonce));
+	nonce_insert(c, m);
+}
+
+void pm_nonce_index_free(pcpmap_client *c)
+{
+	free(c->nonce_tab);
+	c->nonce_tab = NULL;
+	c->nonce_cap = 0;
+}
+
 struct pm_mapping *pm_server_find_nonce(struct pm_server *s, const uint8_t nonce[PCP_NONCE_LEN])
 {
 	pcpmap_client *c = s->client;
-	for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next) {
-		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
+	if (!c->nonce_cap)
+		return NULL;
+	for (struct pm_mapping *m = c->nonce_tab[nonce_hash(nonce, c->nonce_cap)]; m; m = m->nonce_next)
 		if (m->server == s && memcmp(m->nonce, nonce, PCP_NONCE_LEN) == 0)
 			return m;
-	}
 	return NULL;
 }
 

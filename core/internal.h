@@ -188,6 +188,7 @@ struct pm_mapping {
 	uint64_t remap_at;    /* not before this time */
 
 	struct pm_dmap *dmap; /* daemon mode: a proxy of one of pcpmapd's mappings (core/daemon_mode.c) */
+	struct pm_mapping *nonce_next; /* chain of the client's nonce index */
 };
 
 enum pm_event_kind { PM_EVENT_MAPPING = 0, PM_EVENT_SERVER, PM_EVENT_PROBE };
@@ -221,6 +222,9 @@ struct pcpmap_client {
 	struct pm_list gateways;
 	struct pm_list mappings;
 	size_t n_mappings;
+	/* Every listed mapping by nonce, so an answer finds its mapping without a walk of the list. */
+	struct pm_mapping **nonce_tab;
+	size_t nonce_cap; /* a power of two, or 0 */
 	uint64_t next_id;
 	struct pm_event *ev_head, *ev_tail;
 	struct pm_watch *watches;
@@ -307,6 +311,12 @@ void pm_mapping_delete_orphan(struct pm_server *s, const struct pm_orphan *o);
 /* Mappings by id: backends that finish work asynchronously (UPnP worker) must not keep mapping pointers. */
 struct pm_mapping *pm_client_find_mapping(pcpmap_client *c, uint64_t id);
 struct pm_mapping *pm_server_find_nonce(struct pm_server *s, const uint8_t nonce[PCP_NONCE_LEN]);
+/* Puts a mapping in the client's list and nonce index, or takes it out; every change of a listed mapping's
+ * nonce goes through pm_mapping_renonce() (a fresh random one when nonce is NULL). */
+int pm_mapping_link(struct pm_mapping *m);
+void pm_mapping_unlink(struct pm_mapping *m);
+void pm_mapping_renonce(struct pm_mapping *m, const uint8_t *nonce);
+void pm_nonce_index_free(pcpmap_client *c);
 void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r);
 /* Returns false when the epoch shows the server lost its state (the core then re-creates its mappings). */
 bool pm_server_on_epoch(struct pm_server *s, uint32_t epoch, bool natpmp_rule, struct pm_mapping *except);

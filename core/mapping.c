@@ -147,8 +147,7 @@ void pm_mapping_destroy(struct pm_mapping *m)
 	sched_cancel(&c->sched, &m->t_main);
 	sched_cancel(&c->sched, &m->t_expire);
 	pm_client_purge_events(c, m);
-	pm_list_del(&m->link);
-	c->n_mappings--;
+	pm_mapping_unlink(m);
 	mapping_free_mem(m);
 }
 
@@ -638,8 +637,10 @@ void pm_mapping_delete_orphan(struct pm_server *s, const struct pm_orphan *o)
 	m->protocols = PCPMAP_PROTO_BIT(s->ops->proto);
 	memcpy(m->nonce, o->nonce, PCP_NONCE_LEN);
 	m->gw = s->gw;
-	pm_list_add_tail(&c->mappings, &m->link);
-	c->n_mappings++;
+	if (pm_mapping_link(m) < 0) {
+		mapping_free_mem(m);
+		return;
+	}
 	pm_mapping_set_server(m, s);
 	/* Not the application's: the state machine releases it once the delete is answered or given up. */
 	pm_mapping_fsm(m, FSM_EV_UNMAP);
@@ -673,9 +674,11 @@ PCPMAP_EXPORT int pcpmap_mapping_new(pcpmap_client *c, const struct pcpmap_reque
 		mapping_free_mem(m);
 		return r;
 	}
+	if (pm_mapping_link(m) < 0) {
+		mapping_free_mem(m);
+		return -ENOMEM;
+	}
 	m->user_owned = true;
-	pm_list_add_tail(&c->mappings, &m->link);
-	c->n_mappings++;
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
 	mapping_start(m);
 	*ret = (pcpmap_mapping *)m;
@@ -759,7 +762,7 @@ static void pair_retry(struct pm_mapping *owner, uint16_t next_suggestion)
 	owner->server->ops->send(owner->server, owner, true);
 	owner->have_grant = false;
 	pm_mapping_fsm(owner, FSM_EV_RESTART);
-	c->env.rand.fill(c->env.rand.ctx, owner->nonce, sizeof(owner->nonce));
+	pm_mapping_renonce(owner, NULL);
 	owner->has_pair_nonce = false; /* a new pair: new nonces for both halves */
 	owner->suggested_port = next_suggestion;
 	owner->port_reservation = false;
@@ -828,10 +831,13 @@ static void pair_on_owner_mapped(struct pm_mapping *owner)
 		p->pair_owner = owner;
 		if (owner->has_pair_nonce)
 			memcpy(p->nonce, owner->pair_nonce, PCP_NONCE_LEN);
+		if (pm_mapping_link(p) < 0) {
+			mapping_free_mem(p);
+			pair_fail(owner, -ENOMEM);
+			return;
+		}
 		owner->pair = p;
 		owner->port_pair_owner_pending = true;
-		pm_list_add_tail(&c->mappings, &p->link);
-		c->n_mappings++;
 		mapping_start(p);
 		return;
 	}
@@ -997,9 +1003,11 @@ PCPMAP_EXPORT int pcpmap_unmap_sync(pcpmap_client *c, const struct pcpmap_reques
 	}
 	m->cb = unmap_cb;
 	m->userdata = &w;
+	if (pm_mapping_link(m) < 0) {
+		mapping_free_mem(m);
+		return -ENOMEM;
+	}
 	m->user_owned = true;
-	pm_list_add_tail(&c->mappings, &m->link);
-	c->n_mappings++;
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
 	/* PCP deletes by nonce; without PCP the first allowed protocol deletes by ports. */
 	enum pcpmap_proto proto = PCPMAP_PROTO_NONE;

@@ -291,7 +291,7 @@ static void pcp_mapping_gone(struct pm_server *s, struct pm_mapping *m)
 	r->has_third_party = m->has_third_party;
 	r->third_party = m->third_party;
 	r->until = c->now + PCP_RETIRED_US;
-	c->env.rand.fill(c->env.rand.ctx, m->nonce, sizeof(m->nonce));
+	pm_mapping_renonce(m, NULL);
 }
 
 /* A late answer for a retired nonce. Returns true when it was one. */

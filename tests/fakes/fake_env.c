@@ -24,8 +24,10 @@ static void fake_fill(void *ctx, void *buf, size_t len)
 			p[i] = (uint8_t)(v >> (56 - 8 * i));
 		return;
 	}
+	/* The first four bytes carry a draw counter: no two nonces of a run are equal. */
+	uint32_t n = ++r->counter;
 	for (size_t i = 0; i < len; i++)
-		p[i] = (uint8_t)(++r->counter * 37u + i);
+		p[i] = (uint8_t)(i < 4 ? n >> (8 * i) : n * 37u + i);
 }
 
 void fake_env_init(struct pm_env *env, struct fake_clock *clk, struct fake_rand *rnd)

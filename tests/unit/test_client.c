@@ -906,6 +906,32 @@ static void test_refused_delete_is_not_deleted(void **state)
 	assert_int_equal(info.result_code, PCP_RES_NOT_AUTHORIZED);
 }
 
+/* The nonce index survives its growth: 200 mappings (the table grows 64 -> 256), answered in reverse order,
+ * each reaches its own mapping. */
+static void test_nonce_index_many_mappings(void **state)
+{
+	struct ctx *x = *state;
+	enum { N = 200 };
+	static struct pcp_msg reqs[N];
+	pcpmap_mapping *ms[N];
+	struct pcp_msg resp;
+	for (int i = 0; i < N; i++) {
+		ms[i] = start_map(x, IPPROTO_UDP, (uint16_t)(20000 + i), 600);
+		assert_int_equal(fake_server_recv(&x->srv, &reqs[i], 1000), 0);
+	}
+	for (int i = N - 1; i >= 0; i--) {
+		fake_server_success(&reqs[i], &resp, "203.0.113.1", (uint16_t)(40000 + i), 600, 7);
+		assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+		advance_to(x, T0);
+	}
+	for (int i = 0; i < N; i++) {
+		struct pcpmap_mapping_info info;
+		pcpmap_mapping_get_info(ms[i], &info);
+		assert_int_equal(info.state, PCPMAP_STATE_MAPPED);
+		assert_int_equal(info.external_port, 40000 + i);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -942,6 +968,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prefer_failure_checked_on_renewal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_pcp_grant_after_switch_is_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_delete_is_not_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nonce_index_many_mappings, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
