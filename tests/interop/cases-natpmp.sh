@@ -5,6 +5,7 @@
 # namespace), and always tears the lab down.
 # Usage: cases-natpmp.sh CASE   (root). Exit 0 pass, 1 fail, 77 skip (no namespaces here).
 # Cases: map_tcp map_udp renew_and_sigterm not_authorized unreachable unreachable_exit capture_clean
+# once_unmap_hint
 set -euo pipefail
 
 CASE_PREFIX=pmn
@@ -147,6 +148,33 @@ case_capture_clean() {
 	n=$(tshark -r "$WORK/cap.pcapng" -Y nat-pmp 2>/dev/null | wc -l)
 	[[ $n -ge 12 ]] || fail "only $n NAT-PMP packets captured"
 	ok "$n NAT-PMP packets (address, map, renewal, delete, refusal) decode cleanly in tshark"
+}
+
+# `map --once` over NAT-PMP prints the command that deletes the mapping (and puts it in its JSON, without a
+# nonce: NAT-PMP has none), and that command deletes exactly that mapping.
+case_once_unmap_hint() {
+	lab_up
+	pm a map tcp 7120 --once "${NP[@]}" -g $GW4
+	[[ $RC -eq 0 ]] || fail "map exited $RC"
+	pm b map udp 7121 --once --json "${NP[@]}"
+	[[ $RC -eq 0 ]] || fail "map --json exited $RC"
+	expect_gateway_from "$WORK/a.out" "$WORK/b.out"
+	local cmd jcmd
+	cmd=$(sed -n 's/^to delete it: pcpmap //p' "$WORK/a.out")
+	[[ -n $cmd ]] || fail "no 'to delete it' line: $(cat "$WORK/a.out")"
+	jcmd=$(json_field "$WORK/b.out" unmap_command 2>/dev/null) || fail "no unmap_command in $(cat "$WORK/b.out")"
+	! grep -q '"nonce"' "$WORK/b.out" || fail "NAT-PMP mapping JSON carries a nonce: $(cat "$WORK/b.out")"
+	# shellcheck disable=SC2086
+	pm del-a $cmd
+	[[ $RC -eq 0 ]] || fail "'$cmd' exited $RC: $(cat "$WORK/del-a.out")"
+	expect_gone 7120 "'$cmd'"
+	expect_gateway_from "$WORK/b.out"
+	# shellcheck disable=SC2086
+	pm del-b ${jcmd#pcpmap }
+	[[ $RC -eq 0 ]] || fail "'$jcmd' exited $RC: $(cat "$WORK/del-b.out")"
+	expect_gone 7121 "'$jcmd'"
+	expect_gateway
+	ok "printed '$cmd' and JSON '$jcmd' each deleted their mapping"
 }
 
 fn=case_$CASE

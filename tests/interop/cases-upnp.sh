@@ -8,65 +8,25 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB=$HERE/lab.sh
-CASES="map_tcp map_udp sigterm_delete presence_check gateway_restart conflict refused ipv6_pinhole no_gateway time_to_mapping"
+CASES="map_tcp map_udp sigterm_delete presence_check gateway_restart conflict refused ipv6_pinhole no_gateway
+silent_gateway time_to_mapping unmap once_unmap_hint"
 if [[ ${1-} == list ]]; then
 	echo "$CASES"
 	exit 0
 fi
-: "${PCPMAP_BUILD_DIR:?PCPMAP_BUILD_DIR must name the build tree}"
-export PCPMAP_BUILD_DIR
-PCPMAP=${PCPMAP_BIN:-$PCPMAP_BUILD_DIR/cli/pcpmap}
-CASE=${1:?usage: cases-upnp.sh CASE (or list)}
-export PCPMAP_LAB=pmu-${CASE//_/-}
-# PCPMAP_LAB_TAG (optional) keeps labs of two build trees run at once apart.
-export PCPMAP_LAB=${PCPMAP_LAB_TAG:-}${PCPMAP_LAB:0:30}
-WORK=$(mktemp -d /tmp/pcpmap-interop-upnp.XXXXXX)
+CASE_PREFIX=pmu
+CASE_SCRIPT=cases-upnp.sh
+LAB_UP_ARGS=(--natpmp no)
+# shellcheck source=tests/interop/common.sh
+source "$HERE/common.sh"
 CLI4=192.168.77.2
 CLI6=fd77:77::2
-EXT4=203.0.113.1
 ROOTDESC=http://192.168.77.1:5000/rootDesc.xml
 BG_PID=
 
-cleanup() {
-	local rc=$?
-	if [[ -n ${BG_PID:-} ]]; then
-		kill "$BG_PID" 2>/dev/null || true
-		wait "$BG_PID" 2>/dev/null || true
-	fi
-	"$LAB" down >/dev/null 2>&1 || true
-	if [[ $rc -ne 0 && $rc -ne 77 ]]; then
-		echo "--- case $CASE failed (rc $rc); pcpmap output:"
-		tail -n 40 "$WORK"/*.out "$WORK"/*.err 2>/dev/null || true
-		echo "--- miniupnpd log:"
-		tail -n 20 "/run/pcpmap-lab/$PCPMAP_LAB/miniupnpd.log" 2>/dev/null || true
-	fi
-	rm -rf "$WORK"
-	exit $rc
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL [$CASE]: $*" >&2
-	exit 1
-}
-ok() {
-	echo "ok [$CASE]: $*"
-}
 skip() {
 	echo "SKIP [$CASE]: $*"
 	exit 77
-}
-
-lab_up() {
-	local rc=0
-	"$LAB" up --natpmp no >"$WORK/lab.out" 2>&1 || rc=$?
-	if [[ $rc -eq 77 ]]; then
-		skip "$(tail -n1 "$WORK/lab.out")"
-	fi
-	[[ $rc -eq 0 ]] || {
-		cat "$WORK/lab.out"
-		fail "lab did not come up"
-	}
 }
 
 need_upnpc() {
@@ -74,35 +34,12 @@ need_upnpc() {
 }
 
 # Runs pcpmap in the client namespace with UPnP only; stdout in $WORK/NAME.out, stderr in NAME.err,
-# exit code in $RC.
+# exit code in $RC (unlike common.sh's pm, the trace stays apart from the JSON).
 pm() {
 	local name=$1
 	shift
 	RC=0
 	"$LAB" cli "$PCPMAP" "$@" --protocol upnp >"$WORK/$name.out" 2>"$WORK/$name.err" || RC=$?
-}
-
-json_field() { # FILE KEY (dotted path) from the first JSON line with "event":"mapped"
-	python3 - "$1" "$2" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if not line.startswith('{'):
-        continue
-    d = json.loads(line)
-    if d.get('event') not in ('mapped', 'changed'):
-        continue
-    for k in sys.argv[2].split('.'):
-        d = d[k]
-    print(d)
-    break
-PY
-}
-
-rules_have() { # PORT: the gateway holds a rule naming this port
-	local r
-	r=$("$LAB" rules)
-	grep -qw -- "$1" <<<"$r"
 }
 
 # Waits (up to $2 tenths of a second) until FILE holds a line matching the extended regex $3.
@@ -308,6 +245,67 @@ case_silent_gateway() {
 	# Discovery listens 100 + 400 + 1500 ms, then gives up.
 	[[ $ms -ge 1900 && $ms -lt 3500 ]] || fail "reported the failure after $ms ms, want about 2 s"
 	ok "no IGD answering: ETIMEDOUT reported after $ms ms (discovery windows 100+400+1500 ms)"
+}
+
+# `pcpmap unmap --protocol upnp` finds the IGD, deletes the mapping it names (by external port) and says so;
+# a delete that finds nothing to delete is an error, never "deleted".
+case_unmap() {
+	lab_up
+	pm a map tcp 9550 --once --json
+	[[ $RC -eq 0 ]] || fail "map exited $RC"
+	pm b map udp 9551 -e 19551 --once --json
+	[[ $RC -eq 0 ]] || fail "map -e 19551 exited $RC"
+	expect_gateway_from "$WORK/a.out" "$WORK/b.out"
+	pm del unmap tcp 9550 -v
+	[[ $RC -eq 0 ]] || fail "unmap exited $RC: $(cat "$WORK/del.out" "$WORK/del.err")"
+	grep -q '^deleted tcp 9550' "$WORK/del.out" || fail "no 'deleted' line: $(cat "$WORK/del.out")"
+	grep -q 'UPnP DeletePortMapping TCP 9550 -> OK' "$WORK/del.err" || fail "no DeletePortMapping in the trace"
+	expect_gone 9550 "unmap tcp 9550"
+	expect_gateway_from "$WORK/b.out"
+	# Nothing left at 9550: an error that says so, exit 4, and nothing else touched.
+	pm again unmap tcp 9550
+	[[ $RC -eq 4 ]] || fail "deleting a mapping that is not there exited $RC, want 4: $(cat "$WORK/again.out")"
+	grep -q '^failed tcp 9550 .*nothing was deleted' "$WORK/again.out" ||
+		fail "the error does not say nothing was deleted: $(cat "$WORK/again.out")"
+	# UPnP names mappings by external port: without -e the one at 19551 is not found, with it it goes.
+	pm wrong unmap udp 9551 --json
+	[[ $RC -eq 4 ]] || fail "unmap udp 9551 (external port 19551) exited $RC, want 4"
+	grep -q '"event":"failed"' "$WORK/wrong.out" || fail "no failed JSON object: $(cat "$WORK/wrong.out")"
+	expect_gateway_from "$WORK/b.out"
+	pm right unmap udp 9551 -e 19551
+	[[ $RC -eq 0 ]] || fail "unmap udp 9551 -e 19551 exited $RC: $(cat "$WORK/right.out")"
+	expect_gone 19551 "unmap udp 9551 -e 19551"
+	expect_gateway
+	ok "UPnP unmap deleted 9550 and 19551 (rules gone); nothing to delete is exit 4: $(head -n1 "$WORK/again.out")"
+}
+
+# `map --once` over UPnP prints the command that deletes the mapping (and puts it in its JSON, without a
+# nonce: UPnP has none), and that command deletes exactly that mapping.
+case_once_unmap_hint() {
+	lab_up
+	pm a map tcp 9540 --once -g $GW4
+	[[ $RC -eq 0 ]] || fail "map exited $RC"
+	pm b map tcp 9541 -e 19541 --once --json
+	[[ $RC -eq 0 ]] || fail "map --json exited $RC"
+	expect_gateway_from "$WORK/a.out" "$WORK/b.out"
+	local cmd jcmd
+	cmd=$(sed -n 's/^to delete it: pcpmap //p' "$WORK/a.out")
+	[[ -n $cmd ]] || fail "no 'to delete it' line: $(cat "$WORK/a.out")"
+	jcmd=$(json_field "$WORK/b.out" unmap_command 2>/dev/null) || fail "no unmap_command in $(cat "$WORK/b.out")"
+	! grep -q '"nonce"' "$WORK/b.out" || fail "UPnP mapping JSON carries a nonce: $(cat "$WORK/b.out")"
+	local rc=0
+	# shellcheck disable=SC2086
+	"$LAB" cli "$PCPMAP" $cmd >"$WORK/del-a.out" 2>&1 || rc=$?
+	[[ $rc -eq 0 ]] || fail "'$cmd' exited $rc: $(cat "$WORK/del-a.out")"
+	expect_gone 9540 "'$cmd'"
+	expect_gateway_from "$WORK/b.out"
+	rc=0
+	# shellcheck disable=SC2086
+	"$LAB" cli "$PCPMAP" ${jcmd#pcpmap } >"$WORK/del-b.out" 2>&1 || rc=$?
+	[[ $rc -eq 0 ]] || fail "'$jcmd' exited $rc: $(cat "$WORK/del-b.out")"
+	expect_gone 19541 "'$jcmd'"
+	expect_gateway
+	ok "printed '$cmd' and JSON '$jcmd' each deleted their mapping"
 }
 
 median() {
