@@ -973,6 +973,7 @@ PCPMAP_EXPORT int pcpmap_unmap_sync(pcpmap_client *c, const struct pcpmap_reques
 	m->cb = unmap_cb;
 	m->userdata = &w;
 	m->user_owned = true;
+	m->unmap_only = true;
 	pm_list_add_tail(&c->mappings, &m->link);
 	c->n_mappings++;
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
