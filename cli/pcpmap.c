@@ -779,10 +779,14 @@ static void help_peer(void)
 static void help_unmap(void)
 {
 	printf("Usage: %s unmap PROTO PORT --nonce HEX [options]\n"
-	       "Deletes a mapping made earlier (e.g. by 'map --once', which prints this command).\n"
+	       "       %s unmap PROTO PORT --protocol natpmp|upnp [-e EXTERNAL_PORT] [options]\n"
+	       "Deletes a mapping made earlier (e.g. by 'map --once', which prints this command). Exits\n"
+	       "non-zero, saying why, when nothing was deleted.\n"
 	       "  --nonce HEX            the mapping's 24-hex-digit PCP nonce\n"
+	       "  --protocol natpmp|upnp a mapping made through NAT-PMP or UPnP (no nonce)\n"
+	       "  -e, --external-port N  UPnP: the mapping's external port (default PORT)\n"
 	       "  -6, --third-party, -g, -t, -j, -v as for 'map'\n",
-	       prog);
+	       prog, prog);
 }
 
 static void help_announce(void)
@@ -1329,7 +1333,7 @@ static void help_main(void)
 	       "Commands:\n"
 	       "  map PROTO PORT         map a port and keep it alive (--once to map and exit)\n"
 	       "  peer PROTO PORT ADDR PORT  PEER mapping for an existing connection\n"
-	       "  unmap PROTO PORT --nonce HEX  delete a mapping made with --once\n"
+	       "  unmap PROTO PORT --nonce HEX  delete a mapping made with --once (as it printed)\n"
 	       "  announce               ask the gateway for its PCP epoch\n"
 	       "  probe                  which protocols the gateway answers, RTTs, external address\n"
 	       "  external-address       print the gateway's external address\n"
