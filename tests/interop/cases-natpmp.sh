@@ -36,6 +36,7 @@ map_and_check() { # PROTO PORT [extra pcpmap options]
 	grep -q "NAT-PMP public address response result=Success .* external=$EXT4" "$WORK/map.out" ||
 		fail "no public address answer in the trace"
 	rules_have "$ext" || fail "no gateway rule for port $ext"
+	expect_gateway_from "$WORK/map.out"
 	"$LAB" reach "$proto" "$ext" "$port" || fail "${proto^^} to $EXT4:$ext did not reach the client"
 	MAPPED_EXT=$ext
 }
@@ -69,6 +70,7 @@ case_renew_and_sigterm() {
 		fail "renewal reported a change, loss or failure"
 	rules_have 7102 || fail "rule gone while the tool runs"
 	"$LAB" reach tcp "$ext" 7102 || fail "not reachable while renewed"
+	expect_gateway_from "$WORK/fg.out"
 	kill -TERM "$BG_PID"
 	wait "$BG_PID" || fail "pcpmap exited non-zero after SIGTERM"
 	BG_PID=
@@ -76,6 +78,8 @@ case_renew_and_sigterm() {
 	grep -q 'NAT-PMP map tcp response result=Success epoch=[0-9]* internal=7102 external=0 lifetime=0' "$WORK/fg.err" ||
 		fail "the delete was not confirmed"
 	! rules_have 7102 || fail "rule still present after SIGTERM"
+	expect_gone "$ext" "the SIGTERM delete"
+	expect_gateway
 	ok "$requests requests in 11 s at lifetime 8 s, renewals suggest port $ext, deleted on SIGTERM"
 }
 
@@ -86,6 +90,7 @@ case_not_authorized() {
 	grep -q 'NAT-PMP map tcp response result=NotAuthorized' "$WORK/map.out" || fail "no NotAuthorized answer traced"
 	grep -q '^failed .*NotAuthorized' "$WORK/map.out" || fail "error does not name NotAuthorized: $(cat "$WORK/map.out")"
 	! rules_have 80 || fail "a rule for port 80 appeared"
+	expect_gateway
 	ok "$(grep '^failed' "$WORK/map.out")"
 }
 
@@ -111,6 +116,7 @@ run_unreachable() {
 	[[ -n $T_FAILED ]] || T_FAILED=$T_EXIT
 	[[ $rc -eq 3 ]] || fail "stopped server exited $rc, want 3: $(cat "$WORK/map.out")"
 	grep -qi 'refused' "$WORK/map.out" || fail "error does not say refused: $(cat "$WORK/map.out")"
+	expect_gateway
 }
 
 case_unreachable() {
@@ -138,9 +144,12 @@ case_capture_clean() {
 	"$LAB" cli "$PCPMAP" map udp 7106 --lifetime 8 "${NP[@]}" -g $GW4 >"$WORK/d.out" 2>&1 &
 	BG_PID=$!
 	sleep 6
+	expect_gateway_from "$WORK/a.out" "$WORK/b.out" "$WORK/d.out"
 	kill -TERM "$BG_PID"
 	wait "$BG_PID" || true
 	BG_PID=
+	expect_gone 7106 "the SIGTERM delete"
+	expect_gateway_from "$WORK/a.out" "$WORK/b.out"
 	sleep 0.5
 	"$LAB" capture-stop
 	"$LAB" capture-check "$WORK/cap.pcapng" nat-pmp || fail "capture shows malformed packets or warnings"

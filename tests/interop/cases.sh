@@ -20,6 +20,7 @@ case_map_tcp() {
 	[[ $addr == "$EXT4" ]] || fail "external address $addr, want $EXT4"
 	[[ $(json_field "$WORK/map.out" protocol) == PCP ]] || fail "not carried by PCP"
 	rules_have "$ext" || fail "no gateway rule for port $ext"
+	expect_gateway_from "$WORK/map.out"
 	"$LAB" reach tcp "$ext" 7000 || fail "TCP to $EXT4:$ext did not reach the client"
 	ok "TCP 7000 -> $addr:$ext, rule present, reachable from the wan"
 }
@@ -31,6 +32,7 @@ case_map_udp() {
 	local ext
 	ext=$(json_field "$WORK/map.out" external.port)
 	rules_have "$ext" || fail "no gateway rule for port $ext"
+	expect_gateway_from "$WORK/map.out"
 	"$LAB" reach udp "$ext" 7001 || fail "UDP to $EXT4:$ext did not reach the client"
 	ok "UDP 7001 -> $ext reachable (default gateway discovered through netlink)"
 }
@@ -43,6 +45,8 @@ case_map_ipv6() {
 	ext=$(json_field "$WORK/map.out" external.port)
 	addr=$(json_field "$WORK/map.out" external.address)
 	[[ $addr == fd77:77::2 ]] || fail "pinhole address $addr, want the client's fd77:77::2"
+	rules_have "$ext" || fail "no pinhole rule for port $ext on the gateway"
+	expect_gateway # a pinhole, no IPv4 port mapping
 	"$LAB" reach tcp "$ext" 7002 -6 || fail "TCP over IPv6 through the pinhole did not reach the client"
 	ok "IPv6 pinhole [$addr]:$ext reachable"
 }
@@ -57,6 +61,7 @@ case_peer() {
 	local post
 	post=$("$LAB" gw nft list chain inet filter postrouting_miniupnpd)
 	grep -qw 40000 <<<"$post" || fail "no SNAT rule for the PEER mapping"
+	expect_gateway # a PEER mapping opens no inbound port
 	# End to end: a connection from client port 40000 to the peer leaves with the assigned external port.
 	local seen
 	seen=$("$LAB" wan python3 -c '
@@ -121,11 +126,14 @@ case_foreground_renew_and_sigterm() {
 	[[ $(echo "$ports" | wc -l) -eq 1 ]] || fail "renewals changed the external port: $ports"
 	! grep -q '"event":"changed"\|"event":"lost"' "$WORK/fg.out" || fail "renewal reported a change or loss"
 	rules_have 7005 || fail "rule gone while the tool runs"
+	expect_gateway_from "$WORK/fg.out"
 	kill -TERM "$BG_PID"
 	wait "$BG_PID" || fail "pcpmap exited non-zero after SIGTERM"
 	BG_PID=
 	grep -q 'MAP request lifetime=0' "$WORK/fg.err" || fail "no delete sent on SIGTERM"
 	! rules_have 7005 || fail "rule still present after SIGTERM"
+	expect_gone 7005 "the SIGTERM delete"
+	expect_gateway
 	ok "$requests requests in 11 s at lifetime 8 s, same port $ports, deleted on SIGTERM"
 }
 
@@ -138,6 +146,7 @@ case_prefer_failure() {
 	[[ $RC -eq 4 ]] || fail "second mapping onto a taken port exited $RC, want 4: $(cat "$WORK/b.out")"
 	sleep 0.3
 	! rules_have 7007 || fail "the refused mapping was left on the gateway"
+	expect_gateway_from "$WORK/a.out"
 	ok "pinned port granted; a taken pinned port is refused and nothing is left behind"
 }
 
@@ -151,6 +160,7 @@ case_third_party() {
 	local r
 	r=$("$LAB" rules)
 	grep -w -- "$ext" <<<"$r" | grep -q 192.168.77.3 || fail "gateway rule does not point at 192.168.77.3"
+	expect_gateway_from "$WORK/map.out"
 	"$LAB" reach tcp "$ext" 7008 || fail "not reachable"
 	ok "THIRD_PARTY mapping for 192.168.77.3 on port $ext"
 }
@@ -166,7 +176,21 @@ case_port_pair() {
 	rules_have "$p1" && rules_have "$p2" || fail "gateway lacks one of the pair's rules"
 	"$LAB" reach udp "$p1" 7010 || fail "RTP port not reachable"
 	"$LAB" reach udp "$p2" 7011 || fail "RTCP port not reachable"
-	ok "RTP/RTCP pair $p1/$p2 via $(json_field "$WORK/map.out" external.pair_method)"
+	expect_gateway_from "$WORK/map.out"
+	# Both halves go with the commands the JSON names.
+	local c1 c2
+	c1=$(json_field "$WORK/map.out" unmap_command)
+	c2=$(json_field "$WORK/map.out" unmap_command2)
+	# shellcheck disable=SC2086
+	pm del1 ${c1#pcpmap }
+	[[ $RC -eq 0 ]] || fail "'$c1' exited $RC: $(cat "$WORK/del1.out")"
+	# shellcheck disable=SC2086
+	pm del2 ${c2#pcpmap }
+	[[ $RC -eq 0 ]] || fail "'$c2' exited $RC: $(cat "$WORK/del2.out")"
+	expect_gone "$p1" "'$c1'"
+	expect_gone "$p2" "'$c2'"
+	expect_gateway
+	ok "RTP/RTCP pair $p1/$p2 via $(json_field "$WORK/map.out" external.pair_method); both deleted by unmap_command(2)"
 }
 
 case_not_authorized() {
@@ -175,6 +199,7 @@ case_not_authorized() {
 	pm map map tcp 80 --once --protocol pcp
 	[[ $RC -eq 4 ]] || fail "denied port exited $RC, want 4"
 	grep -q NOT_AUTHORIZED "$WORK/map.out" || fail "error does not name NOT_AUTHORIZED: $(cat "$WORK/map.out")"
+	expect_gateway
 	ok "$(head -n1 "$WORK/map.out")"
 }
 
@@ -189,6 +214,7 @@ case_unreachable() {
 	grep -qi 'refused' "$WORK/map.out" || fail "error does not say refused: $(cat "$WORK/map.out")"
 	local ms=$(((t1 - t0) / 1000000))
 	[[ $ms -lt 1000 ]] || fail "took $ms ms to report an unreachable server"
+	expect_gateway
 	ok "stopped server reported in $ms ms"
 }
 
@@ -197,6 +223,7 @@ case_announce() {
 	pm ann announce --json -g $GW4
 	[[ $RC -eq 0 ]] || fail "announce exited $RC"
 	grep -q '"version":2' "$WORK/ann.out" || fail "no version 2 in $(cat "$WORK/ann.out")"
+	expect_gateway # an announcement maps nothing
 	ok "$(cat "$WORK/ann.out")"
 }
 
@@ -213,6 +240,9 @@ case_capture_clean() {
 	cmd=$(grep -o 'unmap .*' "$WORK/b.out")
 	# shellcheck disable=SC2086
 	pm g $cmd
+	[[ $RC -eq 0 ]] || fail "'$cmd' exited $RC: $(cat "$WORK/g.out")"
+	expect_gone 7013 "'$cmd'"
+	expect_gateway_from "$WORK/c.out" "$WORK/e.out"
 	sleep 0.5
 	"$LAB" capture-stop
 	"$LAB" capture-check "$WORK/cap.pcapng" || fail "capture shows malformed packets or warnings"
@@ -252,9 +282,11 @@ case_gateway_reboot_restores() {
 	[[ $(grep -c '"event":"mapped"' "$WORK/fg.out") -ge 2 ]] || fail "no second mapped event"
 	grep -q 'unsolicited ANNOUNCE' "$WORK/fg.err" || fail "the multicast ANNOUNCE was not received"
 	"$LAB" reach tcp 7020 7020 || fail "not reachable after the restore"
+	expect_gateway_from "$WORK/fg.out"
 	kill -TERM "$BG_PID"
 	wait "$BG_PID" || true
 	BG_PID=
+	expect_gone 7020 "the SIGTERM delete"
 	ok "gateway lost its state; ANNOUNCE heard; mapping restored ${ms} ms after the restart"
 }
 
@@ -277,9 +309,11 @@ case_route_loss_suspends() {
 	resumed=$(grep -c -- '-> .* MAP request' "$WORK/fg.err" || true)
 	[[ $resumed -gt $after ]] || fail "no request after the route came back"
 	rules_have 7021 || fail "mapping gone"
+	expect_gateway_from "$WORK/fg.out"
 	kill -TERM "$BG_PID"
 	wait "$BG_PID" || true
 	BG_PID=
+	expect_gone 7021 "the SIGTERM delete"
 	ok "no packet for 5 s without a default route; renewed at once when it returned"
 }
 
@@ -303,9 +337,11 @@ case_sigusr1_announce() {
 	local ms=$(((t1 - t0) / 1000000))
 	[[ $ms -le 5600 ]] || fail "re-mapped $ms ms after the announcement, beyond the RFC's 0-5 s"
 	rules_have 7022 || fail "mapping gone"
+	expect_gateway_from "$WORK/fg.out"
 	kill -TERM "$BG_PID"
 	wait "$BG_PID" || true
 	BG_PID=
+	expect_gone 7022 "the SIGTERM delete"
 	ok "ANNOUNCE (epoch reset) heard; re-mapped $ms ms later (random 0-5 s), mapping kept"
 }
 
@@ -328,9 +364,11 @@ case_server_down_then_up() {
 	ms=$(wait_rule 7023 10) || fail "mapping not restored within 10 s of the restart"
 	grep -q '"event":"lost"' "$WORK/fg.out" || fail "no lost event while the server was down"
 	"$LAB" reach tcp 7023 7023 || fail "not reachable after the restart"
+	expect_gateway_from "$WORK/fg.out"
 	kill -TERM "$BG_PID"
 	wait "$BG_PID" || true
 	BG_PID=
+	expect_gone 7023 "the SIGTERM delete"
 	ok "$during requests in 20 s with the server down; restored ${ms} ms after it came back"
 }
 
@@ -391,9 +429,11 @@ case_gateway_address_change() {
 	r=$("$LAB" rules)
 	[[ $(grep -c 'dport 7024 .*dnat' <<<"$r") -eq 1 ]] || fail "want exactly one DNAT rule for 7024: $r"
 	"$LAB" reach tcp 7024 7024 || fail "not reachable"
+	expect_gateway_from "$WORK/fg.out"
 	kill -TERM "$BG_PID"
 	wait "$BG_PID" || true
 	BG_PID=
+	expect_gone 7024 "the SIGTERM delete"
 	ok "default gateway moved to 192.168.77.254: mapping released on the old address and made on the new"
 }
 
@@ -412,6 +452,7 @@ case_fallback_pcp_dropped_natpmp() {
 	[[ $RC -eq 0 ]] || fail "map exited $RC: $(cat "$WORK/map.out")"
 	[[ $(json_field "$WORK/map.out" protocol) == NAT-PMP ]] || fail "not carried by NAT-PMP"
 	rules_have 7030 || fail "no rule"
+	expect_gateway_from "$WORK/map.out"
 	"$LAB" reach tcp "$(json_field "$WORK/map.out" external.port)" 7030 || fail "not reachable"
 	ok "PCP silently dropped: mapped through NAT-PMP in $ms ms (whole process), reachable"
 }
@@ -421,6 +462,7 @@ case_fallback_no_upnp_uses_pcp() {
 	pm map map udp 7031 --once --json
 	[[ $RC -eq 0 ]] || fail "map exited $RC"
 	[[ $(json_field "$WORK/map.out" protocol) == PCP ]] || fail "not carried by PCP"
+	expect_gateway_from "$WORK/map.out"
 	"$LAB" reach udp "$(json_field "$WORK/map.out" external.port)" 7031 || fail "not reachable"
 	ok "PCP/NAT-PMP-only gateway: PCP used"
 }
@@ -431,6 +473,7 @@ case_fallback_natpmp_only() {
 	pm map map tcp 7032 --once --json
 	[[ $RC -eq 0 ]] || fail "map exited $RC"
 	[[ $(json_field "$WORK/map.out" protocol) == NAT-PMP ]] || fail "not carried by NAT-PMP"
+	expect_gateway_from "$WORK/map.out"
 	"$LAB" reach tcp "$(json_field "$WORK/map.out" external.port)" 7032 || fail "not reachable"
 	ok "NAT-PMP-only gateway: NAT-PMP used"
 }
@@ -445,6 +488,7 @@ case_fallback_gateway_off() {
 	[[ $RC -eq 3 ]] || fail "exit $RC, want 3 (no gateway support): $(cat "$WORK/map.out")"
 	grep -q 'tried PCP (port unreachable), NAT-PMP (port unreachable)' "$WORK/map.out" ||
 		fail "the error does not say what was tried: $(cat "$WORK/map.out")"
+	expect_gateway
 	ok "gateway off: '$(head -n1 "$WORK/map.out")' after $ms ms"
 }
 
@@ -458,6 +502,7 @@ case_fallback_gateway_silent() {
 	[[ $RC -eq 5 ]] || fail "exit $RC, want 5 (timeout): $(cat "$WORK/map.out")"
 	grep -q 'tried PCP (no answer)' "$WORK/map.out" || fail "the error does not say what was tried"
 	[[ $ms -ge 1400 && $ms -le 2500 ]] || fail "gave up after $ms ms with --timeout 1500"
+	expect_gateway
 	ok "gateway silent: error after $ms ms with --timeout 1500: $(head -n1 "$WORK/map.out")"
 }
 
@@ -472,6 +517,7 @@ case_fallback_upnp_only() {
 	local ext
 	ext=$(json_field "$WORK/map.out" external.port)
 	rules_have "$ext" || fail "no rule"
+	expect_gateway_from "$WORK/map.out"
 	"$LAB" reach tcp "$ext" 7035 || fail "not reachable"
 	ok "UPnP-only gateway (PCP port closed): mapped through UPnP in $ms ms (whole process), reachable"
 }
@@ -488,9 +534,19 @@ case_pair_every_protocol() {
 		"$LAB" reach udp "$p1" 7040 || fail "$proto: RTP port not reachable"
 		"$LAB" reach udp "$p2" 7041 || fail "$proto: RTCP port not reachable"
 		out="$out $proto $p1/$p2"
-		# Free both halves before the next protocol tries the same internal ports.
-		"$LAB" cli "$PCPMAP" unmap udp 7040 --protocol "$proto" >/dev/null 2>&1 || true
-		"$LAB" cli "$PCPMAP" unmap udp 7041 --protocol "$proto" >/dev/null 2>&1 || true
+		expect_gateway_from "$WORK/pair-$proto.out"
+		# Free both halves, with the commands the JSON names, before the next protocol tries the same
+		# internal ports.
+		local c
+		for c in "$(json_field "$WORK/pair-$proto.out" unmap_command)" \
+			"$(json_field "$WORK/pair-$proto.out" unmap_command2)"; do
+			# shellcheck disable=SC2086
+			pm "del-$proto" ${c#pcpmap }
+			[[ $RC -eq 0 ]] || fail "'$c' exited $RC: $(cat "$WORK/del-$proto.out")"
+		done
+		expect_gone "$p1" "$proto's first half"
+		expect_gone "$p2" "$proto's second half"
+		expect_gateway
 	done
 	ok "RTP/RTCP pairs emulated with two mappings:$out"
 }
@@ -529,6 +585,7 @@ PY
 	local post
 	post=$("$LAB" gw nft list chain inet filter postrouting_miniupnpd)
 	grep -qw 40100 <<<"$post" || fail "no PEER rule for port 40100 on the gateway"
+	expect_gateway # a PEER mapping opens no inbound port
 	wait "$conn_pid" 2>/dev/null || true
 	ok "connection #$n (40100 -> 203.0.113.2:8081) listed; its PEER mapping is on the gateway"
 }
@@ -568,6 +625,8 @@ PY
 	[[ $rc -eq 0 ]] || fail "Ctrl-C exit $rc"
 	grep -q '"event":"deleted"' "$WORK/fg.out" || fail "no deleted event after Ctrl-C: $(cat "$WORK/fg.out")"
 	! rules_have 7060 || fail "rule still present after Ctrl-C"
+	expect_gone 7060 "the Ctrl-C delete"
+	expect_gateway
 	ok "probe, external-address, announce: JSON parsed and tables checked; Ctrl-C deleted the mapping"
 }
 

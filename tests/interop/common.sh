@@ -90,30 +90,34 @@ rules_have() { # PORT: the gateway holds a rule naming this port
 # ---- The client's view against the gateway's rules ----
 # A mapping is named "PROTO EXTPORT INTADDR:INTPORT" (e.g. "tcp 17006 192.168.77.2:7006"), one per line.
 
-# The IPv4 port mappings the client reported in FILEs: the first "mapped" line of each (JSON or human
-# output), both halves of a port pair.
+# The IPv4 port mappings the client reported in FILEs: in each, the last "mapped" or "changed" line (JSON
+# or human output: what the client holds now), both halves of a port pair.
 client_mappings() { # FILE...
 	python3 - "$@" <<'PY'
 import json, re, sys
-human = re.compile(r'^mapped (tcp|udp) ([0-9.]+):(\d+) -> [0-9.]+:(\d+)(?: \(\+(\d+),)?')
+human = re.compile(r'^(?:mapped|changed) (tcp|udp) ([0-9.]+):(\d+) -> [0-9.]+:(\d+)(?: \(\+(\d+),)?')
 for path in sys.argv[1:]:
+    last = None
     for line in open(path):
         line = line.strip()
         if line.startswith('{'):
             d = json.loads(line)
-            if d.get('event') != 'mapped' or d.get('kind') != 'map' or ':' in d['internal']['address']:
+            if d.get('event') not in ('mapped', 'changed') or d.get('kind') != 'map':
                 continue
-            t, ia, ip = d['transport'], d['internal']['address'], d['internal']['port']
-            ep, ep2 = d['external']['port'], d['external'].get('port2')
+            if ':' in d['internal']['address']:
+                continue
+            last = (d['transport'], d['internal']['address'], d['internal']['port'],
+                    d['external']['port'], d['external'].get('port2'))
         else:
             m = human.match(line)
-            if not m:
-                continue
-            t, ia, ip, ep, ep2 = m.group(1), m.group(2), int(m.group(3)), int(m.group(4)), m.group(5)
+            if m:
+                last = (m.group(1), m.group(2), int(m.group(3)), int(m.group(4)),
+                        int(m.group(5)) if m.group(5) else None)
+    if last:
+        t, ia, ip, ep, ep2 = last
         print(f"{t} {ep} {ia}:{ip}")
         if ep2:
             print(f"{t} {ep2} {ia}:{ip + 1}")
-        break
 PY
 }
 
