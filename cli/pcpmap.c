@@ -872,6 +872,9 @@ static const char *unmap_advice(const struct opts *o, const struct pcpmap_mappin
 		    (o->protocols && o->protocols == PCPMAP_PROTO_BIT(PCPMAP_PROTO_UPNP));
 	switch (-i->error) {
 	case ENOENT:
+		if (upnp && o->family == AF_INET6)
+			return "a UPnP pinhole closes when its lease ends; only the process that made it can "
+			       "delete it sooner";
 		return upnp ? "UPnP finds a mapping by its external port: give it with -e as 'map --once' "
 			      "printed it ('to delete it: ...')"
 			    : "check PROTO and PORT against what 'map --once' printed";

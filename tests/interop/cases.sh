@@ -58,6 +58,8 @@ case_peer() {
 	local ext
 	ext=$(json_field "$WORK/peer.out" external.port)
 	[[ $(json_field "$WORK/peer.out" kind) == peer ]] || fail "not a PEER mapping"
+	# PCP has no delete for a PEER mapping: no command is offered as if it had one.
+	[[ $(json_field "$WORK/peer.out" unmap_command) == None ]] || fail "a PEER mapping got an unmap_command"
 	local post
 	post=$("$LAB" gw nft list chain inet filter postrouting_miniupnpd)
 	grep -qw 40000 <<<"$post" || fail "no SNAT rule for the PEER mapping"
