@@ -86,6 +86,7 @@ static int exit_code_for(int err)
 	case EOPNOTSUPP:
 		return EXIT_NO_SUPPORT;
 	case EACCES:
+	case ENOENT: /* a delete found no such mapping on the gateway */
 	case EADDRINUSE:
 	case EADDRNOTAVAIL:
 	case EAGAIN:
@@ -183,6 +184,25 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* The error's text; a delete that found nothing says so rather than "No such file or directory". */
+static const char *err_text(int err)
+{
+	return err == -ENOENT ? "Nothing was deleted: the gateway holds no such mapping"
+			      : pcpmap_strerror(err);
+}
+
+/* A nonce means something only to PCP (and to a request PCP may have carried before anything answered). */
+static bool nonce_meaningful(const struct opts *o, const struct pcpmap_mapping_info *i)
+{
+	if (i->proto == PCPMAP_PROTO_PCP)
+		return true;
+	return i->proto == PCPMAP_PROTO_NONE &&
+	       (!o->protocols || (o->protocols & PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP)));
+}
+
+static bool unmap_command(const struct opts *o, const struct pcpmap_mapping_info *i, bool second, char *buf,
+			  size_t len);
+
 static void print_info(const struct opts *o, const char *event, const struct pcpmap_mapping_info *i)
 {
 	uint64_t now = pcpmap_now_usec();
@@ -211,14 +231,29 @@ static void print_info(const struct opts *o, const char *event, const struct pcp
 			json_str(stdout, i->peer_addr);
 			printf(",\"port\":%u}", i->peer_port);
 		}
-		printf(",\"lifetime\":%" PRIu32 ",\"refresh_in\":%ld,\"epoch\":%" PRIu32 ",\"nonce\":\"%s\"",
-		       i->lifetime, refresh, i->epoch, nonce);
+		printf(",\"lifetime\":%" PRIu32 ",\"refresh_in\":%ld,\"epoch\":%" PRIu32, i->lifetime,
+		       refresh, i->epoch);
+		if (nonce_meaningful(o, i))
+			printf(",\"nonce\":\"%s\"", nonce);
+		char cmd[512];
+		if (o->once && !strcmp(event, "mapped")) {
+			/* null: nothing can delete it (a PEER mapping, a UPnP pinhole); it ends with its lifetime. */
+			printf(",\"unmap_command\":");
+			if (unmap_command(o, i, false, cmd, sizeof(cmd)))
+				json_str(stdout, cmd);
+			else
+				printf("null");
+			if (i->external_port2 && unmap_command(o, i, true, cmd, sizeof(cmd))) {
+				printf(",\"unmap_command2\":");
+				json_str(stdout, cmd);
+			}
+		}
 		printf(",\"external_is_private\":%s,\"detail\":", i->external_is_private ? "true" : "false");
 		json_str(stdout, i->detail);
 		if (i->error)
 			printf(",\"error\":{\"errno\":%d,\"message\":\"%s\",\"result_code\":%d,\"result\":\"%"
 			       "s\"}",
-			       -i->error, pcpmap_strerror(i->error), i->result_code,
+			       -i->error, err_text(i->error), i->result_code,
 			       pcpmap_result_name(i->proto, i->result_code));
 		printf("}\n");
 		fflush(stdout);
@@ -242,7 +277,7 @@ static void print_info(const struct opts *o, const char *event, const struct pcp
 			       i->external_addr);
 	} else if (!strcmp(event, "failed")) {
 		printf("failed %s %u via %s: %s", proto_str(i->ip_proto), i->internal_port,
-		       i->server[0] ? i->server : "(no gateway)", pcpmap_strerror(i->error));
+		       i->server[0] ? i->server : "(no gateway)", err_text(i->error));
 		if (i->result_code && i->proto != PCPMAP_PROTO_NONE) {
 			const char *adv = pcpmap_result_advice(i->proto, i->result_code);
 			printf(" [%s %s]%s%s", pcpmap_proto_name(i->proto),
@@ -321,23 +356,71 @@ static int make_client(struct opts *o, pcpmap_client **ret)
 	return r;
 }
 
-static void print_unmap_hint(const struct opts *o, const struct pcpmap_mapping_info *i)
+/* The command that deletes this mapping (second: its pair's companion, internal port + 1), or false when
+ * none can: PCP has no delete for a PEER mapping (RFC 6887 12: it lives as long as its lifetime), and
+ * UPnP names a pinhole by an ID only its creator holds. PCP deletes by nonce, NAT-PMP by internal port,
+ * UPnP by external port. */
+static bool unmap_command(const struct opts *o, const struct pcpmap_mapping_info *i, bool second, char *buf,
+			  size_t len)
 {
 	char nonce[25];
-	if (o->json || i->proto != PCPMAP_PROTO_PCP)
-		return;
-	nonce_str(i->nonce, nonce);
-	printf("to delete it: %s unmap %s %u --nonce %s", prog, proto_str(i->ip_proto), i->internal_port,
-	       nonce);
+	size_t n = 0;
+	if (i->kind == PCPMAP_KIND_PEER || (i->proto == PCPMAP_PROTO_UPNP && o->family == AF_INET6))
+		return false;
+	unsigned port = i->internal_port + (second ? 1u : 0u);
+	unsigned ext = second ? i->external_port2 : i->external_port;
+#define ADD(...)                                                  \
+	do {                                                      \
+		int k_ = snprintf(buf + n, len - n, __VA_ARGS__); \
+		if (k_ < 0 || (size_t)k_ >= len - n)              \
+			return false;                             \
+		n += (size_t)k_;                                  \
+	} while (0)
+	ADD("%s unmap %s %u", prog, proto_str(i->ip_proto), port);
+	switch (i->proto) {
+	case PCPMAP_PROTO_PCP:
+		nonce_str(second ? i->nonce2 : i->nonce, nonce);
+		ADD(" --nonce %s", nonce);
+		break;
+	case PCPMAP_PROTO_NATPMP:
+		ADD(" --protocol natpmp");
+		break;
+	case PCPMAP_PROTO_UPNP:
+		ADD(" --protocol upnp -e %u", ext);
+		break;
+	default:
+		return false;
+	}
 	if (o->gateway)
-		printf(" --gateway %s", o->gateway);
+		ADD(" --gateway %s", o->gateway);
 	if (o->family == AF_INET6)
-		printf(" -6");
+		ADD(" -6");
 	if (o->third_party)
-		printf(" --third-party %s", o->third_party);
+		ADD(" --third-party %s", o->third_party);
 	if (o->daemon)
-		printf(" --daemon");
-	printf("\n");
+		ADD(" --daemon");
+	if (o->socket)
+		ADD(" --socket %s", o->socket);
+#undef ADD
+	return true;
+}
+
+static void print_unmap_hint(const struct opts *o, const struct pcpmap_mapping_info *i)
+{
+	char cmd[512];
+	if (o->json)
+		return;
+	if (!unmap_command(o, i, false, cmd, sizeof(cmd))) {
+		printf("it cannot be deleted (%s): it ends with its lifetime, %" PRIu32 " s\n",
+		       i->kind == PCPMAP_KIND_PEER
+			   ? "PCP has no delete for PEER mappings"
+			   : "UPnP lets only the process that made a pinhole delete it",
+		       i->lifetime);
+		return;
+	}
+	printf("to delete it: %s\n", cmd);
+	if (i->external_port2 && unmap_command(o, i, true, cmd, sizeof(cmd)))
+		printf("and its pair: %s\n", cmd);
 }
 
 static int open_signalfd(void)
@@ -696,10 +779,14 @@ static void help_peer(void)
 static void help_unmap(void)
 {
 	printf("Usage: %s unmap PROTO PORT --nonce HEX [options]\n"
-	       "Deletes a mapping made earlier (e.g. by 'map --once', which prints this command).\n"
+	       "       %s unmap PROTO PORT --protocol natpmp|upnp [-e EXTERNAL_PORT] [options]\n"
+	       "Deletes a mapping made earlier (e.g. by 'map --once', which prints this command). Exits\n"
+	       "non-zero, saying why, when nothing was deleted.\n"
 	       "  --nonce HEX            the mapping's 24-hex-digit PCP nonce\n"
+	       "  --protocol natpmp|upnp a mapping made through NAT-PMP or UPnP (no nonce)\n"
+	       "  -e, --external-port N  UPnP: the mapping's external port (default PORT)\n"
 	       "  -6, --third-party, -g, -t, -j, -v as for 'map'\n",
-	       prog);
+	       prog, prog);
 }
 
 static void help_announce(void)
@@ -778,6 +865,34 @@ static int cmd_peer(int argc, char **argv, struct opts *o)
 	return run_mapping(o, &req, "peer");
 }
 
+/* What to try after a delete that did not happen. */
+static const char *unmap_advice(const struct opts *o, const struct pcpmap_mapping_info *i)
+{
+	bool upnp = i->proto == PCPMAP_PROTO_UPNP ||
+		    (o->protocols && o->protocols == PCPMAP_PROTO_BIT(PCPMAP_PROTO_UPNP));
+	switch (-i->error) {
+	case ENOENT:
+		if (upnp && o->family == AF_INET6)
+			return "a UPnP pinhole closes when its lease ends; only the process that made it can "
+			       "delete it sooner";
+		return upnp ? "UPnP finds a mapping by its external port: give it with -e as 'map --once' "
+			      "printed it ('to delete it: ...')"
+			    : "check PROTO and PORT against what 'map --once' printed";
+	case EACCES:
+		return upnp ? "that external port now maps to another client or port: it is not this mapping"
+			    : "PCP deletes only with the nonce the mapping was made with (--nonce, as 'map "
+			      "--once' printed it)";
+	case ETIMEDOUT:
+		return "the gateway did not answer: check --gateway, or allow more time with --timeout";
+	case ECONNREFUSED:
+	case EOPNOTSUPP:
+	case EPROTONOSUPPORT:
+		return "the gateway does not answer this protocol: name the one the mapping was made with "
+		       "(--protocol pcp, natpmp or upnp)";
+	}
+	return "run it again with -v to see what the gateway answered";
+}
+
 static int cmd_unmap(int argc, char **argv, struct opts *o)
 {
 	int r = parse_opts("unmap", argc, argv, o, help_unmap);
@@ -827,6 +942,8 @@ static int cmd_unmap(int argc, char **argv, struct opts *o)
 	if (!info.server[0] && o->gateway)
 		snprintf(info.server, sizeof(info.server), "%s", o->gateway);
 	print_info(o, "failed", &info);
+	if (!o->json)
+		fprintf(stderr, "%s unmap: nothing was deleted; %s\n", prog, unmap_advice(o, &info));
 	return exit_code_for(r);
 }
 
@@ -1219,7 +1336,7 @@ static void help_main(void)
 	       "Commands:\n"
 	       "  map PROTO PORT         map a port and keep it alive (--once to map and exit)\n"
 	       "  peer PROTO PORT ADDR PORT  PEER mapping for an existing connection\n"
-	       "  unmap PROTO PORT --nonce HEX  delete a mapping made with --once\n"
+	       "  unmap PROTO PORT --nonce HEX  delete a mapping made with --once (as it printed)\n"
 	       "  announce               ask the gateway for its PCP epoch\n"
 	       "  probe                  which protocols the gateway answers, RTTs, external address\n"
 	       "  external-address       print the gateway's external address\n"

@@ -154,6 +154,7 @@ struct pm_mapping {
 	uint64_t first_send;
 	bool retx_exhausted;
 	bool user_owned; /* false once the application freed or abandoned it */
+	bool unmap_only; /* made by pcpmap_unmap_sync(): the delete must find what it names */
 
 	/* What the gateway granted. */
 	enum pcpmap_proto proto;

@@ -1008,6 +1008,7 @@ PCPMAP_EXPORT int pcpmap_unmap_sync(pcpmap_client *c, const struct pcpmap_reques
 		return -ENOMEM;
 	}
 	m->user_owned = true;
+	m->unmap_only = true;
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
 	/* PCP deletes by nonce; without PCP the first allowed protocol deletes by ports. */
 	enum pcpmap_proto proto = PCPMAP_PROTO_NONE;

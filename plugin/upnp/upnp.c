@@ -129,6 +129,7 @@ static int upnp_send(struct pm_server *s, struct pm_mapping *m, bool del)
 		return -ENOMEM;
 	j->op = del ? UPNP_OP_UNMAP : UPNP_OP_MAP;
 	j->del = del;
+	j->named = del && m->unmap_only;
 	j->id = m->id;
 	j->family = m->family;
 	j->ip_proto = m->ip_proto;
@@ -140,9 +141,9 @@ static int upnp_send(struct pm_server *s, struct pm_mapping *m, bool del)
 	if (m->has_third_party)
 		pcp_addr_to_string(&m->third_party, j->client, sizeof(j->client));
 	safe_desc(m->description ? m->description : "pcpmap", j->desc, sizeof(j->desc));
-	if (del && !m->have_grant && !p->igd_seen) {
-		/* No IGD ever answered: nothing of ours can exist there, and a discovery now would only make
-		 * the application wait. */
+	if (del && !m->have_grant && !p->igd_seen && !j->named) {
+		/* No IGD ever answered: nothing this process made can exist there, and a discovery now would
+		 * only make the application wait. A named delete (unmap) looks for the IGD like a map does. */
 		j->op = UPNP_OP_FAIL;
 		j->code = 0;
 		snprintf(j->trace[j->n_trace++], UPNP_TRACE_LEN, "UPnP: no IGD was found, nothing to delete");
@@ -150,10 +151,12 @@ static int upnp_send(struct pm_server *s, struct pm_mapping *m, bool del)
 		   (m->ip_proto != IPPROTO_TCP && m->ip_proto != IPPROTO_UDP)) {
 		/* UPnP maps one TCP or UDP port for any peer: nothing else exists to create or delete. */
 		j->op = UPNP_OP_FAIL;
-		j->code = del ? 0 : -EOPNOTSUPP;
+		j->code = del && !j->named ? 0 : -EOPNOTSUPP;
 		snprintf(j->trace[j->n_trace++], UPNP_TRACE_LEN, "UPnP cannot carry %s%s (protocol %u)",
 			 m->kind == PCPMAP_KIND_PEER ? "PEER mappings" : "this mapping",
 			 del ? ": nothing to delete" : "", m->ip_proto);
+		if (j->named)
+			snprintf(j->detail, sizeof(j->detail), "UPnP maps one TCP or UDP port, for any peer");
 	}
 	return post(p, j);
 }
@@ -263,6 +266,8 @@ static void deliver_mapping(struct pm_server *s, const struct upnp_job *j)
 		pm_server_on_unreachable(s, j->code);
 		return;
 	}
+	if (j->detail[0])
+		snprintf(m->detail, sizeof(m->detail), "%s", j->detail);
 	struct upnp_verdict v;
 	upnp_classify(j->code, j->del, j->prefer_failure, &v);
 	struct pm_reply r;

@@ -503,7 +503,14 @@ static void run_unmap(struct upnp_igd *g, struct upnp_job *j)
 		if (!ph) {
 			trace(j, "UPnP DeletePinhole: no pinhole known for mapping %llu",
 			      (unsigned long long)j->id);
-			j->code = 0;
+			/* The IGD names a pinhole by the ID it gave its creator: another process cannot find
+			 * it. */
+			j->code = j->named ? -ENOENT : 0;
+			if (j->named)
+				snprintf(
+				    j->detail, sizeof(j->detail),
+				    "UPnP names a pinhole by the ID only its creator got; it closes when its "
+				    "lease ends");
 			return;
 		}
 		j->code = g->ops->del_pinhole(g, ph->uid);
@@ -524,8 +531,21 @@ static void run_unmap(struct upnp_igd *g, struct upnp_job *j)
 		j->code = r;
 		return;
 	}
+	if (j->named && h != HOLDER_US && h != HOLDER_UNKNOWN) {
+		/* unmap named this mapping: not finding it (or finding another's) is the answer. */
+		trace(j, "UPnP DeletePortMapping %s %u: %s, nothing deleted", proto, ext,
+		      h == HOLDER_NONE ? "no such mapping" : "held by another client");
+		j->code = h == HOLDER_NONE ? -ENOENT : -EACCES;
+		if (h == HOLDER_NONE)
+			snprintf(j->detail, sizeof(j->detail),
+				 "the IGD holds no %s mapping on external port %u", proto, ext);
+		else
+			snprintf(j->detail, sizeof(j->detail),
+				 "external port %s %u maps to another client or port", proto, ext);
+		return;
+	}
 	/* Only what is provably ours goes: the same external port may be another application's now. */
-	if (h == HOLDER_NONE || h == HOLDER_OTHER || (h == HOLDER_UNKNOWN && !j->renew)) {
+	if (!j->named && (h == HOLDER_NONE || h == HOLDER_OTHER || (h == HOLDER_UNKNOWN && !j->renew))) {
 		trace(j, "UPnP DeletePortMapping %s %u: %s", proto, ext,
 		      h == HOLDER_NONE ? "already gone" : "not ours, left alone");
 		j->code = 0;
@@ -537,6 +557,11 @@ static void run_unmap(struct upnp_igd *g, struct upnp_job *j)
 	      ms_since(t0));
 	if (transport_error(j->code))
 		invalidate(g);
+	if (j->named && (j->code == 714 || j->code == 730)) {
+		j->code = -ENOENT;
+		snprintf(j->detail, sizeof(j->detail), "the IGD holds no %s mapping on external port %u",
+			 proto, ext);
+	}
 }
 
 bool upnp_igd_keep(const struct upnp_job *j)

@@ -52,6 +52,8 @@ struct upnp_job {
 	enum upnp_op op;
 	uint64_t id; /* mapping id; 0 for server-wide jobs */
 	bool del;    /* answers a delete (UPNP_OP_UNMAP, or a UPNP_OP_FAIL standing in for one) */
+	bool named;  /* the delete names a mapping that should exist (pcpmap_unmap_sync): finding none, or
+		      * another's, is an error (-ENOENT, -EACCES) rather than a release with nothing to do */
 
 	/* Request (copied from the mapping on the loop thread). */
 	int family;       /* AF_INET: port mapping; AF_INET6: pinhole */
@@ -77,6 +79,7 @@ struct upnp_job {
 	int igd_status;              /* GetValidIGD's answer */
 	uint64_t igd_discovery_us;   /* time the discovery took, when UPNP_NOTE_DISCOVERED */
 	int igd_window_ms;           /* the discovery window that found it */
+	char detail[160];            /* why a named delete failed, for the mapping's detail ("" if none) */
 
 	/* Decoded actions, emitted through pm_trace by the loop thread. */
 	unsigned n_trace;

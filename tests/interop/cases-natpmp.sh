@@ -5,6 +5,7 @@
 # namespace), and always tears the lab down.
 # Usage: cases-natpmp.sh CASE   (root). Exit 0 pass, 1 fail, 77 skip (no namespaces here).
 # Cases: map_tcp map_udp renew_and_sigterm not_authorized unreachable unreachable_exit capture_clean
+# once_unmap_hint
 set -euo pipefail
 
 CASE_PREFIX=pmn
@@ -35,6 +36,7 @@ map_and_check() { # PROTO PORT [extra pcpmap options]
 	grep -q "NAT-PMP public address response result=Success .* external=$EXT4" "$WORK/map.out" ||
 		fail "no public address answer in the trace"
 	rules_have "$ext" || fail "no gateway rule for port $ext"
+	expect_gateway_from "$WORK/map.out"
 	"$LAB" reach "$proto" "$ext" "$port" || fail "${proto^^} to $EXT4:$ext did not reach the client"
 	MAPPED_EXT=$ext
 }
@@ -68,6 +70,7 @@ case_renew_and_sigterm() {
 		fail "renewal reported a change, loss or failure"
 	rules_have 7102 || fail "rule gone while the tool runs"
 	"$LAB" reach tcp "$ext" 7102 || fail "not reachable while renewed"
+	expect_gateway_from "$WORK/fg.out"
 	kill -TERM "$BG_PID"
 	wait "$BG_PID" || fail "pcpmap exited non-zero after SIGTERM"
 	BG_PID=
@@ -75,6 +78,8 @@ case_renew_and_sigterm() {
 	grep -q 'NAT-PMP map tcp response result=Success epoch=[0-9]* internal=7102 external=0 lifetime=0' "$WORK/fg.err" ||
 		fail "the delete was not confirmed"
 	! rules_have 7102 || fail "rule still present after SIGTERM"
+	expect_gone "$ext" "the SIGTERM delete"
+	expect_gateway
 	ok "$requests requests in 11 s at lifetime 8 s, renewals suggest port $ext, deleted on SIGTERM"
 }
 
@@ -85,6 +90,7 @@ case_not_authorized() {
 	grep -q 'NAT-PMP map tcp response result=NotAuthorized' "$WORK/map.out" || fail "no NotAuthorized answer traced"
 	grep -q '^failed .*NotAuthorized' "$WORK/map.out" || fail "error does not name NotAuthorized: $(cat "$WORK/map.out")"
 	! rules_have 80 || fail "a rule for port 80 appeared"
+	expect_gateway
 	ok "$(grep '^failed' "$WORK/map.out")"
 }
 
@@ -110,6 +116,7 @@ run_unreachable() {
 	[[ -n $T_FAILED ]] || T_FAILED=$T_EXIT
 	[[ $rc -eq 3 ]] || fail "stopped server exited $rc, want 3: $(cat "$WORK/map.out")"
 	grep -qi 'refused' "$WORK/map.out" || fail "error does not say refused: $(cat "$WORK/map.out")"
+	expect_gateway
 }
 
 case_unreachable() {
@@ -137,9 +144,12 @@ case_capture_clean() {
 	"$LAB" cli "$PCPMAP" map udp 7106 --lifetime 8 "${NP[@]}" -g $GW4 >"$WORK/d.out" 2>&1 &
 	BG_PID=$!
 	sleep 6
+	expect_gateway_from "$WORK/a.out" "$WORK/b.out" "$WORK/d.out"
 	kill -TERM "$BG_PID"
 	wait "$BG_PID" || true
 	BG_PID=
+	expect_gone 7106 "the SIGTERM delete"
+	expect_gateway_from "$WORK/a.out" "$WORK/b.out"
 	sleep 0.5
 	"$LAB" capture-stop
 	"$LAB" capture-check "$WORK/cap.pcapng" nat-pmp || fail "capture shows malformed packets or warnings"
@@ -147,6 +157,33 @@ case_capture_clean() {
 	n=$(tshark -r "$WORK/cap.pcapng" -Y nat-pmp 2>/dev/null | wc -l)
 	[[ $n -ge 12 ]] || fail "only $n NAT-PMP packets captured"
 	ok "$n NAT-PMP packets (address, map, renewal, delete, refusal) decode cleanly in tshark"
+}
+
+# `map --once` over NAT-PMP prints the command that deletes the mapping (and puts it in its JSON, without a
+# nonce: NAT-PMP has none), and that command deletes exactly that mapping.
+case_once_unmap_hint() {
+	lab_up
+	pm a map tcp 7120 --once "${NP[@]}" -g $GW4
+	[[ $RC -eq 0 ]] || fail "map exited $RC"
+	pm b map udp 7121 --once --json "${NP[@]}"
+	[[ $RC -eq 0 ]] || fail "map --json exited $RC"
+	expect_gateway_from "$WORK/a.out" "$WORK/b.out"
+	local cmd jcmd
+	cmd=$(sed -n 's/^to delete it: pcpmap //p' "$WORK/a.out")
+	[[ -n $cmd ]] || fail "no 'to delete it' line: $(cat "$WORK/a.out")"
+	jcmd=$(json_field "$WORK/b.out" unmap_command 2>/dev/null) || fail "no unmap_command in $(cat "$WORK/b.out")"
+	! grep -q '"nonce"' "$WORK/b.out" || fail "NAT-PMP mapping JSON carries a nonce: $(cat "$WORK/b.out")"
+	# shellcheck disable=SC2086
+	pm del-a $cmd
+	[[ $RC -eq 0 ]] || fail "'$cmd' exited $RC: $(cat "$WORK/del-a.out")"
+	expect_gone 7120 "'$cmd'"
+	expect_gateway_from "$WORK/b.out"
+	# shellcheck disable=SC2086
+	pm del-b ${jcmd#pcpmap }
+	[[ $RC -eq 0 ]] || fail "'$jcmd' exited $RC: $(cat "$WORK/del-b.out")"
+	expect_gone 7121 "'$jcmd'"
+	expect_gateway
+	ok "printed '$cmd' and JSON '$jcmd' each deleted their mapping"
 }
 
 fn=case_$CASE

@@ -8,65 +8,25 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB=$HERE/lab.sh
-CASES="map_tcp map_udp sigterm_delete presence_check gateway_restart conflict refused ipv6_pinhole no_gateway time_to_mapping"
+CASES="map_tcp map_udp sigterm_delete presence_check gateway_restart conflict refused ipv6_pinhole no_gateway
+silent_gateway time_to_mapping unmap once_unmap_hint"
 if [[ ${1-} == list ]]; then
 	echo "$CASES"
 	exit 0
 fi
-: "${PCPMAP_BUILD_DIR:?PCPMAP_BUILD_DIR must name the build tree}"
-export PCPMAP_BUILD_DIR
-PCPMAP=${PCPMAP_BIN:-$PCPMAP_BUILD_DIR/cli/pcpmap}
-CASE=${1:?usage: cases-upnp.sh CASE (or list)}
-export PCPMAP_LAB=pmu-${CASE//_/-}
-# PCPMAP_LAB_TAG (optional) keeps labs of two build trees run at once apart.
-export PCPMAP_LAB=${PCPMAP_LAB_TAG:-}${PCPMAP_LAB:0:30}
-WORK=$(mktemp -d /tmp/pcpmap-interop-upnp.XXXXXX)
+CASE_PREFIX=pmu
+CASE_SCRIPT=cases-upnp.sh
+LAB_UP_ARGS=(--natpmp no)
+# shellcheck source=tests/interop/common.sh
+source "$HERE/common.sh"
 CLI4=192.168.77.2
 CLI6=fd77:77::2
-EXT4=203.0.113.1
 ROOTDESC=http://192.168.77.1:5000/rootDesc.xml
 BG_PID=
 
-cleanup() {
-	local rc=$?
-	if [[ -n ${BG_PID:-} ]]; then
-		kill "$BG_PID" 2>/dev/null || true
-		wait "$BG_PID" 2>/dev/null || true
-	fi
-	"$LAB" down >/dev/null 2>&1 || true
-	if [[ $rc -ne 0 && $rc -ne 77 ]]; then
-		echo "--- case $CASE failed (rc $rc); pcpmap output:"
-		tail -n 40 "$WORK"/*.out "$WORK"/*.err 2>/dev/null || true
-		echo "--- miniupnpd log:"
-		tail -n 20 "/run/pcpmap-lab/$PCPMAP_LAB/miniupnpd.log" 2>/dev/null || true
-	fi
-	rm -rf "$WORK"
-	exit $rc
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL [$CASE]: $*" >&2
-	exit 1
-}
-ok() {
-	echo "ok [$CASE]: $*"
-}
 skip() {
 	echo "SKIP [$CASE]: $*"
 	exit 77
-}
-
-lab_up() {
-	local rc=0
-	"$LAB" up --natpmp no >"$WORK/lab.out" 2>&1 || rc=$?
-	if [[ $rc -eq 77 ]]; then
-		skip "$(tail -n1 "$WORK/lab.out")"
-	fi
-	[[ $rc -eq 0 ]] || {
-		cat "$WORK/lab.out"
-		fail "lab did not come up"
-	}
 }
 
 need_upnpc() {
@@ -74,35 +34,12 @@ need_upnpc() {
 }
 
 # Runs pcpmap in the client namespace with UPnP only; stdout in $WORK/NAME.out, stderr in NAME.err,
-# exit code in $RC.
+# exit code in $RC (unlike common.sh's pm, the trace stays apart from the JSON).
 pm() {
 	local name=$1
 	shift
 	RC=0
 	"$LAB" cli "$PCPMAP" "$@" --protocol upnp >"$WORK/$name.out" 2>"$WORK/$name.err" || RC=$?
-}
-
-json_field() { # FILE KEY (dotted path) from the first JSON line with "event":"mapped"
-	python3 - "$1" "$2" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if not line.startswith('{'):
-        continue
-    d = json.loads(line)
-    if d.get('event') not in ('mapped', 'changed'):
-        continue
-    for k in sys.argv[2].split('.'):
-        d = d[k]
-    print(d)
-    break
-PY
-}
-
-rules_have() { # PORT: the gateway holds a rule naming this port
-	local r
-	r=$("$LAB" rules)
-	grep -qw -- "$1" <<<"$r"
 }
 
 # Waits (up to $2 tenths of a second) until FILE holds a line matching the extended regex $3.
@@ -144,6 +81,7 @@ case_map_tcp() {
 	[[ $addr == "$EXT4" ]] || fail "external address $addr, want $EXT4"
 	[[ $(json_field "$WORK/map.out" internal.address) == "$CLI4" ]] || fail "internal address is not $CLI4"
 	rules_have "$ext" || fail "no gateway rule for port $ext"
+	expect_gateway_from "$WORK/map.out"
 	"$LAB" reach tcp "$ext" 7100 || fail "TCP to $EXT4:$ext did not reach the client"
 	# Decoded trace: every IGD action with its outcome and duration, no datagram bytes.
 	grep -Eq 'UPnP Add(Any)?PortMapping TCP 7100->192\.168\.77\.2:7100 lease 7200 -> OK .*\([0-9.]+ ms\)' \
@@ -160,6 +98,7 @@ case_map_udp() {
 	ext=$(json_field "$WORK/map.out" external.port)
 	[[ $ext == 17101 ]] || fail "suggested external port 17101 not granted (got $ext)"
 	rules_have "$ext" || fail "no gateway rule for port $ext"
+	expect_gateway_from "$WORK/map.out"
 	"$LAB" reach udp "$ext" 7101 || fail "UDP to $EXT4:$ext did not reach the client"
 	ok "UDP 7101 -> $EXT4:$ext (suggested port honoured), reachable"
 }
@@ -170,9 +109,12 @@ case_sigterm_delete() {
 	local ext
 	ext=$(json_field "$WORK/fg.out" external.port)
 	rules_have "$ext" || fail "no rule while the tool runs"
+	expect_gateway_from "$WORK/fg.out"
 	stop_fg
 	grep -q "UPnP DeletePortMapping TCP $ext -> OK" "$WORK/fg.err" || fail "no DeletePortMapping on SIGTERM"
 	! rules_have "$ext" || fail "rule still present after SIGTERM"
+	expect_gone "$ext" "the SIGTERM delete"
+	expect_gateway
 	ok "mapping $ext deleted on SIGTERM (DeletePortMapping), rule gone"
 }
 
@@ -197,8 +139,11 @@ case_presence_check() {
 	"$LAB" reach tcp "$ext" 7103 || fail "re-added mapping not reachable"
 	# The engine saw a plain renewal: no extra event.
 	! grep -Eq '"event":"(lost|changed|failed)"' "$WORK/fg.out" || fail "the re-add surfaced as an event"
+	expect_gateway_from "$WORK/fg.out"
 	stop_fg
 	! rules_have "$ext" || fail "rule still present after SIGTERM"
+	expect_gone "$ext" "the SIGTERM delete"
+	expect_gateway
 	ok "mapping deleted by upnpc -d was found missing (714) at the renewal, re-added and reachable"
 }
 
@@ -215,7 +160,10 @@ case_gateway_restart() {
 	grep -q "AddPortMapping TCP $ext->$CLI4:7104 lease 8 -> OK" "$WORK/fg.err" || fail "no re-add in the trace"
 	rules_have "$ext" || fail "rule not back after the restart"
 	"$LAB" reach tcp "$ext" 7104 || fail "not reachable after the restart"
+	expect_gateway_from "$WORK/fg.out"
 	stop_fg
+	expect_gone "$ext" "the SIGTERM delete"
+	expect_gateway
 	ok "mapping $ext re-created after a gateway restart with state loss"
 }
 
@@ -239,6 +187,7 @@ case_conflict() {
 	grep -q '"errno":98,.*"result_code":718,"result":"ConflictInMappingEntry"' "$WORK/c.out" ||
 		fail "error is not EADDRINUSE/718: $(cat "$WORK/c.out")"
 	"$LAB" reach tcp 17110 7110 || fail "the pinned attempt disturbed the first mapping"
+	expect_gateway_from "$WORK/a.out" "$WORK/b.out"
 	ok "17110 kept by its owner, the second mapping moved to $ext, a pinned request refused with 718"
 }
 
@@ -256,6 +205,7 @@ case_refused() {
 	[[ $RC -eq 3 ]] || fail "PEER over UPnP: exit $RC, want 3 (not supported)"
 	grep -q '"errno":95' "$WORK/peer.out" || fail "PEER error is not EOPNOTSUPP: $(cat "$WORK/peer.out")"
 	! rules_have 7113 || fail "a refused mapping left a rule"
+	expect_gateway
 	ok "THIRD_PARTY refused with 606 (EACCES, exit 4); PEER refused with EOPNOTSUPP (exit 3)"
 }
 
@@ -273,12 +223,18 @@ case_ipv6_pinhole() {
 	[[ $addr == "$CLI6" ]] || fail "pinhole address $addr, want the client's $CLI6"
 	grep -q 'UPnP AddPinhole TCP \[fd77:77::2\]:7105 lease 7200 -> OK id' "$WORK/map.err" || fail "no AddPinhole trace"
 	"$LAB" reach tcp "$ext" 7105 -6 || fail "TCP over IPv6 through the pinhole did not reach the client"
+	rules_have "$ext" || fail "no pinhole rule for port $ext on the gateway"
+	# Only its maker can name a pinhole: the tool says so instead of printing an unmap command.
+	[[ $(json_field "$WORK/map.out" unmap_command) == None ]] || fail "a UPnP pinhole got an unmap_command"
 	# A foreground pinhole is deleted on SIGTERM.
 	pm_fg fg tcp 7106 -6
 	"$LAB" reach tcp 7106 7106 -6 || fail "second pinhole not reachable"
 	stop_fg
 	grep -q 'UPnP DeletePinhole .* -> OK' "$WORK/fg.err" || fail "no DeletePinhole on SIGTERM"
 	! "$LAB" reach tcp 7106 7106 -6 2>/dev/null || fail "pinhole still open after SIGTERM"
+	expect_gone 7106 "the SIGTERM DeletePinhole"
+	rules_have "$ext" || fail "the --once pinhole $ext went too"
+	expect_gateway # pinholes only, no IPv4 port mapping
 	ok "IPv6 pinholes [$addr]:$ext and :7106 reachable through WANIPv6FirewallControl; DeletePinhole closes it"
 }
 
@@ -293,6 +249,7 @@ case_no_gateway() {
 	[[ $rc -eq 3 ]] || fail "no SSDP listener: exit $rc, want 3: $(cat "$WORK/map.out" "$WORK/map.err")"
 	grep -q '"errno":111' "$WORK/map.out" || fail "error is not ECONNREFUSED: $(cat "$WORK/map.out")"
 	[[ $ms -lt 500 ]] || fail "reported the failure after $ms ms"
+	expect_gateway
 	ok "gateway without UPnP: ECONNREFUSED reported after $ms ms"
 }
 
@@ -307,7 +264,71 @@ case_silent_gateway() {
 	grep -q '"errno":110' "$WORK/map.out" || fail "error is not ETIMEDOUT: $(cat "$WORK/map.out")"
 	# Discovery listens 100 + 400 + 1500 ms, then gives up.
 	[[ $ms -ge 1900 && $ms -lt 3500 ]] || fail "reported the failure after $ms ms, want about 2 s"
+	expect_gateway
 	ok "no IGD answering: ETIMEDOUT reported after $ms ms (discovery windows 100+400+1500 ms)"
+}
+
+# `pcpmap unmap --protocol upnp` finds the IGD, deletes the mapping it names (by external port) and says so;
+# a delete that finds nothing to delete is an error, never "deleted".
+case_unmap() {
+	lab_up
+	pm a map tcp 9550 --once --json
+	[[ $RC -eq 0 ]] || fail "map exited $RC"
+	pm b map udp 9551 -e 19551 --once --json
+	[[ $RC -eq 0 ]] || fail "map -e 19551 exited $RC"
+	expect_gateway_from "$WORK/a.out" "$WORK/b.out"
+	pm del unmap tcp 9550 -v
+	[[ $RC -eq 0 ]] || fail "unmap exited $RC: $(cat "$WORK/del.out" "$WORK/del.err")"
+	grep -q '^deleted tcp 9550' "$WORK/del.out" || fail "no 'deleted' line: $(cat "$WORK/del.out")"
+	grep -q 'UPnP DeletePortMapping TCP 9550 -> OK' "$WORK/del.err" || fail "no DeletePortMapping in the trace"
+	expect_gone 9550 "unmap tcp 9550"
+	expect_gateway_from "$WORK/b.out"
+	# Nothing left at 9550: an error that says so, exit 4, and nothing else touched.
+	pm again unmap tcp 9550
+	[[ $RC -eq 4 ]] || fail "deleting a mapping that is not there exited $RC, want 4: $(cat "$WORK/again.out")"
+	grep -qi '^failed tcp 9550 .*nothing was deleted' "$WORK/again.out" ||
+		fail "the error does not say nothing was deleted: $(cat "$WORK/again.out")"
+	grep -q 'UPnP finds a mapping by its external port' "$WORK/again.err" ||
+		fail "the error does not say what to try: $(cat "$WORK/again.err")"
+	# UPnP names mappings by external port: without -e the one at 19551 is not found, with it it goes.
+	pm wrong unmap udp 9551 --json
+	[[ $RC -eq 4 ]] || fail "unmap udp 9551 (external port 19551) exited $RC, want 4"
+	grep -q '"event":"failed"' "$WORK/wrong.out" || fail "no failed JSON object: $(cat "$WORK/wrong.out")"
+	expect_gateway_from "$WORK/b.out"
+	pm right unmap udp 9551 -e 19551
+	[[ $RC -eq 0 ]] || fail "unmap udp 9551 -e 19551 exited $RC: $(cat "$WORK/right.out")"
+	expect_gone 19551 "unmap udp 9551 -e 19551"
+	expect_gateway
+	ok "UPnP unmap deleted 9550 and 19551 (rules gone); nothing to delete is exit 4: $(head -n1 "$WORK/again.out")"
+}
+
+# `map --once` over UPnP prints the command that deletes the mapping (and puts it in its JSON, without a
+# nonce: UPnP has none), and that command deletes exactly that mapping.
+case_once_unmap_hint() {
+	lab_up
+	pm a map tcp 9540 --once -g $GW4
+	[[ $RC -eq 0 ]] || fail "map exited $RC"
+	pm b map tcp 9541 -e 19541 --once --json
+	[[ $RC -eq 0 ]] || fail "map --json exited $RC"
+	expect_gateway_from "$WORK/a.out" "$WORK/b.out"
+	local cmd jcmd
+	cmd=$(sed -n 's/^to delete it: pcpmap //p' "$WORK/a.out")
+	[[ -n $cmd ]] || fail "no 'to delete it' line: $(cat "$WORK/a.out")"
+	jcmd=$(json_field "$WORK/b.out" unmap_command 2>/dev/null) || fail "no unmap_command in $(cat "$WORK/b.out")"
+	! grep -q '"nonce"' "$WORK/b.out" || fail "UPnP mapping JSON carries a nonce: $(cat "$WORK/b.out")"
+	local rc=0
+	# shellcheck disable=SC2086
+	"$LAB" cli "$PCPMAP" $cmd >"$WORK/del-a.out" 2>&1 || rc=$?
+	[[ $rc -eq 0 ]] || fail "'$cmd' exited $rc: $(cat "$WORK/del-a.out")"
+	expect_gone 9540 "'$cmd'"
+	expect_gateway_from "$WORK/b.out"
+	rc=0
+	# shellcheck disable=SC2086
+	"$LAB" cli "$PCPMAP" ${jcmd#pcpmap } >"$WORK/del-b.out" 2>&1 || rc=$?
+	[[ $rc -eq 0 ]] || fail "'$jcmd' exited $rc: $(cat "$WORK/del-b.out")"
+	expect_gone 19541 "'$jcmd'"
+	expect_gateway
+	ok "printed '$cmd' and JSON '$jcmd' each deleted their mapping"
 }
 
 median() {
@@ -342,6 +363,9 @@ case_time_to_mapping() {
 	echo "time to a UPnP mapping (process start to exit, median): pcpmap $((o / 1000)).$(((o % 1000) / 100)) ms" \
 		"(runs: ${ours[*]} us), upnpc -i -a $((u / 1000)).$(((u % 1000) / 100)) ms (runs: ${theirs[*]} us)"
 	echo "pcpmap discovery time (median): $dm ms (runs: ${disc[*]} ms)"
+	# Five of pcpmap's and three of upnpc's, no more, no less.
+	expect_gateway_from -m "tcp 7301 $CLI4:7301" -m "tcp 7302 $CLI4:7302" -m "tcp 7303 $CLI4:7303" \
+		"$WORK"/m[1-5].out
 	[[ $o -lt $u ]] || fail "pcpmap ($o us) not faster than upnpc ($u us)"
 	[[ $o -lt 1000000 ]] || fail "pcpmap took $o us: discovery waited for a full window"
 	ok "pcpmap $((o / 1000)) ms vs upnpc $((u / 1000)) ms (discovery $dm ms)"

@@ -1,6 +1,7 @@
-# Scaffolding shared by the interop case scripts (cases.sh, cases-natpmp.sh). The sourcing script sets
-# CASE_PREFIX (lab name prefix) and CASE_SCRIPT (its name, for usage) and passes its arguments.
-# Provides: LAB, PCPMAP, CASE, WORK, GW4, EXT4, the EXIT trap, fail, ok, lab_up, pm, json_field, rules_have.
+# Scaffolding shared by the interop case scripts (cases.sh, cases-natpmp.sh, cases-upnp.sh). The sourcing
+# script sets CASE_PREFIX (lab name prefix) and CASE_SCRIPT (its name, for usage) and passes its arguments.
+# Provides: LAB, PCPMAP, CASE, WORK, GW4, EXT4, the EXIT trap, fail, ok, lab_up, pm, json_field, rules_have,
+# and the gateway cross-checks client_mappings, gw_mappings, expect_gateway, expect_gone.
 # shellcheck shell=bash
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,7 +27,7 @@ cleanup() {
 	"$LAB" down >/dev/null 2>&1 || true
 	if [[ $rc -ne 0 && $rc -ne 77 ]]; then
 		echo "--- case $CASE failed (rc $rc); pcpmap output:"
-		tail -n 40 "$WORK"/*.out 2>/dev/null || true
+		tail -n 40 "$WORK"/*.out "$WORK"/*.err 2>/dev/null || true
 		echo "--- miniupnpd log:"
 		tail -n 20 "/run/pcpmap-lab/$PCPMAP_LAB/miniupnpd.log" 2>/dev/null || true
 	fi
@@ -43,9 +44,10 @@ ok() {
 	echo "ok [$CASE]: $*"
 }
 
+# LAB_UP_ARGS (optional, set by the sourcing script) go to every `lab.sh up`, before the case's own.
 lab_up() {
 	local rc=0
-	"$LAB" up "$@" >"$WORK/lab.out" 2>&1 || rc=$?
+	"$LAB" up ${LAB_UP_ARGS[@]+"${LAB_UP_ARGS[@]}"} "$@" >"$WORK/lab.out" 2>&1 || rc=$?
 	if [[ $rc -eq 77 ]]; then
 		echo "SKIP [$CASE]: $(tail -n1 "$WORK/lab.out")"
 		exit 77
@@ -83,4 +85,85 @@ rules_have() { # PORT: the gateway holds a rule naming this port
 	local r
 	r=$("$LAB" rules)
 	grep -qw -- "$1" <<<"$r"
+}
+
+# ---- The client's view against the gateway's rules ----
+# A mapping is named "PROTO EXTPORT INTADDR:INTPORT" (e.g. "tcp 17006 192.168.77.2:7006"), one per line.
+
+# The IPv4 port mappings the client reported in FILEs: in each, the last "mapped" or "changed" line (JSON
+# or human output: what the client holds now), both halves of a port pair.
+client_mappings() { # FILE...
+	python3 - "$@" <<'PY'
+import json, re, sys
+human = re.compile(r'^(?:mapped|changed) (tcp|udp) ([0-9.]+):(\d+) -> [0-9.]+:(\d+)(?: \(\+(\d+),)?')
+for path in sys.argv[1:]:
+    last = None
+    for line in open(path):
+        line = line.strip()
+        if line.startswith('{'):
+            d = json.loads(line)
+            if d.get('event') not in ('mapped', 'changed') or d.get('kind') != 'map':
+                continue
+            if ':' in d['internal']['address']:
+                continue
+            last = (d['transport'], d['internal']['address'], d['internal']['port'],
+                    d['external']['port'], d['external'].get('port2'))
+        else:
+            m = human.match(line)
+            if m:
+                last = (m.group(1), m.group(2), int(m.group(3)), int(m.group(4)),
+                        int(m.group(5)) if m.group(5) else None)
+    if last:
+        t, ia, ip, ep, ep2 = last
+        print(f"{t} {ep} {ia}:{ip}")
+        if ep2:
+            print(f"{t} {ep2} {ia}:{ip + 1}")
+PY
+}
+
+# The IPv4 port mappings the gateway holds: its DNAT rules (miniupnpd's nftables chains).
+gw_mappings() {
+	"$LAB" rules | python3 -c '
+import re, sys
+names = {"0x6": "tcp", "0x06": "tcp", "0x11": "udp", "6": "tcp", "17": "udp", "tcp": "tcp", "udp": "udp"}
+for line in sys.stdin:
+    m = re.search(r"dnat ip to ([0-9.]+):(\d+)", line)
+    d = re.search(r"\bdport (\d+)", line)
+    if not m or not d:
+        continue
+    p = re.search(r"@nh,72,8 (0x[0-9a-f]+)|\b(tcp|udp) dport|meta l4proto (\w+)", line)
+    proto = names.get(next((g for g in p.groups() if g), "")) if p else "?"
+    print(f"{proto} {d.group(1)} {m.group(1)}:{m.group(2)}")
+'
+}
+
+# Fails unless the gateway's port mappings are exactly those named (one per argument, or none): the client
+# and the gateway agree, nothing is missing, nothing is left over or doubled.
+expect_gateway() { # "PROTO EXT INTADDR:INTPORT"...
+	local want have
+	want=$(printf '%s\n' "$@" | sed '/^$/d' | sort)
+	have=$(gw_mappings | sort)
+	[[ $want == "$have" ]] ||
+		fail "the gateway's mappings differ from the client's: client [${want//$'\n'/, }], gateway [${have//$'\n'/, }]"
+}
+
+# expect_gateway with the mappings reported in FILEs (plus any extra ones named with -m "SPEC").
+expect_gateway_from() { # [-m SPEC]... FILE...
+	local extra=() specs
+	while [[ ${1-} == -m ]]; do
+		extra+=("$2")
+		shift 2
+	done
+	specs=$(client_mappings "$@")
+	[[ -n $specs || $# -eq 0 ]] || fail "no mapping reported in $*"
+	local list=()
+	[[ -z $specs ]] || mapfile -t list <<<"$specs"
+	expect_gateway "${list[@]}" "${extra[@]}"
+}
+
+# After a delete: no rule of any chain names the external port (DNAT, filter, pinhole or PEER SNAT).
+expect_gone() { # PORT [WHAT]
+	local r
+	r=$("$LAB" rules | grep -w -- "dport $1" || true)
+	[[ -z $r ]] || fail "${2:-the mapping} on port $1 was reported deleted but the gateway still holds: $r"
 }

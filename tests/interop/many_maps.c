@@ -1,6 +1,8 @@
 /* Interop helper: asks for COUNT TCP mappings (internal ports BASE..BASE+COUNT-1) at once and waits until
- * every one is mapped, or the time limit passes. Prints "mapped N/COUNT in MS ms, S requests". Exit 0 when
- * all are mapped. Mappings are left to expire (abandoned) so the caller can inspect the gateway. */
+ * every one is in state MAPPED (its state, not a count of events), or the time limit passes. Prints
+ * "mapped N/COUNT in MS ms, S requests", then one line per mapped mapping, "mapping tcp EXT ADDR:PORT", for
+ * the caller to compare with the gateway's rules. Exit 0 when all are mapped. Mappings are left to expire
+ * (abandoned) so the caller can inspect the gateway. */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,22 +10,26 @@
 
 #include <pcpmap/pcpmap.h>
 
-static unsigned mapped;
-
 static void log_cb(void *ud, enum pcpmap_log_level level, const char *msg)
 {
 	(void)ud;
 	fprintf(stderr, "<%d> %s\n", level, msg);
 }
 
-static void on_event(pcpmap_mapping *m, enum pcpmap_event ev, const struct pcpmap_mapping_info *info,
-		     void *ud)
+static bool is_mapped(const struct pcpmap_mapping_info *info)
 {
-	(void)m;
-	(void)info;
-	(void)ud;
-	if (ev == PCPMAP_EVENT_MAPPED)
-		mapped++;
+	return info->state == PCPMAP_STATE_MAPPED || info->state == PCPMAP_STATE_REFRESHING;
+}
+
+static unsigned count_mapped(pcpmap_mapping **maps, unsigned n)
+{
+	unsigned k = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct pcpmap_mapping_info info;
+		if (pcpmap_mapping_get_info(maps[i], &info) == 0 && is_mapped(&info))
+			k++;
+	}
+	return k;
 }
 
 int main(int argc, char **argv)
@@ -57,13 +63,13 @@ int main(int argc, char **argv)
 		pcpmap_request_init(&req, PCPMAP_KIND_MAP);
 		req.internal_port = (uint16_t)(base + i);
 		req.lifetime = 600;
-		req.callback = on_event;
 		if (pcpmap_mapping_new(c, &req, &maps[i]) < 0)
 			return 1;
 		pcpmap_client_process(c);
 	}
 	uint64_t end = t0 + (uint64_t)limit * 1000000u;
-	while (mapped < n && pcpmap_now_usec() < end) {
+	unsigned mapped = 0;
+	while ((mapped = count_mapped(maps, n)) < n && pcpmap_now_usec() < end) {
 		struct pollfd p = { .fd = pcpmap_client_get_fd(c), .events = POLLIN };
 		int t = pcpmap_client_get_timeout(c);
 		poll(&p, 1, t < 0 || t > 200 ? 200 : t);
@@ -77,7 +83,10 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < n; i++) {
 		struct pcpmap_mapping_info info;
 		pcpmap_mapping_get_info(maps[i], &info);
-		if (info.state != PCPMAP_STATE_MAPPED && info.state != PCPMAP_STATE_REFRESHING)
+		if (is_mapped(&info))
+			printf("mapping tcp %u %s:%u\n", info.external_port, info.internal_addr,
+			       info.internal_port);
+		else
 			printf("not mapped: port %u state %s via %s error %s %s\n", info.internal_port,
 			       pcpmap_state_name(info.state), pcpmap_proto_name(info.proto),
 			       pcpmap_strerror(info.error), info.detail);

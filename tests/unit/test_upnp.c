@@ -767,6 +767,58 @@ static void test_job_delete_only_ours(void **state)
 	upnp_igd_fini(&g);
 }
 
+/* A delete that names a mapping (pcpmap_unmap_sync) reports what it found: nothing there or another's is an
+ * error with a detail, never a success. */
+static void test_job_named_delete(void **state)
+{
+	(void)state;
+	struct upnp_igd g;
+	struct upnp_job j;
+	igd_init(&g);
+	memset(&j, 0, sizeof(j));
+	j.op = UPNP_OP_UNMAP;
+	j.del = true;
+	j.named = true;
+	j.id = 1;
+	j.family = AF_INET;
+	j.ip_proto = IPPROTO_TCP;
+	j.internal_port = 9550;
+	j.ext_port = 19550;
+	/* Nothing at 19550. */
+	upnp_igd_run(&g, &j);
+	assert_int_equal(j.code, -ENOENT);
+	assert_int_equal(fk.n_dels, 0);
+	assert_non_null(strstr(j.detail, "no TCP mapping on external port 19550"));
+	/* Another client's (or another internal port's) mapping there: left alone, -EACCES. */
+	tab_set(19550, "192.168.77.2", 9551);
+	j.detail[0] = '\0';
+	upnp_igd_run(&g, &j);
+	assert_int_equal(j.code, -EACCES);
+	assert_int_equal(fk.n_dels, 0);
+	assert_true(j.detail[0]);
+	/* Ours: deleted. */
+	tab_set(19550, "192.168.77.2", 9550);
+	j.detail[0] = '\0';
+	upnp_igd_run(&g, &j);
+	assert_int_equal(j.code, 0);
+	assert_int_equal(fk.n_dels, 1);
+	assert_int_equal(fk.dels[0], 19550);
+	assert_false(j.detail[0]);
+	/* An IGD that will not say who holds it: asked to delete, and its 714 is "nothing there". */
+	fk.entry_rc = 606;
+	fk.del_rc = 714;
+	upnp_igd_run(&g, &j);
+	assert_int_equal(fk.n_dels, 2);
+	assert_int_equal(j.code, -ENOENT);
+	/* A pinhole this process did not make cannot be named: -ENOENT, not success. */
+	j.family = AF_INET6;
+	j.detail[0] = '\0';
+	upnp_igd_run(&g, &j);
+	assert_int_equal(j.code, -ENOENT);
+	assert_true(j.detail[0]);
+	upnp_igd_fini(&g);
+}
+
 static void test_job_pinholes(void **state)
 {
 	(void)state;
@@ -1210,6 +1262,33 @@ static void test_engine_map(void **state)
 	assert_int_equal(fk.dels[1], 8081);
 }
 
+/* pcpmap_unmap_sync over UPnP in a fresh client (no IGD seen yet): it discovers the IGD, deletes the mapping
+ * by its external port and returns 0; with nothing left to delete it returns -ENOENT. */
+static void test_engine_unmap_sync(void **state)
+{
+	(void)state;
+	struct eng e;
+	eng_init(&e);
+	tab_set(19550, "192.168.77.2", 9550);
+	struct pcpmap_request req;
+	struct pcpmap_mapping_info info;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.ip_proto = IPPROTO_TCP;
+	req.internal_port = 9550;
+	req.suggested_port = 19550;
+	assert_int_equal(pcpmap_unmap_sync(e.c, &req, 5000, &info), 0);
+	assert_true(fk.discover_calls >= 1);
+	assert_int_equal(fk.n_dels, 1);
+	assert_int_equal(fk.dels[0], 19550);
+	assert_int_equal(tab_find(19550), -1);
+	/* Again: nothing there. */
+	assert_int_equal(pcpmap_unmap_sync(e.c, &req, 5000, &info), -ENOENT);
+	assert_int_equal(info.error, -ENOENT);
+	assert_non_null(strstr(info.detail, "no TCP mapping on external port 19550"));
+	assert_int_equal(fk.n_dels, 1);
+	eng_fini(&e);
+}
+
 static void test_engine_result_after_free(void **state)
 {
 	(void)state;
@@ -1439,6 +1518,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_job_retries_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_presence_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_delete_only_ours, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_named_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_pinholes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_transport_and_rediscovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_order_and_once, setup, teardown),
@@ -1446,6 +1526,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_find_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_stop_runs_deletes_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_map, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine_unmap_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_result_after_free, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_delete_while_create_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_errors, setup, teardown),
