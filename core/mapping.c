@@ -698,6 +698,10 @@ PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_free(pcpmap_mapping *handle)
 	m->user_owned = false;
 	pm_client_purge_events(c, m);
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
+	if (m->state == PCPMAP_STATE_DELETED) {
+		pm_mapping_destroy(m); /* pcpmap_mapping_delete() already finished */
+		return NULL;
+	}
 	if (m->pair) {
 		struct pm_mapping *p = m->pair;
 		p->pair_owner = NULL;
@@ -715,6 +719,34 @@ PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_free(pcpmap_mapping *handle)
 	}
 	pm_mapping_fsm(m, FSM_EV_DELETE);
 	return NULL;
+}
+
+PCPMAP_EXPORT int pcpmap_mapping_delete(pcpmap_mapping *handle)
+{
+	struct pm_mapping *m = (struct pm_mapping *)handle;
+	if (!m)
+		return -EINVAL;
+	if (m->dmap)
+		return -EOPNOTSUPP;
+	if (m->kind == PCPMAP_KIND_PEER)
+		return -EOPNOTSUPP;
+	if (m->state == PCPMAP_STATE_DELETING || m->state == PCPMAP_STATE_DELETED)
+		return -EALREADY;
+	pcpmap_client *c = m->client;
+	c->now = c->env.clock.now_us(c->env.clock.ctx);
+	if (m->pair) {
+		/* The companion goes too; the owner's event speaks for the pair. */
+		struct pm_mapping *p = m->pair;
+		p->pair_owner = NULL;
+		m->pair = NULL;
+		if (p->state != PCPMAP_STATE_FAILED)
+			pm_mapping_fsm(p, FSM_EV_DELETE);
+		else
+			pm_mapping_destroy(p);
+	}
+	bool sent = m->server && m->last_send;
+	pm_mapping_fsm(m, FSM_EV_DELETE);
+	return sent && m->state == PCPMAP_STATE_DELETING ? 0 : 1;
 }
 
 PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_abandon(pcpmap_mapping *handle)

@@ -197,6 +197,18 @@ PCPMAP_EXPORT int pcpmap_mapping_new(pcpmap_client *c, const struct pcpmap_reque
 PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_free(pcpmap_mapping *m);
 
 /**
+ * Deletes the mapping on the gateway and keeps the handle, so the caller learns the outcome: a DELETED event
+ * once the gateway confirmed, or a FAILED event (state DELETED, info.error saying why: -EACCES for a
+ * refusal, -ETIMEDOUT when three tries went unanswered, the server's ICMP error) when nothing was deleted.
+ * The handle stays valid until pcpmap_mapping_free() or pcpmap_mapping_abandon(), which no longer send
+ * anything for it. Engine mode only for now.
+ * @return 0 when the delete went out (an event follows); 1 when nothing was granted or sent, so there is
+ *         nothing to delete (no event follows); -EINVAL for NULL; -EALREADY when a delete is in flight or
+ *         done; -EOPNOTSUPP for a PEER mapping (RFC 6887 12: it can only expire) and in daemon mode.
+ */
+PCPMAP_EXPORT int pcpmap_mapping_delete(pcpmap_mapping *m);
+
+/**
  * Releases the handle without deleting: the gateway keeps the mapping until its lifetime runs out. In daemon
  * mode the daemon keeps renewing it until this client is freed, or for good if it is persistent.
  * @return NULL. Accepts NULL.

@@ -932,6 +932,46 @@ static void test_nonce_index_many_mappings(void **state)
 	}
 }
 
+/* pcpmap_mapping_delete(): the delete goes out with the same nonce, the outcome comes as an event, and the
+ * handle stays until freed; a refused delete is FAILED, never DELETED. */
+static void test_mapping_delete_reports_outcome(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg first, del, resp;
+	pcpmap_mapping *a = mapped(x, 7050, 600, &first);
+	assert_int_equal(pcpmap_mapping_delete(a), 0);
+	assert_int_equal(pcpmap_mapping_delete(a), -EALREADY);
+	assert_int_equal(fake_server_recv(&x->srv, &del, 1000), 0);
+	assert_int_equal(del.lifetime, 0);
+	assert_memory_equal(del.nonce, first.nonce, 12);
+	fake_server_success(&del, &resp, "203.0.113.1", 0, 0, 101);
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0);
+	assert_int_equal(x->evs[x->n_evs - 1].ev, PCPMAP_EVENT_DELETED);
+	struct pcpmap_mapping_info info;
+	assert_int_equal(pcpmap_mapping_get_info(a, &info), 0);
+	assert_int_equal(info.state, PCPMAP_STATE_DELETED);
+	pcpmap_mapping_free(a);
+	advance_to(x, T0 + 10 * SEC);
+	assert_true(fake_server_idle(&x->srv, 0));
+
+	/* Refused: FAILED with the reason. */
+	x->n_evs = 0;
+	pcpmap_mapping *b = mapped(x, 7051, 600, &first);
+	assert_int_equal(pcpmap_mapping_delete(b), 0);
+	assert_int_equal(fake_server_recv(&x->srv, &del, 1000), 0);
+	fake_server_success(&del, &resp, "203.0.113.1", 0, 0, 102);
+	resp.result = PCP_RES_NOT_AUTHORIZED;
+	resp.lifetime = 600;
+	assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	advance_to(x, T0 + 10 * SEC);
+	assert_int_equal(x->evs[x->n_evs - 1].ev, PCPMAP_EVENT_FAILED);
+	assert_int_equal(x->evs[x->n_evs - 1].info.error, -EACCES);
+	for (size_t i = 0; i < x->n_evs; i++)
+		assert_int_not_equal(x->evs[i].ev, PCPMAP_EVENT_DELETED);
+	pcpmap_mapping_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -969,6 +1009,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_late_pcp_grant_after_switch_is_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_delete_is_not_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nonce_index_many_mappings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mapping_delete_reports_outcome, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
