@@ -66,6 +66,8 @@ void pm_trace(const pcpmap_client *c, bool sent, enum pcpmap_proto proto, const 
 
 PCPMAP_EXPORT void pcpmap_client_config_init(struct pcpmap_client_config *cfg)
 {
+	if (!cfg)
+		return;
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->size = sizeof(*cfg);
 	cfg->log_level = PCPMAP_LOG_INFO;
@@ -255,11 +257,15 @@ PCPMAP_EXPORT pcpmap_client *pcpmap_client_free(pcpmap_client *c)
 
 PCPMAP_EXPORT int pcpmap_client_get_fd(const pcpmap_client *c)
 {
+	if (!c)
+		return -EINVAL;
 	return c->epfd;
 }
 
 PCPMAP_EXPORT uint64_t pcpmap_client_next_deadline(const pcpmap_client *c)
 {
+	if (!c)
+		return UINT64_MAX;
 	if (c->ev_head)
 		return 0;
 	return sched_next(&c->sched);
@@ -267,6 +273,8 @@ PCPMAP_EXPORT uint64_t pcpmap_client_next_deadline(const pcpmap_client *c)
 
 PCPMAP_EXPORT int pcpmap_client_get_timeout(const pcpmap_client *c)
 {
+	if (!c)
+		return -EINVAL;
 	uint64_t d = pcpmap_client_next_deadline(c);
 	if (d == UINT64_MAX)
 		return -1;
@@ -424,7 +432,8 @@ PCPMAP_EXPORT int pcpmap_client_process(pcpmap_client *c)
 
 PCPMAP_EXPORT void pcpmap_client_stop(pcpmap_client *c)
 {
-	c->stop = true;
+	if (c)
+		c->stop = true;
 }
 
 int pm_client_wait(pcpmap_client *c, bool (*done)(pcpmap_client *c, void *ud), void *ud, int timeout_ms)
@@ -457,6 +466,8 @@ static bool stopped(pcpmap_client *c, void *ud)
 
 PCPMAP_EXPORT int pcpmap_client_run(pcpmap_client *c, int timeout_ms)
 {
+	if (!c)
+		return -EINVAL;
 	c->stop = false;
 	int r = pm_client_wait(c, stopped, NULL, timeout_ms);
 	c->stop = false;
@@ -471,6 +482,12 @@ PCPMAP_EXPORT void pcpmap_client_set_log_level(pcpmap_client *c, enum pcpmap_log
 
 PCPMAP_EXPORT void pcpmap_client_get_stats(const pcpmap_client *c, struct pcpmap_stats *ret)
 {
+	if (!ret)
+		return;
+	if (!c) {
+		memset(ret, 0, sizeof(*ret));
+		return;
+	}
 	*ret = c->stats;
 }
 

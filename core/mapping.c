@@ -14,6 +14,8 @@
 
 PCPMAP_EXPORT void pcpmap_request_init(struct pcpmap_request *req, enum pcpmap_kind kind)
 {
+	if (!req)
+		return;
 	memset(req, 0, sizeof(*req));
 	req->size = sizeof(*req);
 	req->kind = kind;
@@ -982,6 +984,8 @@ static bool nothing_deleting(pcpmap_client *c, void *ud)
 
 PCPMAP_EXPORT int pcpmap_client_flush(pcpmap_client *c, int timeout_ms)
 {
+	if (!c)
+		return -EINVAL;
 	if (c->dmode)
 		return pm_dmode_flush(c, timeout_ms);
 	if (nothing_deleting(c, NULL))

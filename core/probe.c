@@ -251,7 +251,9 @@ static void sync_cb(pcpmap_client *c, const struct pcpmap_probe_result *r, void 
 PCPMAP_EXPORT int pcpmap_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret)
 {
 	struct probe_wait w = { .ret = ret };
-	if (c && c->dmode)
+	if (!c || !ret)
+		return -EINVAL;
+	if (c->dmode)
 		return timeout_ms <= 0 ? -EINVAL : pm_dmode_probe_sync(c, timeout_ms, ret);
 	int r = pcpmap_client_probe(c, timeout_ms, sync_cb, &w);
 	if (r < 0)

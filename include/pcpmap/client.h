@@ -99,7 +99,7 @@ struct pcpmap_client_config {
 /** Default of pcpmap_client_config::remap_max_in_flight. */
 #define PCPMAP_DEFAULT_REMAP_MAX_IN_FLIGHT 64
 
-/** Fills cfg with defaults (every protocol, default gateway, no logging). */
+/** Fills cfg with defaults (every protocol, default gateway, no logging). Accepts NULL (does nothing). */
 PCPMAP_EXPORT void pcpmap_client_config_init(struct pcpmap_client_config *cfg);
 
 /**
@@ -126,7 +126,7 @@ PCPMAP_EXPORT pcpmap_client *pcpmap_client_free(pcpmap_client *c);
 /**
  * The one descriptor to poll for POLLIN. It stays the same for the life of the client (in daemon mode too,
  * across reconnections to the daemon).
- * @return a descriptor owned by the client (do not close it).
+ * @return a descriptor owned by the client (do not close it), or -EINVAL for NULL.
  */
 PCPMAP_EXPORT int pcpmap_client_get_fd(const pcpmap_client *c);
 
@@ -161,13 +161,13 @@ PCPMAP_EXPORT bool pcpmap_client_uses_daemon(const pcpmap_client *c);
 
 /**
  * The next deadline on the pcpmap_now_usec() clock, in microseconds.
- * @return UINT64_MAX when nothing is scheduled.
+ * @return UINT64_MAX when nothing is scheduled (and for NULL).
  */
 PCPMAP_EXPORT uint64_t pcpmap_client_next_deadline(const pcpmap_client *c);
 
 /**
  * The next deadline as a poll() timeout in milliseconds, rounded up: -1 when nothing is scheduled, 0 when
- * pcpmap_client_process() should run now.
+ * pcpmap_client_process() should run now; -EINVAL for NULL.
  */
 PCPMAP_EXPORT int pcpmap_client_get_timeout(const pcpmap_client *c);
 
@@ -184,16 +184,16 @@ PCPMAP_EXPORT int pcpmap_client_process(pcpmap_client *c);
  * pcpmap_client_stop() is called from a callback.
  * @param timeout_ms how long to run; -1 for no limit.
  * @return 0 when the time ran out or the loop was stopped, -EINTR when a signal interrupted the wait,
- *         another negative errno on failure.
+ *         -EINVAL for NULL, another negative errno on failure.
  */
 PCPMAP_EXPORT int pcpmap_client_run(pcpmap_client *c, int timeout_ms);
 
-/** Makes the current pcpmap_client_run() return after the callback that called this. */
+/** Makes the current pcpmap_client_run() return after the callback that called this. Accepts NULL. */
 PCPMAP_EXPORT void pcpmap_client_stop(pcpmap_client *c);
 
 /**
  * Runs the loop until every deletion in flight is confirmed by the gateway or timeout_ms elapses.
- * @return 0 when nothing is left in flight, -ETIMEDOUT otherwise, -EINTR on a signal.
+ * @return 0 when nothing is left in flight, -ETIMEDOUT otherwise, -EINTR on a signal, -EINVAL for NULL.
  */
 PCPMAP_EXPORT int pcpmap_client_flush(pcpmap_client *c, int timeout_ms);
 
@@ -265,7 +265,7 @@ struct pcpmap_stats {
 	uint64_t retransmits;  /**< retransmissions */
 };
 
-/** Copies the client's counters into ret. */
+/** Copies the client's counters into ret (zeroes for a NULL client; nothing for a NULL ret). */
 PCPMAP_EXPORT void pcpmap_client_get_stats(const pcpmap_client *c, struct pcpmap_stats *ret);
 
 #ifdef __cplusplus

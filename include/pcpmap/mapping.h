@@ -174,11 +174,12 @@ struct pcpmap_request {
 	bool persistent;
 };
 
-/** Fills req with defaults for a request of this kind. */
+/** Fills req with defaults for a request of this kind. Accepts NULL (does nothing). */
 PCPMAP_EXPORT void pcpmap_request_init(struct pcpmap_request *req, enum pcpmap_kind kind);
 
 /**
- * Starts a mapping. The request goes out from the next pcpmap_client_process().
+ * Starts a mapping. The first request goes out at once (when the gateway's protocol is known or PCP is
+ * tried first); its outcome arrives through the callback from pcpmap_client_process(), never from this call.
  * @param ret receives the mapping, owned by the caller until pcpmap_mapping_free() or
  *        pcpmap_mapping_abandon(); untouched on failure.
  * @return 0; -EINVAL for an invalid request (the log says which field); -ENOSPC when the table is full;

@@ -1,0 +1,64 @@
+/* Every public entry point takes NULL arguments without crashing and says so (-EINVAL where it returns an
+ * int), so a caller's bug is an error, not a segfault inside the library. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include <pcpmap/pcpmap.h>
+
+static void test_client_entry_points(void **state)
+{
+	(void)state;
+	struct pcpmap_stats st;
+	memset(&st, 0xff, sizeof(st));
+	assert_int_equal(pcpmap_client_new(NULL, NULL), -EINVAL);
+	assert_int_equal(pcpmap_client_get_fd(NULL), -EINVAL);
+	assert_int_equal(pcpmap_client_get_timeout(NULL), -EINVAL);
+	assert_true(pcpmap_client_next_deadline(NULL) == UINT64_MAX);
+	assert_int_equal(pcpmap_client_process(NULL), -EINVAL);
+	assert_int_equal(pcpmap_client_run(NULL, 0), -EINVAL);
+	assert_int_equal(pcpmap_client_flush(NULL, 0), -EINVAL);
+	assert_int_equal(pcpmap_client_probe(NULL, 100, NULL, NULL), -EINVAL);
+	assert_int_equal(pcpmap_probe_sync(NULL, 100, NULL), -EINVAL);
+	assert_int_equal(pcpmap_client_announce(NULL, 100, NULL, NULL), -EINVAL);
+	pcpmap_client_get_stats(NULL, &st);
+	assert_int_equal(st.sent, 0); /* zeroed */
+	pcpmap_client_get_stats(NULL, NULL);
+	pcpmap_client_stop(NULL);
+	pcpmap_client_set_log_level(NULL, PCPMAP_LOG_DEBUG);
+	pcpmap_client_config_init(NULL);
+	assert_false(pcpmap_client_uses_daemon(NULL));
+	assert_null(pcpmap_client_free(NULL));
+}
+
+static void test_mapping_entry_points(void **state)
+{
+	(void)state;
+	struct pcpmap_request req;
+	struct pcpmap_mapping_info info;
+	pcpmap_mapping *m = NULL;
+	pcpmap_request_init(NULL, PCPMAP_KIND_MAP);
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	assert_int_equal(pcpmap_mapping_new(NULL, &req, &m), -EINVAL);
+	assert_int_equal(pcpmap_map_sync(NULL, &req, 10, &m, &info), -EINVAL);
+	assert_int_equal(pcpmap_unmap_sync(NULL, &req, 10, &info), -EINVAL);
+	assert_int_equal(pcpmap_mapping_get_info(NULL, &info), -EINVAL);
+	assert_int_equal(pcpmap_mapping_delete(NULL), -EINVAL);
+	assert_null(pcpmap_mapping_free(NULL));
+	assert_null(pcpmap_mapping_abandon(NULL));
+	assert_null(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_client_entry_points),
+		cmocka_unit_test(test_mapping_entry_points),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
