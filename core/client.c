@@ -480,15 +480,19 @@ PCPMAP_EXPORT void pcpmap_client_set_log_level(pcpmap_client *c, enum pcpmap_log
 		c->cfg.log_level = level;
 }
 
-PCPMAP_EXPORT void pcpmap_client_get_stats(const pcpmap_client *c, struct pcpmap_stats *ret)
+PCPMAP_EXPORT void pcpmap_client_get_stats_sized(const pcpmap_client *c, struct pcpmap_stats *ret,
+						 size_t size)
 {
+	struct pcpmap_stats zero;
 	if (!ret)
 		return;
-	if (!c) {
-		memset(ret, 0, sizeof(*ret));
-		return;
-	}
-	*ret = c->stats;
+	memset(&zero, 0, sizeof(zero));
+	memcpy(ret, c ? &c->stats : &zero, size < sizeof(zero) ? size : sizeof(zero));
+}
+
+PCPMAP_EXPORT void(pcpmap_client_get_stats)(const pcpmap_client *c, struct pcpmap_stats *ret)
+{
+	pcpmap_client_get_stats_sized(c, ret, PM_STATS_SIZE_V0);
 }
 
 static bool epoch_check(struct pm_server *s, uint32_t epoch, bool natpmp_rule, bool announced)

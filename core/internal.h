@@ -283,6 +283,12 @@ struct pcpmap_client {
 /* Creation with injected clock and randomness (tests use a fake clock). */
 int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cfg, const struct pm_env *env);
 
+/* Sizes of the output structs as first published (0.1.0): the floor of the *_sized() calls, and what the
+ * unsized exports write for binaries built against that header. The structs only grow at their end. */
+#define PM_INFO_SIZE_V0  (offsetof(struct pcpmap_mapping_info, external_is_private) + sizeof(bool))
+#define PM_PROBE_SIZE_V0 sizeof(struct pcpmap_probe_result)
+#define PM_STATS_SIZE_V0 (offsetof(struct pcpmap_stats, retransmits) + sizeof(uint64_t))
+
 /* Logging through the application's callback. */
 void pm_log(const pcpmap_client *c, enum pcpmap_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

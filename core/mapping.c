@@ -761,16 +761,24 @@ PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_abandon(pcpmap_mapping *handle)
 	return NULL;
 }
 
-PCPMAP_EXPORT int pcpmap_mapping_get_info(const pcpmap_mapping *handle, struct pcpmap_mapping_info *ret)
+PCPMAP_EXPORT int pcpmap_mapping_get_info_sized(const pcpmap_mapping *handle, struct pcpmap_mapping_info *ret,
+						size_t size)
 {
 	const struct pm_mapping *m = (const struct pm_mapping *)handle;
-	if (!m || !ret)
+	struct pcpmap_mapping_info full;
+	if (!m || !ret || size < PM_INFO_SIZE_V0)
 		return -EINVAL;
 	if (m->dmap)
-		pm_dmode_mapping_get_info(m, ret);
+		pm_dmode_mapping_get_info(m, &full);
 	else
-		fill_info(m, ret);
+		fill_info(m, &full);
+	memcpy(ret, &full, size < sizeof(full) ? size : sizeof(full));
 	return 0;
+}
+
+PCPMAP_EXPORT int(pcpmap_mapping_get_info)(const pcpmap_mapping *handle, struct pcpmap_mapping_info *ret)
+{
+	return pcpmap_mapping_get_info_sized(handle, ret, PM_INFO_SIZE_V0);
 }
 
 /* Port pairs (RTP/RTCP): the owner maps internal N to an even external port E, the companion maps N + 1 to

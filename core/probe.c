@@ -248,11 +248,9 @@ static void sync_cb(pcpmap_client *c, const struct pcpmap_probe_result *r, void 
 	w->done = true;
 }
 
-PCPMAP_EXPORT int pcpmap_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret)
+static int probe_sync_full(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret)
 {
 	struct probe_wait w = { .ret = ret };
-	if (!c || !ret)
-		return -EINVAL;
 	if (c->dmode)
 		return timeout_ms <= 0 ? -EINVAL : pm_dmode_probe_sync(c, timeout_ms, ret);
 	int r = pcpmap_client_probe(c, timeout_ms, sync_cb, &w);
@@ -264,6 +262,24 @@ PCPMAP_EXPORT int pcpmap_probe_sync(pcpmap_client *c, int timeout_ms, struct pcp
 	/* The probe's own MAP is being deleted: let that finish briefly so it leaves nothing behind. */
 	pcpmap_client_flush(c, 1000);
 	return 0;
+}
+
+PCPMAP_EXPORT int pcpmap_probe_sync_sized(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret,
+					  size_t size)
+{
+	struct pcpmap_probe_result full;
+	if (!c || !ret || size < PM_PROBE_SIZE_V0)
+		return -EINVAL;
+	memset(&full, 0, sizeof(full));
+	int r = probe_sync_full(c, timeout_ms, &full);
+	if (r == 0)
+		memcpy(ret, &full, size < sizeof(full) ? size : sizeof(full));
+	return r;
+}
+
+PCPMAP_EXPORT int(pcpmap_probe_sync)(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret)
+{
+	return pcpmap_probe_sync_sized(c, timeout_ms, ret, PM_PROBE_SIZE_V0);
 }
 
 void pm_probe_init(pcpmap_client *c)

@@ -6,7 +6,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 build_pkgs="build-essential cmake ninja-build pkg-config clang-format man-db groff-base bsdextrautils \
-debhelper dpkg-dev fakeroot lintian \
+debhelper dpkg-dev fakeroot lintian abigail-tools \
 libmnl-dev libnatpmp-dev libminiupnpc-dev libcmocka-dev"
 lab_pkgs="miniupnpd miniupnpd-nftables nftables miniupnpc natpmpc tshark iproute2 procps iputils-ping \
 netcat-openbsd util-linux python3"

@@ -252,6 +252,11 @@ PCPMAP_EXPORT int pcpmap_client_probe(pcpmap_client *c, int timeout_ms, pcpmap_p
  *         without a gateway, -EINTR on a signal.
  */
 PCPMAP_EXPORT int pcpmap_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret);
+/** pcpmap_probe_sync() writing at most size bytes of ret (the struct only grows at its end); the
+    pcpmap_probe_sync() macro passes sizeof(*ret). -EINVAL for a size below the first published struct. */
+PCPMAP_EXPORT int pcpmap_probe_sync_sized(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret,
+					  size_t size);
+#define pcpmap_probe_sync(c, t, ret) pcpmap_probe_sync_sized((c), (t), (ret), sizeof(*(ret)))
 
 /** Changes the threshold of the log callback given at creation (e.g. on a daemon's reload). */
 PCPMAP_EXPORT void pcpmap_client_set_log_level(pcpmap_client *c, enum pcpmap_log_level level);
@@ -267,6 +272,11 @@ struct pcpmap_stats {
 
 /** Copies the client's counters into ret (zeroes for a NULL client; nothing for a NULL ret). */
 PCPMAP_EXPORT void pcpmap_client_get_stats(const pcpmap_client *c, struct pcpmap_stats *ret);
+/** pcpmap_client_get_stats() writing at most size bytes of ret (the struct only grows at its end); the
+    pcpmap_client_get_stats() macro passes sizeof(*ret). */
+PCPMAP_EXPORT void pcpmap_client_get_stats_sized(const pcpmap_client *c, struct pcpmap_stats *ret,
+						 size_t size);
+#define pcpmap_client_get_stats(c, ret) pcpmap_client_get_stats_sized((c), (ret), sizeof(*(ret)))
 
 #ifdef __cplusplus
 }

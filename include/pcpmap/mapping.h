@@ -216,8 +216,17 @@ PCPMAP_EXPORT int pcpmap_mapping_delete(pcpmap_mapping *m);
  */
 PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_abandon(pcpmap_mapping *m);
 
-/** Copies what is known about the mapping into ret. @return 0, or -EINVAL for NULL arguments. */
+/**
+ * Copies what is known about the mapping into ret, at most size bytes of it: the struct only ever grows at
+ * its end, so a program built against an older header gets the fields it knows and nothing is written past
+ * them. Call it through the pcpmap_mapping_get_info() macro, which passes sizeof(*ret).
+ * @return 0, or -EINVAL for NULL arguments or a size below the first published struct.
+ */
+PCPMAP_EXPORT int pcpmap_mapping_get_info_sized(const pcpmap_mapping *m, struct pcpmap_mapping_info *ret,
+						size_t size);
+/** The first published form (the struct of version 0.1.0); kept for binaries built against it. */
 PCPMAP_EXPORT int pcpmap_mapping_get_info(const pcpmap_mapping *m, struct pcpmap_mapping_info *ret);
+#define pcpmap_mapping_get_info(m, ret) pcpmap_mapping_get_info_sized((m), (ret), sizeof(*(ret)))
 
 /**
  * Blocking convenience for simple programs: starts a mapping and runs the client's loop until it is

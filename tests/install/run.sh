@@ -24,6 +24,36 @@ if [ -n "$leaked" ]; then
 fi
 echo "install: $(nm -D --defined-only "$so" | grep -c ' T pcpmap_') exported functions, all pcpmap_*"
 
+# Exactly the functions the version script lists, no more, no fewer.
+listed=$(grep -oE '^[[:space:]]+pcpmap_[a-z0-9_]+;' "$src/cmake/libpcpmap.map" | tr -d ' \t;' | sort)
+exported=$(nm -D --defined-only "$so" | awk '$2 == "T" {sub(/@.*/, "", $3); print $3}' | sort)
+if [ "$listed" != "$exported" ]; then
+	echo "install: exports differ from cmake/libpcpmap.map:" >&2
+	diff <(echo "$listed") <(echo "$exported") >&2 || true
+	exit 1
+fi
+
+# The ABI against the committed baseline (abigail-tools), both sides written by abidw the same way: any
+# change fails. A compatible one (a new function, a struct grown at its end) is recorded on purpose with
+# packaging/abi/update.sh; anything else needs a new SONAME.
+if command -v abidiff >/dev/null 2>&1; then
+	abidw --no-show-locs --no-corpus-path --no-comp-dir-path --headers-dir "$tmp/prefix/include/pcpmap" \
+		--out-file "$tmp/now.abi" "$so"
+	rc=0
+	abidiff --suppressions "$src/packaging/abi/suppressions.ini" "$src/packaging/abi/libpcpmap.so.0.abi" \
+		"$tmp/now.abi" >"$tmp/abidiff.txt" 2>&1 || rc=$?
+	if [ $rc -ne 0 ]; then
+		echo "install: the ABI differs from packaging/abi/libpcpmap.so.0.abi (abidiff exit $rc):" >&2
+		cat "$tmp/abidiff.txt" >&2
+		echo "install: if the change is intended and compatible, run packaging/abi/update.sh BUILD_DIR" >&2
+		exit 1
+	fi
+	echo "install: ABI identical to packaging/abi/libpcpmap.so.0.abi"
+else
+	echo "install: abidiff missing (Debian package abigail-tools): cannot compare the ABI" >&2
+	exit 1
+fi
+
 mkdir -p "$tmp/cm"
 cat >"$tmp/cm/CMakeLists.txt" <<CM
 cmake_minimum_required(VERSION 3.25)

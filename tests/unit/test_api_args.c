@@ -24,11 +24,11 @@ static void test_client_entry_points(void **state)
 	assert_int_equal(pcpmap_client_run(NULL, 0), -EINVAL);
 	assert_int_equal(pcpmap_client_flush(NULL, 0), -EINVAL);
 	assert_int_equal(pcpmap_client_probe(NULL, 100, NULL, NULL), -EINVAL);
-	assert_int_equal(pcpmap_probe_sync(NULL, 100, NULL), -EINVAL);
+	assert_int_equal((pcpmap_probe_sync)(NULL, 100, NULL), -EINVAL);
 	assert_int_equal(pcpmap_client_announce(NULL, 100, NULL, NULL), -EINVAL);
 	pcpmap_client_get_stats(NULL, &st);
 	assert_int_equal(st.sent, 0); /* zeroed */
-	pcpmap_client_get_stats(NULL, NULL);
+	(pcpmap_client_get_stats)(NULL, NULL);
 	pcpmap_client_stop(NULL);
 	pcpmap_client_set_log_level(NULL, PCPMAP_LOG_DEBUG);
 	pcpmap_client_config_init(NULL);
@@ -54,11 +54,33 @@ static void test_mapping_entry_points(void **state)
 	assert_null(m);
 }
 
+/* The sized calls never write past the size the caller's header knew: a program built against the first
+ * published struct gets the first published fields and its neighbouring memory stays untouched. */
+static void test_sized_outputs_stay_in_bounds(void **state)
+{
+	(void)state;
+	struct {
+		struct pcpmap_stats st;
+		unsigned char guard[64];
+	} buf;
+	memset(&buf, 0xab, sizeof(buf));
+	size_t old = offsetof(struct pcpmap_stats, epoch_resets); /* smaller than the first published */
+	pcpmap_client_get_stats_sized(NULL, &buf.st, old);
+	const unsigned char *b = (const unsigned char *)&buf;
+	for (size_t i = 0; i < old; i++)
+		assert_int_equal(b[i], 0);
+	for (size_t i = old; i < sizeof(buf); i++)
+		assert_int_equal(b[i], 0xab);
+	struct pcpmap_mapping_info info;
+	assert_int_equal(pcpmap_mapping_get_info_sized(NULL, &info, sizeof(info)), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_client_entry_points),
 		cmocka_unit_test(test_mapping_entry_points),
+		cmocka_unit_test(test_sized_outputs_stay_in_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
