@@ -224,6 +224,7 @@ struct pcpmap_client {
 	struct pm_list mappings;
 	size_t n_mappings;
 	/* Every listed mapping by nonce, so an answer finds its mapping without a walk of the list. */
+	char invalid_why[160]; /* why the last request was refused (pcpmap_request_check) */
 	struct pm_mapping **nonce_tab;
 	size_t nonce_cap; /* a power of two, or 0 */
 	uint64_t next_id;

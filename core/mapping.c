@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -455,67 +456,66 @@ static int parse_addr(const char *s, int family, struct pcp_addr *ret)
 	return 0;
 }
 
+/* A request the library refuses: the reason goes to the log and to pcpmap_request_check()'s caller. */
+static int invalid(pcpmap_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int invalid(pcpmap_client *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->invalid_why, sizeof(c->invalid_why), fmt, ap);
+	va_end(ap);
+	pm_log(c, PCPMAP_LOG_ERR, "request: %s", c->invalid_why);
+	return -EINVAL;
+}
+
 static int validate_and_copy(pcpmap_client *c, const struct pcpmap_request *req, struct pm_mapping *m)
 {
 	if (req->size < offsetof(struct pcpmap_request, userdata) + sizeof(void *) ||
 	    req->size > sizeof(*req)) {
-		pm_log(c, PCPMAP_LOG_ERR, "request: unknown struct size %zu", req->size);
-		return -EINVAL;
+		return invalid(c, "unknown struct size %zu", req->size);
 	}
 	if (req->kind != PCPMAP_KIND_MAP && req->kind != PCPMAP_KIND_PEER) {
-		pm_log(c, PCPMAP_LOG_ERR, "request: kind must be MAP or PEER");
-		return -EINVAL;
+		return invalid(c, "kind must be MAP or PEER");
 	}
 	m->kind = req->kind;
 	m->ip_proto = req->ip_proto;
 	m->internal_port = req->internal_port;
 	m->family = req->external_family ? req->external_family : AF_INET;
 	if (m->family != AF_INET && m->family != AF_INET6) {
-		pm_log(c, PCPMAP_LOG_ERR, "request: external family must be AF_INET or AF_INET6");
-		return -EINVAL;
+		return invalid(c, "external family must be AF_INET or AF_INET6");
 	}
 	if (m->ip_proto == 0 && m->internal_port != 0) {
-		pm_log(c, PCPMAP_LOG_ERR, "request: protocol 0 (all) needs internal port 0 (RFC 6887 11.1)");
-		return -EINVAL;
+		return invalid(c, "protocol 0 (all) needs internal port 0 (RFC 6887 11.1)");
 	}
 	if (m->ip_proto != 0 && m->internal_port == 0 && req->kind == PCPMAP_KIND_MAP) {
-		pm_log(c, PCPMAP_LOG_ERR,
-		       "request: internal port 0 (all ports) is only valid with protocol 0");
-		return -EINVAL;
+		return invalid(c, "internal port 0 (all ports) is only valid with protocol 0");
 	}
 	m->suggested_port = req->suggested_port;
 	pcp_addr_any(&m->suggested_addr, m->family);
 	if (req->suggested_addr) {
 		if (parse_addr(req->suggested_addr, m->family, &m->suggested_addr) < 0) {
-			pm_log(c, PCPMAP_LOG_ERR, "request: suggested address '%s' is not an %s address",
-			       req->suggested_addr, m->family == AF_INET ? "IPv4" : "IPv6");
-			return -EINVAL;
+			return invalid(c, "suggested address '%s' is not an %s address", req->suggested_addr,
+				       m->family == AF_INET ? "IPv4" : "IPv6");
 		}
 		m->has_suggested_addr = true;
 	}
 	m->req_lifetime = req->lifetime ? req->lifetime : PCPMAP_DEFAULT_LIFETIME;
 	m->prefer_failure = req->prefer_failure;
 	if (m->prefer_failure && req->kind == PCPMAP_KIND_PEER) {
-		pm_log(c, PCPMAP_LOG_ERR, "request: PREFER_FAILURE is for MAP only (RFC 6887 13.2)");
-		return -EINVAL;
+		return invalid(c, "PREFER_FAILURE is for MAP only (RFC 6887 13.2)");
 	}
 	if (m->prefer_failure && !m->suggested_port) {
-		pm_log(c, PCPMAP_LOG_ERR, "request: PREFER_FAILURE needs a suggested port");
-		return -EINVAL;
+		return invalid(c, "PREFER_FAILURE needs a suggested port");
 	}
 	if (req->third_party) {
 		if (pcp_addr_from_string(req->third_party, &m->third_party) < 0) {
-			pm_log(c, PCPMAP_LOG_ERR, "request: THIRD_PARTY '%s' is not an address",
-			       req->third_party);
-			return -EINVAL;
+			return invalid(c, "THIRD_PARTY '%s' is not an address", req->third_party);
 		}
 		m->has_third_party = true;
 	}
 	if (req->n_filters) {
 		if (req->kind != PCPMAP_KIND_MAP || req->n_filters > PCPMAP_MAX_FILTERS || !req->filters) {
-			pm_log(c, PCPMAP_LOG_ERR, "request: FILTERs are for MAP only, at most %d",
-			       PCPMAP_MAX_FILTERS);
-			return -EINVAL;
+			return invalid(c, "FILTERs are for MAP only, at most %d", PCPMAP_MAX_FILTERS);
 		}
 		m->filters = calloc(req->n_filters, sizeof(*m->filters));
 		if (!m->filters)
@@ -524,14 +524,11 @@ static int validate_and_copy(pcpmap_client *c, const struct pcpmap_request *req,
 			const struct pcpmap_filter *f = &req->filters[i];
 			struct pcp_filter *o = &m->filters[i];
 			if (!f->peer_addr || pcp_addr_from_string(f->peer_addr, &o->peer_addr) < 0) {
-				pm_log(c, PCPMAP_LOG_ERR, "request: filter %zu: bad peer address", i);
-				return -EINVAL;
+				return invalid(c, "filter %zu: bad peer address", i);
 			}
 			unsigned max = pcp_addr_is_v4(&o->peer_addr) ? 32 : 128;
 			if (f->prefix_len > max) {
-				pm_log(c, PCPMAP_LOG_ERR, "request: filter %zu: prefix length %u > %u", i,
-				       f->prefix_len, max);
-				return -EINVAL;
+				return invalid(c, "filter %zu: prefix length %u > %u", i, f->prefix_len, max);
 			}
 			/* IPv4 prefixes count over the IPv4-mapped form (RFC 6887 13.3). */
 			o->prefix_len =
@@ -543,9 +540,7 @@ static int validate_and_copy(pcpmap_client *c, const struct pcpmap_request *req,
 	if (req->description) {
 		size_t len = strlen(req->description);
 		if (len > PCP_MAX_DESCRIPTION) {
-			pm_log(c, PCPMAP_LOG_ERR, "request: description longer than %d bytes",
-			       PCP_MAX_DESCRIPTION);
-			return -EINVAL;
+			return invalid(c, "description longer than %d bytes", PCP_MAX_DESCRIPTION);
 		}
 		m->description = strdup(req->description);
 		if (!m->description)
@@ -554,26 +549,22 @@ static int validate_and_copy(pcpmap_client *c, const struct pcpmap_request *req,
 	if (req->port_pair) {
 		if (req->kind != PCPMAP_KIND_MAP || (m->internal_port & 1) || m->internal_port == 0 ||
 		    m->internal_port == 65535 || m->ip_proto == 0) {
-			pm_log(c, PCPMAP_LOG_ERR,
-			       "request: a port pair needs a MAP on an even internal port");
-			return -EINVAL;
+			return invalid(c, "a port pair needs a MAP on an even internal port");
 		}
 		if (m->suggested_port & 1) {
-			pm_log(c, PCPMAP_LOG_ERR, "request: a port pair needs an even suggested port");
-			return -EINVAL;
+			return invalid(c, "a port pair needs an even suggested port");
 		}
 		m->port_pair = true;
 		m->port_reservation = true;
 	}
 	if (req->kind == PCPMAP_KIND_PEER) {
-		if (!req->peer_addr || pcp_addr_from_string(req->peer_addr, &m->peer_addr) < 0) {
-			pm_log(c, PCPMAP_LOG_ERR, "request: PEER needs a remote peer address");
-			return -EINVAL;
-		}
+		if (!req->peer_addr)
+			return invalid(c, "PEER needs a remote peer address");
+		if (pcp_addr_from_string(req->peer_addr, &m->peer_addr) < 0)
+			return invalid(c, "PEER remote peer '%s' is not an IPv4 or IPv6 address",
+				       req->peer_addr);
 		if (!req->peer_port || !m->ip_proto || !m->internal_port) {
-			pm_log(c, PCPMAP_LOG_ERR,
-			       "request: PEER needs protocol, internal port and peer port");
-			return -EINVAL;
+			return invalid(c, "PEER needs protocol, internal port and peer port");
 		}
 		m->peer_port = req->peer_port;
 	}
@@ -646,6 +637,18 @@ void pm_mapping_delete_orphan(struct pm_server *s, const struct pm_orphan *o)
 	pm_mapping_set_server(m, s);
 	/* Not the application's: the state machine releases it once the delete is answered or given up. */
 	pm_mapping_fsm(m, FSM_EV_UNMAP);
+}
+
+PCPMAP_EXPORT int pcpmap_request_check(pcpmap_client *c, const struct pcpmap_request *req, char *ret_why,
+				       size_t len)
+{
+	if (!c || !req)
+		return -EINVAL;
+	c->invalid_why[0] = '\0';
+	int r = pm_request_validate(c, req);
+	if (ret_why && len)
+		snprintf(ret_why, len, "%s", r == -EINVAL ? c->invalid_why : r < 0 ? pcpmap_strerror(r) : "");
+	return r;
 }
 
 int pm_request_validate(pcpmap_client *c, const struct pcpmap_request *req)

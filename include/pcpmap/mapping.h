@@ -178,6 +178,16 @@ struct pcpmap_request {
 PCPMAP_EXPORT void pcpmap_request_init(struct pcpmap_request *req, enum pcpmap_kind kind);
 
 /**
+ * Checks a request the way pcpmap_mapping_new() does, without starting anything, and says why it is refused
+ * (e.g. "PEER remote peer 'x' is not an IPv4 or IPv6 address"), so a program or a daemon can pass the
+ * reason on instead of reading the log.
+ * @param ret_why receives the reason, NUL-terminated and cut to len bytes (empty when valid); may be NULL.
+ * @return 0 when valid, -EINVAL when refused (reason in ret_why), -ENOMEM.
+ */
+PCPMAP_EXPORT int pcpmap_request_check(pcpmap_client *c, const struct pcpmap_request *req, char *ret_why,
+				       size_t len);
+
+/**
  * Starts a mapping. The first request goes out at once (when the gateway's protocol is known or PCP is
  * tried first); its outcome arrives through the callback from pcpmap_client_process(), never from this call.
  * @param ret receives the mapping, owned by the caller until pcpmap_mapping_free() or

@@ -75,12 +75,39 @@ static void test_sized_outputs_stay_in_bounds(void **state)
 	assert_int_equal(pcpmap_mapping_get_info_sized(NULL, &info, sizeof(info)), -EINVAL);
 }
 
+/* pcpmap_request_check() says why a request is refused, in words a person can act on. */
+static void test_request_check_says_why(void **state)
+{
+	(void)state;
+	struct pcpmap_client_config cfg;
+	pcpmap_client *c;
+	struct pcpmap_request req;
+	char why[160];
+	pcpmap_client_config_init(&cfg);
+	cfg.server = "127.0.0.1";
+	cfg.no_announce_listener = true;
+	cfg.no_netlink_monitor = true;
+	assert_int_equal(pcpmap_client_new(&c, &cfg), 0);
+	pcpmap_request_init(&req, PCPMAP_KIND_PEER);
+	req.internal_port = 40000;
+	req.peer_port = 443;
+	req.peer_addr = "notanip";
+	assert_int_equal(pcpmap_request_check(c, &req, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "'notanip' is not an IPv4 or IPv6 address"));
+	req.peer_addr = "198.51.100.7";
+	assert_int_equal(pcpmap_request_check(c, &req, why, sizeof(why)), 0);
+	assert_string_equal(why, "");
+	assert_int_equal(pcpmap_request_check(NULL, &req, why, sizeof(why)), -EINVAL);
+	pcpmap_client_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_client_entry_points),
 		cmocka_unit_test(test_mapping_entry_points),
 		cmocka_unit_test(test_sized_outputs_stay_in_bounds),
+		cmocka_unit_test(test_request_check_says_why),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
