@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,36 @@
 #define ENABLE_STRNATPMPERR
 #include <natpmp.h>
 
+#include "dl/dl.h"
 #include "internal.h"
+
+/* libnatpmp, loaded privately (core/dl/dl.h): every function of it that pcpmap calls. */
+#define NP_SYMS(X)                   \
+	X(initnatpmp)                \
+	X(closenatpmp)               \
+	X(sendpublicaddressrequest)  \
+	X(sendnewportmappingrequest) \
+	X(readnatpmpresponseorretry) \
+	X(strnatpmperr)
+#define NP_FIELD(n) __typeof__(n) *n;
+static struct {
+	NP_SYMS(NP_FIELD)
+} np_lib;
+#undef NP_FIELD
+static pthread_once_t np_lib_once = PTHREAD_ONCE_INIT;
+static int np_lib_err;
+static char np_lib_why[256];
+
+static void np_lib_load(void)
+{
+	void *h;
+	np_lib_err = pm_dl_open(PCPMAP_NATPMP_PATH, &h, np_lib_why, sizeof(np_lib_why));
+#define NP_SYM(n)            \
+	if (np_lib_err == 0) \
+		np_lib_err = pm_dl_sym(h, #n, &np_lib.n, sizeof(np_lib.n), np_lib_why, sizeof(np_lib_why));
+	NP_SYMS(NP_SYM)
+#undef NP_SYM
+}
 
 #define NP_OP_ADDR          0                 /* public address request (RFC 6886 3.2) */
 #define NP_MRT_US           64000000ULL       /* RFC 6886 3.1: the 9th wait is 64 s; later ones stay there */
@@ -130,14 +160,14 @@ static int req_open(struct pm_server *s, struct np_req *q)
 	pcpmap_client *c = s->client;
 	/* forcegw: the server the core chose; libnatpmp never scans for a gateway itself. */
 	errno = 0;
-	int rc = initnatpmp(&q->p, 1, s->addr.u.in.sin_addr.s_addr);
+	int rc = np_lib.initnatpmp(&q->p, 1, s->addr.u.in.sin_addr.s_addr);
 	if (rc < 0) {
 		int r = lib_error(rc, errno);
 		/* initnatpmp leaves its socket open when a later step fails. */
 		if (rc != NATPMP_ERR_SOCKETERROR && q->p.s >= 0)
 			close(q->p.s);
-		pm_log(c, PCPMAP_LOG_WARNING, "server %s: NAT-PMP socket: %s (%s)", s->name, strnatpmperr(rc),
-		       pcpmap_strerror(r));
+		pm_log(c, PCPMAP_LOG_WARNING, "server %s: NAT-PMP socket: %s (%s)", s->name,
+		       np_lib.strnatpmperr(rc), pcpmap_strerror(r));
 		return r;
 	}
 	int fl = fcntl(q->p.s, F_GETFD);
@@ -145,7 +175,7 @@ static int req_open(struct pm_server *s, struct np_req *q)
 		fcntl(q->p.s, F_SETFD, fl | FD_CLOEXEC);
 	int r = pm_server_watch_fd(s, q->p.s);
 	if (r < 0) {
-		closenatpmp(&q->p);
+		np_lib.closenatpmp(&q->p);
 		return r;
 	}
 	q->open = true;
@@ -157,7 +187,7 @@ static void req_close(struct pm_server *s, struct np_req *q)
 	if (!q->open)
 		return;
 	pm_server_unwatch_fd(s, q->p.s);
-	closenatpmp(&q->p);
+	np_lib.closenatpmp(&q->p);
 	q->open = false;
 	q->pending = false;
 }
@@ -281,7 +311,7 @@ static int map_transmit(struct pm_server *s, struct np_req *q, uint8_t op, uint1
 {
 	pcpmap_client *c = s->client;
 	errno = 0;
-	int rc = sendnewportmappingrequest(&q->p, op, internal, suggest, lifetime);
+	int rc = np_lib.sendnewportmappingrequest(&q->p, op, internal, suggest, lifetime);
 	int saved = errno;
 	no_library_retry(&q->p);
 	q->pending = true;
@@ -303,7 +333,7 @@ static int addr_transmit(struct pm_server *s)
 	struct natpmp_priv *np = s->priv;
 	pcpmap_client *c = s->client;
 	errno = 0;
-	int rc = sendpublicaddressrequest(&np->addr.p);
+	int rc = np_lib.sendpublicaddressrequest(&np->addr.p);
 	int saved = errno;
 	no_library_retry(&np->addr.p);
 	np->addr.pending = true;
@@ -663,7 +693,7 @@ static void handle_datagram(struct pm_server *s, struct np_req *q, const uint8_t
 	natpmpresp_t resp;
 	memset(&resp, 0, sizeof(resp));
 	errno = 0;
-	int rc = readnatpmpresponseorretry(&q->p, &resp);
+	int rc = np_lib.readnatpmpresponseorretry(&q->p, &resp);
 	switch (rc) {
 	case 0:
 	case NATPMP_ERR_UNSUPPORTEDVERSION:
@@ -683,7 +713,7 @@ static void handle_datagram(struct pm_server *s, struct np_req *q, const uint8_t
 		return;
 	default:
 		c->stats.dropped++;
-		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: NAT-PMP read: %s", s->name, strnatpmperr(rc));
+		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: NAT-PMP read: %s", s->name, np_lib.strnatpmperr(rc));
 		return;
 	}
 	/* Answered. libnatpmp leaves has_pending_request set after a server error (only success clears it):
@@ -868,6 +898,11 @@ static int natpmp_server_open(struct pm_server *s)
 	if (ntohs(s->addr.u.in.sin_port) != NATPMP_PORT) {
 		pm_log(c, PCPMAP_LOG_ERR, "server %s: libnatpmp only talks to port %d", s->name, NATPMP_PORT);
 		return -EINVAL;
+	}
+	pthread_once(&np_lib_once, np_lib_load);
+	if (np_lib_err < 0) {
+		pm_log(c, PCPMAP_LOG_WARNING, "NAT-PMP unavailable: cannot load libnatpmp: %s", np_lib_why);
+		return np_lib_err;
 	}
 	struct natpmp_priv *np = calloc(1, sizeof(*np));
 	if (!np)

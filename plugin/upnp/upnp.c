@@ -45,6 +45,16 @@ static int upnp_server_open(struct pm_server *s)
 		return r;
 	}
 	close(fd);
+	if (upnp_igd_default_ops == &upnp_miniupnpc_ops) {
+		const char *why;
+		r = upnp_mini_load(&why);
+		if (r < 0) {
+			pm_log(s->client, PCPMAP_LOG_WARNING, "UPnP unavailable: cannot load miniupnpc: %s",
+			       why);
+			free(p);
+			return r;
+		}
+	}
 	p->igd.ops = upnp_igd_default_ops;
 	p->igd.gw = s->addr;
 	p->igd.local = s->local;

@@ -237,8 +237,10 @@ int upnp_ssdp_parse(const char *buf, size_t len, char *ret_loc, size_t loc_len, 
 /* True when the host of an http:// URL is the address in sa (IPv4 or IPv6, brackets and %scope ignored). */
 bool upnp_url_host_is(const char *url, const struct pm_sockaddr *sa);
 
-/* The real ops over miniupnpc. */
+/* The real ops over miniupnpc, which upnp_mini_load() loads first (once per process): 0, or -ENOENT with
+ * the loader's reason in *ret_why (static text). */
 extern const struct upnp_igd_ops upnp_miniupnpc_ops;
+int upnp_mini_load(const char **ret_why);
 /* The ops new servers use (tests replace it with a fake IGD). */
 extern const struct upnp_igd_ops *upnp_igd_default_ops;
 

@@ -12,6 +12,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,50 @@
 #include <miniupnpc/miniupnpc.h>
 #include <miniupnpc/upnpcommands.h>
 
+#include "dl/dl.h"
 #include "upnp/upnp_int.h"
+
+/* miniupnpc, loaded privately (core/dl/dl.h): every function of it that pcpmap calls. */
+#define MU_SYMS(X)                          \
+	X(upnpDiscover)                     \
+	X(freeUPNPDevlist)                  \
+	X(UPNP_GetValidIGD)                 \
+	X(FreeUPNPUrls)                     \
+	X(UPNP_GetExternalIPAddress)        \
+	X(UPNP_AddPortMapping)              \
+	X(UPNP_AddAnyPortMapping)           \
+	X(UPNP_DeletePortMapping)           \
+	X(UPNP_GetSpecificPortMappingEntry) \
+	X(UPNP_AddPinhole)                  \
+	X(UPNP_UpdatePinhole)               \
+	X(UPNP_DeletePinhole)
+#define MU_FIELD(n) __typeof__(n) *n;
+static struct {
+	MU_SYMS(MU_FIELD)
+} mu;
+#undef MU_FIELD
+static pthread_once_t mu_once = PTHREAD_ONCE_INIT;
+static int mu_err;
+static char mu_why[256];
+
+static void mu_load(void)
+{
+	void *h;
+	mu_err = pm_dl_open(PCPMAP_MINIUPNPC_PATH, &h, mu_why, sizeof(mu_why));
+#define MU_SYM(n)        \
+	if (mu_err == 0) \
+		mu_err = pm_dl_sym(h, #n, &mu.n, sizeof(mu.n), mu_why, sizeof(mu_why));
+	MU_SYMS(MU_SYM)
+#undef MU_SYM
+}
+
+int upnp_mini_load(const char **ret_why)
+{
+	pthread_once(&mu_once, mu_load);
+	if (ret_why)
+		*ret_why = mu_why;
+	return mu_err;
+}
 
 struct mini {
 	struct UPNPUrls urls;
@@ -320,9 +364,9 @@ static int get_valid_igd(struct UPNPDev *devs, struct UPNPUrls *urls, struct IGD
 {
 #if MINIUPNPC_API_VERSION >= 18
 	char wan[64];
-	return UPNP_GetValidIGD(devs, urls, data, lan, lanlen, wan, (int)sizeof(wan));
+	return mu.UPNP_GetValidIGD(devs, urls, data, lan, lanlen, wan, (int)sizeof(wan));
 #else
-	return UPNP_GetValidIGD(devs, urls, data, lan, lanlen);
+	return mu.UPNP_GetValidIGD(devs, urls, data, lan, lanlen);
 #endif
 }
 
@@ -364,7 +408,7 @@ static int validate_list(struct upnp_igd *g, struct UPNPDev *devs)
 		return 1;
 	}
 	if (st > 0)
-		FreeUPNPUrls(&m->urls);
+		mu.FreeUPNPUrls(&m->urls);
 	return 0;
 }
 
@@ -469,7 +513,7 @@ static int classic_discover(struct upnp_igd *g)
 {
 	int err = 0;
 	struct UPNPDev *devs =
-	    upnpDiscover(2000, NULL, NULL, UPNP_LOCAL_PORT_ANY, g->gw.u.sa.sa_family == AF_INET6, 2, &err);
+	    mu.upnpDiscover(2000, NULL, NULL, UPNP_LOCAL_PORT_ANY, g->gw.u.sa.sa_family == AF_INET6, 2, &err);
 	if (!devs)
 		return -ETIMEDOUT;
 	/* The gateway's own IGD first. */
@@ -487,7 +531,7 @@ static int classic_discover(struct upnp_igd *g)
 	}
 	*mt = rest;
 	int r = validate_list(g, mine);
-	freeUPNPDevlist(mine);
+	mu.freeUPNPDevlist(mine);
 	g->window_ms = 2000;
 	return r ? 0 : -ETIMEDOUT;
 }
@@ -524,7 +568,7 @@ static void mini_forget(struct upnp_igd *g)
 	if (!m)
 		return;
 	if (m->have)
-		FreeUPNPUrls(&m->urls);
+		mu.FreeUPNPUrls(&m->urls);
 	free(m);
 	g->impl = NULL;
 }
@@ -534,7 +578,7 @@ static int mini_get_ext(struct upnp_igd *g, char ext[UPNP_ADDR_LEN])
 	struct mini *m = M(g);
 	char buf[UPNP_ADDR_LEN] = "";
 	errno = 0;
-	int r = UPNP_GetExternalIPAddress(m->urls.controlURL, m->data.first.servicetype, buf);
+	int r = mu.UPNP_GetExternalIPAddress(m->urls.controlURL, m->data.first.servicetype, buf);
 	r = result(r, errno);
 	if (r == 0 && !buf[0])
 		r = -EPROTO;
@@ -551,8 +595,8 @@ static int mini_add(struct upnp_igd *g, const struct upnp_add_args *a)
 	snprintf(i, sizeof(i), "%u", a->int_port);
 	snprintf(l, sizeof(l), "%u", a->lease);
 	errno = 0;
-	int r = UPNP_AddPortMapping(m->urls.controlURL, m->data.first.servicetype, e, i, a->client, a->desc,
-				    a->proto, NULL, l);
+	int r = mu.UPNP_AddPortMapping(m->urls.controlURL, m->data.first.servicetype, e, i, a->client,
+				       a->desc, a->proto, NULL, l);
 	return result(r, errno);
 }
 
@@ -564,8 +608,8 @@ static int mini_add_any(struct upnp_igd *g, const struct upnp_add_args *a, uint1
 	snprintf(i, sizeof(i), "%u", a->int_port);
 	snprintf(l, sizeof(l), "%u", a->lease);
 	errno = 0;
-	int r = UPNP_AddAnyPortMapping(m->urls.controlURL, m->data.first.servicetype, e, i, a->client,
-				       a->desc, a->proto, NULL, l, got);
+	int r = mu.UPNP_AddAnyPortMapping(m->urls.controlURL, m->data.first.servicetype, e, i, a->client,
+					  a->desc, a->proto, NULL, l, got);
 	r = result(r, errno);
 	if (r == 0) {
 		char *end;
@@ -583,7 +627,7 @@ static int mini_del(struct upnp_igd *g, uint16_t ext_port, const char *proto)
 	char e[8];
 	snprintf(e, sizeof(e), "%u", ext_port);
 	errno = 0;
-	int r = UPNP_DeletePortMapping(m->urls.controlURL, m->data.first.servicetype, e, proto, NULL);
+	int r = mu.UPNP_DeletePortMapping(m->urls.controlURL, m->data.first.servicetype, e, proto, NULL);
 	return result(r, errno);
 }
 
@@ -594,8 +638,8 @@ static int mini_get_entry(struct upnp_igd *g, uint16_t ext_port, const char *pro
 	char e[8], who[UPNP_ADDR_LEN] = "", iport[16] = "", desc[96] = "", en[8] = "", lease[24] = "";
 	snprintf(e, sizeof(e), "%u", ext_port);
 	errno = 0;
-	int r = UPNP_GetSpecificPortMappingEntry(m->urls.controlURL, m->data.first.servicetype, e, proto,
-						 NULL, who, iport, desc, en, lease);
+	int r = mu.UPNP_GetSpecificPortMappingEntry(m->urls.controlURL, m->data.first.servicetype, e, proto,
+						    NULL, who, iport, desc, en, lease);
 	r = result(r, errno);
 	if (r == 0) {
 		snprintf(client, UPNP_ADDR_LEN, "%s", who);
@@ -613,8 +657,8 @@ static int mini_add_pinhole(struct upnp_igd *g, const char *client, uint16_t por
 	snprintf(pr, sizeof(pr), "%u", ip_proto); /* WANIPv6FirewallControl wants the protocol number */
 	snprintf(l, sizeof(l), "%u", lease);
 	errno = 0;
-	int r = UPNP_AddPinhole(m->urls.controlURL_6FC, m->data.IPv6FC.servicetype, "", "0", client, p, pr, l,
-				id);
+	int r = mu.UPNP_AddPinhole(m->urls.controlURL_6FC, m->data.IPv6FC.servicetype, "", "0", client, p, pr,
+				   l, id);
 	r = result(r, errno);
 	if (r == 0) {
 		if (!id[0])
@@ -631,7 +675,7 @@ static int mini_update_pinhole(struct upnp_igd *g, const char *uid, uint32_t lea
 	char l[16];
 	snprintf(l, sizeof(l), "%u", lease);
 	errno = 0;
-	int r = UPNP_UpdatePinhole(m->urls.controlURL_6FC, m->data.IPv6FC.servicetype, uid, l);
+	int r = mu.UPNP_UpdatePinhole(m->urls.controlURL_6FC, m->data.IPv6FC.servicetype, uid, l);
 	return result(r, errno);
 }
 
@@ -639,7 +683,7 @@ static int mini_del_pinhole(struct upnp_igd *g, const char *uid)
 {
 	struct mini *m = M(g);
 	errno = 0;
-	int r = UPNP_DeletePinhole(m->urls.controlURL_6FC, m->data.IPv6FC.servicetype, uid);
+	int r = mu.UPNP_DeletePinhole(m->urls.controlURL_6FC, m->data.IPv6FC.servicetype, uid);
 	return result(r, errno);
 }
 
