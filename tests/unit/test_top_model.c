@@ -242,8 +242,8 @@ static void events_are_logged(void **state)
 		 pcpmap_strerror(-EACCES), pcpmap_result_name(PCPMAP_PROTO_PCP, 2),
 		 pcpmap_result_advice(PCPMAP_PROTO_PCP, 2));
 	assert_string_equal(last_log(&m), want);
-	char line[WIDTH + 1];
-	top_fmt_map_detail(&m, T0 + 16 * SEC, line, WIDTH);
+	char line[TOP_TEXT_MAX + 1];
+	top_fmt_map_detail(&m, T0 + 16 * SEC, line, TOP_TEXT_MAX);
 	assert_non_null(strstr(line, "last error: "));
 	assert_non_null(strstr(line, "retrying in 20 s"));
 
