@@ -17,6 +17,7 @@
 #include <pcpmap/pcpmap.h>
 
 #include "connections.h"
+#include "top.h"
 #ifdef PCPMAP_CLI_DAEMON
 #include "daemon/ipc_client.h"
 #endif
@@ -1224,10 +1225,17 @@ static void help_main(void)
 	       "  probe                  which protocols the gateway answers, RTTs, external address\n"
 	       "  external-address       print the gateway's external address\n"
 	       "  connections [PROTO]    this host's connections; --pick N makes one's PEER mapping\n"
-	       "  list [--watch]         the mappings pcpmapd holds\n\n"
+	       "  list [--watch]         the mappings pcpmapd holds\n"
+	       "  top                    full-screen view: connections, mappings, events\n\n"
 	       "'%s COMMAND --help' tells more. Exit codes: 0 success, 1 internal error, 2 usage,\n"
 	       "3 no gateway or no supported protocol, 4 refused by the gateway, 5 timeout.\n",
 	       prog, prog);
+}
+
+static int cmd_top(int argc, char **argv, struct opts *o)
+{
+	(void)o;
+	return cli_top(argc, argv);
 }
 
 static const struct {
@@ -1243,6 +1251,7 @@ static const struct {
 	{ "external-address", cmd_external },
 	{ "connections", cmd_connections },
 	{ "list", cmd_list },
+	{ "top", cmd_top },
 	/* clang-format on */
 };
 

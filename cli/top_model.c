@@ -576,7 +576,7 @@ void top_fmt_map_header(const struct top_model *m, char *buf, size_t width)
 {
 	char tmp[256];
 
-	snprintf(tmp, sizeof(tmp), "  %s%-11s %-7s %-8s %-24s %-24s %-6s %-8s %-10s %s",
+	snprintf(tmp, sizeof(tmp), "  %s%-17s %-7s %-8s %-24s %-24s %-6s %-8s %-10s %s",
 		 any_owner(m) ? "OWNER " : "", "STATE", "VIA", "KIND", "INTERNAL", "EXTERNAL", "PAIR",
 		 "LIFETIME", "REFRESH", "OPTIONS / LAST ERROR");
 	fit_into(buf, width, tmp);
@@ -620,7 +620,7 @@ void top_fmt_map(const struct top_model *m, size_t k, uint64_t now, char *buf, s
 		n += (size_t)snprintf(rest + n, sizeof(rest) - n, "%s ", r->options);
 	if (n < sizeof(rest) && i->error)
 		snprintf(rest + n, sizeof(rest) - n, "! %s", pcpmap_strerror(i->error));
-	snprintf(tmp, sizeof(tmp), "  %s%-11s %-7s %-8s %-24s %-24s %-6s %-8s %-10s %s", owner,
+	snprintf(tmp, sizeof(tmp), "  %s%-17s %-7s %-8s %-24s %-24s %-6s %-8s %-10s %s", owner,
 		 pcpmap_state_name(i->state), pcpmap_proto_name(i->proto), kind, in, ex, pair, lt, cd, rest);
 	fit_into(buf, width, tmp);
 }
