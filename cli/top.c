@@ -796,6 +796,11 @@ int cli_top(int argc, char **argv)
 		if (a.daemon && now >= a.next_list)
 			list_daemon(&a, now);
 #endif
+		for (size_t i = 0; i < a.m.n_maps; i++) {
+			struct pcpmap_mapping_info info;
+			if (a.m.maps[i].handle && pcpmap_mapping_get_info(a.m.maps[i].handle, &info) == 0)
+				top_model_poll(&a.m, now, a.m.maps[i].key, &info);
+		}
 		/* Every wakeup redraws (ncurses sends only what changed); a wakeup comes at least once a
 		 * second, on the second of the first draw, so every countdown moves by one. */
 		draw(&a, now);

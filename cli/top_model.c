@@ -290,6 +290,27 @@ struct top_map_row *top_model_event(struct top_model *m, uint64_t now, const voi
 	return r;
 }
 
+void top_model_poll(struct top_model *m, uint64_t now, uint32_t key, const struct pcpmap_mapping_info *info)
+{
+	struct top_map_row *r = top_model_map_by_key(m, key);
+	char label[96], ext[64];
+
+	if (!r || !info)
+		return;
+	/* Same protocol and server: an epoch that went back is that server's restart (RFC 6887 8.5). */
+	if (info->state == PCPMAP_STATE_MAPPED && r->info.state != PCPMAP_STATE_NOT_SENT &&
+	    info->proto == r->info.proto && !strcmp(info->server, r->info.server) &&
+	    info->epoch < r->info.epoch) {
+		map_label(info, label, sizeof(label));
+		top_fmt_endpoint(info->external_addr, info->external_port, ext, sizeof(ext));
+		top_model_log(m, now,
+			      "gateway %s restarted (epoch %" PRIu32 " s -> %" PRIu32
+			      " s): %s renewed, %s again",
+			      info->server, r->info.epoch, info->epoch, label, ext);
+	}
+	r->info = *info;
+}
+
 static bool nonce_zero(const uint8_t n[12])
 {
 	for (int i = 0; i < 12; i++)

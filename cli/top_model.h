@@ -101,6 +101,12 @@ struct top_map_row *top_model_event(struct top_model *m, uint64_t now, const voi
 /* Replaces the info of a row without an event (a re-read of the handle). */
 void top_model_update_info(struct top_model *m, uint32_t key, const struct pcpmap_mapping_info *info);
 
+/*
+ * A re-read of a row's handle (the view does it every second): updates the row and logs what no event
+ * reports, a gateway that restarted (its epoch went back) and confirmed the mapping with a renewal.
+ */
+void top_model_poll(struct top_model *m, uint64_t now, uint32_t key, const struct pcpmap_mapping_info *info);
+
 /* A mapping as pcpmapd lists it. */
 struct top_daemon_row {
 	uint32_t id;

@@ -262,6 +262,37 @@ static void events_are_logged(void **state)
 	top_model_free(&m);
 }
 
+static void gateway_restart_seen_by_polling(void **state)
+{
+	(void)state;
+	struct top_model m;
+	int h;
+
+	top_model_init(&m, T0);
+	struct pcpmap_mapping_info i = mapped_info(7301, 7301, T0 + 60 * SEC);
+	i.epoch = 40;
+	uint32_t key = top_model_add_map(&m, &h, &i, "", false);
+	size_t n = m.log_n;
+	i.epoch = 41; /* time goes on: nothing to say */
+	top_model_poll(&m, T0 + SEC, key, &i);
+	i.state = PCPMAP_STATE_REFRESHING;
+	top_model_poll(&m, T0 + 2 * SEC, key, &i);
+	assert_int_equal(m.log_n, n);
+	i.state = PCPMAP_STATE_MAPPED;
+	i.epoch = 2; /* renewed by a server that started again */
+	top_model_poll(&m, T0 + 3 * SEC, key, &i);
+	assert_int_equal(m.log_n, n + 1);
+	assert_string_equal(last_log(&m), "gateway 192.168.77.1:5351 restarted (epoch 41 s -> 2 s): tcp 7301 "
+					  "renewed, 203.0.113.1:7301 again");
+	assert_int_equal(m.maps[0].info.epoch, 2);
+	/* Another server's lower epoch (a move to another gateway) is not a restart. */
+	snprintf(i.server, sizeof(i.server), "192.168.78.1:5351");
+	i.epoch = 1;
+	top_model_poll(&m, T0 + 4 * SEC, key, &i);
+	assert_int_equal(m.log_n, n + 1);
+	top_model_free(&m);
+}
+
 static void log_ring_and_scrolling(void **state)
 {
 	(void)state;
@@ -546,6 +577,7 @@ int main(void)
 		cmocka_unit_test(selection_and_filter),
 		cmocka_unit_test(scroll_keeps_selection_visible),
 		cmocka_unit_test(events_are_logged),
+		cmocka_unit_test(gateway_restart_seen_by_polling),
 		cmocka_unit_test(log_ring_and_scrolling),
 		cmocka_unit_test(narrow_widths_truncate),
 		cmocka_unit_test(coverage_of_connections),
