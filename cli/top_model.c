@@ -297,16 +297,25 @@ void top_model_poll(struct top_model *m, uint64_t now, uint32_t key, const struc
 
 	if (!r || !info)
 		return;
-	/* Same protocol and server: an epoch that went back is that server's restart (RFC 6887 8.5). */
-	if (info->state == PCPMAP_STATE_MAPPED && r->info.state != PCPMAP_STATE_NOT_SENT &&
-	    info->proto == r->info.proto && !strcmp(info->server, r->info.server) &&
-	    info->epoch < r->info.epoch) {
+	bool was_held = r->info.state == PCPMAP_STATE_MAPPED || r->info.state == PCPMAP_STATE_REFRESHING;
+	bool same = info->proto == r->info.proto && !strcmp(info->server, r->info.server);
+	if (info->state == PCPMAP_STATE_MAPPED && was_held && same) {
 		map_label(info, label, sizeof(label));
 		top_fmt_endpoint(info->external_addr, info->external_port, ext, sizeof(ext));
-		top_model_log(m, now,
-			      "gateway %s restarted (epoch %" PRIu32 " s -> %" PRIu32
-			      " s): %s renewed, %s again",
-			      info->server, r->info.epoch, info->epoch, label, ext);
+		/* An epoch that went back is that server's restart (RFC 6887 8.5). */
+		if (info->epoch < r->info.epoch)
+			top_model_log(m, now,
+				      "gateway %s restarted (epoch %" PRIu32 " s -> %" PRIu32
+				      " s): %s renewed, %s again",
+				      info->server, r->info.epoch, info->epoch, label, ext);
+		/* A lifetime extended before the renewal was due: the gateway announced itself (a restart
+		 * within the epoch's slack, RFC 6887 14.1.1) and the mapping was confirmed. */
+		else if (info->expires_usec > r->info.expires_usec + 1000000u && r->info.expires_usec &&
+			 r->info.refresh_usec > now + 1000000u)
+			top_model_log(
+			    m, now,
+			    "gateway %s announced itself: %s re-verified ahead of its renewal, %s again",
+			    info->server, label, ext);
 	}
 	r->info = *info;
 }

@@ -165,7 +165,7 @@ case_restart_restores() {
 	"$LAB" gw-restart --flush
 	rules_have 7302 && fail "the restart did not flush the rule"
 	wait_rule 7302 10 || dump "the mapping did not come back on the gateway within 10 s"
-	wait_screen 'gateway 192\.168\.77\.1:5351 restarted .*tcp 7302 renewed' 5 || dump "the view does not say so"
+	wait_screen 'gateway 192\.168\.77\.1:5351 (restarted|announced itself).*tcp 7302 (renewed|re-verified)' 5 || dump "the view does not say so"
 	wait_screen 'MAPPED +PCP +tcp map +192\.168\.77\.2:7302' 3 || dump "7302 not MAPPED after the restart"
 	screen >"$WORK/screen-restart.out"
 	keys q

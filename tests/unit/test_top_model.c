@@ -285,11 +285,26 @@ static void gateway_restart_seen_by_polling(void **state)
 	assert_string_equal(last_log(&m), "gateway 192.168.77.1:5351 restarted (epoch 41 s -> 2 s): tcp 7301 "
 					  "renewed, 203.0.113.1:7301 again");
 	assert_int_equal(m.maps[0].info.epoch, 2);
+	/* The scheduled renewal extends the lifetime: nothing to say. One before it was due is a re-check. */
+	i.expires_usec = T0 + 120 * SEC;
+	i.refresh_usec = T0 + 60 * SEC;
+	top_model_poll(&m, T0 + 3 * SEC, key, &i);
+	i.expires_usec = T0 + 180 * SEC;
+	i.refresh_usec = T0 + 120 * SEC;
+	top_model_poll(&m, T0 + 60 * SEC, key, &i);
+	assert_int_equal(m.log_n, n + 1);
+	i.expires_usec = T0 + 190 * SEC;
+	i.refresh_usec = T0 + 130 * SEC;
+	top_model_poll(&m, T0 + 70 * SEC, key, &i);
+	assert_int_equal(m.log_n, n + 2);
+	assert_string_equal(last_log(&m),
+			    "gateway 192.168.77.1:5351 announced itself: tcp 7301 re-verified ahead of "
+			    "its renewal, 203.0.113.1:7301 again");
 	/* Another server's lower epoch (a move to another gateway) is not a restart. */
 	snprintf(i.server, sizeof(i.server), "192.168.78.1:5351");
 	i.epoch = 1;
-	top_model_poll(&m, T0 + 4 * SEC, key, &i);
-	assert_int_equal(m.log_n, n + 1);
+	top_model_poll(&m, T0 + 74 * SEC, key, &i);
+	assert_int_equal(m.log_n, n + 2);
 	top_model_free(&m);
 }
 
