@@ -286,7 +286,7 @@ static void draw(struct app *a, uint64_t now)
 
 	/* Connections. */
 	pane_title(y++, "Connections", m->n_vis[0], m->n_conns, m->focus == TOP_PANE_CONNS, buf, w);
-	top_fmt_conn_header(buf, w);
+	top_fmt_conn_header(m, buf, w);
 	put_line(y++, buf, A_UNDERLINE);
 	size_t first = top_model_scroll_for(m, TOP_PANE_CONNS, (size_t)hc);
 	for (int i = 0; i < hc; i++, y++) {

@@ -566,11 +566,28 @@ char top_model_coverage(const struct top_model *m, const struct cli_conn *c)
 
 /* ---- lines ---- */
 
-void top_fmt_conn_header(char *buf, size_t width)
+/* Endpoint columns as wide as the longest endpoint listed (at least the heading). */
+static void conn_cols(const struct top_model *m, int *wl, int *wr)
+{
+	char l[64], r[64];
+
+	*wl = 5;
+	*wr = 6;
+	for (size_t k = 0; k < m->n_conns; k++) {
+		top_fmt_endpoint(m->conns[k].local, m->conns[k].lport, l, sizeof(l));
+		top_fmt_endpoint(m->conns[k].remote, m->conns[k].rport, r, sizeof(r));
+		*wl = (int)strlen(l) > *wl ? (int)strlen(l) : *wl;
+		*wr = (int)strlen(r) > *wr ? (int)strlen(r) : *wr;
+	}
+}
+
+void top_fmt_conn_header(const struct top_model *m, char *buf, size_t width)
 {
 	char tmp[256];
+	int wl, wr;
 
-	snprintf(tmp, sizeof(tmp), "  %-4s %-3s %-28s %-28s %-11s %s", "MAP", "TR", "LOCAL", "REMOTE",
+	conn_cols(m, &wl, &wr);
+	snprintf(tmp, sizeof(tmp), "  %-5s %-3s %-*s  %-*s  %-11s %s", "MAP", "TR", wl, "LOCAL", wr, "REMOTE",
 		 "STATE", "UID");
 	fit_into(buf, width, tmp);
 }
@@ -581,16 +598,18 @@ void top_fmt_conn(const struct top_model *m, size_t k, char *buf, size_t width)
 	char l[64], r[64];
 	char cov = top_model_coverage(m, c);
 	char tmp[512];
+	int wl, wr;
 
+	conn_cols(m, &wl, &wr);
 	top_fmt_endpoint(c->local, c->lport, l, sizeof(l));
 	top_fmt_endpoint(c->remote, c->rport, r, sizeof(r));
-	snprintf(tmp, sizeof(tmp), "  %-4s %-3s %-28s %-28s %-11s %" PRIu32,
+	snprintf(tmp, sizeof(tmp), "  %-5s %-3s %-*s  %-*s  %-11s %" PRIu32,
 		 cov == 'P'   ? "peer"
 		 : cov == 'p' ? "peer?"
 		 : cov == 'M' ? "map"
 		 : cov == 'm' ? "map?"
 			      : "-",
-		 tr_name(c->proto), l, r, c->state, c->uid);
+		 tr_name(c->proto), wl, l, wr, r, c->state, c->uid);
 	fit_into(buf, width, tmp);
 }
 
@@ -602,13 +621,44 @@ static bool any_owner(const struct top_model *m)
 	return false;
 }
 
+/* Column widths of the mapping pane: as wide as the longest state and endpoints of any row, so rows stay
+ * aligned and narrow terminals keep the countdown in view. */
+struct map_cols {
+	int state, in, ex;
+};
+
+static void endpoints_of(const struct pcpmap_mapping_info *i, char *in, char *ex, size_t len)
+{
+	top_fmt_endpoint(i->internal_addr, i->internal_port, in, len);
+	if (!i->internal_addr[0])
+		snprintf(in, len, "*:%u", i->internal_port);
+	top_fmt_endpoint(i->external_addr, i->external_port, ex, len);
+}
+
+static struct map_cols map_cols(const struct top_model *m)
+{
+	struct map_cols c = { 5, 8, 8 }; /* "STATE", "INTERNAL", "EXTERNAL" */
+	char in[64], ex[64];
+
+	for (size_t k = 0; k < m->n_maps; k++) {
+		const struct pcpmap_mapping_info *i = &m->maps[k].info;
+		int s = (int)strlen(pcpmap_state_name(i->state));
+		endpoints_of(i, in, ex, sizeof(in));
+		c.state = s > c.state ? s : c.state;
+		c.in = (int)strlen(in) > c.in ? (int)strlen(in) : c.in;
+		c.ex = (int)strlen(ex) > c.ex ? (int)strlen(ex) : c.ex;
+	}
+	return c;
+}
+
 void top_fmt_map_header(const struct top_model *m, char *buf, size_t width)
 {
 	char tmp[256];
+	struct map_cols c = map_cols(m);
 
-	snprintf(tmp, sizeof(tmp), "  %s%-17s %-7s %-8s %-24s %-24s %-6s %-8s %-10s %s",
-		 any_owner(m) ? "OWNER " : "", "STATE", "VIA", "KIND", "INTERNAL", "EXTERNAL", "PAIR",
-		 "LIFETIME", "REFRESH", "OPTIONS / LAST ERROR");
+	snprintf(tmp, sizeof(tmp), "  %s%-*s %-7s %-8s %-*s %-*s %-6s %-8s %-10s %s",
+		 any_owner(m) ? "OWNER " : "", c.state, "STATE", "VIA", "KIND", c.in, "INTERNAL", c.ex,
+		 "EXTERNAL", "PAIR", "LIFETIME", "REFRESH", "OPTIONS / LAST ERROR");
 	fit_into(buf, width, tmp);
 }
 
@@ -627,10 +677,8 @@ void top_fmt_map(const struct top_model *m, size_t k, uint64_t now, char *buf, s
 	}
 	snprintf(kind, sizeof(kind), "%s %s", tr_name(i->ip_proto),
 		 i->kind == PCPMAP_KIND_PEER ? "peer" : "map");
-	top_fmt_endpoint(i->internal_addr, i->internal_port, in, sizeof(in));
-	if (!i->internal_addr[0])
-		snprintf(in, sizeof(in), "*:%u", i->internal_port);
-	top_fmt_endpoint(i->external_addr, i->external_port, ex, sizeof(ex));
+	struct map_cols c = map_cols(m);
+	endpoints_of(i, in, ex, sizeof(in));
 	if (i->external_port2)
 		snprintf(pair, sizeof(pair), "+%u", i->external_port2);
 	else
@@ -650,8 +698,9 @@ void top_fmt_map(const struct top_model *m, size_t k, uint64_t now, char *buf, s
 		n += (size_t)snprintf(rest + n, sizeof(rest) - n, "%s ", r->options);
 	if (n < sizeof(rest) && i->error)
 		snprintf(rest + n, sizeof(rest) - n, "! %s", pcpmap_strerror(i->error));
-	snprintf(tmp, sizeof(tmp), "  %s%-17s %-7s %-8s %-24s %-24s %-6s %-8s %-10s %s", owner,
-		 pcpmap_state_name(i->state), pcpmap_proto_name(i->proto), kind, in, ex, pair, lt, cd, rest);
+	snprintf(tmp, sizeof(tmp), "  %s%-*s %-7s %-8s %-*s %-*s %-6s %-8s %-10s %s", owner, c.state,
+		 pcpmap_state_name(i->state), pcpmap_proto_name(i->proto), kind, c.in, in, c.ex, ex, pair, lt,
+		 cd, rest);
 	fit_into(buf, width, tmp);
 }
 

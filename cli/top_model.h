@@ -164,7 +164,7 @@ char top_model_coverage(const struct top_model *m, const struct cli_conn *c);
  * with a '>' in the last column when the text is longer. buf must hold width + 1 bytes. k is a position
  * among the visible rows.
  */
-void top_fmt_conn_header(char *buf, size_t width);
+void top_fmt_conn_header(const struct top_model *m, char *buf, size_t width);
 void top_fmt_conn(const struct top_model *m, size_t k, char *buf, size_t width);
 void top_fmt_map_header(const struct top_model *m, char *buf, size_t width);
 void top_fmt_map(const struct top_model *m, size_t k, uint64_t now, char *buf, size_t width);

@@ -351,7 +351,7 @@ static void narrow_widths_truncate(void **state)
 	top_model_log(&m, T0, "a long line of the event log that goes on and on past any narrow terminal");
 	char buf[301];
 	for (size_t w = 1; w <= 300; w++) {
-		top_fmt_conn_header(buf, w);
+		top_fmt_conn_header(&m, buf, w);
 		assert_int_equal(strlen(buf), w);
 		top_fmt_conn(&m, 0, buf, w);
 		assert_int_equal(strlen(buf), w);
