@@ -656,9 +656,9 @@ void top_fmt_map_header(const struct top_model *m, char *buf, size_t width)
 	char tmp[256];
 	struct map_cols c = map_cols(m);
 
-	snprintf(tmp, sizeof(tmp), "  %s%-*s %-7s %-8s %-*s %-*s %-6s %-8s %-10s %s",
+	snprintf(tmp, sizeof(tmp), "  %s%-*s %-7s %-8s %-*s %-*s %-10s %-8s %-6s %s",
 		 any_owner(m) ? "OWNER " : "", c.state, "STATE", "VIA", "KIND", c.in, "INTERNAL", c.ex,
-		 "EXTERNAL", "PAIR", "LIFETIME", "REFRESH", "OPTIONS / LAST ERROR");
+		 "EXTERNAL", "REFRESH", "LIFETIME", "PAIR", "OPTIONS / LAST ERROR");
 	fit_into(buf, width, tmp);
 }
 
@@ -698,9 +698,9 @@ void top_fmt_map(const struct top_model *m, size_t k, uint64_t now, char *buf, s
 		n += (size_t)snprintf(rest + n, sizeof(rest) - n, "%s ", r->options);
 	if (n < sizeof(rest) && i->error)
 		snprintf(rest + n, sizeof(rest) - n, "! %s", pcpmap_strerror(i->error));
-	snprintf(tmp, sizeof(tmp), "  %s%-*s %-7s %-8s %-*s %-*s %-6s %-8s %-10s %s", owner, c.state,
-		 pcpmap_state_name(i->state), pcpmap_proto_name(i->proto), kind, c.in, in, c.ex, ex, pair, lt,
-		 cd, rest);
+	snprintf(tmp, sizeof(tmp), "  %s%-*s %-7s %-8s %-*s %-*s %-10s %-8s %-6s %s", owner, c.state,
+		 pcpmap_state_name(i->state), pcpmap_proto_name(i->proto), kind, c.in, in, c.ex, ex, cd, lt,
+		 pair, rest);
 	fit_into(buf, width, tmp);
 }
 
