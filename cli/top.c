@@ -258,8 +258,7 @@ static void draw(struct app *a, uint64_t now)
 	erase();
 	curs_set(0);
 	if (COLS < MIN_COLS || LINES < MIN_LINES) {
-		snprintf(buf, w + 1, "terminal too small (%dx%d): pcpmap top needs %dx%d", COLS, LINES,
-			 MIN_COLS, MIN_LINES);
+		snprintf(buf, w + 1, "too small: %dx%d, needs %dx%d", COLS, LINES, MIN_COLS, MIN_LINES);
 		put_line(0, buf, A_BOLD);
 		snprintf(buf, w + 1, "q quits");
 		if (LINES > 1)
@@ -425,6 +424,8 @@ static void delete_selected(struct app *a, uint64_t now)
 				      pmd_ctl_error(a->ctl));
 		else
 			top_model_log(&a->m, now, "pcpmapd deleted #%u (%s)", id, label);
+		if (e == 0)
+			top_model_remove_map(&a->m, r->key);
 		list_daemon(a, now);
 		return;
 	}

@@ -173,6 +173,36 @@ case_restart_restores() {
 	ok "gateway restarted with its rules flushed; the mapping came back and the view reported it"
 }
 
+# With --daemon: a persistent mapping another command left with pcpmapd is listed with its owner; 'd'
+# deletes it through the daemon; a MAP made in the view goes through the daemon and leaves with 'q'.
+case_daemon_others() {
+	local pcpmapd=$PCPMAP_BUILD_DIR/daemon/pcpmapd sock=$WORK/pcpmapd.sock
+	[[ -x $pcpmapd ]] || fail "build $pcpmapd first"
+	lab_up
+	printf 'log_level = info\n' >"$WORK/pcpmapd.conf"
+	"$LAB" cli "$pcpmapd" -c "$WORK/pcpmapd.conf" -s "$sock" -S "$WORK/state" >"$WORK/daemon.out" 2>&1 &
+	BG_PID=$!
+	for _ in $(seq 50); do
+		[[ -S $sock ]] && break
+		sleep 0.1
+	done
+	pm map map udp 7400 --daemon --socket "$sock"
+	[[ $RC -eq 0 ]] || fail "map --daemon exited $RC"
+	top_start --daemon --socket "$sock"
+	wait_screen '^  0 +MAPPED +PCP +udp map +192\.168\.77\.2:7400 .*persistent' 5 ||
+		dump "the daemon's persistent mapping is not listed with its owner"
+	map_port 7401
+	wait_rule 7401 5 || dump "no rule for 7401 made through the daemon"
+	wait_screen 'MAPPED +PCP +tcp map +192\.168\.77\.2:7401' 3 || dump "7401 not shown"
+	keys k d # the row above the new one: 7400
+	wait_no_rule 7400 5 || dump "'d' did not delete the daemon's mapping of 7400"
+	wait_screen 'pcpmapd deleted #[0-9]+ \(udp 7400\)' 3 || dump "no delete in the event log"
+	keys q
+	wait_no_rule 7401 5 || fail "the mapping made in the view survived 'q'"
+	wait_screen 'made in the view deleted by pcpmapd' 3 || dump "no summary after 'q'"
+	ok "pcpmapd's persistent mapping listed (owner 0) and deleted with 'd'; the view's own left on 'q'"
+}
+
 fn=case_$CASE
 declare -F "$fn" >/dev/null || { echo "unknown case $CASE" >&2; exit 2; }
 "$fn"
