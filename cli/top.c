@@ -802,10 +802,10 @@ int cli_top(int argc, char **argv)
 			if (a.m.maps[i].handle && pcpmap_mapping_get_info(a.m.maps[i].handle, &info) == 0)
 				top_model_poll(&a.m, now, a.m.maps[i].key, &info);
 		}
-		/* Every wakeup redraws (ncurses sends only what changed); a wakeup comes at least once a
-		 * second, on the second of the first draw, so every countdown moves by one. */
+		/* Every wakeup redraws (ncurses sends only what changed); one comes just after the next
+		 * countdown boundary, so countdowns move by exactly one a second. */
 		draw(&a, now);
-		int t = (int)(1000 - (now - a.m.t0_usec) / 1000u % 1000u);
+		int t = (int)((top_model_next_tick(&a.m, now) - now) / 1000u) + 2;
 		int ct = pcpmap_client_get_timeout(a.c);
 		if (ct >= 0 && ct < t)
 			t = ct;

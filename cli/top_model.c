@@ -73,6 +73,30 @@ void top_fmt_countdown(const struct pcpmap_mapping_info *i, uint64_t now, char *
 		snprintf(buf, len, "-");
 }
 
+/* Time from now until the ceil-to-seconds countdown to t drops by one: in (0, 1 s]. */
+static uint64_t until_tick(uint64_t t, uint64_t now)
+{
+	uint64_t d = t - now;
+	uint64_t c = (d + 999999) / 1000000u;
+
+	return d - (c - 1) * 1000000u;
+}
+
+uint64_t top_model_next_tick(const struct top_model *m, uint64_t now)
+{
+	uint64_t best = 1000000u;
+
+	for (size_t i = 0; i < m->n_maps; i++) {
+		const struct pcpmap_mapping_info *x = &m->maps[i].info;
+		uint64_t t = x->state == PCPMAP_STATE_ERROR_WAIT_RESEND ? x->retry_usec : x->refresh_usec;
+		if (t > now) {
+			uint64_t u = until_tick(t, now);
+			best = u < best ? u : best;
+		}
+	}
+	return now + best;
+}
+
 void top_model_init(struct top_model *m, uint64_t now)
 {
 	memset(m, 0, sizeof(*m));

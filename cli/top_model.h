@@ -179,6 +179,13 @@ void top_fmt_log(const struct top_model *m, size_t k, char *buf, size_t width);
  */
 void top_fmt_countdown(const struct pcpmap_mapping_info *i, uint64_t now, char *buf, size_t len);
 
+/*
+ * When the next countdown shown changes (the earliest whole-second boundary of any row's renewal or retry
+ * time after now), at most now + 1 s. Drawing just after it moves every countdown by exactly one: a fixed
+ * one-second beat whose phase sits on a boundary would show some values twice and skip others.
+ */
+uint64_t top_model_next_tick(const struct top_model *m, uint64_t now);
+
 /* "addr:port", "[v6]:port" for an IPv6 address. */
 void top_fmt_endpoint(const char *addr, uint16_t port, char *buf, size_t len);
 

@@ -96,6 +96,28 @@ static void countdown_moves_with_the_clock(void **state)
 	top_fmt_countdown(&i, T0 + SEC, buf, sizeof(buf));
 	assert_string_equal(buf, "-");
 
+	/* The next change of the countdown, and what it shows just after. */
+	struct top_model t;
+	int th;
+	top_model_init(&t, T0);
+	assert_int_equal(top_model_next_tick(&t, T0), T0 + SEC); /* nothing to count: once a second */
+	struct pcpmap_mapping_info k = mapped_info(7000, 7000, T0 + 10 * SEC + 300000);
+	top_model_add_map(&t, &th, &k, "", false);
+	uint64_t now = T0, prev = 0;
+	for (int n = 0; n < 5; n++) {
+		uint64_t tick = top_model_next_tick(&t, now);
+		assert_int_equal(tick, T0 + 300000 + (uint64_t)n * SEC);
+		top_fmt_countdown(&k, tick + 1000, buf, sizeof(buf));
+		unsigned v;
+		assert_int_equal(sscanf(buf, "in %u s", &v), 1);
+		if (prev)
+			assert_int_equal(v, prev - 1); /* one a second, none skipped */
+		assert_int_equal(v, 10 - n);
+		prev = v;
+		now = tick + 1000;
+	}
+	top_model_free(&t);
+
 	/* The mapping pane's line shows it too, one second apart. */
 	struct top_model m;
 	top_model_init(&m, T0);
