@@ -88,6 +88,27 @@ case_not_a_terminal() {
 	ok "no terminal and TERM=dumb: exit 2, 'list --watch' named"
 }
 
+# Resizing (SIGWINCH, KEY_RESIZE): a terminal too small says so, a narrow one cuts lines with '>', and the
+# view comes back whole when the terminal grows. No lab: the gateway is never asked (no mapping is made).
+case_resize() {
+	tm new-session -d -x 120 -y 30 "$PCPMAP top -g 127.0.0.1 2>$WORK/top.err; echo \"exit \$?\" >$WORK/top.rc; sleep 30"
+	wait_screen '^ pcpmap top  own client' 3 || dump "no view"
+	tm resize-window -t 0 -x 30 -y 10
+	wait_screen '^too small: 30x10, needs 40x14' 3 || dump "no 'too small' at 30x10"
+	tm resize-window -t 0 -x 60 -y 16
+	wait_screen '^  STATE +VIA +KIND .*>$' 3 || dump "at 60 columns the mapping header is not cut with '>'"
+	screen | awk 'length($0) > 60 { bad = 1 } END { exit bad }' || dump "a line wider than 60 columns"
+	tm resize-window -t 0 -x 150 -y 30
+	wait_screen 'OPTIONS / LAST ERROR$' 3 || dump "the view did not grow back"
+	keys q
+	for _ in $(seq 30); do
+		[[ -s $WORK/top.rc ]] && break
+		sleep 0.1
+	done
+	[[ $(cat "$WORK/top.rc" 2>/dev/null) == "exit 0" ]] || fail "top: $(cat "$WORK/top.rc" "$WORK/top.err" 2>&1)"
+	ok "30x10 says too small, 60x16 cuts lines, 150x30 whole again; q exits 0"
+}
+
 # A TCP connection to the outside is listed; 'p' then Enter makes its PEER mapping on the gateway; the
 # countdown moves; a MAP made with 'm' is deleted with 'd'; 'q' deletes what is left.
 case_peer_map_delete() {
