@@ -184,6 +184,13 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* "addr:port", or "[addr]:port" for IPv6. */
+static const char *endpoint(char *buf, size_t len, const char *addr, uint16_t port)
+{
+	cli_conn_endpoint(strchr(addr, ':') ? AF_INET6 : AF_INET, addr, port, buf, len);
+	return buf;
+}
+
 static void print_info(const struct opts *o, const char *event, const struct pcpmap_mapping_info *i)
 {
 	uint64_t now = pcpmap_now_usec();
@@ -226,8 +233,10 @@ static void print_info(const struct opts *o, const char *event, const struct pcp
 		return;
 	}
 	if (!strcmp(event, "mapped") || !strcmp(event, "changed")) {
-		printf("%s %s %s:%u -> %s:%u", event, proto_str(i->ip_proto), i->internal_addr,
-		       i->internal_port, i->external_addr, i->external_port);
+		char in[64], ex[64];
+		printf("%s %s %s -> %s", event, proto_str(i->ip_proto),
+		       endpoint(in, sizeof(in), i->internal_addr, i->internal_port),
+		       endpoint(ex, sizeof(ex), i->external_addr, i->external_port));
 		if (i->external_port2)
 			printf(" (+%u, pair via %s)", i->external_port2,
 			       pcpmap_pair_method_name(i->pair_method));
@@ -1124,15 +1133,14 @@ static void print_list(const struct opts *o, const struct pmd_ctl_mapping *ms, s
 	for (size_t i = 0; i < n; i++) {
 		const struct pmd_ctl_mapping *m = &ms[i];
 		const struct pcpmap_mapping_info *f = &m->info;
-		char in[80], ex[80], refresh[32];
-		snprintf(in, sizeof(in), "%s %s:%u", proto_str(f->ip_proto), f->internal_addr,
-			 f->internal_port);
+		char in[80], ex[80], refresh[32], ep[64];
+		snprintf(in, sizeof(in), "%s %s", proto_str(f->ip_proto),
+			 endpoint(ep, sizeof(ep), f->internal_addr, f->internal_port));
+		endpoint(ep, sizeof(ep), f->external_addr[0] ? f->external_addr : "-", f->external_port);
 		if (f->external_port2)
-			snprintf(ex, sizeof(ex), "%s:%u+%u", f->external_addr, f->external_port,
-				 f->external_port2);
+			snprintf(ex, sizeof(ex), "%s+%u", ep, f->external_port2);
 		else
-			snprintf(ex, sizeof(ex), "%s:%u", f->external_addr[0] ? f->external_addr : "-",
-				 f->external_port);
+			snprintf(ex, sizeof(ex), "%s", ep);
 		if (m->refresh_in == UINT32_MAX)
 			snprintf(refresh, sizeof(refresh), "-");
 		else
