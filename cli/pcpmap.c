@@ -1,4 +1,5 @@
 /* pcpmap: the command-line port-mapping tool. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -776,6 +777,10 @@ static int cmd_peer(int argc, char **argv, struct opts *o)
 		return usage_error("peer", "PORT is 1-65535, not '%s'", argv[optind + 1]);
 	if (parse_u32(argv[optind + 3], 1, 65535, &pport) < 0)
 		return usage_error("peer", "PEER_PORT is 1-65535, not '%s'", argv[optind + 3]);
+	struct in6_addr bin;
+	if (inet_pton(AF_INET, argv[optind + 2], &bin) != 1 &&
+	    inet_pton(AF_INET6, argv[optind + 2], &bin) != 1)
+		return usage_error("peer", "PEER_ADDR '%s' is not an IPv4 or IPv6 address", argv[optind + 2]);
 	if (o->prefer_failure || o->n_filters || o->pair)
 		return usage_error("peer", "%s", "--prefer-failure, --filter and --pair are for 'map' only");
 	req.ip_proto = proto;
