@@ -435,14 +435,16 @@ static void delete_selected(struct app *a, uint64_t now)
 
 static void refresh_now(struct app *a, uint64_t now)
 {
-	struct top_map_row *r = top_model_sel_map(&a->m);
+	const struct top_map_row *sel = top_model_sel_map(&a->m);
+	uint32_t key = sel ? sel->key : 0;
 	char cd[32];
 
 	read_conns(a, now);
 #ifdef PCPMAP_CLI_DAEMON
 	if (a->daemon)
-		list_daemon(a, now);
+		list_daemon(a, now); /* may add rows: look the selected one up again */
 #endif
+	struct top_map_row *r = top_model_map_by_key(&a->m, key);
 	if (r && r->handle) {
 		struct pcpmap_mapping_info info;
 		if (pcpmap_mapping_get_info(r->handle, &info) == 0)
