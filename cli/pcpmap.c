@@ -1,4 +1,5 @@
 /* pcpmap: the command-line port-mapping tool. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +18,7 @@
 #include <pcpmap/pcpmap.h>
 
 #include "connections.h"
+#include "top.h"
 #ifdef PCPMAP_CLI_DAEMON
 #include "daemon/ipc_client.h"
 #endif
@@ -203,6 +205,13 @@ static bool nonce_meaningful(const struct opts *o, const struct pcpmap_mapping_i
 static bool unmap_command(const struct opts *o, const struct pcpmap_mapping_info *i, bool second, char *buf,
 			  size_t len);
 
+/* "addr:port", or "[addr]:port" for IPv6. */
+static const char *endpoint(char *buf, size_t len, const char *addr, uint16_t port)
+{
+	cli_conn_endpoint(strchr(addr, ':') ? AF_INET6 : AF_INET, addr, port, buf, len);
+	return buf;
+}
+
 static void print_info(const struct opts *o, const char *event, const struct pcpmap_mapping_info *i)
 {
 	uint64_t now = pcpmap_now_usec();
@@ -260,8 +269,10 @@ static void print_info(const struct opts *o, const char *event, const struct pcp
 		return;
 	}
 	if (!strcmp(event, "mapped") || !strcmp(event, "changed")) {
-		printf("%s %s %s:%u -> %s:%u", event, proto_str(i->ip_proto), i->internal_addr,
-		       i->internal_port, i->external_addr, i->external_port);
+		char in[64], ex[64];
+		printf("%s %s %s -> %s", event, proto_str(i->ip_proto),
+		       endpoint(in, sizeof(in), i->internal_addr, i->internal_port),
+		       endpoint(ex, sizeof(ex), i->external_addr, i->external_port));
 		if (i->external_port2)
 			printf(" (+%u, pair via %s)", i->external_port2,
 			       pcpmap_pair_method_name(i->pair_method));
@@ -853,6 +864,10 @@ static int cmd_peer(int argc, char **argv, struct opts *o)
 		return usage_error("peer", "PORT is 1-65535, not '%s'", argv[optind + 1]);
 	if (parse_u32(argv[optind + 3], 1, 65535, &pport) < 0)
 		return usage_error("peer", "PEER_PORT is 1-65535, not '%s'", argv[optind + 3]);
+	struct in6_addr bin;
+	if (inet_pton(AF_INET, argv[optind + 2], &bin) != 1 &&
+	    inet_pton(AF_INET6, argv[optind + 2], &bin) != 1)
+		return usage_error("peer", "PEER_ADDR '%s' is not an IPv4 or IPv6 address", argv[optind + 2]);
 	if (o->prefer_failure || o->n_filters || o->pair)
 		return usage_error("peer", "%s", "--prefer-failure, --filter and --pair are for 'map' only");
 	req.ip_proto = proto;
@@ -1240,15 +1255,14 @@ static void print_list(const struct opts *o, const struct pmd_ctl_mapping *ms, s
 	for (size_t i = 0; i < n; i++) {
 		const struct pmd_ctl_mapping *m = &ms[i];
 		const struct pcpmap_mapping_info *f = &m->info;
-		char in[80], ex[80], refresh[32];
-		snprintf(in, sizeof(in), "%s %s:%u", proto_str(f->ip_proto), f->internal_addr,
-			 f->internal_port);
+		char in[80], ex[80], refresh[32], ep[64];
+		snprintf(in, sizeof(in), "%s %s", proto_str(f->ip_proto),
+			 endpoint(ep, sizeof(ep), f->internal_addr, f->internal_port));
+		endpoint(ep, sizeof(ep), f->external_addr[0] ? f->external_addr : "-", f->external_port);
 		if (f->external_port2)
-			snprintf(ex, sizeof(ex), "%s:%u+%u", f->external_addr, f->external_port,
-				 f->external_port2);
+			snprintf(ex, sizeof(ex), "%s+%u", ep, f->external_port2);
 		else
-			snprintf(ex, sizeof(ex), "%s:%u", f->external_addr[0] ? f->external_addr : "-",
-				 f->external_port);
+			snprintf(ex, sizeof(ex), "%s", ep);
 		if (m->refresh_in == UINT32_MAX)
 			snprintf(refresh, sizeof(refresh), "-");
 		else
@@ -1341,10 +1355,17 @@ static void help_main(void)
 	       "  probe                  which protocols the gateway answers, RTTs, external address\n"
 	       "  external-address       print the gateway's external address\n"
 	       "  connections [PROTO]    this host's connections; --pick N makes one's PEER mapping\n"
-	       "  list [--watch]         the mappings pcpmapd holds\n\n"
+	       "  list [--watch]         the mappings pcpmapd holds\n"
+	       "  top                    full-screen view: connections, mappings, events\n\n"
 	       "'%s COMMAND --help' tells more. Exit codes: 0 success, 1 internal error, 2 usage,\n"
 	       "3 no gateway or no supported protocol, 4 refused by the gateway, 5 timeout.\n",
 	       prog, prog);
+}
+
+static int cmd_top(int argc, char **argv, struct opts *o)
+{
+	(void)o;
+	return cli_top(argc, argv);
 }
 
 static const struct {
@@ -1360,6 +1381,7 @@ static const struct {
 	{ "external-address", cmd_external },
 	{ "connections", cmd_connections },
 	{ "list", cmd_list },
+	{ "top", cmd_top },
 	/* clang-format on */
 };
 

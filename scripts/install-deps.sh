@@ -7,9 +7,9 @@ export DEBIAN_FRONTEND=noninteractive
 
 build_pkgs="build-essential cmake ninja-build pkg-config clang-format man-db groff-base bsdextrautils \
 debhelper dpkg-dev fakeroot lintian abigail-tools \
-libmnl-dev libnatpmp-dev libminiupnpc-dev libcmocka-dev"
+libmnl-dev libnatpmp-dev libminiupnpc-dev libcmocka-dev libncurses-dev"
 lab_pkgs="miniupnpd miniupnpd-nftables nftables miniupnpc natpmpc tshark iproute2 procps iputils-ping \
-netcat-openbsd util-linux python3"
+netcat-openbsd util-linux python3 tmux"
 
 missing=""
 for p in $build_pkgs $lab_pkgs; do

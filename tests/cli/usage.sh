@@ -124,6 +124,7 @@ usage_err "needs PROTO PORT PEER_ADDR PEER_PORT" peer tcp 40000
 usage_err "PROTO is tcp or udp, not 'all'" peer all 40000 198.51.100.7 443
 usage_err "PORT is 1-65535, not '0'" peer tcp 0 198.51.100.7 443
 usage_err "PEER_PORT is 1-65535, not '0'" peer udp 40000 198.51.100.7 0
+usage_err "PEER_ADDR 'notanip' is not an IPv4 or IPv6 address" peer tcp 40000 notanip 443
 usage_err "--pair" peer tcp 40000 198.51.100.7 443 --pair
 usage_err "--prefer-failure" peer tcp 40000 198.51.100.7 443 --prefer-failure
 usage_err "--filter" peer tcp 40000 198.51.100.7 443 --filter 198.51.100.7

@@ -48,6 +48,10 @@ case_map_ipv6() {
 	rules_have "$ext" || fail "no pinhole rule for port $ext on the gateway"
 	expect_gateway # a pinhole, no IPv4 port mapping
 	"$LAB" reach tcp "$ext" 7002 -6 || fail "TCP over IPv6 through the pinhole did not reach the client"
+	# The human output brackets IPv6 endpoints, as [addr]:port.
+	pm map6h map tcp 7004 -6 --once
+	grep -Eq '^mapped tcp \[fd77:77::2\]:7004 -> \[fd77:77::2\]:[0-9]+ ' "$WORK/map6h.out" ||
+		fail "IPv6 endpoints not bracketed: $(head -n1 "$WORK/map6h.out")"
 	ok "IPv6 pinhole [$addr]:$ext reachable"
 }
 
