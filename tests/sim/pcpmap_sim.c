@@ -201,6 +201,7 @@ struct sim {
 	/* Injector. */
 	double p_loss, p_dup, p_delay;
 	uint64_t max_delay;
+	uint64_t max_hold;
 	struct dgram q[MAX_QUEUE];
 	uint64_t qseq;
 
@@ -301,13 +302,18 @@ static void sim_log(void *ud, enum pcpmap_log_level level, const char *msg)
 	tracef(ud, "log: %s", msg);
 }
 
+static void note_delete(struct sim *s, const uint8_t *b, size_t len);
+
+/* Every datagram the client sends passes here first, even one that a closed port refuses. */
 static void sim_trace(void *ud, bool sent, enum pcpmap_proto proto, const char *peer, const uint8_t *bytes,
 		      size_t len, const char *decoded)
 {
+	struct sim *s = ud;
 	(void)peer;
-	(void)bytes;
-	(void)len;
-	tracef(ud, "client %s %s %s", sent ? "->" : "<-", pcpmap_proto_name(proto), decoded);
+	if (sent)
+		note_delete(s, bytes, len);
+	if (s->verbose)
+		tracef(s, "client %s %s %s", sent ? "->" : "<-", pcpmap_proto_name(proto), decoded);
 }
 
 /* ---- Model gateway ------------------------------------------------------------------------------------- */
@@ -675,19 +681,18 @@ static void model_natpmp(struct sim *s, const struct dgram *in)
 }
 
 /* The client sent a delete: remembered even if it never arrives (DELETE_MRC is a design limit). */
-static void note_delete(struct sim *s, const struct dgram *d)
+static void note_delete(struct sim *s, const uint8_t *b, size_t len)
 {
 	for (size_t i = 0; i < MAX_ENTRIES; i++) {
 		struct entry *e = &s->e[i];
 		if (!e->used || e->foreign)
 			continue;
-		if (d->b[0] == PCP_VERSION && d->len >= PCP_MAP_LEN && d->b[1] == PCP_OP_MAP &&
-		    get32(d->b + 4) == 0 && e->proto == PCPMAP_PROTO_PCP &&
-		    !memcmp(e->nonce, d->b + PCP_HDR_LEN, PCP_NONCE_LEN))
+		if (b[0] == PCP_VERSION && len >= PCP_MAP_LEN && b[1] == PCP_OP_MAP && get32(b + 4) == 0 &&
+		    e->proto == PCPMAP_PROTO_PCP && !memcmp(e->nonce, b + PCP_HDR_LEN, PCP_NONCE_LEN))
 			e->delete_seen_at = s->now;
-		if (d->b[0] == 0 && d->len == 12 && e->proto == PCPMAP_PROTO_NATPMP &&
-		    e->ipp == (d->b[1] == 1 ? IPPROTO_UDP : IPPROTO_TCP) &&
-		    e->iport == (d->b[4] << 8 | d->b[5]) && !(d->b[8] | d->b[9] | d->b[10] | d->b[11]))
+		if (b[0] == 0 && len == 12 && e->proto == PCPMAP_PROTO_NATPMP &&
+		    e->ipp == (b[1] == 1 ? IPPROTO_UDP : IPPROTO_TCP) && e->iport == (b[4] << 8 | b[5]) &&
+		    !(b[8] | b[9] | b[10] | b[11]))
 			e->delete_seen_at = s->now;
 	}
 }
@@ -788,7 +793,6 @@ static void collect(struct sim *s)
 			d.len = (size_t)n;
 			d.to_model = true;
 			got++;
-			note_delete(s, &d);
 			inject(s, &d);
 		}
 	}
@@ -1254,7 +1258,9 @@ static void scenario(struct sim *s)
 	s->p_loss = 0.05 + 0.35 * rng_unit(r);
 	s->p_dup = 0.05 + 0.25 * rng_unit(r);
 	s->p_delay = 0.1 + 0.4 * rng_unit(r);
-	s->max_delay = rng_range(r, 100, 5000) * MS;
+	/* Held at most max_hold (1 s by default): RFC 6887 8.5 and RFC 6886 3.6 allow 2 s of epoch slack, which
+	 * longer holds would use up on their own (--max-hold explores beyond). */
+	s->max_delay = rng_range(r, 100, 5000) * s->max_hold / 5000;
 	if (!(s->active & (1u << F_REORDER)))
 		s->max_delay = 100 * MS; /* duplicates still come a little later */
 
@@ -1585,7 +1591,7 @@ static void free_client(struct sim *s)
 			continue;
 		d.len = (size_t)n;
 		got++;
-		note_delete(s, &d);
+		note_delete(s, d.b, d.len);
 		/* Straight to the model: the answers go to closed sockets. */
 		if (d.b[0] == PCP_VERSION)
 			model_pcp(s, &d);
@@ -1653,9 +1659,9 @@ static int run_seed(struct sim *s)
 		cfg.log = sim_log;
 		cfg.log_userdata = s;
 		cfg.log_level = PCPMAP_LOG_DEBUG;
-		cfg.trace = sim_trace;
-		cfg.trace_userdata = s;
 	}
+	cfg.trace = sim_trace;
+	cfg.trace_userdata = s;
 	s->env.clock.now_us = sim_now;
 	s->env.clock.ctx = s;
 	s->env.rand.fill = sim_fill;
@@ -1742,7 +1748,8 @@ static void usage(FILE *f)
 		   "  command for every failing seed. Fault kinds:");
 	for (int k = 0; k < F__MAX; k++)
 		fprintf(f, " %s", fault_names[k]);
-	fprintf(f, "\n  --show N   print the first N failures (default 10)\n");
+	fprintf(f, "\n  --show N       print the first N failures (default 10)\n"
+		   "  --max-hold MS  longest hold of a reordered datagram (default 1000)\n");
 }
 
 int main(int argc, char **argv)
@@ -1756,6 +1763,7 @@ int main(int argc, char **argv)
 	s->mask = (1u << F__MAX) - 1;
 	snprintf(s->faults_arg, sizeof(s->faults_arg), "all");
 	s->fd = -1;
+	s->max_hold = SEC;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--seed") && v) {
@@ -1774,6 +1782,11 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			snprintf(s->faults_arg, sizeof(s->faults_arg), "%s", v);
+			i++;
+		} else if (!strcmp(a, "--max-hold") && v) {
+			s->max_hold = strtoull(v, NULL, 10) * MS;
+			if (s->max_hold < MS)
+				s->max_hold = MS;
 			i++;
 		} else if (!strcmp(a, "--show") && v) {
 			show = (unsigned)strtoul(v, NULL, 10);
@@ -1827,9 +1840,12 @@ int main(int argc, char **argv)
 				for (unsigned i = s->n_trace - n; i < s->n_trace; i++)
 					printf("    %s\n", s->trace[i % TRACE_LINES]);
 			}
-			printf("  replay: %s --seed %" PRIu64 "%s%s --verbose\n", s->argv0, seed,
+			printf("  replay: %s --seed %" PRIu64 "%s%s", s->argv0, seed,
 			       strcmp(s->faults_arg, "all") ? " --faults " : "",
 			       strcmp(s->faults_arg, "all") ? s->faults_arg : "");
+			if (s->max_hold != SEC)
+				printf(" --max-hold %" PRIu64, s->max_hold / MS);
+			printf(" --verbose\n");
 		}
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
