@@ -124,6 +124,7 @@ struct dgram {
 	uint32_t grant_addr;
 	uint32_t grant_lifetime;
 	int epoch_proto;      /* which server's epoch it carries, 0 for none */
+	uint64_t made_at;     /* when the model wrote it: it carries the epoch of that time */
 	uint32_t natpmp_addr; /* a NAT-PMP public address answer or notice */
 	bool has_natpmp_addr;
 };
@@ -170,6 +171,7 @@ struct sim {
 	unsigned mask;   /* enabled fault kinds */
 	unsigned active; /* kinds this seed uses */
 	bool verbose;
+	bool no_pairs; /* --no-pairs: plain mappings where the seed asks for pairs */
 	const char *argv0;
 	char faults_arg[128];
 
@@ -192,8 +194,11 @@ struct sim {
 	uint64_t epoch_start;
 	uint32_t ext_addr;
 	uint32_t natpmp_told_addr;
-	uint64_t evidence_at[PM_NPROTO]; /* last delivery of an answer carrying this server's epoch */
 	uint64_t restart_at;
+	/* Restarts, and the first answer carrying each server's new epoch that reached the client. */
+	size_t n_restart;
+	uint64_t restart_t[16];
+	uint64_t first_ev[16][PM_NPROTO];
 	uint32_t max_lifetime;
 	struct entry e[MAX_ENTRIES];
 	uint64_t next_uid;
@@ -724,6 +729,7 @@ static void inject(struct sim *s, struct dgram *d)
 	double u_loss = rng_unit(&s->net), u_dup = rng_unit(&s->net), u_delay = rng_unit(&s->net);
 	uint64_t delay = rng_range(&s->net, MS, s->max_delay), delay2 = rng_range(&s->net, MS, s->max_delay);
 	const char *dir = d->to_model ? "to model" : d->unsolicited ? "announcement" : "to client";
+	d->made_at = s->now;
 	if (!s->route && s->now < s->t_end) {
 		tracef(s, "net: %s dropped (no route)", dir);
 		return;
@@ -772,7 +778,7 @@ static void collect(struct sim *s)
 		return;
 	if (!s->port_open) {
 		/* ICMP port unreachable comes back on loopback: let the client see it. */
-		client_readable(s, 200);
+		client_readable(s, 20);
 		return;
 	}
 	for (uint64_t got = 0; got < want;) {
@@ -853,8 +859,11 @@ static void deliver(struct sim *s, struct dgram *d)
 		}
 	}
 	/* Delivered: what the client now knows. */
-	if (d->epoch_proto)
-		s->evidence_at[d->epoch_proto] = s->now;
+	if (d->epoch_proto) {
+		for (size_t k = 0; k < s->n_restart; k++)
+			if (!s->first_ev[k][d->epoch_proto] && s->restart_t[k] <= d->made_at)
+				s->first_ev[k][d->epoch_proto] = s->now;
+	}
 	if (d->has_natpmp_addr)
 		s->natpmp_told_addr = d->natpmp_addr;
 	if (d->grant_uid) {
@@ -904,6 +913,40 @@ static bool held(const struct pm_mapping *m)
 	return m->have_grant && (m->state == PCPMAP_STATE_MAPPED || m->state == PCPMAP_STATE_REFRESHING);
 }
 
+/* The first answer written after the restart at `at` that reached the client from that server; 0 if none. */
+static uint64_t restart_evidence(const struct sim *s, int proto, uint64_t at)
+{
+	for (size_t k = 0; k < s->n_restart; k++)
+		if (s->restart_t[k] == at && s->first_ev[k][proto])
+			return s->first_ev[k][proto];
+	return 0;
+}
+
+#define REACT_US (10 * SEC) /* announcements re-map after 0-5 s, paced: the client has this long to react */
+
+/* A mapping the gateway lost in a restart that the client was shown (an answer with the new epoch reached
+ * it) must not stay believed held. */
+static bool ghost_after_restart(struct sim *s, const struct pm_mapping *m)
+{
+	if (entry_for(s, m->proto, m->kind, m->nonce, m->ip_proto, m->internal_port, true))
+		return false;
+	struct entry *d = entry_for(s, m->proto, m->kind, m->nonce, m->ip_proto, m->internal_port, false);
+	if (!d || strcmp(d->dead_why, "restart"))
+		return false;
+	uint64_t ev = restart_evidence(s, m->proto, d->dead_at);
+	if (!ev || s->now < ev + REACT_US)
+		return false;
+	char nb[16];
+	nonce_str(m->nonce, nb);
+	violation(s, "ghost",
+		  "mapping %" PRIu64
+		  " (internal %u, %s, nonce %s) still believed held on port %u: the model lost it in "
+		  "a restart at t=%.3f and an answer with the new epoch reached the client at t=%.3f",
+		  m->id, m->internal_port, pcpmap_proto_name(m->proto), nb, m->ext_port,
+		  (double)(d->dead_at - T0) / 1e6, (double)(ev - T0) / 1e6);
+	return true;
+}
+
 /* Every live mapping has an armed deadline or waits on a named event. */
 static void check_step(struct sim *s)
 {
@@ -945,6 +988,8 @@ static void check_step(struct sim *s)
 		case PCPMAP_STATE_FAILED:
 			break;
 		}
+		if (!why && held(m) && !m->remap_pending && ghost_after_restart(s, m))
+			return;
 		if (why) {
 			violation(s, "deadline", "mapping %" PRIu64 " (internal %u) in %s: %s", m->id,
 				  m->internal_port, st(m->state), why);
@@ -1022,8 +1067,8 @@ static void on_event(pcpmap_mapping *h, enum pcpmap_event ev, const struct pcpma
 		break;
 	}
 	case PCPMAP_EVENT_LOST: {
-		/* A contradiction only when the very gateway mapping of the last MAPPED (each half of a pair) is
-		 * still there, and the client was told it lives on. */
+		/* A contradiction when the gateway holds it (each half of a pair) and has told the client so
+		 * in a grant that still runs: a LOST that a later grant already refutes is a false alarm. */
 		a->believed = false;
 		struct entry *e = entry_for(s, info->proto, a->req.kind, info->nonce, a->req.ip_proto,
 					    a->req.internal_port, true);
@@ -1031,11 +1076,10 @@ static void on_event(pcpmap_mapping *h, enum pcpmap_event ev, const struct pcpma
 				       ? NULL
 				       : entry_for(s, info->proto, a->req.kind, info->nonce2, a->req.ip_proto,
 						   (uint16_t)(a->req.internal_port + 1), true);
-		bool kept = a->mapped_at && e && e->created_at <= a->mapped_at && e->told_at &&
-			    e->eport == e->told_port && s->now + SEC < e->told_expiry;
+		bool kept = e && e->told_at && e->eport == e->told_port && s->now + SEC < e->told_expiry;
 		if (kept && a->req.port_pair)
-			kept = e2 && e2->created_at <= a->mapped_at && e2->told_at &&
-			       e2->eport == e2->told_port && s->now + SEC < e2->told_expiry;
+			kept =
+			    e2 && e2->told_at && e2->eport == e2->told_port && s->now + SEC < e2->told_expiry;
 		if (kept) {
 			violation(
 			    s, "contradiction",
@@ -1064,6 +1108,7 @@ static void check_quiescence(struct sim *s)
 {
 	pcpmap_client *c = s->c;
 	char ab[INET_ADDRSTRLEN], ab2[INET_ADDRSTRLEN], nb[16];
+	model_expire(s);
 	for (struct pm_list *l = c->mappings.next; l != &c->mappings && !s->failed; l = l->next) {
 		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
 		if (!held(m))
@@ -1074,30 +1119,30 @@ static void check_quiescence(struct sim *s)
 		if (!e) {
 			struct entry *d =
 			    entry_for(s, m->proto, m->kind, m->nonce, m->ip_proto, m->internal_port, false);
-			bool evidence =
-			    d && !strcmp(d->dead_why, "restart") && s->evidence_at[m->proto] > d->dead_at;
+			uint64_t ev = d && !strcmp(d->dead_why, "restart")
+					  ? restart_evidence(s, m->proto, d->dead_at)
+					  : 0;
 			/* Unknowable to the client: an expiry its own timer has not reached yet, a restart nothing
 			 * has shown it yet. */
 			bool unknowable = d && (!strcmp(d->dead_why, "expired") ||
-						(!strcmp(d->dead_why, "restart") && !evidence));
-			if (!unknowable)
+						(!strcmp(d->dead_why, "restart") && !ev));
+			if (!unknowable && ev)
 				violation(s, "ghost",
 					  "mapping %" PRIu64
-					  " (internal %u, %s, nonce %s) believed held on port %u; the "
-					  "model %s%s",
+					  " (internal %u, %s, nonce %s) believed held on port %u; the model "
+					  "lost it in a restart at t=%.3f, and an answer with the new epoch "
+					  "reached the client at "
+					  "t=%.3f",
 					  m->id, m->internal_port, pcpmap_proto_name(m->proto), nb,
-					  m->ext_port,
-					  !d         ? "never held it"
-					  : evidence ? "lost it in a restart at t="
-						     : d->dead_why,
-					  evidence ? "" : "");
-			if (!unknowable && evidence)
-				snprintf(
-				    s->fail_msg + strlen(s->fail_msg),
-				    sizeof(s->fail_msg) - strlen(s->fail_msg),
-				    "%.3f, and an answer with the new epoch reached the client at t=%.3f",
-				    (double)(d->dead_at - T0) / 1e6,
-				    (double)(s->evidence_at[m->proto] - T0) / 1e6);
+					  m->ext_port, (double)(d->dead_at - T0) / 1e6,
+					  (double)(ev - T0) / 1e6);
+			else if (!unknowable)
+				violation(s, "ghost",
+					  "mapping %" PRIu64
+					  " (internal %u, %s, nonce %s) believed held on port %u; the model "
+					  "%s",
+					  m->id, m->internal_port, pcpmap_proto_name(m->proto), nb,
+					  m->ext_port, d ? d->dead_why : "never held it");
 			continue;
 		}
 		uint32_t believed_addr = 0;
@@ -1200,7 +1245,8 @@ static void scenario(struct sim *s)
 	uint64_t dur = rng_range(r, 5, 30) * 60 * SEC;
 	s->t_end = T0 + dur;
 	s->max_lifetime = lifetimes[rng_range(r, 0, 4)];
-	s->epoch_start = rng_chance(r, 0.3) ? T0 : T0 - rng_range(r, 10, 1000000) * SEC;
+	bool fresh_boot = rng_chance(r, 0.3);
+	uint64_t boot_ago = rng_range(r, 10, 1000000) * SEC, boot_lead = rng_range(r, 0, 1000) * MS;
 	s->ext_addr = 0xcb007100u | (uint32_t)rng_range(r, 1, 99); /* 203.0.113.x */
 	s->n_app = rng_range(r, 1, 5);
 	uint64_t first_create = UINT64_MAX;
@@ -1224,7 +1270,7 @@ static void scenario(struct sim *s)
 			snprintf(a->peer_addr, sizeof(a->peer_addr), "198.51.100.%zu", 10 + i);
 			a->req.peer_addr = a->peer_addr;
 			a->req.peer_port = 443;
-		} else if (pair) {
+		} else if (pair && !s->no_pairs) {
 			a->req.port_pair = true;
 		} else if (pf && suggest) {
 			a->req.prefer_failure = true;
@@ -1238,6 +1284,9 @@ static void scenario(struct sim *s)
 		if (create < first_create)
 			first_create = create;
 	}
+
+	/* A gateway that booted just before the client's first request (its epoch starts at 0), or long ago. */
+	s->epoch_start = fresh_boot && first_create != UINT64_MAX ? first_create - boot_lead : T0 - boot_ago;
 
 	/* Fault parameters and times, all drawn. */
 	unsigned want = 0;
@@ -1354,6 +1403,10 @@ static void restart(struct sim *s)
 	}
 	s->epoch_start = s->now;
 	s->restart_at = s->now;
+	if (s->n_restart < 16) {
+		memset(s->first_ev[s->n_restart], 0, sizeof(s->first_ev[0]));
+		s->restart_t[s->n_restart++] = s->now;
+	}
 }
 
 static void net_event(struct sim *s)
@@ -1600,6 +1653,7 @@ static void free_client(struct sim *s)
 	}
 	for (size_t i = 0; i < MAX_QUEUE; i++)
 		s->q[i].used = false;
+	model_expire(s);
 	for (size_t i = 0; i < MAX_ENTRIES && !s->failed; i++) {
 		struct entry *e = &s->e[i];
 		if (e->alive && !e->foreign && e->op == PCP_OP_MAP && e->told_at && pre[i] < e->told_at) {
@@ -1619,8 +1673,7 @@ static int run_seed(struct sim *s)
 	memset(s->e, 0, sizeof(s->e));
 	memset(s->q, 0, sizeof(s->q));
 	memset(s->app, 0, sizeof(s->app));
-	memset(s->evidence_at, 0, sizeof(s->evidence_at));
-	s->n_sev = s->n_app = 0;
+	s->n_sev = s->n_app = s->n_restart = 0;
 	s->steps = 0;
 	s->failed = false;
 	s->n_trace = 0;
@@ -1743,13 +1796,15 @@ static int parse_faults(const char *arg, unsigned *ret)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: pcpmap-sim [--seed N | --seeds A-B] [--faults all|none|KIND,...] [--verbose]\n"
+	fprintf(f, "usage: pcpmap-sim [--seed N | --seeds A-B] [--faults all|none|KIND,...] [--no-pairs] "
+		   "[--verbose]\n"
 		   "  Runs the engine against a model gateway with a seeded fault schedule; prints a replay\n"
 		   "  command for every failing seed. Fault kinds:");
 	for (int k = 0; k < F__MAX; k++)
 		fprintf(f, " %s", fault_names[k]);
 	fprintf(f, "\n  --show N       print the first N failures (default 10)\n"
-		   "  --max-hold MS  longest hold of a reordered datagram (default 1000)\n");
+		   "  --max-hold MS  longest hold of a reordered datagram (default 1000)\n"
+		   "  --no-pairs     plain mappings where a seed asks for port pairs\n");
 }
 
 int main(int argc, char **argv)
@@ -1791,6 +1846,8 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--show") && v) {
 			show = (unsigned)strtoul(v, NULL, 10);
 			i++;
+		} else if (!strcmp(a, "--no-pairs")) {
+			s->no_pairs = true;
 		} else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
 			s->verbose = true;
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -1845,6 +1902,8 @@ int main(int argc, char **argv)
 			       strcmp(s->faults_arg, "all") ? s->faults_arg : "");
 			if (s->max_hold != SEC)
 				printf(" --max-hold %" PRIu64, s->max_hold / MS);
+			if (s->no_pairs)
+				printf(" --no-pairs");
 			printf(" --verbose\n");
 		}
 	}
