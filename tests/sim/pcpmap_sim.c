@@ -127,7 +127,16 @@ struct dgram {
 	uint64_t made_at;     /* when the model wrote it: it carries the epoch of that time */
 	uint32_t natpmp_addr; /* a NAT-PMP public address answer or notice */
 	bool has_natpmp_addr;
+	/* A job of the UPnP stand-in (no datagram: the worker's result goes straight to the engine). */
+	int upnp_op; /* 0, or UPNP_JOB_* */
+	uint64_t job_id;
+	uint8_t job_ipp;
+	uint16_t job_iport, job_eport;
+	uint32_t job_lifetime;
+	bool job_pf;
 };
+
+enum { UPNP_JOB_PROBE = 1, UPNP_JOB_MAP, UPNP_JOB_UNMAP };
 
 enum sev {
 	EV_ICMP_ON,
@@ -200,6 +209,7 @@ struct sim {
 	uint64_t restart_t[16];
 	uint64_t first_ev[16][PM_NPROTO];
 	uint32_t max_lifetime;
+	uint64_t upnp_latency; /* one SOAP round trip of the stand-in worker */
 	struct entry e[MAX_ENTRIES];
 	uint64_t next_uid;
 
@@ -819,8 +829,14 @@ static void proc(struct sim *s)
 	check_step(s);
 }
 
+static void deliver_upnp(struct sim *s, const struct dgram *d);
+
 static void deliver(struct sim *s, struct dgram *d)
 {
+	if (d->upnp_op) {
+		deliver_upnp(s, d);
+		return;
+	}
 	if (d->to_model) {
 		if (!s->port_open || (s->silent && s->now < s->t_end)) {
 			tracef(s, "net: to model dropped (%s)", s->port_open ? "silent" : "port closed");
@@ -877,6 +893,187 @@ static void deliver(struct sim *s, struct dgram *d)
 			}
 		}
 	}
+	proc(s);
+}
+
+/* ---- UPnP stand-in ------------------------------------------------------------------------------------ */
+
+/* The real UPnP backend runs miniupnpc on a worker thread and hands results to the engine through an eventfd.
+ * The stand-in keeps that contract without threads or HTTP: each job becomes an entry of the injector's queue
+ * (in order, one SOAP round trip later, never lost: it is TCP) that the model serves and whose result goes to
+ * the engine's hooks, stale results dropped as the real backend drops them. */
+static int su_open(struct pm_server *sv)
+{
+	sv->local.u.in.sin_family = AF_INET;
+	sv->local.u.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sv->local.len = sizeof(sv->local.u.in);
+	return 0;
+}
+
+static void su_close(struct pm_server *sv)
+{
+	(void)sv;
+}
+
+static void su_job(struct dgram *d)
+{
+	struct sim *s = S;
+	tracef(s, "client -> UPnP %s job%s",
+	       d->upnp_op == UPNP_JOB_PROBE ? "discovery"
+	       : d->upnp_op == UPNP_JOB_MAP ? "map"
+					    : "unmap",
+	       d->upnp_op == UPNP_JOB_PROBE ? "" : "");
+	enqueue(s, d, s->now + s->upnp_latency);
+}
+
+static int su_send(struct pm_server *sv, struct pm_mapping *m, bool del)
+{
+	struct dgram d;
+	(void)sv;
+	memset(&d, 0, sizeof(d));
+	d.upnp_op = del ? UPNP_JOB_UNMAP : UPNP_JOB_MAP;
+	d.job_id = m->id;
+	d.job_ipp = m->ip_proto;
+	d.job_iport = m->internal_port;
+	d.job_eport = del || m->have_grant ? m->ext_port : m->suggested_port;
+	d.job_lifetime = m->req_lifetime;
+	d.job_pf = m->prefer_failure;
+	d.made_at = S->now;
+	if (del)
+		for (size_t i = 0; i < MAX_ENTRIES; i++) {
+			struct entry *e = &S->e[i];
+			if (e->used && !e->foreign && e->proto == PCPMAP_PROTO_UPNP && e->ipp == d.job_ipp &&
+			    e->eport == d.job_eport)
+				e->delete_seen_at = S->now;
+		}
+	su_job(&d);
+	return 0;
+}
+
+static void su_readable(struct pm_server *sv, int fd, uint64_t now)
+{
+	(void)sv;
+	(void)fd;
+	(void)now;
+}
+
+static int su_probe(struct pm_server *sv)
+{
+	struct dgram d;
+	(void)sv;
+	memset(&d, 0, sizeof(d));
+	d.upnp_op = UPNP_JOB_PROBE;
+	d.made_at = S->now;
+	su_job(&d);
+	return 0;
+}
+
+static const struct pm_backend_ops sim_upnp = {
+	.proto = PCPMAP_PROTO_UPNP,
+	.name = "UPnP",
+	.irt_us = 3000000u,
+	.mrt_us = 60000000u,
+	.server_open = su_open,
+	.server_close = su_close,
+	.send = su_send,
+	.readable = su_readable,
+	.probe = su_probe,
+};
+
+/* The model's side of a job: an IGD keyed by external port, one internal host. */
+static void model_upnp(struct sim *s, const struct dgram *d, struct pm_reply *r, uint64_t *grant_uid)
+{
+	memset(r, 0, sizeof(*r));
+	*grant_uid = 0;
+	struct entry *e = find_map(s, PCPMAP_PROTO_UPNP, PCP_OP_MAP, d->job_ipp, d->job_iport, NULL, 0);
+	if (d->upnp_op == UPNP_JOB_UNMAP) {
+		if (e && e->eport == d->job_eport) {
+			e->alive = false;
+			e->dead_at = s->now;
+			e->dead_why = "deleted";
+		}
+		r->kind = PM_REPLY_SUCCESS;
+		return;
+	}
+	if (!e) {
+		uint16_t port = d->job_eport;
+		if (!port_free(s, d->job_ipp, port, NULL)) {
+			if (d->job_pf && port) {
+				r->kind = PM_REPLY_FATAL; /* 718 ConflictInMappingEntry */
+				r->error = -EADDRINUSE;
+				r->result_code = 718;
+				return;
+			}
+			port = port_alloc(s, d->job_ipp);
+		}
+		if (!(e = entry_new(s))) {
+			r->kind = PM_REPLY_RETRY;
+			r->error = -EAGAIN;
+			r->hold_s = 30;
+			return;
+		}
+		e->proto = PCPMAP_PROTO_UPNP;
+		e->op = PCP_OP_MAP;
+		e->ipp = d->job_ipp;
+		e->iport = d->job_iport;
+		e->eport = port;
+		tracef(s, "model: UPnP created #%" PRIu64 " %u -> %u", e->uid, e->iport, e->eport);
+	}
+	uint32_t lt = grant_lifetime(s, d->job_lifetime);
+	e->eaddr = s->ext_addr;
+	e->expire = s->now + (uint64_t)lt * SEC;
+	r->kind = PM_REPLY_SUCCESS;
+	r->lifetime = lt;
+	r->ext_port = e->eport;
+	struct in_addr a = { .s_addr = htonl(e->eaddr) };
+	pcp_addr_from_v4(&r->ext_addr, &a);
+	*grant_uid = e->uid;
+}
+
+static void deliver_upnp(struct sim *s, const struct dgram *d)
+{
+	pcpmap_client *c = s->c;
+	if (!s->route && s->now < s->t_end) {
+		tracef(s, "net: UPnP job lost (no route)");
+		return;
+	}
+	struct pm_server *sv = NULL;
+	for (struct pm_list *l = c->gateways.next; l != &c->gateways && !sv; l = l->next)
+		sv = pm_container_of(l, struct pm_gw, link)->srv[PCPMAP_PROTO_UPNP];
+	c->now = s->now;
+	if (d->upnp_op == UPNP_JOB_PROBE) {
+		if (!sv)
+			return;
+		struct pcpmap_server_info info;
+		memset(&info, 0, sizeof(info));
+		info.proto = PCPMAP_PROTO_UPNP;
+		snprintf(info.server, sizeof(info.server), "%s", sv->name);
+		addr_str(s->ext_addr, info.external_addr);
+		tracef(s, "client <- UPnP discovery answered");
+		pm_server_on_probe(sv, 0, &info);
+		proc(s);
+		return;
+	}
+	struct pm_reply r;
+	uint64_t uid;
+	model_upnp(s, d, &r, &uid);
+	for (size_t i = 0; uid && i < MAX_ENTRIES; i++) {
+		struct entry *e = &s->e[i];
+		if (e->used && e->uid == uid) {
+			e->told_at = s->now;
+			e->told_port = r.ext_port;
+			e->told_addr = e->eaddr;
+			e->told_expiry = s->now + (uint64_t)r.lifetime * SEC;
+		}
+	}
+	struct pm_mapping *m = pm_client_find_mapping(c, d->job_id);
+	bool stale = !m || !sv || m->server != sv ||
+		     (m->state == PCPMAP_STATE_DELETING) != (d->upnp_op == UPNP_JOB_UNMAP);
+	tracef(s, "client <- UPnP %s result: %s port %u lifetime %u%s",
+	       d->upnp_op == UPNP_JOB_MAP ? "map" : "unmap", r.kind == PM_REPLY_SUCCESS ? "ok" : "refused",
+	       r.ext_port, r.lifetime, stale ? " (stale, dropped)" : "");
+	if (!stale)
+		pm_mapping_on_reply(m, &r);
 	proc(s);
 }
 
@@ -1245,6 +1442,7 @@ static void scenario(struct sim *s)
 	uint64_t dur = rng_range(r, 5, 30) * 60 * SEC;
 	s->t_end = T0 + dur;
 	s->max_lifetime = lifetimes[rng_range(r, 0, 4)];
+	s->upnp_latency = rng_range(r, 5, 300) * MS;
 	bool fresh_boot = rng_chance(r, 0.3);
 	uint64_t boot_ago = rng_range(r, 10, 1000000) * SEC, boot_lead = rng_range(r, 0, 1000) * MS;
 	s->ext_addr = 0xcb007100u | (uint32_t)rng_range(r, 1, 99); /* 203.0.113.x */
@@ -1621,7 +1819,7 @@ static void free_client(struct sim *s)
 		pre[i] = s->e[i].delete_seen_at;
 	for (struct pm_list *l = s->c->mappings.next; l != &s->c->mappings; l = l->next) {
 		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
-		if (m->server && m->kind == PCPMAP_KIND_MAP &&
+		if (m->server && m->server->ops->proto != PCPMAP_PROTO_UPNP && m->kind == PCPMAP_KIND_MAP &&
 		    (m->state == PCPMAP_STATE_MAPPED || m->state == PCPMAP_STATE_REFRESHING ||
 		     m->state == PCPMAP_STATE_WAIT_RESP ||
 		     (m->state == PCPMAP_STATE_ERROR_WAIT_RESEND && m->have_grant)))
@@ -1651,8 +1849,16 @@ static void free_client(struct sim *s)
 		else
 			model_natpmp(s, &d);
 	}
-	for (size_t i = 0; i < MAX_QUEUE; i++)
-		s->q[i].used = false;
+	/* The stand-in worker's deletes reach the model; their results have nobody to go to. */
+	for (size_t i = 0; i < MAX_QUEUE; i++) {
+		struct dgram *d = &s->q[i];
+		if (d->used && d->upnp_op == UPNP_JOB_UNMAP && d->made_at == s->now) {
+			struct pm_reply r;
+			uint64_t uid;
+			model_upnp(s, d, &r, &uid);
+		}
+		d->used = false;
+	}
 	model_expire(s);
 	for (size_t i = 0; i < MAX_ENTRIES && !s->failed; i++) {
 		struct entry *e = &s->e[i];
@@ -1705,7 +1911,7 @@ static int run_seed(struct sim *s)
 
 	struct pcpmap_client_config cfg;
 	pcpmap_client_config_init(&cfg);
-	cfg.protocols = PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP) | PCPMAP_PROTO_BIT(PCPMAP_PROTO_NATPMP);
+	cfg.protocols = PCPMAP_PROTOS_ALL;
 	cfg.no_announce_listener = true; /* announcements come through pm_client_on_unsolicited() */
 	cfg.no_netlink_monitor = true;
 	if (s->verbose) {
@@ -1725,6 +1931,7 @@ static int run_seed(struct sim *s)
 		return -1;
 	}
 	s->c->default_gateway = sim_default_gateway;
+	s->c->backends[PCPMAP_PROTO_UPNP] = &sim_upnp;
 	s->sent_seen = 0;
 
 	while (!s->failed && step(s, s->t_end))
