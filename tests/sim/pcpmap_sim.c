@@ -5,8 +5,9 @@
  * process. The model keeps a mapping table (RFC 6887 MAP/PEER/ANNOUNCE with nonces and an epoch, RFC 6886
  * map/delete/public address) on the fake clock. Every datagram passes a fault injector (loss, duplication,
  * delay), and a schedule per seed adds closed ports (ICMP), silence, restarts with state loss, announcements,
- * a protocol switched off, an external address change and route loss. The driver advances the fake clock
- * from event to event and checks invariants after every step, at quiescence and after the client is freed.
+ * a protocol switched off, an external address change and route loss. A stand-in for the UPnP worker hands
+ * the model's answers to the engine's hooks. The driver advances the fake clock from event to event and checks
+ * invariants after every step, at quiescence and after the client is freed.
  *
  * One seed is one scenario: the scenario, the faults and the client's randomness all come from it.
  */
@@ -917,12 +918,9 @@ static void su_close(struct pm_server *sv)
 
 static void su_job(struct dgram *d)
 {
+	static const char *const names[] = { "", "discovery", "map", "unmap" };
 	struct sim *s = S;
-	tracef(s, "client -> UPnP %s job%s",
-	       d->upnp_op == UPNP_JOB_PROBE ? "discovery"
-	       : d->upnp_op == UPNP_JOB_MAP ? "map"
-					    : "unmap",
-	       d->upnp_op == UPNP_JOB_PROBE ? "" : "");
+	tracef(s, "client -> UPnP %s job", names[d->upnp_op]);
 	enqueue(s, d, s->now + s->upnp_latency);
 }
 
