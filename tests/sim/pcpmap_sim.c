@@ -513,7 +513,7 @@ static void model_pcp(struct sim *s, const struct dgram *in)
 			d.b[6] = (uint8_t)(ep >> 8);
 			d.b[7] = (uint8_t)ep;
 			d.peer = in->peer;
-			d.epoch_proto = PCPMAP_PROTO_PCP;
+			/* Its SSSoE is NAT-PMP's epoch: the client's PCP server owes it no epoch check. */
 			inject(s, &d);
 		}
 		return;
