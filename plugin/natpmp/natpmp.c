@@ -446,9 +446,11 @@ static void deliver(struct pm_server *s, struct np_req *q, struct pm_mapping *m,
 		mark_dead(s, q);
 }
 
-/* Parked grants go to the engine with the public address just learnt; when the address request itself
- * failed transiently (err), they become that failure so the mapping retries after the hold. */
-static void release_parked(struct pm_server *s, int err, int result_code)
+/* Parked grants go to the engine with the public address just learnt. A grant is a grant even when the
+ * address request failed: the gateway holds the mapping, so it is reported held (address unknown, logged),
+ * never turned into a failure that would leave it on the gateway untracked; the address follows with the
+ * next answer to the address request (renew_stale). */
+static void release_parked(struct pm_server *s)
 {
 	struct natpmp_priv *np = s->priv;
 	pcpmap_client *c = s->client;
@@ -463,18 +465,11 @@ static void release_parked(struct pm_server *s, int err, int result_code)
 			continue;
 		}
 		struct pm_reply r = q->parked_reply;
-		if (err) {
-			r.kind = PM_REPLY_RETRY;
-			r.error = err;
-			r.result_code = result_code;
-			r.hold_s = NP_ERROR_HOLD_S;
-		} else {
-			if (!np->have_ext)
-				pm_log(c, PCPMAP_LOG_WARNING,
-				       "server %s: public address unknown; mapping %llu reported without it",
-				       s->name, (unsigned long long)m->id);
-			set_ext_addr(np, &r);
-		}
+		if (!np->have_ext)
+			pm_log(c, PCPMAP_LOG_WARNING,
+			       "server %s: public address unknown; mapping %llu reported without it", s->name,
+			       (unsigned long long)m->id);
+		set_ext_addr(np, &r);
 		deliver(s, q, m, &r);
 	}
 }
@@ -508,6 +503,7 @@ static void on_addr_answer(struct pm_server *s, int result, uint32_t epoch, bool
 	fetch_stop(np, c);
 	memset(&as_reply, 0, sizeof(as_reply));
 	reply_for_result(result, &as_reply);
+	bool had_ext = np->have_ext;
 	if (result == 0) {
 		changed = np->have_ext && np->ext.s_addr != ext.s_addr;
 		if (!np->have_ext || changed) {
@@ -534,11 +530,8 @@ static void on_addr_answer(struct pm_server *s, int result, uint32_t epoch, bool
 		pm_server_on_probe(s, 0, &info);
 		pm_server_on_reachable(s);
 	}
-	if (as_reply.kind == PM_REPLY_RETRY)
-		release_parked(s, as_reply.error, result);
-	else
-		release_parked(s, 0, 0);
-	if (changed)
+	release_parked(s);
+	if (changed || (result == 0 && !had_ext))
 		renew_stale(s);
 	if (c->announce.server == s)
 		pm_server_on_announce(s, &info);
@@ -578,8 +571,10 @@ static void on_map_answer(struct pm_server *s, struct np_req *q, int result, uin
 		r.lifetime = resp->pnu.newportmapping.lifetime;
 	}
 	if (r.kind == PM_REPLY_SUCCESS && r.lifetime > 0 && m->state != PCPMAP_STATE_DELETING) {
-		/* A grant needs the public address: wait for it while it is unknown or being refreshed. */
-		if (!np->have_ext || np->fetching) {
+		/* A grant needs the public address: wait for it while it is unknown. One being refreshed is
+		 * still the best knowledge: the grant goes to the engine at once (a grant held back can expire
+		 * unreported), and a changed address renews the mapping when the refresh answers. */
+		if (!np->have_ext) {
 			pm_server_on_reachable(s);
 			q->parked = true;
 			q->parked_reply = r;
@@ -845,7 +840,7 @@ static void fetch_timer(struct sched_timer *t, uint64_t now, void *arg)
 		server_info(s, 0, 0, &info);
 		info.error = -ETIMEDOUT;
 		pm_server_on_probe(s, -ETIMEDOUT, &info);
-		release_parked(s, 0, 0);
+		release_parked(s);
 		return;
 	}
 	c->stats.retransmits++;

@@ -447,19 +447,17 @@ static void test_renewal_suggests_assigned_port(void **state)
 	const uint8_t want[12] = { 0, 2, 0, 0, 0x1b, 0x58, 0x42, 0x68, 0, 0, 0x03, 0xe8 };
 	assert_memory_equal(ren.b, want, 12);
 	struct dgram a = next_req(x, 2);
-	/* The map answer first: it waits for the address (map answers carry none). */
+	/* The map answer first: the grant counts at once with the address known so far (a grant held back
+	 * for the refresh could expire unreported when the address request is lost). */
 	reply_map(x, &ren, 0, 662, 17000, 1000);
 	settle(x);
 	struct pcpmap_mapping_info i;
 	pcpmap_mapping_get_info(
 	    (pcpmap_mapping *)pm_container_of(x->c->mappings.next, struct pm_mapping, link), &i);
-	assert_int_equal(i.state, PCPMAP_STATE_REFRESHING);
-	reply_addr(x, &a, 0, 662, "198.51.100.7");
-	settle(x);
-	pcpmap_mapping_get_info(
-	    (pcpmap_mapping *)pm_container_of(x->c->mappings.next, struct pm_mapping, link), &i);
 	assert_int_equal(i.state, PCPMAP_STATE_MAPPED);
 	assert_int_equal(i.refresh_usec, T0 + 562500 * MS + 562500 * MS);
+	reply_addr(x, &a, 0, 662, "198.51.100.7");
+	settle(x);
 	assert_int_equal(x->n_evs, 1); /* same address and port: no event */
 }
 
@@ -480,21 +478,23 @@ static void test_address_change_reaches_every_mapping(void **state)
 	struct dgram a = next_req(x, 2);
 	reply_map(x, &ren, 0, 662, 17100, 1000);
 	settle(x);
-	assert_int_equal(x->n_evs, 2); /* the grant waits for the address */
+	assert_int_equal(x->n_evs, 2); /* renewed with the address known so far: nothing changed yet */
 	reply_addr(x, &a, 0, 662, "192.0.2.33");
+	settle(x);
+	/* The new address renews both mappings at once (each suggesting its port); their answers carry it. */
+	struct dgram ren1 = next_req(x, 12);
+	assert_int_equal(get16(ren1.b + 4), 7100);
+	assert_int_equal(get16(ren1.b + 6), 17100);
+	struct dgram ren2 = next_req(x, 12);
+	assert_int_equal(get16(ren2.b + 4), 7101);
+	assert_int_equal(get16(ren2.b + 6), 17101);
+	reply_map(x, &ren1, 0, 662, 17100, 1000);
 	settle(x);
 	assert_int_equal(x->n_evs, 3);
 	assert_int_equal(x->evs[2].ev, PCPMAP_EVENT_CHANGED);
 	assert_int_equal(x->evs[2].info.internal_port, 7100);
 	assert_string_equal(x->evs[2].info.external_addr, "192.0.2.33");
-	/* The other mapping renews at once (suggesting its port) and learns the new address too. */
-	struct dgram ren2 = next_req(x, 12);
-	assert_int_equal(get16(ren2.b + 4), 7101);
-	assert_int_equal(get16(ren2.b + 6), 17101);
-	struct dgram a2 = next_req(x, 2);
 	reply_map(x, &ren2, 0, 662, 17101, 4000);
-	settle(x);
-	reply_addr(x, &a2, 0, 662, "192.0.2.33");
 	settle(x);
 	assert_int_equal(x->n_evs, 4);
 	assert_int_equal(x->evs[3].ev, PCPMAP_EVENT_CHANGED);
