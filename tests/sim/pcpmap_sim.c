@@ -209,6 +209,10 @@ struct sim {
 	size_t n_restart;
 	uint64_t restart_t[16];
 	uint64_t first_ev[16][PM_NPROTO];
+	/* The epoch checks (RFC 6887 8.5, RFC 6886 3.6) run over what reached the client: a restart counts as
+	 * shown to the client once they flag it or an announcement arrives. A restart inside the checks' slack
+	 * with no announcement is invisible to any client until a renewal. */
+	struct pcp_epoch shadow[PM_NPROTO];
 	uint32_t max_lifetime;
 	uint64_t upnp_latency; /* one SOAP round trip of the stand-in worker */
 	struct entry e[MAX_ENTRIES];
@@ -877,7 +881,16 @@ static void deliver(struct sim *s, struct dgram *d)
 	}
 	/* Delivered: what the client now knows. */
 	if (d->epoch_proto) {
-		for (size_t k = 0; k < s->n_restart; k++)
+		bool shown = d->unsolicited;
+		size_t at = d->epoch_proto == PCPMAP_PROTO_PCP ? 8 : 4;
+		if (d->len >= at + 4) {
+			uint32_t ep = get32(d->b + at);
+			uint64_t now_s = s->now / SEC;
+			struct pcp_epoch *sh = &s->shadow[d->epoch_proto];
+			shown |= d->epoch_proto == PCPMAP_PROTO_PCP ? !pcp_epoch_check(sh, ep, now_s)
+								    : !natpmp_epoch_check(sh, ep, now_s);
+		}
+		for (size_t k = 0; k < s->n_restart && shown; k++)
 			if (!s->first_ev[k][d->epoch_proto] && s->restart_t[k] <= d->made_at)
 				s->first_ev[k][d->epoch_proto] = s->now;
 	}
