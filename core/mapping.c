@@ -315,6 +315,12 @@ static void main_timer(struct sched_timer *t, uint64_t now, void *arg)
 	switch (m->state) {
 	case PCPMAP_STATE_WAIT_RESP:
 	case PCPMAP_STATE_DELETING:
+		if (m->state == PCPMAP_STATE_DELETING && m->gw && m->gw->suspended) {
+			/* No route: nothing went out, so no try is spent; resume() starts them over. */
+			sched_arm(&m->client->sched, &m->t_main,
+				  now + (m->retx.rt_us ? m->retx.rt_us : PCP_IRT_US));
+			break;
+		}
 		if (m->retx_exhausted || (m->retx.mrc && m->retx.count >= m->retx.mrc) ||
 		    (m->retx.mrd_us && now >= m->retx.started_us + m->retx.mrd_us)) {
 			m->error = -ETIMEDOUT;

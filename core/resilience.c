@@ -439,6 +439,9 @@ static void resume(struct pm_gw *gw)
 		case PCPMAP_STATE_ERROR_WAIT_RESEND:
 			pm_gw_attach(m);
 			break;
+		case PCPMAP_STATE_DELETING:
+			pm_mapping_fsm(m, FSM_EV_SWITCH); /* the delete's tries start now */
+			break;
 		default:
 			break;
 		}
@@ -455,7 +458,8 @@ void pm_client_net_check(pcpmap_client *c)
 		for (struct pm_list *ml = c->mappings.next; ml != &c->mappings; ml = ml->next)
 			if (pm_container_of(ml, struct pm_mapping, link)->gw == gw)
 				has_mappings = true;
-		if (!has_mappings)
+		/* A suspended gateway is re-checked even with no mappings left: later ones attach to it. */
+		if (!has_mappings && !gw->suspended)
 			continue;
 
 		struct pm_sockaddr now_addr = gw->addr;

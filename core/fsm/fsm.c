@@ -86,6 +86,8 @@ static const struct fsm_edge fsm_table[] = {
 	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 
 	{ S(DELETING), FSM_EV_RETX_TIMER, S(DELETING), FSM_A_SEND | FSM_A_RETX_NEXT },
+	/* The route came back: the delete's tries, spent on silence, start again. */
+	{ S(DELETING), FSM_EV_SWITCH, S(DELETING), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 	{ S(DELETING), FSM_EV_DELETED, S(DELETED), FSM_A_CANCEL | FSM_A_NOTIFY_DELETED | FSM_A_RELEASE },
 	/* A delete that did not happen is never DELETED: refused or unanswered, it is FAILED. */
 	{ S(DELETING), FSM_EV_DELETE_REFUSED, S(DELETED),
