@@ -314,6 +314,7 @@ struct pm_orphan {
 	int family;
 	bool has_third_party;
 	struct pcp_addr third_party;
+	uint16_t ext_port;
 };
 void pm_mapping_delete_orphan(struct pm_server *s, const struct pm_orphan *o);
 /* Mappings by id: backends that finish work asynchronously (UPnP worker) must not keep mapping pointers. */

@@ -397,7 +397,27 @@ void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r)
 		return;
 	}
 	if (m->state != PCPMAP_STATE_WAIT_RESP && m->state != PCPMAP_STATE_REFRESHING &&
-	    m->state != PCPMAP_STATE_MAPPED) {
+	    m->state != PCPMAP_STATE_MAPPED && m->state != PCPMAP_STATE_ERROR_WAIT_RESEND) {
+		/* A late grant for a mapping that no longer wants one (it failed meanwhile, say because the
+		 * protocol chosen later could not express it): the gateway holds it, so it is deleted, and the
+		 * mapping draws a fresh nonce for whatever it does next. */
+		if (r->kind == PM_REPLY_SUCCESS && r->lifetime && m->server && m->kind == PCPMAP_KIND_MAP) {
+			struct pm_orphan o = {
+				.ip_proto = m->ip_proto,
+				.internal_port = m->internal_port,
+				.family = m->family,
+				.has_third_party = m->has_third_party,
+				.third_party = m->third_party,
+				.ext_port = r->ext_port,
+			};
+			memcpy(o.nonce, m->nonce, PCP_NONCE_LEN);
+			pm_log(c, PCPMAP_LOG_INFO,
+			       "mapping %llu: late grant (port %u) in state %s: deleting it",
+			       (unsigned long long)m->id, r->ext_port, pcpmap_state_name(m->state));
+			pm_mapping_renonce(m, NULL);
+			pm_mapping_delete_orphan(m->server, &o);
+			return;
+		}
 		pm_log(c, PCPMAP_LOG_DEBUG, "mapping %llu: answer in state %s ignored",
 		       (unsigned long long)m->id, pcpmap_state_name(m->state));
 		return;
@@ -633,6 +653,7 @@ void pm_mapping_delete_orphan(struct pm_server *s, const struct pm_orphan *o)
 	m->family = o->family;
 	m->has_third_party = o->has_third_party;
 	m->third_party = o->third_party;
+	m->ext_port = o->ext_port; /* UPnP deletes by external port */
 	m->protocols = PCPMAP_PROTO_BIT(s->ops->proto);
 	memcpy(m->nonce, o->nonce, PCP_NONCE_LEN);
 	m->gw = s->gw;

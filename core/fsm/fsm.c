@@ -44,10 +44,11 @@ static const struct fsm_edge fsm_table[] = {
 	{ S(MAPPED), FSM_EV_RENEW_TIMER, S(REFRESHING), FSM_A_SEND | FSM_A_RENEW_ARM },
 	{ S(MAPPED), FSM_EV_SUCCESS, S(MAPPED),
 	  FSM_A_CANCEL | FSM_A_RENEW_RESET | FSM_A_RENEW_ARM | FSM_A_EXPIRY_ARM | FSM_A_NOTIFY_MAPPED },
-	/* A possible state loss is confirmed with a renewal, not reported: LOST means the gateway no longer
-	 * holds the mapping, and an epoch reset or an announcement does not prove that (miniupnpd resets its
-	 * epoch on SIGUSR1 and keeps every rule). The grant stays live until its expiry says otherwise. */
-	{ S(MAPPED), FSM_EV_VERIFY, S(REFRESHING), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
+	/* A possible state loss is confirmed with a renewal on the retransmission ladder, not reported: LOST
+	 * means the gateway no longer holds the mapping, and an epoch reset or an announcement does not prove
+	 * that (miniupnpd resets its epoch on SIGUSR1 and keeps every rule). Until an answer comes the mapping
+	 * waits (WAIT_RESP) and claims nothing; the grant's expiry, if it comes first, is LOST. */
+	{ S(MAPPED), FSM_EV_VERIFY, S(WAIT_RESP), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 	{ S(MAPPED), FSM_EV_EXPIRED, S(WAIT_RESP),
 	  FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START | FSM_A_NOTIFY_LOST },
 	{ S(MAPPED), FSM_EV_DELETE, S(DELETING),
@@ -64,10 +65,13 @@ static const struct fsm_edge fsm_table[] = {
 	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_FAILED },
 	{ S(REFRESHING), FSM_EV_EXPIRED, S(WAIT_RESP),
 	  FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START | FSM_A_NOTIFY_LOST },
-	{ S(REFRESHING), FSM_EV_VERIFY, S(REFRESHING), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
+	{ S(REFRESHING), FSM_EV_VERIFY, S(WAIT_RESP), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 	{ S(REFRESHING), FSM_EV_DELETE, S(DELETING),
 	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 
+	/* An answer to a request sent before the hold: the gateway holds the mapping after all. */
+	{ S(ERROR_WAIT_RESEND), FSM_EV_SUCCESS, S(MAPPED),
+	  FSM_A_CANCEL | FSM_A_RENEW_RESET | FSM_A_RENEW_ARM | FSM_A_EXPIRY_ARM | FSM_A_NOTIFY_MAPPED },
 	{ S(ERROR_WAIT_RESEND), FSM_EV_HOLD_TIMER, S(WAIT_RESP),
 	  FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },
 	{ S(ERROR_WAIT_RESEND), FSM_EV_SWITCH, S(WAIT_RESP), FSM_A_CANCEL | FSM_A_SEND | FSM_A_RETX_START },

@@ -144,17 +144,17 @@ static void test_unicast_loss_paced_visible_first(void **state)
 	at(x, T0 + 10000 * MS);
 	/* Confirmed at once (unicast), the mapping with a callback first: a renewal, not a re-creation. */
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 1);
-	assert_int_equal(b->state, PCPMAP_STATE_REFRESHING);
+	assert_int_equal(b->state, PCPMAP_STATE_WAIT_RESP);
 	assert_int_equal(a->state, PCPMAP_STATE_MAPPED);
 	assert_int_equal(c->state, PCPMAP_STATE_MAPPED);
 	/* Then one every 50 ms. */
 	at(x, T0 + 10049 * MS);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 1);
 	at(x, T0 + 10050 * MS);
-	assert_int_equal(c->state, PCPMAP_STATE_REFRESHING);
+	assert_int_equal(c->state, PCPMAP_STATE_WAIT_RESP);
 	assert_int_equal(a->state, PCPMAP_STATE_MAPPED);
 	at(x, T0 + 10100 * MS);
-	assert_int_equal(a->state, PCPMAP_STATE_REFRESHING);
+	assert_int_equal(a->state, PCPMAP_STATE_WAIT_RESP);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 3);
 	/* An epoch proves nothing was lost: no LOST; the grants stay live until answers or expiry. */
 	assert_int_equal(x->n, 0);
@@ -196,19 +196,19 @@ static void test_remap_window_grows_and_halves(void **state)
 	at(x, x->clk.now_us);
 	/* Window 4: four confirmations out at once, the oldest first. */
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 4);
-	assert_int_equal(count_state(ms, 40, PCPMAP_STATE_REFRESHING), 4);
-	assert_int_equal(ms[0]->state, PCPMAP_STATE_REFRESHING);
+	assert_int_equal(count_state(ms, 40, PCPMAP_STATE_WAIT_RESP), 4);
+	assert_int_equal(ms[0]->state, PCPMAP_STATE_WAIT_RESP);
 	assert_int_equal(ms[4]->state, PCPMAP_STATE_MAPPED);
 	/* Four answers: window 8, eight out. */
 	for (int i = 0; i < 4; i++)
 		answer(ms[i]);
 	at(x, x->clk.now_us + 1 * MS);
-	assert_int_equal(count_state(ms, 40, PCPMAP_STATE_REFRESHING), 8);
+	assert_int_equal(count_state(ms, 40, PCPMAP_STATE_WAIT_RESP), 8);
 	/* Eight answers: window 16, but the ceiling holds it at 10. */
 	for (int i = 4; i < 12; i++)
 		answer(ms[i]);
 	at(x, x->clk.now_us + 1 * MS);
-	assert_int_equal(count_state(ms, 40, PCPMAP_STATE_REFRESHING), 10);
+	assert_int_equal(count_state(ms, 40, PCPMAP_STATE_WAIT_RESP), 10);
 	assert_int_equal(x->c->remap.in_flight, 10);
 	/* Nothing answers for a whole RT (3 s): the window halves at each loss, down to 1. */
 	at(x, x->clk.now_us + 3300 * MS);
@@ -241,7 +241,7 @@ static void test_multicast_announce_random_delay(void **state)
 	at(x, T0 + 62499 * MS);
 	assert_int_equal(m->state, PCPMAP_STATE_MAPPED);
 	at(x, T0 + 62500 * MS);
-	assert_int_equal(m->state, PCPMAP_STATE_REFRESHING);
+	assert_int_equal(m->state, PCPMAP_STATE_WAIT_RESP);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 1);
 }
 
