@@ -117,8 +117,10 @@ struct np_inst {
 	struct np_map *pend_map;
 	uint64_t pend_deadline;
 	uint64_t retransmits0;
-	bool del_all; /* NP_DELETE of every port: the NAT-PMP request is in raw */
-	int del_all_count;
+	bool del_all;      /* NP_DELETE of every port: the NAT-PMP request is in raw */
+	int del_all_count; /* mappings of the session deleted with it */
+	int del_all_np;    /* NAT-PMP's part: 0 in flight, 1 answered (del_all_ans), or -errno */
+	uint8_t del_all_ans[16];
 	struct np_raw raw;
 	struct np_addr_query q;
 	uint32_t last_epoch;
@@ -649,15 +651,18 @@ PCPMAP_EXPORT_COMPAT int closenatpmp(natpmp_t *p)
 	}
 	p->has_pending_request = 0;
 	if (inst->keeper) {
-		/* The keeper ends the session itself, once no lease is left. */
-		inst->closed = true;
+		/* The keeper ends the session itself once no lease is left: listed first, so it finds itself in
+		 * the list when it goes; woken before the unlock, after which it may be gone. */
 		pthread_mutex_unlock(&inst->lock);
 		pthread_mutex_lock(&reg_lock);
 		inst->next = closed_head;
 		closed_head = inst;
 		pthread_mutex_unlock(&reg_lock);
+		pthread_mutex_lock(&inst->lock);
+		inst->closed = true;
 		uint64_t one = 1;
 		(void)!write(inst->wake_fd, &one, sizeof(one));
+		pthread_mutex_unlock(&inst->lock);
 		return 0;
 	}
 	while (inst->maps)
@@ -878,7 +883,7 @@ PCPMAP_EXPORT_COMPAT int sendnewportmappingrequest(natpmp_t *p, int protocol, ui
 					inst->del_all_count++;
 				}
 			}
-			raw_start(&inst->raw, p->pending_request, 12, NP_RAW_SHORT_TRIES);
+			inst->del_all_np = raw_start(&inst->raw, p->pending_request, 12, NP_RAW_SHORT_TRIES);
 		} else if (e) {
 			inst->ready.epoch = e->epoch;
 			map_drop(inst, e, true);
@@ -1011,9 +1016,11 @@ static bool evaluate_public(struct np_inst *inst, int *ret_rc, natpmpresp_t *res
 /* "Delete every mapping": the session's deletions confirmed and NAT-PMP's request answered (issue 10). */
 static bool evaluate_delete_all(struct np_inst *inst, int *ret_rc, natpmpresp_t *resp)
 {
-	uint8_t a[16];
+	const uint8_t *a = inst->del_all_ans;
 	size_t n = 0;
-	int r = inst->raw.busy ? raw_poll(&inst->raw, a, &n) : -EPROTONOSUPPORT;
+	if (inst->del_all_np == 0)
+		inst->del_all_np = raw_poll(&inst->raw, inst->del_all_ans, &n);
+	int r = inst->del_all_np;
 	if (r == 0 || pcpmap_client_flush(inst->c, 0) < 0)
 		return false;
 	resp->epoch = inst->last_epoch;
