@@ -38,8 +38,8 @@
 #define NP_UNMAP_TIMEOUT_MS    3500
 /* RFC 6886 3.1: first retransmission after 250 ms, doubling. */
 #define NP_RAW_IRT_US          250000u
-/* "Delete every mapping" and a NAT-PMP deletion after a PCP refusal: sends at 0, 0.25, 0.75 and 1.75 s. */
-#define NP_RAW_SHORT_TRIES     4
+/* "Delete every mapping" and a NAT-PMP deletion after a PCP refusal: sends at 0, 0.25 and 0.75 s, 1.75 s in all. */
+#define NP_RAW_SHORT_TRIES     3
 /* The address request: RFC 6886's nine tries. */
 #define NP_RAW_TRIES           9
 /* The address mapping of a PCP-only gateway is deleted before the answer, unless that takes longer. */
@@ -257,16 +257,20 @@ static void map_drop(struct np_inst *inst, struct np_map *e, bool delete)
 /*
  * A session that was closed while it still renewed this mapping gives it up to the session asking for it now
  * (both use the same derived nonce): otherwise the old keeper would re-create what the new session deletes.
+ * privport 0 ("delete every mapping") deletes them there. Returns how many were given up.
  */
-static void take_over_closed(uint8_t ip_proto, uint16_t privport)
+static int take_over_closed(uint8_t ip_proto, uint16_t privport)
 {
+	int n_taken = 0;
 	pthread_mutex_lock(&reg_lock);
 	for (struct np_inst *o = closed_head; o; o = o->next) {
 		pthread_mutex_lock(&o->lock);
 		for (struct np_map *n, *e = o->maps; e; e = n) {
 			n = e->next;
-			if (e->ip_proto == ip_proto && (privport == 0 || e->privport == privport))
-				map_drop(o, e, false);
+			if (e->ip_proto == ip_proto && (privport == 0 || e->privport == privport)) {
+				map_drop(o, e, privport == 0);
+				n_taken++;
+			}
 		}
 		pthread_mutex_unlock(&o->lock);
 		if (o->wake_fd >= 0) {
@@ -275,6 +279,7 @@ static void take_over_closed(uint8_t ip_proto, uint16_t privport)
 		}
 	}
 	pthread_mutex_unlock(&reg_lock);
+	return n_taken;
 }
 
 static uint8_t ip_proto_of(int protocol)
@@ -865,7 +870,7 @@ PCPMAP_EXPORT_COMPAT int sendnewportmappingrequest(natpmp_t *p, int protocol, ui
 	/* The request as NAT-PMP would carry it (RFC 6886 3.3), for applications that look. */
 	p->pending_request_len =
 	    (int)natpmp_map_request(p->pending_request, protocol, privateport, publicport, lifetime);
-	take_over_closed(ip_proto, privateport);
+	int taken = take_over_closed(ip_proto, privateport);
 
 	struct np_map *e = privateport ? map_find(inst, ip_proto, privateport) : NULL;
 	if (lifetime == 0) {
@@ -875,7 +880,7 @@ PCPMAP_EXPORT_COMPAT int sendnewportmappingrequest(natpmp_t *p, int protocol, ui
 			/* Every mapping of this protocol that this session holds, each with its nonce; then
 			 * NAT-PMP's own request for the rest (RFC 6886 3.4), which PCP cannot express. */
 			inst->del_all = true;
-			inst->del_all_count = 0;
+			inst->del_all_count = taken;
 			for (struct np_map *n, *x = inst->maps; x; x = n) {
 				n = x->next;
 				if (x->ip_proto == ip_proto) {
