@@ -112,6 +112,7 @@ struct np_inst {
 	struct pmc_env env;
 	struct np_map *maps;
 	enum np_pend pend;
+	enum np_pend pend_kind; /* what was asked (pend becomes NP_READY once answered) */
 	uint16_t pend_type;
 	uint16_t pend_privport;
 	struct np_map *pend_map;
@@ -301,7 +302,7 @@ static void begin_request(struct np_inst *inst, natpmp_t *p, enum np_pend pend, 
 	struct pcpmap_stats st;
 	pcpmap_client_get_stats(inst->c, &st);
 	inst->retransmits0 = st.retransmits;
-	inst->pend = pend;
+	inst->pend = inst->pend_kind = pend;
 	inst->pend_type = type;
 	inst->pend_privport = privport;
 	inst->pend_map = NULL;
@@ -874,7 +875,7 @@ PCPMAP_EXPORT_COMPAT int sendnewportmappingrequest(natpmp_t *p, int protocol, ui
 
 	struct np_map *e = privateport ? map_find(inst, ip_proto, privateport) : NULL;
 	if (lifetime == 0) {
-		inst->pend = NP_DELETE;
+		inst->pend = inst->pend_kind = NP_DELETE;
 		inst->ready.pnu.newportmapping.privateport = privateport;
 		if (privateport == 0) {
 			/* Every mapping of this protocol that this session holds, each with its nonce; then
@@ -1057,7 +1058,7 @@ static bool evaluate_delete_all(struct np_inst *inst, int *ret_rc, natpmpresp_t 
 }
 
 /* Whether the pending request can be answered without waiting; fills resp and returns its code if so. */
-static bool evaluate(struct np_inst *inst, int *ret_rc, natpmpresp_t *resp)
+static bool evaluate_pending(struct np_inst *inst, int *ret_rc, natpmpresp_t *resp)
 {
 	uint64_t now = pcpmap_now_usec();
 	*resp = inst->ready;
@@ -1118,6 +1119,18 @@ static bool evaluate(struct np_inst *inst, int *ret_rc, natpmpresp_t *resp)
 		return true;
 	}
 	return false;
+}
+
+/*
+ * evaluate_pending(), and an answer once found is kept (NP_READY): the keeper may bring it between the
+ * application's calls, and getnatpmprequesttimeout() may see it before readnatpmpresponseorretry() reports it.
+ */
+static bool evaluate(struct np_inst *inst, int *ret_rc, natpmpresp_t *resp)
+{
+	bool done = evaluate_pending(inst, ret_rc, resp);
+	if (done && inst->pend != NP_NONE && inst->pend != NP_READY)
+		set_ready(inst, *ret_rc, resp);
+	return done;
 }
 
 PCPMAP_EXPORT_COMPAT int getnatpmprequesttimeout(natpmp_t *p, struct timeval *timeout)
@@ -1183,8 +1196,7 @@ PCPMAP_EXPORT_COMPAT int readnatpmpresponseorretry(natpmp_t *p, natpmpresp_t *re
 		inst_unlock(inst);
 		return NATPMP_TRYAGAIN;
 	}
-	if (inst->env.debug && inst->pend_type == NATPMP_RESPTYPE_PUBLICADDRESS &&
-	    (inst->pend == NP_PUBLIC || inst->pend == NP_READY)) {
+	if (inst->env.debug && inst->pend_kind == NP_PUBLIC) {
 		char a[INET_ADDRSTRLEN];
 		if (rc == 0)
 			pmc_debug(np_tag, "public address %s via %s",
@@ -1193,7 +1205,7 @@ PCPMAP_EXPORT_COMPAT int readnatpmpresponseorretry(natpmp_t *p, natpmpresp_t *re
 		else
 			pmc_debug(np_tag, "public address: %s", strnatpmperr(rc));
 	}
-	if (inst->env.debug && inst->pend == NP_DELETE && rc == 0)
+	if (inst->env.debug && inst->pend_kind == NP_DELETE && rc == 0)
 		pmc_debug(np_tag, "%s %u deleted", inst->pend_type == NATPMP_PROTOCOL_TCP ? "TCP" : "UDP",
 			  inst->pend_privport);
 	inst->pend = NP_NONE;
