@@ -129,7 +129,8 @@ struct np_inst {
 	natpmpresp_t ready;
 	int wake_fd;
 	bool keeper; /* the keeper thread runs */
-	bool closed; /* closenatpmp() ran; the keeper ends the session once its leases ended */
+	bool
+	    closed; /* closenatpmp() ran (guarded by reg_lock); the keeper frees the session once no lease is left */
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -462,13 +463,28 @@ static void *keeper_run(void *arg)
 		pthread_mutex_lock(&inst->lock);
 		int r = pcpmap_client_process(inst->c);
 		uint64_t end = expire_leases(inst);
-		if (inst->closed && !inst->maps) {
-			pthread_mutex_unlock(&inst->lock);
-			break;
-		}
+		bool empty = !inst->maps;
 		int t = pcpmap_client_get_timeout(inst->c);
 		int cfd = pcpmap_client_get_fd(inst->c);
 		pthread_mutex_unlock(&inst->lock);
+		if (empty) {
+			/* closenatpmp() sets closed under reg_lock as its last touch of the session: once we see it
+			 * there, the session is ours alone to free. */
+			bool gone = false;
+			pthread_mutex_lock(&reg_lock);
+			if (inst->closed) {
+				for (struct np_inst **pp = &closed_head; *pp; pp = &(*pp)->next) {
+					if (*pp == inst) {
+						*pp = inst->next;
+						break;
+					}
+				}
+				gone = true;
+			}
+			pthread_mutex_unlock(&reg_lock);
+			if (gone)
+				break;
+		}
 		if (end != UINT64_MAX) {
 			uint64_t now = pcpmap_now_usec();
 			uint64_t ms = end > now ? (end - now + 999) / 1000 : 0;
@@ -484,14 +500,6 @@ static void *keeper_run(void *arg)
 			(void)!read(inst->wake_fd, &v, sizeof(v));
 		}
 	}
-	pthread_mutex_lock(&reg_lock);
-	for (struct np_inst **pp = &closed_head; *pp; pp = &(*pp)->next) {
-		if (*pp == inst) {
-			*pp = inst->next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&reg_lock);
 	/* Deletions of ended leases still in flight get their chance before the client goes. */
 	pcpmap_client_flush(inst->c, 2000);
 	inst_destroy(inst);
@@ -657,18 +665,15 @@ PCPMAP_EXPORT_COMPAT int closenatpmp(natpmp_t *p)
 	}
 	p->has_pending_request = 0;
 	if (inst->keeper) {
-		/* The keeper ends the session itself once no lease is left: listed first, so it finds itself in
-		 * the list when it goes; woken before the unlock, after which it may be gone. */
+		/* The keeper frees the session once no lease is left; after reg_lock is released it may be gone. */
 		pthread_mutex_unlock(&inst->lock);
 		pthread_mutex_lock(&reg_lock);
 		inst->next = closed_head;
 		closed_head = inst;
-		pthread_mutex_unlock(&reg_lock);
-		pthread_mutex_lock(&inst->lock);
 		inst->closed = true;
 		uint64_t one = 1;
 		(void)!write(inst->wake_fd, &one, sizeof(one));
-		pthread_mutex_unlock(&inst->lock);
+		pthread_mutex_unlock(&reg_lock);
 		return 0;
 	}
 	while (inst->maps)
@@ -862,16 +867,19 @@ PCPMAP_EXPORT_COMPAT int sendnewportmappingrequest(natpmp_t *p, int protocol, ui
 	/* A mapping of "every port" exists only for deletion (RFC 6886 3.4). */
 	if (privateport == 0 && lifetime != 0)
 		return NATPMP_ERR_INVALIDARGS;
+	if (!inst_find(p))
+		return NATPMP_ERR_INVALIDARGS;
+	uint8_t ip_proto = ip_proto_of(protocol);
+	/* Before taking our own lock: closed sessions are locked under reg_lock, never the other way round. */
+	int taken = take_over_closed(ip_proto, privateport);
 	struct np_inst *inst = inst_lock(p);
 	if (!inst)
 		return NATPMP_ERR_INVALIDARGS;
-	uint8_t ip_proto = ip_proto_of(protocol);
 	begin_request(inst, p, NP_MAP, (uint16_t)protocol, privateport);
 	query_reset(inst);
 	/* The request as NAT-PMP would carry it (RFC 6886 3.3), for applications that look. */
 	p->pending_request_len =
 	    (int)natpmp_map_request(p->pending_request, protocol, privateport, publicport, lifetime);
-	int taken = take_over_closed(ip_proto, privateport);
 
 	struct np_map *e = privateport ? map_find(inst, ip_proto, privateport) : NULL;
 	if (lifetime == 0) {

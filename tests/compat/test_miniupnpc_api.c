@@ -332,7 +332,7 @@ static void test_background_thread(void **state)
 	atomic_store(&fake.max_life, 4);
 	maps0 = atomic_load(&fake.maps);
 	assert_int_equal(UPNP_AddPortMapping(CTL, ST, "8402", "8402", lan, NULL, "UDP", NULL, "600"), 0);
-	assert_true(fake_wait_count(&fake.maps, maps0 + 3, 6000) >= maps0 + 3);
+	assert_true(fake_wait_count(&fake.maps, maps0 + 3, 10000) >= maps0 + 3);
 	assert_int_equal(atomic_load(&fake.last_port), 8402);
 	assert_int_equal(UPNP_GetSpecificPortMappingEntry(CTL, ST, "8402", "UDP", NULL, c, p, NULL, NULL, l),
 			 0);
