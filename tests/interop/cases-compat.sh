@@ -6,7 +6,7 @@
 # the rules prove the deletion.
 # Usage: cases-compat.sh CASE   (root; PCPMAP_BUILD_DIR names the build tree)
 # Cases: natpmp_real natpmp_ours natpmp_no_server natpmp_address_creates_nothing natpmp_address_pcp_only
-#        natpmp_delete_natpmp_made natpmp_remove_all upnpc_real upnpc_ours upnpc_third_party upnpc_pinhole
+#        natpmp_delete_natpmp_made natpmp_remove_all natpmp_lease_kept upnpc_real upnpc_ours upnpc_third_party upnpc_pinhole
 #        upnpc_upnp_only upnpc_pcp_only
 # Exit 0 pass, 1 fail, 77 skip (no namespaces here).
 set -euo pipefail
@@ -325,6 +325,31 @@ case_natpmp_remove_all() {
 	[[ $RC -eq 2 ]] || fail "delete every mapping on a PCP-only gateway exited $RC, want 2"
 	has "$WORK/none.out" "unmap failed -15 "
 	ok "PCP-only gateway: delete every mapping answers NATPMP_ERR_UNSUPPORTEDOPCODE, not success"
+}
+
+# Issue 14: the gateway grants 90 s of the 3600 s asked (miniupnpd's max_lifetime) and the application never
+# calls the library again (a BitTorrent client between its rare checks): the library renews on its behalf.
+# The earlier library let miniupnpd expire it ("remove port mapping ... because it has expired").
+case_natpmp_lease_kept() {
+	lab_up --min-lifetime 60
+	sed -i 's/^max_lifetime=.*/max_lifetime=90/' "/run/pcpmap-lab/$PCPMAP_LAB/miniupnpd.conf"
+	"$LAB" gw-restart >/dev/null || fail "miniupnpd did not restart with max_lifetime=90"
+	build_apps
+	rm -f "$WORK/stop"
+	DEBUG=1 app_bg hold "$BIN/natpmp_app.ours" hold tcp 7140 7140 3600 "$WORK/stop"
+	wait_line "$WORK/hold.out" "mapped TCP 7140 -> public 7140 lifetime 90" 15
+	sleep 100
+	! grep -qF "remove port mapping 7140 TCP because it has expired" "$GWLOG" ||
+		fail "miniupnpd expired TCP 7140 while the application held it"
+	rules_have 7140 || fail "no gateway rule for port 7140 after 100 s"
+	"$LAB" reach tcp 7140 7140 >/dev/null || fail "TCP 7140 unreachable after 100 s"
+	[[ $(grep -cF "PCP MAP: added mapping TCP 7140->" "$GWLOG") -ge 2 ]] || fail "no renewal in miniupnpd's log"
+	touch "$WORK/stop"
+	app_bg_wait 0
+	app del "$BIN/natpmp_app.ours" unmap tcp 7140
+	[[ $RC -eq 0 ]] || fail "unmap tcp 7140 exited $RC"
+	wait_rule_gone 7140
+	ok "granted 90 s of 3600 s: renewed by the library while the application did not call for 100 s"
 }
 
 # upnpc_app, one build: discovery, IGD, external address, add, read back, reachable, delete, gone (714).
