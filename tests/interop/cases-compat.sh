@@ -6,8 +6,8 @@
 # the rules prove the deletion.
 # Usage: cases-compat.sh CASE   (root; PCPMAP_BUILD_DIR names the build tree)
 # Cases: natpmp_real natpmp_ours natpmp_no_server natpmp_address_creates_nothing natpmp_address_pcp_only
-#        natpmp_delete_natpmp_made natpmp_remove_all natpmp_lease_kept upnpc_real upnpc_ours upnpc_third_party upnpc_pinhole
-#        upnpc_upnp_only upnpc_pcp_only
+#        natpmp_delete_natpmp_made natpmp_remove_all lease_kept upnpc_real upnpc_ours upnpc_third_party
+#        upnpc_pinhole upnpc_upnp_only upnpc_pcp_only
 # Exit 0 pass, 1 fail, 77 skip (no namespaces here).
 set -euo pipefail
 
@@ -27,13 +27,15 @@ CLI4=192.168.77.2
 GWLOG=/run/pcpmap-lab/$PCPMAP_LAB/miniupnpd.log
 LEASES=/run/pcpmap-lab/$PCPMAP_LAB/leases
 BG_PID=
+BG_PID2=
 
 cleanup() {
 	local rc=$?
-	if [[ -n $BG_PID ]]; then
-		kill "$BG_PID" 2>/dev/null || true
-		wait "$BG_PID" 2>/dev/null || true
-	fi
+	local pid
+	for pid in $BG_PID $BG_PID2; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
 	"$LAB" capture-stop >/dev/null 2>&1 || true
 	if [[ $rc -ne 0 && $rc -ne 77 ]]; then
 		echo "--- case $CASE failed (rc $rc); application output:"
@@ -328,28 +330,39 @@ case_natpmp_remove_all() {
 }
 
 # Issue 14: the gateway grants 90 s of the 3600 s asked (miniupnpd's max_lifetime) and the application never
-# calls the library again (a BitTorrent client between its rare checks): the library renews on its behalf.
-# The earlier library let miniupnpd expire it ("remove port mapping ... because it has expired").
-case_natpmp_lease_kept() {
+# calls the library again (a BitTorrent client between its rare checks): both libraries renew on its behalf.
+# The earlier libnatpmp library let miniupnpd expire it ("remove port mapping ... because it has expired").
+case_lease_kept() {
 	lab_up --min-lifetime 60
 	sed -i 's/^max_lifetime=.*/max_lifetime=90/' "/run/pcpmap-lab/$PCPMAP_LAB/miniupnpd.conf"
 	"$LAB" gw-restart >/dev/null || fail "miniupnpd did not restart with max_lifetime=90"
 	build_apps
 	rm -f "$WORK/stop"
+	"$LAB" cli env PCPMAP_DEBUG=1 "$BIN/upnpc_app.ours" map tcp 7141 7141 3600 - "$WORK/stop" \
+		>"$WORK/uhold.out" 2>&1 &
+	BG_PID2=$!
 	DEBUG=1 app_bg hold "$BIN/natpmp_app.ours" hold tcp 7140 7140 3600 "$WORK/stop"
 	wait_line "$WORK/hold.out" "mapped TCP 7140 -> public 7140 lifetime 90" 15
+	wait_line "$WORK/uhold.out" "(lease 3600 s, granted 90 s) mapped via PCP" 15
 	sleep 100
-	! grep -qF "remove port mapping 7140 TCP because it has expired" "$GWLOG" ||
-		fail "miniupnpd expired TCP 7140 while the application held it"
-	rules_have 7140 || fail "no gateway rule for port 7140 after 100 s"
-	"$LAB" reach tcp 7140 7140 >/dev/null || fail "TCP 7140 unreachable after 100 s"
-	[[ $(grep -cF "PCP MAP: added mapping TCP 7140->" "$GWLOG") -ge 2 ]] || fail "no renewal in miniupnpd's log"
+	local p
+	for p in 7140 7141; do
+		! grep -qF "remove port mapping $p TCP because it has expired" "$GWLOG" ||
+			fail "miniupnpd expired TCP $p while the application held it"
+		rules_have $p || fail "no gateway rule for port $p after 100 s"
+		"$LAB" reach tcp $p $p >/dev/null || fail "TCP $p unreachable after 100 s"
+		[[ $(grep -cF "PCP MAP: added mapping TCP $p->" "$GWLOG") -ge 2 ]] || fail "no renewal of $p in miniupnpd's log"
+	done
 	touch "$WORK/stop"
 	app_bg_wait 0
+	wait "$BG_PID2" || fail "upnpc_app exited $?"
+	BG_PID2=
+	has "$WORK/uhold.out" "deleted TCP 7141"
 	app del "$BIN/natpmp_app.ours" unmap tcp 7140
 	[[ $RC -eq 0 ]] || fail "unmap tcp 7140 exited $RC"
 	wait_rule_gone 7140
-	ok "granted 90 s of 3600 s: renewed by the library while the application did not call for 100 s"
+	wait_rule_gone 7141
+	ok "granted 90 s of 3600 s: both libraries renewed while the applications did not call for 100 s"
 }
 
 # upnpc_app, one build: discovery, IGD, external address, add, read back, reachable, delete, gone (714).
