@@ -1,16 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The libnatpmp 20150609 API on pcpmap's public API. Each natpmp_t owns one pcpmap client; its descriptor is
- * natpmp_t::s, so the application's select()/poll() loop drives pcpmap, and every call here runs
- * pcpmap_client_process(), which retransmits, renews and re-creates every mapping of the session. A request
- * is "pending" until the state of its pcpmap mapping (or probe) answers it; nothing is sent twice for a
- * re-request of a live mapping. Since natpmp_t's layout is fixed, the session state lives in a registry keyed
- * by the descriptor.
- *
- * natpmp_t::s is an epoll descriptor of this library holding the pcpmap client's descriptor and a UDP socket
- * for the few NAT-PMP exchanges pcpmap's API does not express (the address request that creates nothing, the
- * deletion of a mapping another NAT-PMP client made, "delete every mapping"). A thread per session keeps the
- * mappings alive between the application's calls, until the lease the application asked for ends.
+ * The libnatpmp 20150609 API on pcpmap's public API. Each natpmp_t owns one pcpmap client. natpmp_t::s is an
+ * epoll descriptor of this library holding the client's descriptor and a UDP socket for the few NAT-PMP
+ * exchanges pcpmap's API does not express (the address request, which creates nothing; the deletion of a
+ * mapping another NAT-PMP client made; "delete every mapping"), so the application's select()/poll() loop
+ * wakes for both. Every call runs pcpmap_client_process(), and a thread per session (the keeper) does between
+ * calls, until the lease the application asked for ends: gateways may grant less. A request is "pending" until
+ * the state of its pcpmap mapping (or address query) answers it; nothing is sent twice for a re-request of a
+ * live mapping. Since natpmp_t's layout is fixed, the session state lives in a registry keyed by the
+ * descriptor.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,7 +47,7 @@ static char np_tag[] = "pcpmap-natpmp";
 
 enum np_pend {
 	NP_NONE = 0,
-	NP_PUBLIC, /* waiting for a probe */
+	NP_PUBLIC, /* waiting for the address (struct np_addr_query) */
 	NP_MAP,    /* waiting for a mapping to be in place, or to fail */
 	NP_DELETE, /* waiting for the deletions in flight */
 	NP_READY,  /* the answer is already known */
