@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A scripted PCP server on 127.0.0.1 for the compat API tests: answers ANNOUNCE and MAP (RFC 6887 7.2, 11.1)
- * with the result code, lifetime cap and port policy the test sets, and records what it saw. Built by hand
- * from the RFC layout so it shares nothing with pcpmap's codec.
+ * with the result code, lifetime cap and port policy the test sets, and records what it saw. With natpmp set
+ * it also answers NAT-PMP (RFC 6886 3.2, 3.3) on the same port, as miniupnpd does. Built by hand from the RFC
+ * layout so it shares nothing with pcpmap's codec.
  */
 #ifndef PCPMAP_TEST_FAKE_PCP_H
 #define PCPMAP_TEST_FAKE_PCP_H
@@ -33,9 +34,16 @@ struct fake_pcp {
 	atomic_int maps;       /* MAP requests with a lifetime */
 	atomic_int deletes;    /* MAP requests with lifetime 0 */
 	atomic_int announces;
-	atomic_int last_port;   /* internal port of the last MAP */
-	pthread_mutex_t lock;   /* guards the nonces */
-	uint8_t last_nonce[12]; /* nonce of the last MAP: read with fake_nonce() */
+	atomic_int last_port;     /* internal port of the last MAP */
+	atomic_int delete_result; /* result code of PCP deletions (2: the nonce of another client) */
+	atomic_int natpmp;     /* answer NAT-PMP requests (else they are dropped, as by a PCP-only server) */
+	atomic_int np_public;  /* NAT-PMP public address requests */
+	atomic_int np_maps;    /* NAT-PMP mapping requests with a lifetime */
+	atomic_int np_deletes; /* NAT-PMP deletions of one port */
+	atomic_int np_delete_all; /* NAT-PMP deletions of every port (private port 0) */
+	atomic_int np_last_port;  /* private port of the last NAT-PMP mapping request */
+	pthread_mutex_t lock;     /* guards the nonces */
+	uint8_t last_nonce[12];   /* nonce of the last MAP: read with fake_nonce() */
 	uint8_t last_delete_nonce[12];
 	atomic_int stop;
 };
@@ -53,6 +61,40 @@ static uint32_t fake_get32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* NAT-PMP: public address (opcode 0), UDP (1) and TCP (2) mappings, deletions of one or every port. */
+static void fake_natpmp_answer(struct fake_pcp *f, const uint8_t *buf, size_t n,
+			       const struct sockaddr_in *from, socklen_t fl, time_t start)
+{
+	uint8_t out[16];
+	size_t len;
+	memset(out, 0, sizeof(out));
+	out[1] = (uint8_t)(0x80 | buf[1]);
+	fake_put32(out + 4, (uint32_t)(time(NULL) - start) + 100);
+	if (buf[1] == 0) {
+		atomic_fetch_add(&f->np_public, 1);
+		inet_pton(AF_INET, FAKE_EXT_ADDR, out + 8);
+		len = 12;
+	} else if ((buf[1] == 1 || buf[1] == 2) && n >= 12) {
+		uint16_t priv = (uint16_t)(buf[4] << 8 | buf[5]);
+		uint32_t life = fake_get32(buf + 8);
+		memcpy(out + 8, buf + 4, 2);
+		if (life == 0) {
+			atomic_fetch_add(priv ? &f->np_deletes : &f->np_delete_all, 1);
+		} else {
+			atomic_fetch_add(&f->np_maps, 1);
+			atomic_store(&f->np_last_port, priv);
+			memcpy(out + 10, buf[6] || buf[7] ? buf + 6 : buf + 4, 2);
+			unsigned cap = atomic_load(&f->max_life);
+			fake_put32(out + 12, life < cap ? life : cap);
+		}
+		len = 16;
+	} else {
+		out[3] = 5; /* unsupported opcode */
+		len = 8;
+	}
+	sendto(f->fd, out, len, 0, (const struct sockaddr *)from, fl);
+}
+
 static void *fake_pcp_run(void *arg)
 {
 	struct fake_pcp *f = arg;
@@ -62,8 +104,13 @@ static void *fake_pcp_run(void *arg)
 		struct sockaddr_in from;
 		socklen_t fl = sizeof(from);
 		ssize_t n = recvfrom(f->fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
+		if (n >= 2 && buf[0] == 0 && !(buf[1] & 0x80)) {
+			if (atomic_load(&f->natpmp))
+				fake_natpmp_answer(f, buf, (size_t)n, &from, fl, start);
+			continue;
+		}
 		if (n < 24 || buf[0] != 2 || (buf[1] & 0x80))
-			continue; /* timeouts, NAT-PMP (version 0), answers */
+			continue; /* timeouts, answers */
 		uint8_t op = buf[1] & 0x7f;
 		uint32_t life = fake_get32(buf + 4);
 		size_t len = op == 1 ? 60 : 24;
@@ -87,7 +134,8 @@ static void *fake_pcp_run(void *arg)
 				memcpy(f->last_delete_nonce, buf + 24, 12);
 				pthread_mutex_unlock(&f->lock);
 				atomic_fetch_add(&f->deletes, 1);
-				fake_put32(out + 4, 0);
+				out[3] = (uint8_t)atomic_load(&f->delete_result);
+				fake_put32(out + 4, out[3] ? 30 : 0);
 				out[42] = out[43] = 0;
 			} else {
 				pthread_mutex_lock(&f->lock);

@@ -6,11 +6,17 @@
  *   natpmp_app [-g GATEWAY] map tcp|udp PRIVATE PUBLIC LIFETIME [STOPFILE]
  *       prints the public address, maps PRIVATE; with STOPFILE keeps the mapping (asking again every few
  *       seconds, as libnatpmp applications renew) until STOPFILE exists, then deletes it.
+ *   natpmp_app [-g GATEWAY] hold tcp|udp PRIVATE PUBLIC LIFETIME STOPFILE
+ *       the same without asking again: the library alone keeps the mapping until STOPFILE exists; the
+ *       mapping is left on the gateway (as a BitTorrent client between its rare checks).
  *   natpmp_app [-g GATEWAY] unmap tcp|udp PRIVATE
- *       deletes a mapping (lifetime 0), e.g. one an earlier run made.
+ *       deletes a mapping (lifetime 0), e.g. one an earlier run made; PRIVATE 0 deletes every mapping.
+ *   natpmp_app [-g GATEWAY] address
+ *       prints the public address only.
  * Exit status: 0 success, 1 usage or local error, 2 the gateway refused or did not answer.
  */
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +67,9 @@ static int wait_response(natpmp_t *n, natpmpresp_t *resp, int type, uint16_t pri
 static int usage(void)
 {
 	fprintf(stderr, "usage: natpmp_app [-g GATEWAY] map tcp|udp PRIVATE PUBLIC LIFETIME [STOPFILE]\n"
-			"       natpmp_app [-g GATEWAY] unmap tcp|udp PRIVATE\n");
+			"       natpmp_app [-g GATEWAY] hold tcp|udp PRIVATE PUBLIC LIFETIME STOPFILE\n"
+			"       natpmp_app [-g GATEWAY] unmap tcp|udp PRIVATE\n"
+			"       natpmp_app [-g GATEWAY] address\n");
 	return 1;
 }
 
@@ -79,9 +87,31 @@ int main(int argc, char **argv)
 		argc -= 2;
 		argv += 2;
 	}
+	if (argc == 2 && !strcmp(argv[1], "address")) {
+		r = initnatpmp(&natpmp, forcegw, gateway);
+		if (r < 0) {
+			fprintf(stderr, "initnatpmp: %d (%s)\n", r, strnatpmperr(r));
+			return 1;
+		}
+		r = sendpublicaddressrequest(&natpmp);
+		if (r >= 0)
+			r = wait_response(&natpmp, &response, NATPMP_RESPTYPE_PUBLICADDRESS, 0);
+		if (r < 0) {
+			printf("public address failed %d (%s)\n", r, strnatpmperr(r));
+			closenatpmp(&natpmp);
+			return 2;
+		}
+		printf("public address %s epoch %u\n", inet_ntoa(response.pnu.publicaddress.addr),
+		       response.epoch);
+		closenatpmp(&natpmp);
+		return 0;
+	}
 	if (argc < 4)
 		return usage();
 	const char *cmd = argv[1];
+	bool hold = !strcmp(cmd, "hold");
+	if (hold)
+		cmd = "map";
 	int protocol;
 	if (!strcmp(argv[2], "tcp"))
 		protocol = NATPMP_PROTOCOL_TCP;
@@ -153,7 +183,12 @@ int main(int argc, char **argv)
 	       response.pnu.newportmapping.lifetime);
 	fflush(stdout);
 
-	if (stopfile) {
+	if (stopfile && hold) {
+		/* No call into the library until told to stop: renewals are the library's business. */
+		while (access(stopfile, F_OK) != 0)
+			usleep(100000);
+		printf("stopped, mapping left on the gateway\n");
+	} else if (stopfile) {
 		/* Keep it: ask again now and then (the gateway renews), until told to stop. */
 		time_t last = time(NULL);
 		while (access(stopfile, F_OK) != 0) {

@@ -326,6 +326,20 @@ static void test_background_thread(void **state)
 	assert_string_equal(l, "0"); /* a permanent lease */
 	assert_true(fake_wait_count(&fake.maps, maps0 + 2, 9000) >= maps0 + 2);
 	assert_int_equal(atomic_load(&fake.last_port), 8400);
+	assert_int_equal(UPNP_DeletePortMapping(CTL, ST, "8400", "TCP", NULL), 0);
+
+	/* A lease of 600 s on a gateway that grants 4 s (issue 14): kept for the lease, not for the grant. */
+	atomic_store(&fake.max_life, 4);
+	maps0 = atomic_load(&fake.maps);
+	assert_int_equal(UPNP_AddPortMapping(CTL, ST, "8402", "8402", lan, NULL, "UDP", NULL, "600"), 0);
+	assert_true(fake_wait_count(&fake.maps, maps0 + 3, 10000) >= maps0 + 3);
+	assert_int_equal(atomic_load(&fake.last_port), 8402);
+	assert_int_equal(UPNP_GetSpecificPortMappingEntry(CTL, ST, "8402", "UDP", NULL, c, p, NULL, NULL, l),
+			 0);
+	assert_true(atoi(l) >= 590 && atoi(l) <= 600);
+	assert_int_equal(UPNP_DeletePortMapping(CTL, ST, "8402", "UDP", NULL), 0);
+	atomic_store(&fake.max_life, 8);
+	assert_int_equal(UPNP_AddPortMapping(CTL, ST, "8400", "8400", lan, NULL, "TCP", NULL, NULL), 0);
 
 	/* A lease of 2 s ends after 2 s: the thread deletes the mapping, as the IGD would. */
 	int dels0 = atomic_load(&fake.deletes);

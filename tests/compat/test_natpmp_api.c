@@ -60,8 +60,28 @@ static int setup(void **state)
 	atomic_store(&fake.result, 0);
 	atomic_store(&fake.silent, 0);
 	atomic_store(&fake.port_shift, 0);
+	atomic_store(&fake.delete_result, 0);
+	atomic_store(&fake.natpmp, 0);
+	atomic_store(&fake.max_life, 3600);
+	setenv("PCPMAP_COMPAT_PROTOCOLS", "pcp", 1);
 	use_gateway(fake.port);
 	return 0;
+}
+
+/* A gateway that speaks PCP and NAT-PMP on one port (miniupnpd); natpmp 0 drops NAT-PMP (PCP only). */
+static int setup_both(void **state)
+{
+	setup(state);
+	atomic_store(&fake.natpmp, 1);
+	setenv("PCPMAP_COMPAT_PROTOCOLS", "pcp,natpmp", 1);
+	return 0;
+}
+
+static long elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
 static void test_invalid_args(void **state)
@@ -294,6 +314,165 @@ static void test_icmp_unreachable(void **state)
 	assert_int_equal(closenatpmp(&p), 0);
 }
 
+/* Issue 12: where NAT-PMP answers, the address comes from its address request; nothing is mapped over PCP. */
+static void test_public_address_natpmp(void **state)
+{
+	natpmp_t p;
+	natpmpresp_t r;
+	(void)state;
+	int maps0 = atomic_load(&fake.maps), np0 = atomic_load(&fake.np_public);
+	assert_int_equal(initnatpmp(&p, 0, 0), 0);
+	assert_int_equal(sendpublicaddressrequest(&p), 2);
+	assert_int_equal(wait_response(&p, &r, 5000), 0);
+	assert_int_equal(r.pnu.publicaddress.addr.s_addr, inet_addr(FAKE_EXT_ADDR));
+	assert_true(r.epoch >= 100);
+	assert_true(atomic_load(&fake.np_public) > np0);
+	assert_int_equal(atomic_load(&fake.maps), maps0);
+	assert_int_equal(closenatpmp(&p), 0);
+}
+
+/* Issues 12 and 13: on a PCP-only gateway (NAT-PMP dropped) the address comes as soon as PCP has it, without
+ * waiting for a NAT-PMP timeout, and the mapping that taught it is deleted before the answer. */
+static void test_public_address_pcp_only(void **state)
+{
+	natpmp_t p;
+	natpmpresp_t r;
+	struct timespec t0;
+	(void)state;
+	atomic_store(&fake.natpmp, 0);
+	int maps0 = atomic_load(&fake.maps), dels0 = atomic_load(&fake.deletes);
+	assert_int_equal(initnatpmp(&p, 0, 0), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(sendpublicaddressrequest(&p), 2);
+	assert_int_equal(wait_response(&p, &r, 5000), 0);
+	long ms = elapsed_ms(&t0);
+	print_message("PCP-only address answered in %ld ms\n", ms);
+	/* Generous: the NAT-PMP probe this replaces waited 4 s; PCP answers on loopback in a millisecond. */
+	assert_true(ms < 2000);
+	assert_int_equal(r.pnu.publicaddress.addr.s_addr, inet_addr(FAKE_EXT_ADDR));
+	int made = atomic_load(&fake.maps) - maps0;
+	assert_int_equal(made, 1);
+	assert_int_equal(atomic_load(&fake.deletes) - dels0, made);
+	assert_int_equal(closenatpmp(&p), 0);
+}
+
+/* Issue 12: a session that holds a mapping knows the address; asking sends nothing at all. */
+static void test_public_address_from_mapping(void **state)
+{
+	natpmp_t p;
+	natpmpresp_t r;
+	(void)state;
+	assert_int_equal(initnatpmp(&p, 0, 0), 0);
+	assert_int_equal(sendnewportmappingrequest(&p, NATPMP_PROTOCOL_TCP, 7550, 7550, 600), 12);
+	assert_int_equal(wait_response(&p, &r, 5000), 0);
+	int maps0 = atomic_load(&fake.maps), np0 = atomic_load(&fake.np_public),
+	    ann0 = atomic_load(&fake.announces);
+	assert_int_equal(sendpublicaddressrequest(&p), 2);
+	assert_int_equal(wait_response(&p, &r, 5000), 0);
+	assert_int_equal(r.type, NATPMP_RESPTYPE_PUBLICADDRESS);
+	assert_int_equal(r.pnu.publicaddress.addr.s_addr, inet_addr(FAKE_EXT_ADDR));
+	assert_int_equal(atomic_load(&fake.maps), maps0);
+	assert_int_equal(atomic_load(&fake.np_public), np0);
+	assert_int_equal(atomic_load(&fake.announces), ann0);
+	assert_int_equal(sendnewportmappingrequest(&p, NATPMP_PROTOCOL_TCP, 7550, 0, 0), 12);
+	assert_int_equal(wait_response(&p, &r, 5000), 0);
+	assert_int_equal(closenatpmp(&p), 0);
+}
+
+/* Issue 11: a mapping another NAT-PMP client made: PCP refuses our nonce (NOT_AUTHORIZED), NAT-PMP deletes. */
+static void test_delete_natpmp_made(void **state)
+{
+	natpmp_t p;
+	natpmpresp_t r;
+	(void)state;
+	atomic_store(&fake.delete_result, 2);
+	int dels0 = atomic_load(&fake.deletes), npd0 = atomic_load(&fake.np_deletes);
+	assert_int_equal(initnatpmp(&p, 0, 0), 0);
+	assert_int_equal(sendnewportmappingrequest(&p, NATPMP_PROTOCOL_UDP, 7600, 0, 0), 12);
+	assert_int_equal(wait_response(&p, &r, 8000), 0);
+	assert_int_equal(r.type, NATPMP_RESPTYPE_UDPPORTMAPPING);
+	assert_int_equal(r.resultcode, 0);
+	assert_int_equal(r.pnu.newportmapping.privateport, 7600);
+	assert_true(atomic_load(&fake.deletes) > dels0);
+	assert_int_equal(atomic_load(&fake.np_deletes), npd0 + 1);
+	assert_int_equal(closenatpmp(&p), 0);
+
+	/* A gateway without NAT-PMP: the refusal stands. */
+	atomic_store(&fake.natpmp, 0);
+	assert_int_equal(initnatpmp(&p, 0, 0), 0);
+	assert_int_equal(sendnewportmappingrequest(&p, NATPMP_PROTOCOL_UDP, 7600, 0, 0), 12);
+	assert_int_equal(wait_response(&p, &r, 8000), NATPMP_ERR_NOTAUTHORIZED);
+	assert_int_equal(closenatpmp(&p), 0);
+}
+
+/* Issue 10: "remove every mapping" from a new process: the NAT-PMP request itself where NAT-PMP answers. */
+static void test_remove_all_natpmp(void **state)
+{
+	natpmp_t p;
+	natpmpresp_t r;
+	(void)state;
+	int all0 = atomic_load(&fake.np_delete_all);
+	assert_int_equal(initnatpmp(&p, 0, 0), 0);
+	assert_int_equal(sendnewportmappingrequest(&p, NATPMP_PROTOCOL_TCP, 0, 0, 0), 12);
+	assert_int_equal(wait_response(&p, &r, 5000), 0);
+	assert_int_equal(r.type, NATPMP_RESPTYPE_TCPPORTMAPPING);
+	assert_int_equal(r.pnu.newportmapping.privateport, 0);
+	assert_int_equal(atomic_load(&fake.np_delete_all), all0 + 1);
+	assert_int_equal(closenatpmp(&p), 0);
+}
+
+/* Issue 10: over PCP alone nothing names "every mapping": a session that holds none cannot claim success. */
+static void test_remove_all_pcp_only(void **state)
+{
+	natpmp_t p;
+	natpmpresp_t r;
+	(void)state;
+	atomic_store(&fake.natpmp, 0);
+	int dels0 = atomic_load(&fake.deletes);
+	assert_int_equal(initnatpmp(&p, 0, 0), 0);
+	assert_int_equal(sendnewportmappingrequest(&p, NATPMP_PROTOCOL_TCP, 0, 0, 0), 12);
+	assert_int_equal(wait_response(&p, &r, 8000), NATPMP_ERR_UNSUPPORTEDOPCODE);
+	assert_int_equal(atomic_load(&fake.deletes), dels0);
+	assert_int_equal(closenatpmp(&p), 0);
+}
+
+/* Issue 14: the gateway grants 4 s of the 3600 asked; the application does not call the library again, yet the
+ * mapping is renewed; a lease that ends (3 s asked) is deleted, as the gateway would have. */
+static void test_lease_kept_unattended(void **state)
+{
+	natpmp_t p;
+	natpmpresp_t r;
+	(void)state;
+	atomic_store(&fake.max_life, 4);
+	assert_int_equal(initnatpmp(&p, 0, 0), 0);
+	int maps0 = atomic_load(&fake.maps);
+	assert_int_equal(sendnewportmappingrequest(&p, NATPMP_PROTOCOL_TCP, 7700, 7700, 3600), 12);
+	assert_int_equal(wait_response(&p, &r, 5000), 0);
+	assert_int_equal(r.pnu.newportmapping.lifetime, 4);
+	/* A renewal at 2-2.5 s of each 4 s grant: two in about 5 s (10 s allowed for a loaded machine). */
+	assert_true(fake_wait_count(&fake.maps, maps0 + 3, 10000) >= maps0 + 3);
+	assert_int_equal(atomic_load(&fake.last_port), 7700);
+
+	int dels0 = atomic_load(&fake.deletes);
+	assert_int_equal(sendnewportmappingrequest(&p, NATPMP_PROTOCOL_UDP, 7701, 7701, 3), 12);
+	assert_int_equal(wait_response(&p, &r, 5000), 0);
+	assert_int_equal(r.pnu.newportmapping.lifetime, 3);
+	assert_true(fake_wait_count(&fake.deletes, dels0 + 1, 8000) >= dels0 + 1);
+	assert_int_equal(atomic_load(&fake.last_port), 7701);
+
+	/* Closing the session does not end the lease: renewals go on until another session deletes it. */
+	assert_int_equal(closenatpmp(&p), 0);
+	maps0 = atomic_load(&fake.maps);
+	assert_true(fake_wait_count(&fake.maps, maps0 + 1, 6000) >= maps0 + 1);
+	assert_int_equal(initnatpmp(&p, 0, 0), 0);
+	assert_int_equal(sendnewportmappingrequest(&p, NATPMP_PROTOCOL_TCP, 7700, 0, 0), 12);
+	assert_int_equal(wait_response(&p, &r, 5000), 0);
+	assert_int_equal(closenatpmp(&p), 0);
+	maps0 = atomic_load(&fake.maps);
+	usleep(4500000);
+	assert_int_equal(atomic_load(&fake.maps), maps0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -306,9 +485,14 @@ int main(void)
 		cmocka_unit_test_setup(test_refusals, setup),
 		cmocka_unit_test_setup(test_silence_then_answer, setup),
 		cmocka_unit_test_setup(test_icmp_unreachable, setup),
+		cmocka_unit_test_setup(test_public_address_natpmp, setup_both),
+		cmocka_unit_test_setup(test_public_address_pcp_only, setup_both),
+		cmocka_unit_test_setup(test_public_address_from_mapping, setup),
+		cmocka_unit_test_setup(test_delete_natpmp_made, setup_both),
+		cmocka_unit_test_setup(test_remove_all_natpmp, setup_both),
+		cmocka_unit_test_setup(test_remove_all_pcp_only, setup_both),
+		cmocka_unit_test_setup(test_lease_kept_unattended, setup),
 	};
-	/* PCP only: the scripted server does not speak NAT-PMP. */
-	setenv("PCPMAP_COMPAT_PROTOCOLS", "pcp", 1);
 	if (fake_pcp_start(&fake) < 0) {
 		perror("fake PCP server");
 		return 1;

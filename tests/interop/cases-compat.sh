@@ -5,8 +5,9 @@
 # The gateway's own log says which protocol made each mapping; traffic from the wan namespace proves it works;
 # the rules prove the deletion.
 # Usage: cases-compat.sh CASE   (root; PCPMAP_BUILD_DIR names the build tree)
-# Cases: natpmp_real natpmp_ours natpmp_no_server upnpc_real upnpc_ours upnpc_third_party upnpc_pinhole
-#        upnpc_upnp_only
+# Cases: natpmp_real natpmp_ours natpmp_no_server natpmp_address_creates_nothing natpmp_address_pcp_only
+#        natpmp_delete_natpmp_made natpmp_remove_all lease_kept upnpc_real upnpc_ours upnpc_third_party
+#        upnpc_pinhole upnpc_upnp_only upnpc_pcp_only
 # Exit 0 pass, 1 fail, 77 skip (no namespaces here).
 set -euo pipefail
 
@@ -26,13 +27,15 @@ CLI4=192.168.77.2
 GWLOG=/run/pcpmap-lab/$PCPMAP_LAB/miniupnpd.log
 LEASES=/run/pcpmap-lab/$PCPMAP_LAB/leases
 BG_PID=
+BG_PID2=
 
 cleanup() {
 	local rc=$?
-	if [[ -n $BG_PID ]]; then
-		kill "$BG_PID" 2>/dev/null || true
-		wait "$BG_PID" 2>/dev/null || true
-	fi
+	local pid
+	for pid in $BG_PID $BG_PID2; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
 	"$LAB" capture-stop >/dev/null 2>&1 || true
 	if [[ $rc -ne 0 && $rc -ne 77 ]]; then
 		echo "--- case $CASE failed (rc $rc); application output:"
@@ -152,7 +155,8 @@ natpmp_case() { # BUILD PROTOCOL
 	has "$WORK/held.out" "public address $EXT4"
 	gw_log_has "$(proof_line "$proto" tcp 7100)"
 	if [[ $b == ours ]]; then
-		has "$WORK/held.out" "public address $EXT4 via PCP"
+		# The address from NAT-PMP's address request (it creates nothing); the mapping over PCP.
+		has "$WORK/held.out" "public address $EXT4 via NAT-PMP"
 		has "$WORK/held.out" "TCP 7100 -> $EXT4:7100 lifetime 120 s mapped via PCP"
 	fi
 	rules_have 7100 || fail "no gateway rule for port 7100"
@@ -227,6 +231,138 @@ case_natpmp_no_server() {
 		((t1 - t0 < 5000000000)) || fail "$b build took $(((t1 - t0) / 1000000)) ms to give up"
 		ok "$b build: NATPMP_ERR_NOGATEWAYSUPPORT in $(((t1 - t0) / 1000000)) ms"
 	done
+}
+
+# The gateway drops NAT-PMP (version 0) and keeps answering PCP: a PCP-only router.
+drop_natpmp() {
+	cat >"$WORK/dropnatpmp.nft" <<'EOF'
+table inet pcpmapcase_dropnatpmp {
+	chain input {
+		type filter hook input priority filter - 10; policy accept;
+		udp dport 5351 @th,64,8 0x00 drop
+	}
+}
+EOF
+	"$LAB" gw nft -f "$WORK/dropnatpmp.nft" || fail "cannot drop NAT-PMP on the gateway"
+}
+
+dnat_rules() { # how many DNAT rules the gateway holds
+	"$LAB" rules | grep -c "dnat" || true
+}
+
+# Issue 12: an address query leaves nothing on the gateway. Where NAT-PMP answers, its address request is used;
+# the earlier code made (and deleted) a PCP mapping each time.
+case_natpmp_address_creates_nothing() {
+	lab_up
+	build_apps
+	local i
+	for i in 1 2 3; do
+		DEBUG=1 app "addr$i" "$BIN/natpmp_app.ours" address
+		[[ $RC -eq 0 ]] || fail "address query $i exited $RC"
+		has "$WORK/addr$i.out" "public address $EXT4 via NAT-PMP"
+	done
+	! grep -qF "PCP MAP" "$GWLOG" || fail "an address query made a PCP mapping: $(grep -F "PCP MAP" "$GWLOG" | head -n1)"
+	[[ $(dnat_rules) -eq 0 ]] || fail "the gateway holds rules after address queries: $("$LAB" rules)"
+	ok "three address queries via NAT-PMP, no PCP mapping, no rule"
+}
+
+# Issues 12 and 13: on a PCP-only gateway the address comes from PCP as soon as PCP has it (the earlier code
+# waited 4 s for a NAT-PMP probe), and the short mapping that taught it is gone before the answer.
+case_natpmp_address_pcp_only() {
+	lab_up
+	build_apps
+	drop_natpmp
+	local t0 t1 ms
+	t0=$(date +%s%N)
+	DEBUG=1 app addr "$BIN/natpmp_app.ours" address
+	t1=$(date +%s%N)
+	ms=$(((t1 - t0) / 1000000))
+	[[ $RC -eq 0 ]] || fail "address query exited $RC"
+	has "$WORK/addr.out" "public address $EXT4 via PCP"
+	# Generous bound: the NAT-PMP wait this replaces was 4 s; PCP answers here in milliseconds.
+	((ms < 2000)) || fail "the address took $ms ms (NAT-PMP's silence was waited for?)"
+	gw_log_has "PCP MAP: added mapping UDP"
+	gw_log_has "mapping removed"
+	[[ $(dnat_rules) -eq 0 ]] || fail "the address mapping is still on the gateway: $("$LAB" rules)"
+	ok "PCP-only gateway: address via PCP in $ms ms, its mapping deleted before the answer"
+}
+
+# Issue 11: a mapping the real libnatpmp made is deleted by the pcpmap build: PCP refuses its nonce
+# (NOT_AUTHORIZED), NAT-PMP deletes it.
+case_natpmp_delete_natpmp_made() {
+	lab_up
+	build_apps
+	app made "$BIN/natpmp_app.real" map udp 7120 7120 600
+	[[ $RC -eq 0 ]] || fail "the real build's map exited $RC"
+	gw_log_has "$(proof_line NAT-PMP udp 7120)"
+	rules_have 7120 || fail "no gateway rule for port 7120"
+	DEBUG=1 app del "$BIN/natpmp_app.ours" unmap udp 7120
+	[[ $RC -eq 0 ]] || fail "unmap udp 7120 exited $RC (the earlier code: -51)"
+	has "$WORK/del.out" "deleted UDP 7120"
+	has "$WORK/del.out" "UDP 7120 (not made by this session) deleted via NAT-PMP"
+	wait_rule_gone 7120
+	ok "a mapping made over NAT-PMP is deleted over NAT-PMP after PCP's NOT_AUTHORIZED"
+}
+
+# Issue 10: "delete every mapping" (natpmpc -a 0 0 tcp 0) deletes the NAT-PMP mappings of this host; on a
+# PCP-only gateway it fails (PCP cannot name mappings it did not make) instead of claiming success.
+case_natpmp_remove_all() {
+	lab_up
+	build_apps
+	local p
+	for p in 7110 7111; do
+		app "made$p" "$BIN/natpmp_app.real" map tcp $p $p 600
+		[[ $RC -eq 0 ]] || fail "the real build's map of $p exited $RC"
+		rules_have $p || fail "no gateway rule for port $p"
+	done
+	DEBUG=1 app all "$BIN/natpmp_app.ours" unmap tcp 0
+	[[ $RC -eq 0 ]] || fail "delete every TCP mapping exited $RC"
+	has "$WORK/all.out" "deleted TCP 0"
+	wait_rule_gone 7110
+	wait_rule_gone 7111
+	ok "delete every TCP mapping: both NAT-PMP mappings gone"
+
+	drop_natpmp
+	DEBUG=1 app none "$BIN/natpmp_app.ours" unmap tcp 0
+	[[ $RC -eq 2 ]] || fail "delete every mapping on a PCP-only gateway exited $RC, want 2"
+	has "$WORK/none.out" "unmap failed -15 "
+	ok "PCP-only gateway: delete every mapping answers NATPMP_ERR_UNSUPPORTEDOPCODE, not success"
+}
+
+# Issue 14: the gateway grants 90 s of the 3600 s asked (miniupnpd's max_lifetime) and the application never
+# calls the library again (a BitTorrent client between its rare checks): both libraries renew on its behalf.
+# The earlier libnatpmp library let miniupnpd expire it ("remove port mapping ... because it has expired").
+case_lease_kept() {
+	lab_up --min-lifetime 60
+	sed -i 's/^max_lifetime=.*/max_lifetime=90/' "/run/pcpmap-lab/$PCPMAP_LAB/miniupnpd.conf"
+	"$LAB" gw-restart >/dev/null || fail "miniupnpd did not restart with max_lifetime=90"
+	build_apps
+	rm -f "$WORK/stop"
+	"$LAB" cli env PCPMAP_DEBUG=1 "$BIN/upnpc_app.ours" map tcp 7141 7141 3600 - "$WORK/stop" \
+		>"$WORK/uhold.out" 2>&1 &
+	BG_PID2=$!
+	DEBUG=1 app_bg hold "$BIN/natpmp_app.ours" hold tcp 7140 7140 3600 "$WORK/stop"
+	wait_line "$WORK/hold.out" "mapped TCP 7140 -> public 7140 lifetime 90" 15
+	wait_line "$WORK/uhold.out" "(lease 3600 s, granted 90 s) mapped via PCP" 15
+	sleep 100
+	local p
+	for p in 7140 7141; do
+		! grep -qF "remove port mapping $p TCP because it has expired" "$GWLOG" ||
+			fail "miniupnpd expired TCP $p while the application held it"
+		rules_have $p || fail "no gateway rule for port $p after 100 s"
+		"$LAB" reach tcp $p $p >/dev/null || fail "TCP $p unreachable after 100 s"
+		[[ $(grep -cF "PCP MAP: added mapping TCP $p->" "$GWLOG") -ge 2 ]] || fail "no renewal of $p in miniupnpd's log"
+	done
+	touch "$WORK/stop"
+	app_bg_wait 0
+	wait "$BG_PID2" || fail "upnpc_app exited $?"
+	BG_PID2=
+	has "$WORK/uhold.out" "deleted TCP 7141"
+	app del "$BIN/natpmp_app.ours" unmap tcp 7140
+	[[ $RC -eq 0 ]] || fail "unmap tcp 7140 exited $RC"
+	wait_rule_gone 7140
+	wait_rule_gone 7141
+	ok "granted 90 s of 3600 s: both libraries renewed while the applications did not call for 100 s"
 }
 
 # upnpc_app, one build: discovery, IGD, external address, add, read back, reachable, delete, gone (714).

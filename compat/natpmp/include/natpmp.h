@@ -31,8 +31,8 @@
 #define PCPMAP_COMPAT_NATPMP_LINK(name) __asm__("pcpmap_compat_" #name)
 
 /**
- * One NAT-PMP "session". s is the descriptor to wait on for readability (select(), poll()); here it is the
- * pcpmap client's descriptor. gateway is the IPv4 gateway in network byte order. The other members mirror
+ * One NAT-PMP "session". s is the descriptor to wait on for readability (select(), poll()); here it is an
+ * epoll descriptor holding the pcpmap client's descriptor and the library's NAT-PMP socket. gateway is the IPv4 gateway in network byte order. The other members mirror
  * libnatpmp's bookkeeping of the pending request; applications only read them.
  */
 typedef struct {
@@ -104,18 +104,24 @@ extern "C" {
 int initnatpmp(natpmp_t *p, int forcegw, in_addr_t forcedgw) PCPMAP_COMPAT_NATPMP_LINK(initnatpmp);
 
 /**
- * Closes a session. Mappings stay on the gateway until their lifetime ends (as with libnatpmp); delete them
- * first with lifetime 0 if they must go. Returns 0, NATPMP_ERR_INVALIDARGS or NATPMP_ERR_CLOSEERR.
+ * Closes a session. Mappings stay on the gateway (as with libnatpmp) and are renewed by the session's thread
+ * until the lifetime asked for ends, while the process runs; delete them first with lifetime 0 if they must go. Returns 0, NATPMP_ERR_INVALIDARGS or NATPMP_ERR_CLOSEERR.
  */
 int closenatpmp(natpmp_t *p) PCPMAP_COMPAT_NATPMP_LINK(closenatpmp);
 
-/** Asks for the external address. Returns 2 (a request is pending) or a negative NATPMP_ERR_*. */
+/**
+ * Asks for the external address: from a mapping the session holds, else NAT-PMP's address request, else (PCP
+ * only) a short PCP mapping deleted before the answer. Nothing stays on the gateway. Returns 2 (a request is
+ * pending) or a negative NATPMP_ERR_*.
+ */
 int sendpublicaddressrequest(natpmp_t *p) PCPMAP_COMPAT_NATPMP_LINK(sendpublicaddressrequest);
 
 /**
  * Asks for a mapping of privateport (protocol NATPMP_PROTOCOL_TCP or _UDP), suggesting publicport, for
- * lifetime seconds. lifetime 0 deletes the mapping; lifetime 0 with both ports 0 deletes every mapping of
- * that protocol this session made. Returns 12 (a request is pending) or a negative NATPMP_ERR_*.
+ * lifetime seconds, renewed on the application's behalf until then (the gateway may grant less). lifetime 0
+ * deletes the mapping (over NAT-PMP when PCP refuses the nonce of a mapping made over NAT-PMP); lifetime 0
+ * with both ports 0 deletes every mapping of that protocol this session made and sends NAT-PMP's request for
+ * the host's others (NATPMP_ERR_UNSUPPORTEDOPCODE when neither deleted anything: PCP cannot express it). Returns 12 (a request is pending) or a negative NATPMP_ERR_*.
  */
 int sendnewportmappingrequest(natpmp_t *p, int protocol, uint16_t privateport, uint16_t publicport,
 			      uint32_t lifetime) PCPMAP_COMPAT_NATPMP_LINK(sendnewportmappingrequest);
