@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pcpmapd's parts and what they share. control.c owns the control socket, message framing and each
+ * connection's output queue; engine.c owns the mappings (the library's handles, their events, the
+ * requests that create, list and delete them) and their persistence; policy.c decides who may map what
+ * (pure); pcpmapd.c holds the loop, the configuration and the process's life.
+ */
+#ifndef PCPMAP_DAEMON_DAEMON_H
+#define PCPMAP_DAEMON_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <pcpmap/pcpmap.h>
+
+#include "daemon/config.h"
+#include "daemon/state.h"
+#include "ipc/ipc.h"
+
+#define OUT_QUEUE_MAX_BYTES  (1u << 20) /* + a full LIST: a client that does not read is dropped beyond */
+#define MSGS_PER_WAKEUP      64         /* fairness between connections */
+#define PROBE_TIMEOUT_MS     3000
+#define PROBE_TIMEOUT_MAX_MS 60000
+#define WAIT_MAX_MS          600000
+#define CLEANUP_LIFETIME     120   /* a leftover re-created for deletion asks for little */
+#define CLEANUP_TIMEOUT_MS   60000 /* after this a leftover is given up (it expires on its own) */
+#define SAVE_RETRY_US        30000000u
+#define SHUTDOWN_FLUSH_MS    2000
+
+enum src_type {
+	SRC_LISTEN,
+	SRC_SIGNAL,
+	SRC_TIMER,
+	SRC_ENGINE,
+	SRC_CONN,
+};
+
+struct src {
+	enum src_type type;
+};
+
+struct outmsg {
+	struct outmsg *next;
+	size_t len;
+	uint8_t buf[];
+};
+
+struct conn {
+	struct src src; /* first: epoll data points here */
+	struct conn *prev, *next;
+	uint32_t id;
+	int fd;
+	uid_t uid;
+	pid_t pid;
+	bool subscribed;
+	bool dead;
+	bool pollout;
+	struct outmsg *out_head, *out_tail;
+	size_t out_bytes;
+};
+
+struct dmap {
+	struct dmap *prev, *next;
+	struct pmd_state_rec rec;            /* what the state file keeps */
+	bool cleanup;                        /* a leftover of an earlier run, being deleted */
+	char own_addr[PMD_IPC_ADDR_MAX + 1]; /* internal address for one-owner-per-port; "" = this host */
+	struct conn *conn;                   /* the connection whose life bounds it; NULL when detached */
+	pcpmap_mapping *m;
+	struct conn *waiter; /* CREATE with WAIT_MS: who waits for the first outcome */
+	uint32_t wait_seq;
+	uint64_t wait_deadline;
+	uint64_t cleanup_deadline;
+};
+
+struct probe_waiter {
+	struct probe_waiter *next;
+	struct conn *conn;
+	uint32_t seq;
+	uint8_t type; /* PMD_MSG_PROBE or PMD_MSG_GET_EXTERNAL */
+};
+
+struct daemon {
+	struct pmd_cfg cfg;
+	const char *cfg_path;
+	char socket_path[PMD_CFG_SOCKET_MAX + 1];
+	char state_dir[PMD_CFG_PATH_MAX];
+	pcpmap_client *client;
+	int ep, lfd, sfd, tfd;
+	struct src s_listen, s_signal, s_timer, s_engine;
+	bool listen_paused;
+	uint64_t armed;
+	struct conn *conns;
+	uint32_t n_conns;
+	uint32_t next_conn_id;
+	struct dmap *maps;
+	struct pmd_state_rec
+	    *parked; /* records not restored that could not be set aside: saved as they were */
+	size_t n_parked;
+	uint32_t next_id;
+	bool dirty;
+	uint64_t save_retry_at;
+	bool probing;
+	struct probe_waiter *probe_waiters;
+	uint64_t refusal_logged;      /* when the last refused connection was logged */
+	uint32_t refusals_suppressed; /* refusals not logged since */
+	bool quit;
+	bool capture;
+	char captured[PMD_IPC_TEXT_MAX + 1];
+	uint64_t started;
+	uint64_t st_wakeups, st_timer, st_engine;
+};
+
+/* ---- pcpmapd.c ---- */
+
+/* Logs one line on stderr with a journald level prefix (3 err .. 7 debug). */
+void logm(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- control.c: socket, framing, connections ---- */
+
+/* Marks a connection for closing at the next settle; why (may be NULL) is logged. */
+void conn_kill(struct conn *c, const char *why);
+/* Sends one encoded message, queueing what the socket does not take now. */
+void conn_send(struct daemon *d, struct conn *c, const uint8_t *buf, size_t len);
+/* Sends what is queued; stops at EAGAIN. */
+void conn_flush(struct daemon *d, struct conn *c);
+/* Encodes and sends a message. */
+void send_msg(struct daemon *d, struct conn *c, const struct pmd_ipc_msg *m);
+void reply_error(struct daemon *d, struct conn *c, uint32_t seq, int err, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void reply_ok(struct daemon *d, struct conn *c, uint32_t seq);
+/* Reads up to MSGS_PER_WAKEUP requests of a connection and answers them. */
+void conn_read(struct daemon *d, struct conn *c);
+/* Closes a connection: its non-persistent mappings are deleted. */
+void conn_close(struct daemon *d, struct conn *c);
+/* Accepts pending connections within the limits. */
+void do_accept(struct daemon *d);
+/* Creates or checks a directory that others cannot tamper with. @return 0; -ELOOP, -ENOTDIR, -EPERM; -errno. */
+int safe_dir(const char *what, const char *path, mode_t mode);
+/* Binds and listens on d->socket_path. @return 0 or -errno. */
+int open_listener(struct daemon *d);
+
+/* ---- engine.c: mappings, events, persistence ---- */
+
+/* Gives the engine its daemon (the library's callbacks carry the mapping only). */
+void engine_init(struct daemon *d);
+const char *ipproto_str(uint8_t p);
+uint32_t secs_until(uint64_t when, uint64_t now);
+uint32_t count_maps(struct daemon *d, bool by_uid, uid_t uid);
+/* Room in the engine for the daemon's limit, leftovers being deleted, pair companions and probes. */
+uint32_t engine_slots(const struct pmd_cfg *cfg);
+void do_create(struct daemon *d, struct conn *c, struct pmd_ipc_msg *msg);
+void do_delete(struct daemon *d, struct conn *c, const struct pmd_ipc_msg *msg);
+void do_list(struct daemon *d, struct conn *c, const struct pmd_ipc_msg *msg);
+void do_probe(struct daemon *d, struct conn *c, const struct pmd_ipc_msg *msg);
+void do_stats(struct daemon *d, struct conn *c, const struct pmd_ipc_msg *msg);
+/* A connection is closing: its waits end and its non-persistent mappings are deleted. */
+void engine_conn_closed(struct daemon *d, struct conn *c);
+/* Writes the state file (all mappings, or only the persistent ones). */
+void save_state(struct daemon *d, bool persistent_only);
+/* Reads the state file at start: persistent mappings are renewed, leftovers deleted. */
+void restore_state(struct daemon *d);
+/* The earliest of the daemon's own deadlines (CREATE waits, leftover give-ups, save retries). */
+uint64_t own_deadline(const struct daemon *d);
+void run_own_deadlines(struct daemon *d, uint64_t now);
+
+#endif
