@@ -17,6 +17,7 @@
 #include <pcpmap/pcpmap.h>
 
 #include "daemon/config.h"
+#include "daemon/policy.h"
 #include "daemon/state.h"
 #include "ipc/ipc.h"
 
@@ -28,7 +29,10 @@
 #define CLEANUP_LIFETIME     120   /* a leftover re-created for deletion asks for little */
 #define CLEANUP_TIMEOUT_MS   60000 /* after this a leftover is given up (it expires on its own) */
 #define SAVE_RETRY_US        30000000u
-#define SHUTDOWN_FLUSH_MS    2000
+#define SHUTDOWN_WINDOW      64          /* deletions in flight at once when stopping */
+#define SHUTDOWN_DEADLINE_MS 8000        /* under systemd's TimeoutStopSec=10s, with room for the last save */
+#define JOURNAL_SYNC_US      1000000u    /* fdatasync of the journal at most this long after a write */
+#define JOURNAL_MIN_COMPACT  (64u << 10) /* the journal is compacted past this plus twice the snapshot */
 
 enum src_type {
 	SRC_LISTEN,
@@ -64,8 +68,13 @@ struct conn {
 
 struct dmap {
 	struct dmap *prev, *next;
-	struct pmd_state_rec rec;            /* what the state file keeps */
-	bool cleanup;                        /* a leftover of an earlier run, being deleted */
+	struct dmap *hnext;         /* in the id index's bucket */
+	struct dmap *tprev, *tnext; /* in the list of mappings with a deadline of the daemon's own */
+	bool timed;                 /* in that list */
+	uint32_t oidx;              /* its entry in the policy's owner table */
+	size_t jidx;                /* its place in the journal's pending records + 1; 0: not pending */
+	struct pmd_state_rec rec;   /* what the state file keeps */
+	bool cleanup;               /* a leftover of an earlier run, being deleted */
 	char own_addr[PMD_IPC_ADDR_MAX + 1]; /* internal address for one-owner-per-port; "" = this host */
 	struct conn *conn;                   /* the connection whose life bounds it; NULL when detached */
 	pcpmap_mapping *m;
@@ -96,6 +105,19 @@ struct daemon {
 	uint32_t n_conns;
 	uint32_t next_conn_id;
 	struct dmap *maps;
+	struct dmap **buckets;    /* id index */
+	size_t n_buckets;         /* a power of two */
+	struct dmap *timed;       /* mappings with a CREATE wait or a leftover deadline */
+	struct pmd_owner *owners; /* the policy's view of every mapping held, kept in step */
+	struct dmap **owner_map;  /* owners[i] belongs to owner_map[i] */
+	uint32_t n_owners, cap_owners;
+	struct pmd_journal journal;
+	struct dmap **jput; /* records changed since the journal was last written (NULL: freed since) */
+	size_t n_jput, cap_jput;
+	uint32_t *jdel; /* ids removed since then */
+	size_t n_jdel, cap_jdel;
+	uint64_t sync_at; /* when the journal's last writes are synced to disk; 0: nothing pending */
+	uint64_t snapshot_bytes;
 	struct pmd_state_rec
 	    *parked; /* records not restored that could not be set aside: saved as they were */
 	size_t n_parked;
@@ -107,6 +129,7 @@ struct daemon {
 	uint64_t refusal_logged;      /* when the last refused connection was logged */
 	uint32_t refusals_suppressed; /* refusals not logged since */
 	bool quit;
+	bool stopping; /* engine_shutdown() runs: mapping events are ignored */
 	bool capture;
 	char captured[PMD_IPC_TEXT_MAX + 1];
 	uint64_t started;
@@ -144,8 +167,9 @@ int open_listener(struct daemon *d);
 
 /* ---- engine.c: mappings, events, persistence ---- */
 
-/* Gives the engine its daemon (the library's callbacks carry the mapping only). */
-void engine_init(struct daemon *d);
+/* Gives the engine its daemon (the library's callbacks carry the mapping only) and sizes its tables.
+ * @return 0 or -ENOMEM. */
+int engine_init(struct daemon *d);
 const char *ipproto_str(uint8_t p);
 uint32_t secs_until(uint64_t when, uint64_t now);
 uint32_t count_maps(struct daemon *d, bool by_uid, uid_t uid);
@@ -158,8 +182,15 @@ void do_probe(struct daemon *d, struct conn *c, const struct pmd_ipc_msg *msg);
 void do_stats(struct daemon *d, struct conn *c, const struct pmd_ipc_msg *msg);
 /* A connection is closing: its waits end and its non-persistent mappings are deleted. */
 void engine_conn_closed(struct daemon *d, struct conn *c);
-/* Writes the state file (all mappings, or only the persistent ones). */
+/* Writes the state file (all mappings, or only the persistent ones) and empties the journal. */
 void save_state(struct daemon *d, bool persistent_only);
+/* Writes what changed since the last call to the journal (or the whole state when due). */
+void persist(struct daemon *d);
+/* Stopping: persistent mappings are left on the gateway; the others are deleted SHUTDOWN_WINDOW at a time
+ * until SHUTDOWN_DEADLINE_MS; those whose deletion was not confirmed stay in the state for the next start. */
+void engine_shutdown(struct daemon *d);
+/* Frees the engine's tables (after the mappings are gone). */
+void engine_free(struct daemon *d);
 /* Reads the state file at start: persistent mappings are renewed, leftovers deleted. */
 void restore_state(struct daemon *d);
 /* The earliest of the daemon's own deadlines (CREATE waits, leftover give-ups, save retries). */

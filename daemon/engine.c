@@ -16,12 +16,38 @@
 
 static struct daemon *engine_d; /* for the library's callbacks, which carry only the mapping */
 
-void engine_init(struct daemon *d)
+int engine_init(struct daemon *d)
 {
 	engine_d = d;
+	d->journal.fd = -1;
+	d->cap_owners = engine_slots(&d->cfg);
+	d->n_buckets = 64;
+	while (d->n_buckets < d->cap_owners)
+		d->n_buckets *= 2;
+	d->buckets = calloc(d->n_buckets, sizeof(*d->buckets));
+	d->owners = calloc(d->cap_owners, sizeof(*d->owners));
+	d->owner_map = calloc(d->cap_owners, sizeof(*d->owner_map));
+	if (!d->buckets || !d->owners || !d->owner_map) {
+		engine_free(d);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
-/* ---- helpers ---- */
+void engine_free(struct daemon *d)
+{
+	pmd_journal_close(&d->journal);
+	free(d->buckets);
+	free(d->owners);
+	free(d->owner_map);
+	free(d->jput);
+	free(d->jdel);
+	d->buckets = NULL;
+	d->owners = NULL;
+	d->owner_map = NULL;
+	d->jput = NULL;
+	d->jdel = NULL;
+}
 
 const char *ipproto_str(uint8_t p)
 {
@@ -40,20 +66,24 @@ uint32_t secs_until(uint64_t when, uint64_t now)
 	return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
 }
 
-static struct dmap *find_map(struct daemon *d, uint32_t id)
+static size_t bucket_of(const struct daemon *d, uint32_t id)
 {
-	for (struct dmap *m = d->maps; m; m = m->next)
-		if (m->rec.id == id && !m->cleanup)
+	return (size_t)(id * 2654435761u) & (d->n_buckets - 1);
+}
+
+/* Any mapping with this id, leftovers included. */
+static struct dmap *lookup_id(struct daemon *d, uint32_t id)
+{
+	for (struct dmap *m = d->buckets[bucket_of(d, id)]; m; m = m->hnext)
+		if (m->rec.id == id)
 			return m;
 	return NULL;
 }
 
-static bool id_in_use(struct daemon *d, uint32_t id)
+static struct dmap *find_map(struct daemon *d, uint32_t id)
 {
-	for (struct dmap *m = d->maps; m; m = m->next)
-		if (m->rec.id == id)
-			return true;
-	return false;
+	struct dmap *m = lookup_id(d, id);
+	return m && !m->cleanup ? m : NULL;
 }
 
 static uint32_t new_id(struct daemon *d)
@@ -61,39 +91,60 @@ static uint32_t new_id(struct daemon *d)
 	do {
 		if (!d->next_id)
 			d->next_id = 1;
-	} while (id_in_use(d, d->next_id++));
+	} while (lookup_id(d, d->next_id++));
 	return d->next_id - 1;
-}
-
-/* The policy's view of the mappings held (malloc'd; free() it). @return its length; 0 also on ENOMEM. */
-static size_t owner_table(struct daemon *d, struct pmd_owner **ret)
-{
-	size_t n = 0;
-	for (struct dmap *m = d->maps; m; m = m->next)
-		n++;
-	struct pmd_owner *o = calloc(n ? n : 1, sizeof(*o));
-	*ret = o;
-	if (!o)
-		return 0;
-	n = 0;
-	for (struct dmap *m = d->maps; m; m = m->next, n++) {
-		o[n].id = m->rec.id;
-		o[n].uid = m->rec.uid;
-		o[n].ip_proto = m->rec.req.ip_proto;
-		o[n].internal_port = m->rec.req.internal_port;
-		o[n].internal_addr = m->own_addr;
-		o[n].leftover = m->cleanup;
-	}
-	return n;
 }
 
 uint32_t count_maps(struct daemon *d, bool by_uid, uid_t uid)
 {
 	uint32_t n = 0;
-	for (struct dmap *m = d->maps; m; m = m->next)
-		if (!m->cleanup && (!by_uid || m->rec.uid == uid))
+	for (uint32_t i = 0; i < d->n_owners; i++)
+		if (!d->owners[i].leftover && (!by_uid || d->owners[i].uid == uid))
 			n++;
 	return n;
+}
+
+/* Puts a mapping in the list the daemon's own deadlines walk, or takes it out, after its wait or leftover
+ * deadline changed: the loop never walks every mapping. */
+static void timed_sync(struct daemon *d, struct dmap *m, bool gone)
+{
+	bool want = !gone && ((m->waiter && m->wait_deadline) || m->cleanup);
+	if (want == m->timed)
+		return;
+	if (want) {
+		m->tprev = NULL;
+		m->tnext = d->timed;
+		if (d->timed)
+			d->timed->tprev = m;
+		d->timed = m;
+	} else {
+		if (m->tprev)
+			m->tprev->tnext = m->tnext;
+		else
+			d->timed = m->tnext;
+		if (m->tnext)
+			m->tnext->tprev = m->tprev;
+	}
+	m->timed = want;
+}
+
+/* Queues the record for the journal. */
+static void mark_dirty(struct daemon *d, struct dmap *m)
+{
+	if (m->jidx)
+		return;
+	if (d->n_jput == d->cap_jput) {
+		size_t nc = d->cap_jput ? d->cap_jput * 2 : 64;
+		struct dmap **p = realloc(d->jput, nc * sizeof(*p));
+		if (!p) {
+			d->dirty = true; /* the whole state is written instead */
+			return;
+		}
+		d->jput = p;
+		d->cap_jput = nc;
+	}
+	d->jput[d->n_jput++] = m;
+	m->jidx = d->n_jput;
 }
 
 static void map_link(struct daemon *d, struct dmap *m)
@@ -103,6 +154,34 @@ static void map_link(struct daemon *d, struct dmap *m)
 	if (d->maps)
 		d->maps->prev = m;
 	d->maps = m;
+	size_t b = bucket_of(d, m->rec.id);
+	m->hnext = d->buckets[b];
+	d->buckets[b] = m;
+	if (d->n_owners == d->cap_owners) {
+		/* Sized for the engine's table at start; grows only if that ever changes. */
+		uint32_t nc = d->cap_owners * 2;
+		struct pmd_owner *o = realloc(d->owners, nc * sizeof(*o));
+		if (o)
+			d->owners = o;
+		struct dmap **om = o ? realloc(d->owner_map, nc * sizeof(*om)) : NULL;
+		if (!om) {
+			logm(2, "out of memory for the owner table");
+			abort();
+		}
+		d->owner_map = om;
+		d->cap_owners = nc;
+	}
+	struct pmd_owner *o = &d->owners[d->n_owners];
+	o->id = m->rec.id;
+	o->uid = m->rec.uid;
+	o->ip_proto = m->rec.req.ip_proto;
+	o->internal_port = m->rec.req.internal_port;
+	o->internal_addr = m->own_addr;
+	o->leftover = m->cleanup;
+	d->owner_map[d->n_owners] = m;
+	m->oidx = d->n_owners++;
+	timed_sync(d, m, false);
+	mark_dirty(d, m);
 }
 
 static void map_unlink_free(struct daemon *d, struct dmap *m)
@@ -113,8 +192,33 @@ static void map_unlink_free(struct daemon *d, struct dmap *m)
 		d->maps = m->next;
 	if (m->next)
 		m->next->prev = m->prev;
+	for (struct dmap **p = &d->buckets[bucket_of(d, m->rec.id)]; *p; p = &(*p)->hnext)
+		if (*p == m) {
+			*p = m->hnext;
+			break;
+		}
+	uint32_t last = --d->n_owners;
+	if (m->oidx != last) {
+		d->owners[m->oidx] = d->owners[last];
+		d->owner_map[m->oidx] = d->owner_map[last];
+		d->owner_map[m->oidx]->oidx = m->oidx;
+	}
+	timed_sync(d, m, true);
+	if (m->jidx)
+		d->jput[m->jidx - 1] = NULL;
+	if (d->n_jdel == d->cap_jdel) {
+		size_t nc = d->cap_jdel ? d->cap_jdel * 2 : 64;
+		uint32_t *p = realloc(d->jdel, nc * sizeof(*p));
+		if (p) {
+			d->jdel = p;
+			d->cap_jdel = nc;
+		}
+	}
+	if (d->n_jdel < d->cap_jdel)
+		d->jdel[d->n_jdel++] = m->rec.id;
+	else
+		d->dirty = true;
 	free(m);
-	d->dirty = true;
 }
 
 /* Strips a zone and parses a numeric address. */
@@ -319,13 +423,18 @@ static void to_request(const struct pmd_ipc_req *q, bool with_nonce, struct pcpm
 	r->nonce = with_nonce ? q->nonce : NULL;
 }
 
-/* Keeps the record in step with the engine: nonce (a pair retry draws a new one), last grant, expiry. */
+/* Keeps the record in step with the engine: nonces (a pair retry draws new ones), last grant, expiry. */
 static void update_rec(struct daemon *d, struct dmap *dm, const struct pcpmap_mapping_info *info)
 {
 	struct pmd_state_rec *r = &dm->rec;
 	if (memcmp(r->req.nonce, info->nonce, PMD_IPC_NONCE_LEN)) {
 		memcpy(r->req.nonce, info->nonce, PMD_IPC_NONCE_LEN);
-		d->dirty = true;
+		mark_dirty(d, dm);
+	}
+	if (memcmp(r->nonce2, info->nonce2, PMD_IPC_NONCE_LEN)) {
+		/* A pair's second half: without it a crash would leave that half to expire unrenewed. */
+		memcpy(r->nonce2, info->nonce2, PMD_IPC_NONCE_LEN);
+		mark_dirty(d, dm);
 	}
 	if ((info->state == PCPMAP_STATE_MAPPED || info->state == PCPMAP_STATE_REFRESHING) &&
 	    info->external_addr[0]) {
@@ -334,7 +443,7 @@ static void update_rec(struct daemon *d, struct dmap *dm, const struct pcpmap_ma
 		if (strcmp(ext, r->external_addr) || info->external_port != r->external_port) {
 			strcpy(r->external_addr, ext);
 			r->external_port = info->external_port;
-			d->dirty = true;
+			mark_dirty(d, dm);
 		}
 		if (info->expires_usec) {
 			uint64_t now = pcpmap_now_usec();
@@ -342,7 +451,7 @@ static void update_rec(struct daemon *d, struct dmap *dm, const struct pcpmap_ma
 			/* Rewrite the file for expiry only when it moved by more than a minute. */
 			if (r->expires < exp - 60 || r->expires > exp + 60) {
 				r->expires = exp;
-				d->dirty = true;
+				mark_dirty(d, dm);
 			}
 		}
 	}
@@ -353,6 +462,8 @@ static void on_event(pcpmap_mapping *pm, enum pcpmap_event ev, const struct pcpm
 {
 	struct daemon *d = engine_d;
 	struct dmap *dm = ud;
+	if (d->stopping)
+		return; /* engine_shutdown() walks the list: no callback may free a mapping under it */
 	update_rec(d, dm, info);
 	if (dm->cleanup) {
 		if (ev == PCPMAP_EVENT_MAPPED || ev == PCPMAP_EVENT_CHANGED) {
@@ -383,6 +494,7 @@ static void on_event(pcpmap_mapping *pm, enum pcpmap_event ev, const struct pcpm
 		reply_mapping(d, dm->waiter, dm->wait_seq, dm, info);
 		dm->waiter = NULL;
 		dm->wait_deadline = 0;
+		timed_sync(d, dm, false);
 	}
 }
 
@@ -409,7 +521,11 @@ static int engine_new(struct daemon *d, struct dmap *dm, bool with_nonce)
 {
 	struct pcpmap_request r;
 	struct pcpmap_filter filters[PMD_IPC_MAX_FILTERS];
+	static const uint8_t zero[PMD_IPC_NONCE_LEN];
 	to_request(&dm->rec.req, with_nonce, &r, filters);
+	/* A pair taken back whole: its second half keeps its own nonce. */
+	if (with_nonce && r.port_pair && memcmp(dm->rec.nonce2, zero, sizeof(zero)))
+		r.nonce2 = dm->rec.nonce2;
 	r.callback = on_event;
 	r.userdata = dm;
 	d->capture = true;
@@ -419,8 +535,11 @@ static int engine_new(struct daemon *d, struct dmap *dm, bool with_nonce)
 	if (e < 0)
 		return e;
 	struct pcpmap_mapping_info info;
-	if (pcpmap_mapping_get_info(dm->m, &info) == 0)
+	if (pcpmap_mapping_get_info(dm->m, &info) == 0) {
 		memcpy(dm->rec.req.nonce, info.nonce, PMD_IPC_NONCE_LEN);
+		if (memcmp(info.nonce2, zero, sizeof(zero)))
+			memcpy(dm->rec.nonce2, info.nonce2, PMD_IPC_NONCE_LEN);
+	}
 	return 0;
 }
 
@@ -461,11 +580,9 @@ void do_create(struct daemon *d, struct conn *c, struct pmd_ipc_msg *msg)
 		.persistent = msg->persistent,
 		.peer = q->kind == PCPMAP_KIND_PEER,
 	};
-	struct pmd_owner *owners = NULL;
-	size_t n_owners = owner_table(d, &owners);
 	char why[400];
-	int pe = pmd_policy_create(&d->cfg, &pq, owners, n_owners, pmd_sock_held, NULL, why, sizeof(why));
-	free(owners);
+	int pe =
+	    pmd_policy_create(&d->cfg, &pq, d->owners, d->n_owners, pmd_sock_held, NULL, why, sizeof(why));
 	if (pe < 0) {
 		if (pe == -EPERM || pe == -EADDRINUSE || pe == -EPROTONOSUPPORT)
 			logm(5, "uid %u (pid %d) refused %s %u: %s", (unsigned)c->uid, (int)c->pid,
@@ -505,7 +622,6 @@ void do_create(struct daemon *d, struct conn *c, struct pmd_ipc_msg *msg)
 		return;
 	}
 	map_link(d, dm);
-	d->dirty = true;
 	logm(6, "mapping %u: uid %u (pid %d) asks %s %s %u%s%s", dm->rec.id, (unsigned)c->uid, (int)c->pid,
 	     q->kind == PCPMAP_KIND_PEER ? "PEER" : "MAP", ipproto_str(q->ip_proto), q->internal_port,
 	     q->family == 6 ? " IPv6" : "", msg->persistent ? ", persistent" : "");
@@ -514,6 +630,7 @@ void do_create(struct daemon *d, struct conn *c, struct pmd_ipc_msg *msg)
 		dm->waiter = c;
 		dm->wait_seq = seq;
 		dm->wait_deadline = pcpmap_now_usec() + (uint64_t)w * 1000u;
+		timed_sync(d, dm, false);
 	} else {
 		reply_mapping(d, c, seq, dm, NULL);
 	}
@@ -706,11 +823,20 @@ uint32_t engine_slots(const struct pmd_cfg *cfg)
 	return 2 * cfg->max_mappings + 64;
 }
 
+/* Forgets what the journal was to receive: the whole state has just been written. */
+static void journal_clear(struct daemon *d)
+{
+	for (size_t i = 0; i < d->n_jput; i++)
+		if (d->jput[i])
+			d->jput[i]->jidx = 0;
+	d->n_jput = 0;
+	d->n_jdel = 0;
+	d->sync_at = 0;
+}
+
 void save_state(struct daemon *d, bool persistent_only)
 {
-	size_t n = d->n_parked;
-	for (struct dmap *m = d->maps; m; m = m->next)
-		n++;
+	size_t n = d->n_parked + d->n_owners;
 	struct pmd_state_rec *recs = calloc(n ? n : 1, sizeof(*recs));
 	if (!recs) {
 		logm(3, "cannot save state: out of memory");
@@ -722,7 +848,7 @@ void save_state(struct daemon *d, bool persistent_only)
 			recs[n++] = m->rec;
 	for (size_t i = 0; i < d->n_parked; i++)
 		recs[n++] = d->parked[i];
-	int r = pmd_state_save(d->state_dir, recs, n);
+	int r = pmd_state_compact(d->state_dir, &d->journal, recs, n);
 	free(recs);
 	if (r < 0) {
 		logm(3, "cannot save state in %s: %s; retrying in %u s", d->state_dir, strerror(-r),
@@ -730,14 +856,86 @@ void save_state(struct daemon *d, bool persistent_only)
 		d->save_retry_at = pcpmap_now_usec() + SAVE_RETRY_US;
 	} else {
 		d->save_retry_at = 0;
+		d->snapshot_bytes = (uint64_t)n * 256u;
+		journal_clear(d);
 	}
 	d->dirty = false;
+}
+
+void persist(struct daemon *d)
+{
+	if (!d->dirty && !d->n_jput && !d->n_jdel)
+		return;
+	if (!d->dirty && d->journal.fd < 0) {
+		if (d->save_retry_at)
+			return; /* the changes wait for the retry */
+		d->dirty = true;
+	}
+	/* Compaction when the journal outgrows the snapshot: amortised O(1) per change. */
+	if (d->journal.size > JOURNAL_MIN_COMPACT + 2 * d->snapshot_bytes)
+		d->dirty = true;
+	if (d->dirty) {
+		save_state(d, false);
+		return;
+	}
+	const struct pmd_state_rec **puts = calloc(d->n_jput ? d->n_jput : 1, sizeof(*puts));
+	if (!puts) {
+		d->dirty = true;
+		return;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < d->n_jput; i++)
+		if (d->jput[i])
+			puts[n++] = &d->jput[i]->rec;
+	int r = pmd_journal_append(&d->journal, puts, n, d->jdel, d->n_jdel);
+	free(puts);
+	if (r < 0) {
+		logm(3, "cannot append to the journal %s/%s: %s; writing the whole state instead",
+		     d->state_dir, PMD_STATE_JOURNAL, strerror(-r));
+		save_state(d, false);
+		return;
+	}
+	journal_clear(d);
+	/* Written now (a crash of the daemon loses nothing written); on disk within a second (a crash of the
+	 * machine loses at most that second). */
+	d->sync_at = pcpmap_now_usec() + JOURNAL_SYNC_US;
 }
 
 static void state_complaint(void *ud, unsigned line, const char *msg)
 {
 	const struct daemon *d = ud;
 	logm(3, "state file %s/%s: line %u: %s", d->state_dir, PMD_STATE_FILE, line, msg);
+}
+
+/* A leftover pair's second half (internal port + 1, external port + 1, its own nonce) is deleted as a
+ * leftover of its own. Records written before the second nonce was kept have none: that half expires. */
+static void restore_second_half(struct daemon *d, const struct dmap *first, const struct pmd_state_rec *r)
+{
+	static const uint8_t zero[PMD_IPC_NONCE_LEN];
+	if (!memcmp(r->nonce2, zero, sizeof(zero)) || r->req.internal_port == 65535)
+		return;
+	struct dmap *dm = calloc(1, sizeof(*dm));
+	if (!dm)
+		return;
+	dm->rec = first->rec;
+	dm->rec.id = new_id(d);
+	dm->rec.req.internal_port = (uint16_t)(r->req.internal_port + 1);
+	memcpy(dm->rec.req.nonce, r->nonce2, PMD_IPC_NONCE_LEN);
+	dm->rec.req.suggested_port = r->external_port && r->external_port < 65535 ? r->external_port + 1 : 0;
+	dm->rec.external_port = dm->rec.req.suggested_port;
+	dm->cleanup = true;
+	dm->cleanup_deadline = first->cleanup_deadline;
+	memcpy(dm->own_addr, first->own_addr, sizeof(dm->own_addr));
+	int e = engine_new(d, dm, true);
+	if (e < 0) {
+		logm(3, "leftover mapping %u: its pair's second half (%s %u) cannot be re-created: %s", r->id,
+		     ipproto_str(r->req.ip_proto), dm->rec.req.internal_port, pcpmap_strerror(e));
+		free(dm);
+		return;
+	}
+	map_link(d, dm);
+	logm(5, "leftover mapping %u (%s %u, uid %u): the second half of mapping %u, deleting with its nonce",
+	     dm->rec.id, ipproto_str(r->req.ip_proto), dm->rec.req.internal_port, (unsigned)r->uid, r->id);
 }
 
 /* Renews persistent mappings with their old nonce (suggesting the last grant, so the gateway renews rather
@@ -770,10 +968,12 @@ void restore_state(struct daemon *d)
 	}
 	pmd_policy_restore(&d->cfg, recs, n, engine_slots(&d->cfg), verdict);
 	int64_t wall = (int64_t)time(NULL);
+	/* Ids given below (a pair's second half) must not take one a later record holds. */
+	for (size_t i = 0; i < n; i++)
+		if (recs[i].id >= d->next_id)
+			d->next_id = recs[i].id + 1;
 	for (size_t i = 0; i < n; i++) {
 		struct pmd_state_rec *r = &recs[i];
-		if (r->id >= d->next_id)
-			d->next_id = r->id + 1;
 		if (verdict[i] != PMD_RESTORE_OK) {
 			logm(4, "%s mapping %u (%s %u, uid %u) not restored: %s",
 			     r->persistent ? "persistent" : "leftover", r->id, ipproto_str(r->req.ip_proto),
@@ -798,8 +998,9 @@ void restore_state(struct daemon *d)
 				snprintf(dm->rec.req.suggested_addr, sizeof(dm->rec.req.suggested_addr), "%s",
 					 r->external_addr);
 		} else {
-			/* Only the first half of a pair carries a nonce we know (see the report's API note). */
+			/* A pair's halves are deleted one by one, each with its own nonce (below). */
 			dm->cleanup = true;
+			memset(dm->rec.nonce2, 0, sizeof(dm->rec.nonce2));
 			dm->rec.req.port_pair = false;
 			dm->rec.req.prefer_failure = false;
 			dm->rec.req.suggested_port = r->external_port;
@@ -835,6 +1036,8 @@ void restore_state(struct daemon *d)
 		logm(5, "%s mapping %u (%s %u, uid %u): %s with its old nonce",
 		     r->persistent ? "persistent" : "leftover", r->id, ipproto_str(r->req.ip_proto),
 		     r->req.internal_port, (unsigned)r->uid, r->persistent ? "renewing" : "deleting");
+		if (dm->cleanup && r->req.port_pair)
+			restore_second_half(d, dm, r);
 	}
 	if (n_aside) {
 		char path[PMD_CFG_PATH_MAX + 64];
@@ -867,7 +1070,9 @@ void restore_state(struct daemon *d)
 uint64_t own_deadline(const struct daemon *d)
 {
 	uint64_t dl = d->save_retry_at ? d->save_retry_at : UINT64_MAX;
-	for (const struct dmap *m = d->maps; m; m = m->next) {
+	if (d->sync_at && d->sync_at < dl)
+		dl = d->sync_at;
+	for (const struct dmap *m = d->timed; m; m = m->tnext) {
 		if (m->waiter && m->wait_deadline && m->wait_deadline < dl)
 			dl = m->wait_deadline;
 		if (m->cleanup && m->cleanup_deadline < dl)
@@ -878,12 +1083,13 @@ uint64_t own_deadline(const struct daemon *d)
 
 void run_own_deadlines(struct daemon *d, uint64_t now)
 {
-	for (struct dmap *m = d->maps, *next; m; m = next) {
-		next = m->next;
+	for (struct dmap *m = d->timed, *next; m; m = next) {
+		next = m->tnext;
 		if (m->waiter && m->wait_deadline && m->wait_deadline <= now) {
 			reply_mapping(d, m->waiter, m->wait_seq, m, NULL);
 			m->waiter = NULL;
 			m->wait_deadline = 0;
+			timed_sync(d, m, false);
 		}
 		if (m->cleanup && m->cleanup_deadline <= now) {
 			logm(4,
@@ -896,6 +1102,92 @@ void run_own_deadlines(struct daemon *d, uint64_t now)
 	}
 	if (d->save_retry_at && d->save_retry_at <= now)
 		d->dirty = true;
+	if (d->sync_at && d->sync_at <= now) {
+		int r = pmd_journal_sync(&d->journal);
+		if (r < 0)
+			logm(3, "cannot sync the journal %s/%s: %s", d->state_dir, PMD_STATE_JOURNAL,
+			     strerror(-r));
+		d->sync_at = 0;
+	}
+}
+
+/* Datagrams the engine took as answers so far. */
+static uint64_t answers(struct daemon *d)
+{
+	struct pcpmap_stats st;
+	pcpmap_client_get_stats(d->client, &st);
+	return st.received - st.dropped;
+}
+
+static uint64_t retransmits(struct daemon *d)
+{
+	struct pcpmap_stats st;
+	pcpmap_client_get_stats(d->client, &st);
+	return st.retransmits;
+}
+
+/*
+ * The library says when no deletion is left in flight (pcpmap_client_flush()), not how each one ended once
+ * its handle is freed. So deletions go out a window at a time, and a window counts as confirmed only when
+ * the flush ended in time, nothing was retransmitted and at least one answer came per deletion sent.
+ * Otherwise its records stay, and the next start deletes them again (one request each if already gone).
+ */
+void engine_shutdown(struct daemon *d)
+{
+	unsigned kept = 0, deleted = 0, unconfirmed = 0, unsent = 0;
+	d->stopping = true;
+	for (struct dmap *m = d->maps; m; m = m->next) {
+		if (m->rec.persistent && !m->cleanup) {
+			pcpmap_mapping_abandon(m->m);
+			m->m = NULL;
+			kept++;
+		}
+	}
+	uint64_t deadline = pcpmap_now_usec() + (uint64_t)SHUTDOWN_DEADLINE_MS * 1000u;
+	struct dmap *batch[SHUTDOWN_WINDOW];
+	struct dmap *m = d->maps;
+	while (m) {
+		uint64_t now = pcpmap_now_usec();
+		if (now >= deadline)
+			break;
+		uint64_t a0 = answers(d), r0 = retransmits(d);
+		size_t nb = 0, expect = 0;
+		for (; m && nb < SHUTDOWN_WINDOW; m = m->next) {
+			if (!m->m)
+				continue;
+			struct pcpmap_mapping_info info;
+			/* Only a MAP that the gateway holds is deleted with a request that gets an answer; PEER
+			 * cannot be deleted (it expires). */
+			if (pcpmap_mapping_get_info(m->m, &info) == 0 && info.kind == PCPMAP_KIND_MAP &&
+			    (info.state == PCPMAP_STATE_MAPPED || info.state == PCPMAP_STATE_REFRESHING))
+				expect++;
+			pcpmap_mapping_free(m->m);
+			m->m = NULL;
+			batch[nb++] = m;
+		}
+		int r = expect ? pcpmap_client_flush(d->client, (int)((deadline - now + 999u) / 1000u)) : 0;
+		bool sure = r == 0 && retransmits(d) == r0 && answers(d) - a0 >= expect;
+		for (size_t i = 0; i < nb; i++) {
+			if (sure) {
+				map_unlink_free(d, batch[i]);
+				deleted++;
+			} else {
+				unconfirmed++;
+			}
+		}
+	}
+	for (struct dmap *x = d->maps; x; x = x->next)
+		if (x->m) {
+			/* Past the deadline: one best-effort packet from pcpmap_client_free(), record kept. */
+			unsent++;
+		}
+	save_state(d, false);
+	if (unconfirmed || unsent)
+		logm(4,
+		     "%u deletion%s not confirmed and %u not sent before the %u s deadline; the next start "
+		     "deletes them again",
+		     unconfirmed, unconfirmed == 1 ? "" : "s", unsent, SHUTDOWN_DEADLINE_MS / 1000u);
+	logm(5, "stopped: %u mapping%s deleted, %u persistent kept", deleted, deleted == 1 ? "" : "s", kept);
 }
 
 void engine_conn_closed(struct daemon *d, struct conn *c)
@@ -905,6 +1197,7 @@ void engine_conn_closed(struct daemon *d, struct conn *c)
 		if (dm->waiter == c) {
 			dm->waiter = NULL;
 			dm->wait_deadline = 0;
+			timed_sync(d, dm, false);
 		}
 		if (dm->conn != c)
 			continue;

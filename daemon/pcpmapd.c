@@ -261,8 +261,7 @@ static void settle(struct daemon *d)
 		if (!any_dead(d) && pcpmap_client_next_deadline(d->client) > pcpmap_now_usec())
 			break;
 	}
-	if (d->dirty)
-		save_state(d, false);
+	persist(d);
 }
 
 static int run(struct daemon *d)
@@ -380,30 +379,14 @@ static void shutdown_daemon(struct daemon *d)
 		free(w);
 	}
 	d->probe_waiters = NULL;
-	unsigned deleted = 0, kept = 0;
-	for (struct dmap *m = d->maps; m; m = m->next) {
-		if (m->rec.persistent && !m->cleanup) {
-			pcpmap_mapping_abandon(m->m);
-			kept++;
-		} else {
-			pcpmap_mapping_free(m->m);
-			deleted++;
-		}
-		m->m = NULL;
-	}
-	int r = deleted ? pcpmap_client_flush(d->client, SHUTDOWN_FLUSH_MS) : 0;
-	/* Unconfirmed deletions stay in the state file: the next start deletes them again. */
-	save_state(d, r == 0);
-	if (r < 0)
-		logm(4, "not every deletion was confirmed (%s); the next start retries them",
-		     pcpmap_strerror(r));
-	logm(5, "stopped: %u mapping%s deleted, %u persistent kept", deleted, deleted == 1 ? "" : "s", kept);
+	engine_shutdown(d);
 	while (d->maps) {
 		struct dmap *m = d->maps;
 		d->maps = m->next;
 		free(m);
 	}
 	free(d->parked);
+	engine_free(d);
 	d->client = pcpmap_client_free(d->client);
 	close(d->lfd);
 	unlink(d->socket_path);
@@ -510,10 +493,14 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	umask(077);
 	d->started = pcpmap_now_usec();
-	engine_init(d);
 	d->next_id = 1;
 	d->lfd = d->sfd = d->tfd = d->ep = -1;
-	int r = pcpmap_client_new(&d->client, &cc);
+	int r = engine_init(d);
+	if (r < 0) {
+		logm(3, "cannot start: %s", strerror(-r));
+		return EXIT_FAIL;
+	}
+	r = pcpmap_client_new(&d->client, &cc);
 	if (r < 0) {
 		logm(3, "cannot start the engine: %s", pcpmap_strerror(r));
 		return r == -EINVAL ? EXIT_CONFIG : EXIT_FAIL;

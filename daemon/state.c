@@ -134,6 +134,7 @@ static const struct field fields[] = {
 	NUM("filter", T_FILTER, req.filters, 0, 0, false),
 	STR("description", req.description),
 	NUM("port_pair", T_BOOL, req.port_pair, 0, 0, false),
+	NUM("nonce2", T_NONCE, nonce2, 0, 0, false),
 	STR("peer_addr", req.peer_addr),
 	NUM("peer_port", T_U16, req.peer_port, 0, 65535, false),
 	NUM("protocols", T_U32, req.protocols, 0, UINT32_MAX, false),
@@ -270,6 +271,75 @@ int pmd_state_format(const struct pmd_state_rec *recs, size_t n, char **ret_text
 	*ret_text = b.p;
 	*ret_len = b.len;
 	return 0;
+}
+
+/* ---- an index of records by id (open addressing; ids are never 0) ---- */
+
+struct idindex {
+	uint32_t *ids;
+	size_t *pos;
+	size_t cap; /* a power of two, at least twice the entries */
+	size_t n;
+};
+
+static size_t idx_slot(const struct idindex *x, uint32_t id)
+{
+	size_t i = (size_t)(id * 2654435761u) & (x->cap - 1);
+	while (x->ids[i] && x->ids[i] != id)
+		i = (i + 1) & (x->cap - 1);
+	return i;
+}
+
+static int idx_grow(struct idindex *x)
+{
+	struct idindex y = { .cap = x->cap ? x->cap * 2 : 64 };
+	y.ids = calloc(y.cap, sizeof(*y.ids));
+	y.pos = calloc(y.cap, sizeof(*y.pos));
+	if (!y.ids || !y.pos) {
+		free(y.ids);
+		free(y.pos);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < x->cap; i++) {
+		if (!x->ids[i])
+			continue;
+		size_t k = idx_slot(&y, x->ids[i]);
+		y.ids[k] = x->ids[i];
+		y.pos[k] = x->pos[i];
+		y.n++;
+	}
+	free(x->ids);
+	free(x->pos);
+	*x = y;
+	return 0;
+}
+
+/* @return the position recorded for id, or SIZE_MAX. */
+static size_t idx_get(const struct idindex *x, uint32_t id)
+{
+	if (!x->cap)
+		return SIZE_MAX;
+	size_t k = idx_slot(x, id);
+	return x->ids[k] ? x->pos[k] : SIZE_MAX;
+}
+
+static int idx_put(struct idindex *x, uint32_t id, size_t pos)
+{
+	if (2 * (x->n + 1) > x->cap && idx_grow(x) < 0)
+		return -ENOMEM;
+	size_t k = idx_slot(x, id);
+	if (!x->ids[k])
+		x->n++;
+	x->ids[k] = id;
+	x->pos[k] = pos;
+	return 0;
+}
+
+static void idx_free(struct idindex *x)
+{
+	free(x->ids);
+	free(x->pos);
+	memset(x, 0, sizeof(*x));
 }
 
 /* ---- parsing ---- */
@@ -479,6 +549,7 @@ int pmd_state_parse(const char *text, size_t len, pmd_state_err_fn err, void *ud
 	int bad = 0;
 	char msg[160];
 	bool header = false;
+	struct idindex seen = { 0 };
 
 	while (off < len) {
 		const char *l = text + off;
@@ -491,6 +562,7 @@ int pmd_state_parse(const char *text, size_t len, pmd_state_err_fn err, void *ud
 				complain(err, ud, line,
 					 "not a pcpmapd state file (version 1 header missing)");
 				free(recs);
+				idx_free(&seen);
 				*ret = NULL;
 				*ret_n = 0;
 				return 1;
@@ -510,10 +582,7 @@ int pmd_state_parse(const char *text, size_t len, pmd_state_err_fn err, void *ud
 			bad++;
 			continue;
 		}
-		bool dup = false;
-		for (size_t i = 0; i < n && !dup; i++)
-			dup = recs[i].id == rec.id;
-		if (dup) {
+		if (idx_get(&seen, rec.id) != SIZE_MAX) {
 			snprintf(msg, sizeof(msg), "id %" PRIu32 " repeated", rec.id);
 			complain(err, ud, line, msg);
 			bad++;
@@ -529,13 +598,20 @@ int pmd_state_parse(const char *text, size_t len, pmd_state_err_fn err, void *ud
 			struct pmd_state_rec *p = realloc(recs, nc * sizeof(*p));
 			if (!p) {
 				free(recs);
+				idx_free(&seen);
 				return -ENOMEM;
 			}
 			recs = p;
 			cap = nc;
 		}
+		if (idx_put(&seen, rec.id, n) < 0) {
+			free(recs);
+			idx_free(&seen);
+			return -ENOMEM;
+		}
 		recs[n++] = rec;
 	}
+	idx_free(&seen);
 	if (!header && len) {
 		complain(err, ud, 1, "not a pcpmapd state file");
 		bad++;
@@ -692,8 +768,8 @@ static int read_file(const char *path, char **ret, size_t *ret_len)
 	return 0;
 }
 
-int pmd_state_load(const char *dir, pmd_state_err_fn err, void *ud, struct pmd_state_rec **ret, size_t *ret_n,
-		   char *ret_moved, size_t moved_len)
+static int load_snapshot(const char *dir, pmd_state_err_fn err, void *ud, struct pmd_state_rec **ret,
+			 size_t *ret_n, char *ret_moved, size_t moved_len)
 {
 	char path[PATH_MAX];
 	if (ret_moved && moved_len)
@@ -762,4 +838,251 @@ int pmd_state_load(const char *dir, pmd_state_err_fn err, void *ud, struct pmd_s
 	*ret = recs;
 	*ret_n = n;
 	return bad;
+}
+
+/* ---- the journal ---- */
+
+#define JHEADER     "pcpmapd-journal 1\n"
+#define JHEADER_LEN (sizeof(JHEADER) - 1)
+
+/* Applies one journal line to the records. @return 0 or -EINVAL (msg says why); -ENOMEM. */
+static int replay_line(const char *l, size_t ll, struct pmd_state_rec **recs, size_t *n, size_t *cap,
+		       struct idindex *x, char *msg, size_t msglen)
+{
+	static const char del[] = "delete id=";
+	if (ll > sizeof(del) - 1 && !memcmp(l, del, sizeof(del) - 1)) {
+		uint64_t id;
+		if (num(l + sizeof(del) - 1, ll - (sizeof(del) - 1), UINT32_MAX, &id) < 0 || !id) {
+			snprintf(msg, msglen, "bad id in a delete");
+			return -EINVAL;
+		}
+		size_t p = idx_get(x, (uint32_t)id);
+		if (p != SIZE_MAX)
+			(*recs)[p].id = 0; /* removed; the slot comes back if the id does */
+		return 0;
+	}
+	struct pmd_state_rec rec;
+	if (parse_line(l, ll, &rec, msg, msglen) < 0)
+		return -EINVAL;
+	size_t p = idx_get(x, rec.id);
+	if (p != SIZE_MAX) {
+		(*recs)[p] = rec;
+		return 0;
+	}
+	if (*n >= PMD_STATE_MAX_RECS) {
+		snprintf(msg, msglen, "too many records");
+		return -EINVAL;
+	}
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		struct pmd_state_rec *q = realloc(*recs, nc * sizeof(*q));
+		if (!q)
+			return -ENOMEM;
+		*recs = q;
+		*cap = nc;
+	}
+	if (idx_put(x, rec.id, *n) < 0)
+		return -ENOMEM;
+	(*recs)[(*n)++] = rec;
+	return 0;
+}
+
+int pmd_journal_replay(const char *text, size_t len, pmd_state_err_fn err, void *ud,
+		       struct pmd_state_rec **recs, size_t *n)
+{
+	struct idindex x = { 0 };
+	size_t cap = *n, off = JHEADER_LEN;
+	unsigned line = 1;
+	int bad = 0, r = 0;
+	char msg[160];
+	if (!len)
+		return 0;
+	if (len < JHEADER_LEN || memcmp(text, JHEADER, JHEADER_LEN)) {
+		complain(err, ud, 1, "not a pcpmapd journal (version 1 header missing)");
+		return 1;
+	}
+	for (size_t i = 0; i < *n; i++)
+		if (idx_put(&x, (*recs)[i].id, i) < 0) {
+			idx_free(&x);
+			return -ENOMEM;
+		}
+	while (off < len) {
+		const char *l = text + off;
+		const char *nl = memchr(l, '\n', len - off);
+		line++;
+		if (!nl) {
+			/* A record counts once its newline is written: this one was cut short by a crash. */
+			complain(err, ud, line,
+				 "torn last record ignored (the daemon stopped while writing it)");
+			break;
+		}
+		size_t ll = (size_t)(nl - l);
+		off += ll + 1;
+		if (!ll)
+			continue;
+		if (memchr(l, '\0', ll)) {
+			complain(err, ud, line, "NUL byte");
+			bad++;
+			continue;
+		}
+		r = replay_line(l, ll, recs, n, &cap, &x, msg, sizeof(msg));
+		if (r == -ENOMEM)
+			break;
+		if (r < 0) {
+			complain(err, ud, line, msg);
+			bad++;
+			r = 0;
+		}
+	}
+	idx_free(&x);
+	if (r < 0)
+		return r;
+	/* Drop the removed ones. */
+	size_t k = 0;
+	for (size_t i = 0; i < *n; i++)
+		if ((*recs)[i].id)
+			(*recs)[k++] = (*recs)[i];
+	*n = k;
+	return bad;
+}
+
+static int move_aside(const char *dir, const char *path, char *ret_moved, size_t moved_len)
+{
+	char moved[PATH_MAX];
+	if (snprintf(moved, sizeof(moved), "%s.corrupt-%lld", path, (long long)time(NULL)) >=
+		(int)sizeof(moved) ||
+	    rename(path, moved) < 0)
+		return -errno;
+	fsync_dir(dir);
+	if (ret_moved && moved_len && !ret_moved[0])
+		snprintf(ret_moved, moved_len, "%s", moved);
+	return 0;
+}
+
+int pmd_state_load(const char *dir, pmd_state_err_fn err, void *ud, struct pmd_state_rec **ret, size_t *ret_n,
+		   char *ret_moved, size_t moved_len)
+{
+	char path[PATH_MAX];
+	char *text = NULL;
+	size_t len = 0;
+	int bad = load_snapshot(dir, err, ud, ret, ret_n, ret_moved, moved_len);
+	if (bad < 0)
+		return bad;
+	if (snprintf(path, sizeof(path), "%s/%s", dir, PMD_STATE_JOURNAL) >= (int)sizeof(path))
+		return bad;
+	int r = read_file(path, &text, &len);
+	if (r == -ENOENT)
+		return bad;
+	if (r < 0) {
+		complain(err, ud, 0, "the journal cannot be read");
+		free(*ret);
+		*ret = NULL;
+		*ret_n = 0;
+		return r;
+	}
+	r = pmd_journal_replay(text, len, err, ud, ret, ret_n);
+	free(text);
+	if (r < 0) {
+		free(*ret);
+		*ret = NULL;
+		*ret_n = 0;
+		return r;
+	}
+	if (r > 0)
+		move_aside(dir, path, ret_moved, moved_len);
+	return bad + r;
+}
+
+int pmd_journal_open(const char *dir, struct pmd_journal *j)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	j->fd = -1;
+	j->size = 0;
+	if (snprintf(path, sizeof(path), "%s/%s", dir, PMD_STATE_JOURNAL) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	j->fd = fd;
+	j->size = (uint64_t)st.st_size;
+	if (!st.st_size) {
+		int r = write_all(fd, JHEADER, JHEADER_LEN);
+		if (r == 0 && fsync(fd) < 0)
+			r = -errno;
+		if (r == 0)
+			r = fsync_dir(dir);
+		if (r < 0) {
+			pmd_journal_close(j);
+			return r;
+		}
+		j->size = JHEADER_LEN;
+	}
+	return 0;
+}
+
+void pmd_journal_close(struct pmd_journal *j)
+{
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+}
+
+int pmd_journal_append(struct pmd_journal *j, const struct pmd_state_rec *const *puts, size_t n_puts,
+		       const uint32_t *dels, size_t n_dels)
+{
+	struct sbuf b = { 0 };
+	if (j->fd < 0)
+		return -EBADF;
+	for (size_t i = 0; i < n_puts; i++) {
+		if (format_rec(&b, puts[i]) < 0) {
+			free(b.p);
+			return -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < n_dels; i++)
+		sb_printf(&b, "delete id=%" PRIu32 "\n", dels[i]);
+	if (b.err) {
+		free(b.p);
+		return -ENOMEM;
+	}
+	if (!b.len)
+		return 0;
+	/* One write() per batch; one that falls short is cut back, so no half record stays in the middle. */
+	int r = write_all(j->fd, b.p, b.len);
+	free(b.p);
+	if (r < 0) {
+		if (ftruncate(j->fd, (off_t)j->size) < 0)
+			r = -EIO; /* the half record stays: the next compaction replaces the file */
+		return r;
+	}
+	j->size += b.len;
+	return 0;
+}
+
+int pmd_journal_sync(struct pmd_journal *j)
+{
+	if (j->fd < 0)
+		return -EBADF;
+	return fdatasync(j->fd) < 0 ? -errno : 0;
+}
+
+int pmd_state_compact(const char *dir, struct pmd_journal *j, const struct pmd_state_rec *recs, size_t n)
+{
+	int r = save_as(dir, PMD_STATE_FILE, recs, n);
+	if (r < 0)
+		return r;
+	if (j->fd < 0 && (r = pmd_journal_open(dir, j)) < 0)
+		return r;
+	/* The snapshot holds everything the journal said; replaying the journal over it again changes nothing
+	 * (each line is a whole record or a removal), so a crash between rename and truncation is harmless. */
+	if (ftruncate(j->fd, JHEADER_LEN) < 0 || fdatasync(j->fd) < 0)
+		return -errno;
+	j->size = JHEADER_LEN;
+	return 0;
 }
