@@ -530,6 +530,14 @@ case_close_deletes() {
 	ok "closing (and killing) the client deleted its mapping on the gateway"
 }
 
+# The records the daemon keeps: the snapshot, then the journal's changes over it (doc/PERSISTENCE.md).
+state_records() {
+	cat "$STATE/mappings.state" "$STATE/mappings.journal" 2>/dev/null | awk '
+		/^mapping / { match($0, / id=[0-9]+ /); r[substr($0, RSTART + 4, RLENGTH - 5)] = $0; next }
+		/^delete id=/ { sub(/^delete id=/, ""); delete r[$0] }
+		END { for (i in r) print r[i] }'
+}
+
 case_persistent_restart() {
 	lab_up
 	write_conf
@@ -542,7 +550,7 @@ case_persistent_restart() {
 	pa=$(ext_port "$WORK/a.out")
 	sleep 0.5
 	[[ $(rule_count "$pa") -eq 2 ]] || fail "persistent mapping gone when its connection closed"
-	grep -q "id=$id .*persistent=yes.*nonce=$nonce" "$STATE/mappings.state" || fail "state file lacks it"
+	grep -q "id=$id .*persistent=yes.*nonce=$nonce" <<<"$(state_records)" || fail "state file lacks it"
 	stop_daemon TERM
 	[[ $(rule_count "$pa") -eq 2 ]] || fail "persistent mapping deleted at daemon stop"
 	start_daemon
@@ -585,7 +593,7 @@ case_kill9_cleanup() {
 	[[ $(grep -c 'leftover mapping .* deleted: re-created with its old nonce' "$WORK/daemon.log") -eq 2 ]] ||
 		fail "leftover deletions not logged"
 	sleep 0.3
-	! grep -q 'persistent=no' "$STATE/mappings.state" || fail "state still lists leftovers"
+	! grep -q 'persistent=no' <<<"$(state_records)" || fail "state still lists leftovers: $(state_records)"
 	ok "after kill -9 the restarted daemon deleted both leftovers ($pa, $pb) and kept the persistent $pp"
 }
 
