@@ -66,6 +66,24 @@ struct conn {
 	size_t out_bytes;
 };
 
+/*
+ * A mapping's record as the daemon holds it: the scalars inline; the strings and filters few requests carry
+ * (suggested_addr, third_party, filters, description, peer_addr) in `more`, allocated only when one is set.
+ * The full struct pmd_state_rec (about 2.9 KB, most of it room for 40 filters and a 512-byte description)
+ * is built from it only to save it or to hand it to the library.
+ */
+struct drec {
+	uint32_t id, uid;
+	uint32_t lifetime, protocols, deadline_ms;
+	uint16_t internal_port, suggested_port, peer_port, external_port;
+	uint8_t kind, ip_proto, family;
+	bool persistent, prefer_failure, port_pair;
+	uint8_t nonce[PMD_IPC_NONCE_LEN], nonce2[PMD_IPC_NONCE_LEN];
+	int64_t expires;
+	char external_addr[PMD_IPC_ADDR_MAX + 1];
+	struct pmd_ipc_req *more; /* NULL: none of those strings or filters */
+};
+
 struct dmap {
 	struct dmap *prev, *next;
 	struct dmap *hnext;         /* in the id index's bucket */
@@ -73,7 +91,7 @@ struct dmap {
 	bool timed;                 /* in that list */
 	uint32_t oidx;              /* its entry in the policy's owner table */
 	size_t jidx;                /* its place in the journal's pending records + 1; 0: not pending */
-	struct pmd_state_rec rec;   /* what the state file keeps */
+	struct drec rec;            /* what the state file keeps */
 	bool cleanup;               /* a leftover of an earlier run, being deleted */
 	char own_addr[PMD_IPC_ADDR_MAX + 1]; /* internal address for one-owner-per-port; "" = this host */
 	struct conn *conn;                   /* the connection whose life bounds it; NULL when detached */
@@ -189,7 +207,7 @@ void persist(struct daemon *d);
 /* Stopping: persistent mappings are left on the gateway; the others are deleted SHUTDOWN_WINDOW at a time
  * until SHUTDOWN_DEADLINE_MS; those whose deletion was not confirmed stay in the state for the next start. */
 void engine_shutdown(struct daemon *d);
-/* Frees the engine's tables (after the mappings are gone). */
+/* Frees the engine's tables and what is left of the mappings (their handles are the library's). */
 void engine_free(struct daemon *d);
 /* Reads the state file at start: persistent mappings are renewed, leftovers deleted. */
 void restore_state(struct daemon *d);

@@ -34,8 +34,15 @@ int engine_init(struct daemon *d)
 	return 0;
 }
 
+static void dmap_free(struct dmap *m);
+
 void engine_free(struct daemon *d)
 {
+	while (d->maps) {
+		struct dmap *m = d->maps;
+		d->maps = m->next;
+		dmap_free(m);
+	}
 	pmd_journal_close(&d->journal);
 	free(d->buckets);
 	free(d->owners);
@@ -47,6 +54,85 @@ void engine_free(struct daemon *d)
 	d->owner_map = NULL;
 	d->jput = NULL;
 	d->jdel = NULL;
+}
+
+static bool req_has_more(const struct pmd_ipc_req *q)
+{
+	return q->suggested_addr[0] || q->third_party[0] || q->n_filters || q->description[0] ||
+	       q->peer_addr[0];
+}
+
+/* Sets the record from a full one. @return 0 or -ENOMEM (the record is then unchanged). */
+static int drec_pack(struct drec *d, const struct pmd_state_rec *r)
+{
+	struct pmd_ipc_req *more = NULL;
+	if (req_has_more(&r->req)) {
+		more = malloc(sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		*more = r->req;
+	}
+	free(d->more);
+	const struct pmd_ipc_req *q = &r->req;
+	*d = (struct drec){
+		.id = r->id,
+		.uid = r->uid,
+		.lifetime = q->lifetime,
+		.protocols = q->protocols,
+		.deadline_ms = q->deadline_ms,
+		.internal_port = q->internal_port,
+		.suggested_port = q->suggested_port,
+		.peer_port = q->peer_port,
+		.external_port = r->external_port,
+		.kind = q->kind,
+		.ip_proto = q->ip_proto,
+		.family = q->family,
+		.persistent = r->persistent,
+		.prefer_failure = q->prefer_failure,
+		.port_pair = q->port_pair,
+		.expires = r->expires,
+		.more = more,
+	};
+	memcpy(d->nonce, q->nonce, sizeof(d->nonce));
+	memcpy(d->nonce2, r->nonce2, sizeof(d->nonce2));
+	memcpy(d->external_addr, r->external_addr, sizeof(d->external_addr));
+	return 0;
+}
+
+/* The full record (the request's strings and filters included). */
+static void drec_unpack(const struct drec *d, struct pmd_state_rec *r)
+{
+	struct pmd_ipc_req *q = &r->req;
+	if (d->more)
+		*q = *d->more;
+	else
+		memset(q, 0, sizeof(*q));
+	r->id = d->id;
+	r->uid = d->uid;
+	r->persistent = d->persistent;
+	q->lifetime = d->lifetime;
+	q->protocols = d->protocols;
+	q->deadline_ms = d->deadline_ms;
+	q->internal_port = d->internal_port;
+	q->suggested_port = d->suggested_port;
+	q->peer_port = d->peer_port;
+	q->kind = d->kind;
+	q->ip_proto = d->ip_proto;
+	q->family = d->family;
+	q->prefer_failure = d->prefer_failure;
+	q->port_pair = d->port_pair;
+	memcpy(q->nonce, d->nonce, sizeof(q->nonce));
+	memcpy(r->nonce2, d->nonce2, sizeof(r->nonce2));
+	memcpy(r->external_addr, d->external_addr, sizeof(r->external_addr));
+	r->external_port = d->external_port;
+	r->expires = d->expires;
+}
+
+/* Frees a mapping's memory (not its engine handle). */
+static void dmap_free(struct dmap *m)
+{
+	free(m->rec.more);
+	free(m);
 }
 
 const char *ipproto_str(uint8_t p)
@@ -174,8 +260,8 @@ static void map_link(struct daemon *d, struct dmap *m)
 	struct pmd_owner *o = &d->owners[d->n_owners];
 	o->id = m->rec.id;
 	o->uid = m->rec.uid;
-	o->ip_proto = m->rec.req.ip_proto;
-	o->internal_port = m->rec.req.internal_port;
+	o->ip_proto = m->rec.ip_proto;
+	o->internal_port = m->rec.internal_port;
 	o->internal_addr = m->own_addr;
 	o->leftover = m->cleanup;
 	d->owner_map[d->n_owners] = m;
@@ -218,7 +304,7 @@ static void map_unlink_free(struct daemon *d, struct dmap *m)
 		d->jdel[d->n_jdel++] = m->rec.id;
 	else
 		d->dirty = true;
-	free(m);
+	dmap_free(m);
 }
 
 /* Strips a zone and parses a numeric address. */
@@ -278,7 +364,9 @@ static void fill_mapping(struct dmap *dm, const struct pcpmap_mapping_info *in, 
 		memset(&info, 0, sizeof(info));
 		have_info = false;
 	}
-	const struct pmd_ipc_req *q = &dm->rec.req;
+	struct pmd_state_rec full;
+	drec_unpack(&dm->rec, &full);
+	const struct pmd_ipc_req *q = &full.req;
 	m->id = dm->rec.id;
 	pmd_ipc_set(m, PMD_A_ID);
 	m->req = *q;
@@ -426,9 +514,9 @@ static void to_request(const struct pmd_ipc_req *q, bool with_nonce, struct pcpm
 /* Keeps the record in step with the engine: nonces (a pair retry draws new ones), last grant, expiry. */
 static void update_rec(struct daemon *d, struct dmap *dm, const struct pcpmap_mapping_info *info)
 {
-	struct pmd_state_rec *r = &dm->rec;
-	if (memcmp(r->req.nonce, info->nonce, PMD_IPC_NONCE_LEN)) {
-		memcpy(r->req.nonce, info->nonce, PMD_IPC_NONCE_LEN);
+	struct drec *r = &dm->rec;
+	if (memcmp(r->nonce, info->nonce, PMD_IPC_NONCE_LEN)) {
+		memcpy(r->nonce, info->nonce, PMD_IPC_NONCE_LEN);
 		mark_dirty(d, dm);
 	}
 	if (memcmp(r->nonce2, info->nonce2, PMD_IPC_NONCE_LEN)) {
@@ -470,13 +558,13 @@ static void on_event(pcpmap_mapping *pm, enum pcpmap_event ev, const struct pcpm
 			logm(5,
 			     "leftover mapping %u (%s %u, uid %u) deleted: re-created with its old nonce and "
 			     "freed",
-			     dm->rec.id, ipproto_str(dm->rec.req.ip_proto), dm->rec.req.internal_port,
+			     dm->rec.id, ipproto_str(dm->rec.ip_proto), dm->rec.internal_port,
 			     (unsigned)dm->rec.uid);
 			pcpmap_mapping_free(pm);
 			map_unlink_free(d, dm);
 		} else if (ev == PCPMAP_EVENT_FAILED && info->state == PCPMAP_STATE_FAILED) {
 			logm(4, "leftover mapping %u (%s %u) could not be deleted: %s; it expires on its own",
-			     dm->rec.id, ipproto_str(dm->rec.req.ip_proto), dm->rec.req.internal_port,
+			     dm->rec.id, ipproto_str(dm->rec.ip_proto), dm->rec.internal_port,
 			     pcpmap_strerror(info->error));
 			pcpmap_mapping_free(pm);
 			map_unlink_free(d, dm);
@@ -506,8 +594,8 @@ static void delete_map(struct daemon *d, struct dmap *dm, const char *why)
 		info.state = PCPMAP_STATE_DELETING;
 		push_event(d, dm, PCPMAP_EVENT_DELETED, &info);
 	}
-	logm(6, "mapping %u (%s %u, uid %u) deleted: %s", dm->rec.id, ipproto_str(dm->rec.req.ip_proto),
-	     dm->rec.req.internal_port, (unsigned)dm->rec.uid, why);
+	logm(6, "mapping %u (%s %u, uid %u) deleted: %s", dm->rec.id, ipproto_str(dm->rec.ip_proto),
+	     dm->rec.internal_port, (unsigned)dm->rec.uid, why);
 	if (dm->waiter) {
 		/* A CREATE still waiting for its outcome learns it now. */
 		reply_mapping(d, dm->waiter, dm->wait_seq, dm, NULL);
@@ -522,7 +610,9 @@ static int engine_new(struct daemon *d, struct dmap *dm, bool with_nonce)
 	struct pcpmap_request r;
 	struct pcpmap_filter filters[PMD_IPC_MAX_FILTERS];
 	static const uint8_t zero[PMD_IPC_NONCE_LEN];
-	to_request(&dm->rec.req, with_nonce, &r, filters);
+	struct pmd_state_rec full;
+	drec_unpack(&dm->rec, &full);
+	to_request(&full.req, with_nonce, &r, filters);
 	/* A pair taken back whole: its second half keeps its own nonce. */
 	if (with_nonce && r.port_pair && memcmp(dm->rec.nonce2, zero, sizeof(zero)))
 		r.nonce2 = dm->rec.nonce2;
@@ -536,7 +626,7 @@ static int engine_new(struct daemon *d, struct dmap *dm, bool with_nonce)
 		return e;
 	struct pcpmap_mapping_info info;
 	if (pcpmap_mapping_get_info(dm->m, &info) == 0) {
-		memcpy(dm->rec.req.nonce, info.nonce, PMD_IPC_NONCE_LEN);
+		memcpy(dm->rec.nonce, info.nonce, PMD_IPC_NONCE_LEN);
 		if (memcmp(info.nonce2, zero, sizeof(zero)))
 			memcpy(dm->rec.nonce2, info.nonce2, PMD_IPC_NONCE_LEN);
 	}
@@ -609,16 +699,21 @@ void do_create(struct daemon *d, struct conn *c, struct pmd_ipc_msg *msg)
 		reply_error(d, c, seq, -ENOMEM, "out of memory");
 		return;
 	}
-	dm->rec.id = new_id(d);
-	dm->rec.uid = (uint32_t)c->uid;
-	dm->rec.persistent = msg->persistent;
-	dm->rec.req = *q;
+	struct pmd_state_rec full = { .id = new_id(d),
+				      .uid = (uint32_t)c->uid,
+				      .persistent = msg->persistent };
+	full.req = *q;
+	if (drec_pack(&dm->rec, &full) < 0) {
+		free(dm);
+		reply_error(d, c, seq, -ENOMEM, "out of memory");
+		return;
+	}
 	memcpy(dm->own_addr, own_addr, sizeof(dm->own_addr));
 	dm->conn = c;
 	int e = engine_new(d, dm, pmd_ipc_has(msg, PMD_A_NONCE));
 	if (e < 0) {
 		reply_error(d, c, seq, e, "%s", d->captured[0] ? d->captured : pcpmap_strerror(e));
-		free(dm);
+		dmap_free(dm);
 		return;
 	}
 	map_link(d, dm);
@@ -761,8 +856,7 @@ void do_probe(struct daemon *d, struct conn *c, const struct pmd_ipc_msg *msg)
 		/* A live IPv4 mapping knows the address already: no packet needed. */
 		for (struct dmap *dm = d->maps; dm; dm = dm->next) {
 			struct pcpmap_mapping_info info;
-			if (dm->cleanup || dm->rec.req.family != 4 ||
-			    pcpmap_mapping_get_info(dm->m, &info) < 0)
+			if (dm->cleanup || dm->rec.family != 4 || pcpmap_mapping_get_info(dm->m, &info) < 0)
 				continue;
 			if ((info.state == PCPMAP_STATE_MAPPED || info.state == PCPMAP_STATE_REFRESHING) &&
 			    info.external_addr[0]) {
@@ -845,7 +939,7 @@ void save_state(struct daemon *d, bool persistent_only)
 	n = 0;
 	for (struct dmap *m = d->maps; m; m = m->next)
 		if (!persistent_only || m->rec.persistent)
-			recs[n++] = m->rec;
+			drec_unpack(&m->rec, &recs[n++]);
 	for (size_t i = 0; i < d->n_parked; i++)
 		recs[n++] = d->parked[i];
 	int r = pmd_state_compact(d->state_dir, &d->journal, recs, n);
@@ -879,16 +973,23 @@ void persist(struct daemon *d)
 		return;
 	}
 	const struct pmd_state_rec **puts = calloc(d->n_jput ? d->n_jput : 1, sizeof(*puts));
-	if (!puts) {
+	struct pmd_state_rec *full = calloc(d->n_jput ? d->n_jput : 1, sizeof(*full));
+	if (!puts || !full) {
+		free(puts);
+		free(full);
 		d->dirty = true;
 		return;
 	}
 	size_t n = 0;
 	for (size_t i = 0; i < d->n_jput; i++)
-		if (d->jput[i])
-			puts[n++] = &d->jput[i]->rec;
+		if (d->jput[i]) {
+			drec_unpack(&d->jput[i]->rec, &full[n]);
+			puts[n] = &full[n];
+			n++;
+		}
 	int r = pmd_journal_append(&d->journal, puts, n, d->jdel, d->n_jdel);
 	free(puts);
+	free(full);
 	if (r < 0) {
 		logm(3, "cannot append to the journal %s/%s: %s; writing the whole state instead",
 		     d->state_dir, PMD_STATE_JOURNAL, strerror(-r));
@@ -917,25 +1018,30 @@ static void restore_second_half(struct daemon *d, const struct dmap *first, cons
 	struct dmap *dm = calloc(1, sizeof(*dm));
 	if (!dm)
 		return;
-	dm->rec = first->rec;
+	struct pmd_state_rec full;
+	drec_unpack(&first->rec, &full);
+	if (drec_pack(&dm->rec, &full) < 0) {
+		free(dm);
+		return;
+	}
 	dm->rec.id = new_id(d);
-	dm->rec.req.internal_port = (uint16_t)(r->req.internal_port + 1);
-	memcpy(dm->rec.req.nonce, r->nonce2, PMD_IPC_NONCE_LEN);
-	dm->rec.req.suggested_port = r->external_port && r->external_port < 65535 ? r->external_port + 1 : 0;
-	dm->rec.external_port = dm->rec.req.suggested_port;
+	dm->rec.internal_port = (uint16_t)(r->req.internal_port + 1);
+	memcpy(dm->rec.nonce, r->nonce2, PMD_IPC_NONCE_LEN);
+	dm->rec.suggested_port = r->external_port && r->external_port < 65535 ? r->external_port + 1 : 0;
+	dm->rec.external_port = dm->rec.suggested_port;
 	dm->cleanup = true;
 	dm->cleanup_deadline = first->cleanup_deadline;
 	memcpy(dm->own_addr, first->own_addr, sizeof(dm->own_addr));
 	int e = engine_new(d, dm, true);
 	if (e < 0) {
 		logm(3, "leftover mapping %u: its pair's second half (%s %u) cannot be re-created: %s", r->id,
-		     ipproto_str(r->req.ip_proto), dm->rec.req.internal_port, pcpmap_strerror(e));
-		free(dm);
+		     ipproto_str(r->req.ip_proto), dm->rec.internal_port, pcpmap_strerror(e));
+		dmap_free(dm);
 		return;
 	}
 	map_link(d, dm);
 	logm(5, "leftover mapping %u (%s %u, uid %u): the second half of mapping %u, deleting with its nonce",
-	     dm->rec.id, ipproto_str(r->req.ip_proto), dm->rec.req.internal_port, (unsigned)r->uid, r->id);
+	     dm->rec.id, ipproto_str(r->req.ip_proto), dm->rec.internal_port, (unsigned)r->uid, r->id);
 }
 
 /* Renews persistent mappings with their old nonce (suggesting the last grant, so the gateway renews rather
@@ -990,47 +1096,52 @@ void restore_state(struct daemon *d)
 		struct dmap *dm = calloc(1, sizeof(*dm));
 		if (!dm)
 			break;
-		dm->rec = *r;
+		struct pmd_state_rec want = *r;
 		if (r->persistent) {
 			if (r->external_port && !r->req.prefer_failure)
-				dm->rec.req.suggested_port = r->external_port;
+				want.req.suggested_port = r->external_port;
 			if (r->external_addr[0] && !r->req.third_party[0])
-				snprintf(dm->rec.req.suggested_addr, sizeof(dm->rec.req.suggested_addr), "%s",
+				snprintf(want.req.suggested_addr, sizeof(want.req.suggested_addr), "%s",
 					 r->external_addr);
 		} else {
 			/* A pair's halves are deleted one by one, each with its own nonce (below). */
 			dm->cleanup = true;
-			memset(dm->rec.nonce2, 0, sizeof(dm->rec.nonce2));
-			dm->rec.req.port_pair = false;
-			dm->rec.req.prefer_failure = false;
-			dm->rec.req.suggested_port = r->external_port;
-			dm->rec.req.lifetime = CLEANUP_LIFETIME;
-			dm->rec.req.deadline_ms = CLEANUP_TIMEOUT_MS;
+			memset(want.nonce2, 0, sizeof(want.nonce2));
+			want.req.port_pair = false;
+			want.req.prefer_failure = false;
+			want.req.suggested_port = r->external_port;
+			want.req.lifetime = CLEANUP_LIFETIME;
+			want.req.deadline_ms = CLEANUP_TIMEOUT_MS;
 			dm->cleanup_deadline = pcpmap_now_usec() + (uint64_t)CLEANUP_TIMEOUT_MS * 1000u;
 		}
-		int e = engine_new(d, dm, true);
-		if (e < 0 && r->persistent && (dm->rec.req.suggested_addr[0] || dm->rec.req.suggested_port)) {
-			/* The last grant may not suit the request any more: ask as the client first did. */
-			dm->rec.req = r->req;
+		int e = drec_pack(&dm->rec, &want);
+		if (e == 0)
 			e = engine_new(d, dm, true);
+		if (e < 0 && e != -ENOMEM && r->persistent &&
+		    (want.req.suggested_addr[0] || want.req.suggested_port)) {
+			/* The last grant may not suit the request any more: ask as the client first did. */
+			e = drec_pack(&dm->rec, r);
+			if (e == 0)
+				e = engine_new(d, dm, true);
 		}
 		if (e < 0) {
 			logm(3, "%s mapping %u (%s %u) cannot be re-created: %s",
 			     r->persistent ? "persistent" : "leftover", r->id, ipproto_str(r->req.ip_proto),
 			     r->req.internal_port, d->captured[0] ? d->captured : pcpmap_strerror(e));
-			free(dm);
+			dmap_free(dm);
 			aside[n_aside++] = *r;
 			d->dirty = true;
 			continue;
 		}
 		if (r->req.third_party[0] && !is_local_addr(r->req.third_party))
 			pmd_ipc_copy_str(dm->own_addr, sizeof(dm->own_addr), r->req.third_party);
-		/* The nonce is the one we gave; keep the request as the client made it. */
-		uint8_t nonce[PMD_IPC_NONCE_LEN];
-		memcpy(nonce, dm->rec.req.nonce, sizeof(nonce));
-		if (r->persistent) {
-			dm->rec.req = r->req;
-			memcpy(dm->rec.req.nonce, nonce, sizeof(nonce));
+		/* The nonces are the ones we gave; keep the request as the client made it. */
+		uint8_t nonce[PMD_IPC_NONCE_LEN], nonce2[PMD_IPC_NONCE_LEN];
+		memcpy(nonce, dm->rec.nonce, sizeof(nonce));
+		memcpy(nonce2, dm->rec.nonce2, sizeof(nonce2));
+		if (r->persistent && drec_pack(&dm->rec, r) == 0) {
+			memcpy(dm->rec.nonce, nonce, sizeof(nonce));
+			memcpy(dm->rec.nonce2, nonce2, sizeof(nonce2));
 		}
 		map_link(d, dm);
 		logm(5, "%s mapping %u (%s %u, uid %u): %s with its old nonce",
@@ -1094,7 +1205,7 @@ void run_own_deadlines(struct daemon *d, uint64_t now)
 		if (m->cleanup && m->cleanup_deadline <= now) {
 			logm(4,
 			     "leftover mapping %u (%s %u): no answer in %u s; sending a delete and giving up",
-			     m->rec.id, ipproto_str(m->rec.req.ip_proto), m->rec.req.internal_port,
+			     m->rec.id, ipproto_str(m->rec.ip_proto), m->rec.internal_port,
 			     CLEANUP_TIMEOUT_MS / 1000u);
 			pcpmap_mapping_free(m->m);
 			map_unlink_free(d, m);

@@ -380,11 +380,6 @@ static void shutdown_daemon(struct daemon *d)
 	}
 	d->probe_waiters = NULL;
 	engine_shutdown(d);
-	while (d->maps) {
-		struct dmap *m = d->maps;
-		d->maps = m->next;
-		free(m);
-	}
 	free(d->parked);
 	engine_free(d);
 	d->client = pcpmap_client_free(d->client);
