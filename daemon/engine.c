@@ -928,32 +928,63 @@ static void journal_clear(struct daemon *d)
 	d->sync_at = 0;
 }
 
+/* Walks the mappings (all, or the persistent ones), then the parked records. */
+struct save_iter {
+	struct daemon *d;
+	const struct dmap *m;
+	size_t parked;
+	bool persistent_only;
+	size_t n;
+};
+
+static int save_next(void *ud, struct pmd_state_rec *out)
+{
+	struct save_iter *it = ud;
+	while (it->m && it->persistent_only && !it->m->rec.persistent)
+		it->m = it->m->next;
+	if (it->m) {
+		drec_unpack(&it->m->rec, out);
+		it->m = it->m->next;
+	} else if (it->parked < it->d->n_parked) {
+		*out = it->d->parked[it->parked++];
+	} else {
+		return 0;
+	}
+	it->n++;
+	return 1;
+}
+
 void save_state(struct daemon *d, bool persistent_only)
 {
-	size_t n = d->n_parked + d->n_owners;
-	struct pmd_state_rec *recs = calloc(n ? n : 1, sizeof(*recs));
-	if (!recs) {
-		logm(3, "cannot save state: out of memory");
-		return;
-	}
-	n = 0;
-	for (struct dmap *m = d->maps; m; m = m->next)
-		if (!persistent_only || m->rec.persistent)
-			drec_unpack(&m->rec, &recs[n++]);
-	for (size_t i = 0; i < d->n_parked; i++)
-		recs[n++] = d->parked[i];
-	int r = pmd_state_compact(d->state_dir, &d->journal, recs, n);
-	free(recs);
+	struct save_iter it = { .d = d, .m = d->maps, .persistent_only = persistent_only };
+	int r = pmd_state_compact_iter(d->state_dir, &d->journal, save_next, &it);
 	if (r < 0) {
 		logm(3, "cannot save state in %s: %s; retrying in %u s", d->state_dir, strerror(-r),
 		     SAVE_RETRY_US / 1000000u);
 		d->save_retry_at = pcpmap_now_usec() + SAVE_RETRY_US;
 	} else {
 		d->save_retry_at = 0;
-		d->snapshot_bytes = (uint64_t)n * 256u;
+		d->snapshot_bytes = (uint64_t)it.n * 256u;
 		journal_clear(d);
 	}
 	d->dirty = false;
+}
+
+/* The records changed since the journal was last written. */
+struct put_iter {
+	struct daemon *d;
+	size_t i;
+};
+
+static int put_next(void *ud, struct pmd_state_rec *out)
+{
+	struct put_iter *it = ud;
+	while (it->i < it->d->n_jput && !it->d->jput[it->i])
+		it->i++;
+	if (it->i >= it->d->n_jput)
+		return 0;
+	drec_unpack(&it->d->jput[it->i++]->rec, out);
+	return 1;
 }
 
 void persist(struct daemon *d)
@@ -972,24 +1003,8 @@ void persist(struct daemon *d)
 		save_state(d, false);
 		return;
 	}
-	const struct pmd_state_rec **puts = calloc(d->n_jput ? d->n_jput : 1, sizeof(*puts));
-	struct pmd_state_rec *full = calloc(d->n_jput ? d->n_jput : 1, sizeof(*full));
-	if (!puts || !full) {
-		free(puts);
-		free(full);
-		d->dirty = true;
-		return;
-	}
-	size_t n = 0;
-	for (size_t i = 0; i < d->n_jput; i++)
-		if (d->jput[i]) {
-			drec_unpack(&d->jput[i]->rec, &full[n]);
-			puts[n] = &full[n];
-			n++;
-		}
-	int r = pmd_journal_append(&d->journal, puts, n, d->jdel, d->n_jdel);
-	free(puts);
-	free(full);
+	struct put_iter it = { .d = d };
+	int r = pmd_journal_append_iter(&d->journal, put_next, &it, d->jdel, d->n_jdel);
 	if (r < 0) {
 		logm(3, "cannot append to the journal %s/%s: %s; writing the whole state instead",
 		     d->state_dir, PMD_STATE_JOURNAL, strerror(-r));

@@ -254,16 +254,36 @@ static int format_rec(struct sbuf *b, const struct pmd_state_rec *r)
 	return 0;
 }
 
-int pmd_state_format(const struct pmd_state_rec *recs, size_t n, char **ret_text, size_t *ret_len)
+struct arr_iter {
+	const struct pmd_state_rec *recs;
+	size_t n, i;
+};
+
+static int arr_next(void *ud, struct pmd_state_rec *out)
+{
+	struct arr_iter *it = ud;
+	if (it->i >= it->n)
+		return 0;
+	*out = it->recs[it->i++];
+	return 1;
+}
+
+/* Header and records, one record in memory at a time (the text, about 250 bytes each, is built whole). */
+static int format_iter(pmd_state_next_fn next, void *ud, char **ret_text, size_t *ret_len)
 {
 	struct sbuf b = { 0 };
+	struct pmd_state_rec *r = malloc(sizeof(*r));
+	if (!r)
+		return -ENOMEM;
 	sb_put(&b, HEADER "\n", strlen(HEADER) + 1);
-	for (size_t i = 0; i < n; i++) {
-		if (format_rec(&b, &recs[i]) < 0) {
+	while (next(ud, r) > 0) {
+		if (format_rec(&b, r) < 0) {
+			free(r);
 			free(b.p);
 			return -EINVAL;
 		}
 	}
+	free(r);
 	if (b.err) {
 		free(b.p);
 		return -ENOMEM;
@@ -271,6 +291,12 @@ int pmd_state_format(const struct pmd_state_rec *recs, size_t n, char **ret_text
 	*ret_text = b.p;
 	*ret_len = b.len;
 	return 0;
+}
+
+int pmd_state_format(const struct pmd_state_rec *recs, size_t n, char **ret_text, size_t *ret_len)
+{
+	struct arr_iter it = { recs, n, 0 };
+	return format_iter(arr_next, &it, ret_text, ret_len);
 }
 
 /* ---- an index of records by id (open addressing; ids are never 0) ---- */
@@ -647,7 +673,7 @@ static int fsync_dir(const char *dir)
 	return r;
 }
 
-static int save_as(const char *dir, const char *name, const struct pmd_state_rec *recs, size_t n)
+static int save_as_iter(const char *dir, const char *name, pmd_state_next_fn next, void *ud)
 {
 	char path[PATH_MAX], tmp[PATH_MAX];
 	char *text;
@@ -655,7 +681,7 @@ static int save_as(const char *dir, const char *name, const struct pmd_state_rec
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
 	    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	int r = pmd_state_format(recs, n, &text, &len);
+	int r = format_iter(next, ud, &text, &len);
 	if (r < 0)
 		return r;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -677,6 +703,12 @@ static int save_as(const char *dir, const char *name, const struct pmd_state_rec
 		return r;
 	}
 	return fsync_dir(dir);
+}
+
+static int save_as(const char *dir, const char *name, const struct pmd_state_rec *recs, size_t n)
+{
+	struct arr_iter it = { recs, n, 0 };
+	return save_as_iter(dir, name, arr_next, &it);
 }
 
 int pmd_state_save(const char *dir, const struct pmd_state_rec *recs, size_t n)
@@ -1033,18 +1065,23 @@ void pmd_journal_close(struct pmd_journal *j)
 	j->fd = -1;
 }
 
-int pmd_journal_append(struct pmd_journal *j, const struct pmd_state_rec *const *puts, size_t n_puts,
-		       const uint32_t *dels, size_t n_dels)
+int pmd_journal_append_iter(struct pmd_journal *j, pmd_state_next_fn next, void *ud, const uint32_t *dels,
+			    size_t n_dels)
 {
 	struct sbuf b = { 0 };
 	if (j->fd < 0)
 		return -EBADF;
-	for (size_t i = 0; i < n_puts; i++) {
-		if (format_rec(&b, puts[i]) < 0) {
+	struct pmd_state_rec *rec = malloc(sizeof(*rec));
+	if (!rec)
+		return -ENOMEM;
+	while (next && next(ud, rec) > 0) {
+		if (format_rec(&b, rec) < 0) {
+			free(rec);
 			free(b.p);
 			return -EINVAL;
 		}
 	}
+	free(rec);
 	for (size_t i = 0; i < n_dels; i++)
 		sb_printf(&b, "delete id=%" PRIu32 "\n", dels[i]);
 	if (b.err) {
@@ -1065,6 +1102,27 @@ int pmd_journal_append(struct pmd_journal *j, const struct pmd_state_rec *const 
 	return 0;
 }
 
+struct ptr_iter {
+	const struct pmd_state_rec *const *recs;
+	size_t n, i;
+};
+
+static int ptr_next(void *ud, struct pmd_state_rec *out)
+{
+	struct ptr_iter *it = ud;
+	if (it->i >= it->n)
+		return 0;
+	*out = *it->recs[it->i++];
+	return 1;
+}
+
+int pmd_journal_append(struct pmd_journal *j, const struct pmd_state_rec *const *puts, size_t n_puts,
+		       const uint32_t *dels, size_t n_dels)
+{
+	struct ptr_iter it = { puts, n_puts, 0 };
+	return pmd_journal_append_iter(j, ptr_next, &it, dels, n_dels);
+}
+
 int pmd_journal_sync(struct pmd_journal *j)
 {
 	if (j->fd < 0)
@@ -1074,7 +1132,13 @@ int pmd_journal_sync(struct pmd_journal *j)
 
 int pmd_state_compact(const char *dir, struct pmd_journal *j, const struct pmd_state_rec *recs, size_t n)
 {
-	int r = save_as(dir, PMD_STATE_FILE, recs, n);
+	struct arr_iter it = { recs, n, 0 };
+	return pmd_state_compact_iter(dir, j, arr_next, &it);
+}
+
+int pmd_state_compact_iter(const char *dir, struct pmd_journal *j, pmd_state_next_fn next, void *ud)
+{
+	int r = save_as_iter(dir, PMD_STATE_FILE, next, ud);
 	if (r < 0)
 		return r;
 	if (j->fd < 0 && (r = pmd_journal_open(dir, j)) < 0)

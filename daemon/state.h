@@ -31,6 +31,9 @@ struct pmd_state_rec {
 	int64_t expires; /* wall-clock second the last grant runs out; 0 unknown */
 };
 
+/* Supplies records one at a time: fills *out and returns 1, or returns 0 when there are no more. */
+typedef int (*pmd_state_next_fn)(void *ud, struct pmd_state_rec *out);
+
 /* Receives one complaint about the text: its line number and what is wrong. */
 typedef void (*pmd_state_err_fn)(void *ud, unsigned line, const char *msg);
 
@@ -105,6 +108,10 @@ void pmd_journal_close(struct pmd_journal *j);
 int pmd_journal_append(struct pmd_journal *j, const struct pmd_state_rec *const *puts, size_t n_puts,
 		       const uint32_t *dels, size_t n_dels);
 
+/* pmd_journal_append() with the records from an iterator (may be NULL: removals only). */
+int pmd_journal_append_iter(struct pmd_journal *j, pmd_state_next_fn next, void *ud, const uint32_t *dels,
+			    size_t n_dels);
+
 /* fdatasync() of the journal. @return 0 or -errno. */
 int pmd_journal_sync(struct pmd_journal *j);
 
@@ -114,5 +121,8 @@ int pmd_journal_sync(struct pmd_journal *j);
  * @return 0 or -errno.
  */
 int pmd_state_compact(const char *dir, struct pmd_journal *j, const struct pmd_state_rec *recs, size_t n);
+
+/* pmd_state_compact() with the records from an iterator: one full record in memory at a time. */
+int pmd_state_compact_iter(const char *dir, struct pmd_journal *j, pmd_state_next_fn next, void *ud);
 
 #endif
