@@ -112,7 +112,8 @@ struct fake {
 	atomic_uint_fast64_t first_renewal_us;
 	/* Delete answers held back this long (0: answered at once), to see how many the daemon has in flight. */
 	unsigned delete_delay_ms;
-	struct held *held; /* owned by the thread */
+	atomic_uint drop_deletes; /* the next this many delete requests get no answer (a lossy link) */
+	struct held *held;        /* owned by the thread */
 	size_t n_held, cap_held;
 	atomic_uint_fast64_t max_held;     /* most delete answers held at once */
 	atomic_uint_fast64_t deleted_once; /* distinct nonces deleted */
@@ -183,6 +184,9 @@ static void fake_answer(struct fake *f, const uint8_t *buf, size_t len, const st
 			return;
 		}
 		if (req.lifetime == 0) {
+			unsigned drop = atomic_load(&f->drop_deletes);
+			if (drop && atomic_compare_exchange_strong(&f->drop_deletes, &drop, drop - 1))
+				return;
 			atomic_fetch_add(&f->deletes, 1);
 			if (!is_new && !e->deleted)
 				atomic_fetch_add(&f->deleted_once, 1);
@@ -580,6 +584,7 @@ struct opts {
 	bool shutdown_only;       /* create, then stop: no refresh or idle window */
 	unsigned delete_delay_ms; /* the server holds delete answers back this long */
 	unsigned check_window;    /* fail unless every delete is confirmed, at most this many in flight */
+	unsigned drop_deletes;    /* the server ignores this many delete requests */
 };
 
 struct figures {
@@ -845,7 +850,8 @@ static void usage(FILE *fp)
 	    "usage: bench_daemon [-n N] [-d PCPMAPD] [--refresh-seconds S] [--idle-seconds S]\n"
 	    "                    [--short-lifetime S] [--long-lifetime S] [--port-base P] [--log-level L] "
 	    "[--keep]\n"
-	    "                    [--shutdown-only] [--delete-delay-ms D] [--check-shutdown W]\n"
+	    "                    [--shutdown-only] [--delete-delay-ms D] [--check-shutdown W] "
+	    "[--drop-deletes K]\n"
 	    "  -n, --mappings N        mappings to hold (default 10000, at most 65536)\n"
 	    "  -d, --daemon PATH       pcpmapd (default: ../daemon/pcpmapd next to this program)\n"
 	    "  --refresh-seconds S     CPU-per-renewal window (default 60)\n"
@@ -858,7 +864,9 @@ static void usage(FILE *fp)
 	    "  --shutdown-only         create the mappings, then stop the daemon (no windows)\n"
 	    "  --delete-delay-ms D     the server answers deletes D ms late (shows deletes in flight)\n"
 	    "  --check-shutdown W      exit 1 unless every delete is answered, with at most W in flight,\n"
-	    "                          and the daemon's state keeps no record of them\n");
+	    "                          and the daemon's state keeps no record of them (with --drop-deletes:\n"
+	    "                          keeps a record of at most W per dropped delete, and of some)\n"
+	    "  --drop-deletes K        the server ignores the first K delete requests (a lossy link)\n");
 }
 
 static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *ret)
@@ -887,6 +895,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, char *exe_buf, size
 		{ "shutdown-only", no_argument, NULL, 'O' },
 		{ "delete-delay-ms", required_argument, NULL, 'D' },
 		{ "check-shutdown", required_argument, NULL, 'W' },
+		{ "drop-deletes", required_argument, NULL, 'X' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -938,6 +947,9 @@ static int parse_opts(int argc, char **argv, struct opts *o, char *exe_buf, size
 			break;
 		case 'W':
 			bad |= parse_uint(optarg, 1, 65536, &o->check_window);
+			break;
+		case 'X':
+			bad |= parse_uint(optarg, 1, 65536, &o->drop_deletes);
 			break;
 		case 'h':
 			usage(stdout);
@@ -1005,7 +1017,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_daemon: socket path %s too long (set TMPDIR shorter)\n", sock);
 		goto out;
 	}
-	if ((r = fake_start(&f, o.n, o.short_s, o.long_s, o.delete_delay_ms)) < 0) {
+	if ((r = fake_start(&f, o.n, o.short_s, o.long_s, o.delete_delay_ms)) == 0)
+		atomic_store(&f.drop_deletes, o.drop_deletes);
+	if (r < 0) {
 		fprintf(stderr, "bench_daemon: fake server: %s\n", strerror(-r));
 		goto out;
 	}
@@ -1120,7 +1134,11 @@ out:
 				printf("  %-40s %" PRIu64 "\n", "shutdown: most deletes in flight",
 				       (uint64_t)atomic_load(&f.max_held));
 		}
-		if (o.check_window && (atomic_load(&f.deleted_once) != o.n || left != 0 ||
+		/* A window with a lost answer is not confirmed: its records stay, and only its records. */
+		bool left_ok = o.drop_deletes
+				   ? left > 0 && left <= (long)o.drop_deletes * (long)o.check_window
+				   : left == 0;
+		if (o.check_window && (atomic_load(&f.deleted_once) != o.n || !left_ok ||
 				       (o.delete_delay_ms && atomic_load(&f.max_held) > o.check_window) ||
 				       !WIFEXITED(daemon_status) || WEXITSTATUS(daemon_status) != 0)) {
 			fprintf(stderr,

@@ -1291,7 +1291,7 @@ void engine_shutdown(struct daemon *d)
 			m->m = NULL;
 			batch[nb++] = m;
 		}
-		int r = expect ? pcpmap_client_flush(d->client, (int)((deadline - now + 999u) / 1000u)) : 0;
+		int r = pcpmap_client_flush(d->client, (int)((deadline - now + 999u) / 1000u));
 		bool sure = r == 0 && retransmits(d) == r0 && answers(d) - a0 >= expect;
 		for (size_t i = 0; i < nb; i++) {
 			if (sure) {
