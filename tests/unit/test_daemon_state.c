@@ -500,11 +500,14 @@ static void test_journal_crash_consistency(void **state)
 	for (int round = 0; round < 20; round++) {
 		char dir[] = "/tmp/pcpmapd-state-XXXXXX";
 		assert_non_null(mkdtemp(dir));
+		int pfd[2];
+		assert_int_equal(pipe(pfd), 0);
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
 			struct pmd_journal j = { .fd = -1 };
 			struct pmd_state_rec *all = calloc(100000, sizeof(*all));
+			close(pfd[0]);
 			if (!all || pmd_state_compact(dir, &j, NULL, 0) < 0)
 				_exit(1);
 			for (uint32_t i = 0; i < 100000; i++) {
@@ -512,14 +515,25 @@ static void test_journal_crash_consistency(void **state)
 				const struct pmd_state_rec *p[] = { &all[i] };
 				if (pmd_journal_append(&j, p, 1, NULL, 0) < 0)
 					_exit(1);
-				if (i % 97 == 96 && pmd_state_compact(dir, &j, all, i + 1) < 0)
-					_exit(1);
+				if (i % 97 == 96) {
+					if (pmd_state_compact(dir, &j, all, i + 1) < 0)
+						_exit(1);
+					/* Tells the parent a compaction is done, so kills land after some too. */
+					if (write(pfd[1], "c", 1) < 0)
+						_exit(1);
+				}
 			}
 			_exit(0);
 		}
-		struct timespec ts = { 0, (long)(rand() % 30000) * 1000 };
+		close(pfd[1]);
+		/* Kills land before the first compaction, after a few, and anywhere in between. */
+		char ch;
+		for (int k = 0; k < round % 4; k++)
+			assert_int_equal(read(pfd[0], &ch, 1), 1);
+		struct timespec ts = { 0, (long)(rand() % 5000) * 1000 };
 		nanosleep(&ts, NULL);
 		kill(pid, SIGKILL);
+		close(pfd[0]);
 		int st;
 		assert_int_equal(waitpid(pid, &st, 0), pid);
 		struct pmd_state_rec *out;
