@@ -536,11 +536,9 @@ static void update_rec(struct daemon *d, struct dmap *dm, const struct pcpmap_ma
 		if (info->expires_usec) {
 			uint64_t now = pcpmap_now_usec();
 			int64_t exp = (int64_t)time(NULL) + (int64_t)secs_until(info->expires_usec, now);
-			/* Rewrite the file for expiry only when it moved by more than a minute. */
-			if (r->expires < exp - 60 || r->expires > exp + 60) {
-				r->expires = exp;
-				mark_dirty(d, dm);
-			}
+			/* Only informational (a leftover is deleted whether or not it expired): written with the
+			 * record's next change or the next compaction, so a renewal costs no disk write. */
+			r->expires = exp;
 		}
 	}
 }
