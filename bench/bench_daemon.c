@@ -110,6 +110,21 @@ struct fake {
 	atomic_uint_fast64_t n_long;           /* live nonces whose last grant is long_s */
 	atomic_uint_fast64_t renew_gap_sum_ms; /* sum over renewals of the gap since the previous request */
 	atomic_uint_fast64_t first_renewal_us;
+	/* Delete answers held back this long (0: answered at once), to see how many the daemon has in flight. */
+	unsigned delete_delay_ms;
+	atomic_uint drop_deletes; /* the next this many delete requests get no answer (a lossy link) */
+	struct held *held;        /* owned by the thread */
+	size_t n_held, cap_held;
+	atomic_uint_fast64_t max_held;     /* most delete answers held at once */
+	atomic_uint_fast64_t deleted_once; /* distinct nonces deleted */
+};
+
+struct held {
+	uint64_t due_us;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	size_t len;
+	uint8_t buf[PCP_MAX_MSG];
 };
 
 static struct nonce_ent *lookup(struct fake *f, const uint8_t nonce[PCP_NONCE_LEN], bool *ret_new)
@@ -169,7 +184,12 @@ static void fake_answer(struct fake *f, const uint8_t *buf, size_t len, const st
 			return;
 		}
 		if (req.lifetime == 0) {
+			unsigned drop = atomic_load(&f->drop_deletes);
+			if (drop && atomic_compare_exchange_strong(&f->drop_deletes, &drop, drop - 1))
+				return;
 			atomic_fetch_add(&f->deletes, 1);
+			if (!is_new && !e->deleted)
+				atomic_fetch_add(&f->deleted_once, 1);
 			if (!is_new && !e->deleted && e->last_grant == f->long_s)
 				atomic_fetch_sub(&f->n_long, 1);
 			e->deleted = true;
@@ -212,8 +232,34 @@ static void fake_answer(struct fake *f, const uint8_t *buf, size_t len, const st
 		atomic_fetch_add(&f->bad, 1);
 		return;
 	}
+	if (f->delete_delay_ms && req.opcode == PCP_OP_MAP && req.lifetime == 0 && f->n_held < f->cap_held) {
+		struct held *h = &f->held[f->n_held++];
+		h->due_us = now + (uint64_t)f->delete_delay_ms * 1000u;
+		memcpy(&h->peer, peer, sizeof(*peer));
+		h->peer_len = peer_len;
+		h->len = out_len;
+		memcpy(h->buf, out, out_len);
+		if (f->n_held > atomic_load(&f->max_held))
+			atomic_store(&f->max_held, f->n_held);
+		return;
+	}
 	while (sendto(f->fd, out, out_len, 0, (const struct sockaddr *)peer, peer_len) < 0 && errno == EINTR)
 		;
+}
+
+/* Sends the held delete answers that are due, in order. */
+static void fake_release(struct fake *f)
+{
+	uint64_t now = now_us();
+	size_t k = 0;
+	while (k < f->n_held && f->held[k].due_us <= now) {
+		struct held *h = &f->held[k++];
+		while (sendto(f->fd, h->buf, h->len, 0, (const struct sockaddr *)&h->peer, h->peer_len) < 0 &&
+		       errno == EINTR)
+			;
+	}
+	memmove(f->held, f->held + k, (f->n_held - k) * sizeof(*f->held));
+	f->n_held -= k;
 }
 
 static void *fake_main(void *arg)
@@ -222,7 +268,9 @@ static void *fake_main(void *arg)
 	uint8_t buf[PCP_MAX_MSG + 4];
 	while (!atomic_load(&f->stop)) {
 		struct pollfd p = { .fd = f->fd, .events = POLLIN };
-		if (poll(&p, 1, 100) <= 0)
+		if (f->n_held)
+			fake_release(f);
+		if (poll(&p, 1, f->n_held ? 1 : 100) <= 0)
 			continue;
 		for (int i = 0; i < 256; i++) {
 			struct sockaddr_storage peer;
@@ -238,9 +286,16 @@ static void *fake_main(void *arg)
 	return NULL;
 }
 
-static int fake_start(struct fake *f, unsigned n, uint32_t short_s, uint32_t long_s)
+static int fake_start(struct fake *f, unsigned n, uint32_t short_s, uint32_t long_s, unsigned delete_delay_ms)
 {
 	memset(f, 0, sizeof(*f));
+	f->delete_delay_ms = delete_delay_ms;
+	if (delete_delay_ms) {
+		f->cap_held = 2 * (size_t)n;
+		f->held = calloc(f->cap_held, sizeof(*f->held));
+		if (!f->held)
+			return -ENOMEM;
+	}
 	f->fd = -1;
 	f->long_s = long_s;
 	atomic_store(&f->grant_s, short_s);
@@ -285,6 +340,8 @@ static void fake_stop(struct fake *f)
 	f->fd = -1;
 	free(f->tab);
 	f->tab = NULL;
+	free(f->held);
+	f->held = NULL;
 }
 
 struct fake_counts {
@@ -482,6 +539,29 @@ static void show_log_tail(const char *log)
 		fputs(lines[i % 20], stderr);
 }
 
+/* Records in the daemon's state (snapshot and journal lines, removals not subtracted: after a clean stop
+ * the journal is empty). @return their count, or -1. */
+static long count_records(const char *state_dir)
+{
+	static const char *const names[] = { "mappings.state", "mappings.journal" };
+	long n = 0;
+	for (size_t i = 0; i < 2; i++) {
+		char path[PATH_MAX + 32], line[8192];
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", state_dir, names[i]) >= sizeof(path))
+			return -1;
+		FILE *fp = fopen(path, "re");
+		if (!fp) {
+			if (errno == ENOENT)
+				continue;
+			return -1;
+		}
+		while (fgets(line, sizeof(line), fp))
+			n += !strncmp(line, "mapping ", 8);
+		fclose(fp);
+	}
+	return n;
+}
+
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
@@ -501,6 +581,10 @@ struct opts {
 	unsigned port_base;
 	const char *log_level;
 	bool keep;
+	bool shutdown_only;       /* create, then stop: no refresh or idle window */
+	unsigned delete_delay_ms; /* the server holds delete answers back this long */
+	unsigned check_window;    /* fail unless every delete is confirmed, at most this many in flight */
+	unsigned drop_deletes;    /* the server ignores this many delete requests */
 };
 
 struct figures {
@@ -766,6 +850,8 @@ static void usage(FILE *fp)
 	    "usage: bench_daemon [-n N] [-d PCPMAPD] [--refresh-seconds S] [--idle-seconds S]\n"
 	    "                    [--short-lifetime S] [--long-lifetime S] [--port-base P] [--log-level L] "
 	    "[--keep]\n"
+	    "                    [--shutdown-only] [--delete-delay-ms D] [--check-shutdown W] "
+	    "[--drop-deletes K]\n"
 	    "  -n, --mappings N        mappings to hold (default 10000, at most 65536)\n"
 	    "  -d, --daemon PATH       pcpmapd (default: ../daemon/pcpmapd next to this program)\n"
 	    "  --refresh-seconds S     CPU-per-renewal window (default 60)\n"
@@ -774,7 +860,13 @@ static void usage(FILE *fp)
 	    "  --long-lifetime S       lifetime granted for the idle window (default 7200)\n"
 	    "  --port-base P           first internal port (default 20000; TCP up to 65535, then UDP)\n"
 	    "  --log-level L           the daemon's log_level (default info)\n"
-	    "  --keep                  keep the temporary directory (configuration, log, state)\n");
+	    "  --keep                  keep the temporary directory (configuration, log, state)\n"
+	    "  --shutdown-only         create the mappings, then stop the daemon (no windows)\n"
+	    "  --delete-delay-ms D     the server answers deletes D ms late (shows deletes in flight)\n"
+	    "  --check-shutdown W      exit 1 unless every delete is answered, with at most W in flight,\n"
+	    "                          and the daemon's state keeps no record of them (with --drop-deletes:\n"
+	    "                          keeps a record of at most W per dropped delete, and of some)\n"
+	    "  --drop-deletes K        the server ignores the first K delete requests (a lossy link)\n");
 }
 
 static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *ret)
@@ -800,6 +892,10 @@ static int parse_opts(int argc, char **argv, struct opts *o, char *exe_buf, size
 		{ "port-base", required_argument, NULL, 'P' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "keep", no_argument, NULL, 'k' },
+		{ "shutdown-only", no_argument, NULL, 'O' },
+		{ "delete-delay-ms", required_argument, NULL, 'D' },
+		{ "check-shutdown", required_argument, NULL, 'W' },
+		{ "drop-deletes", required_argument, NULL, 'X' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -842,6 +938,18 @@ static int parse_opts(int argc, char **argv, struct opts *o, char *exe_buf, size
 			break;
 		case 'k':
 			o->keep = true;
+			break;
+		case 'O':
+			o->shutdown_only = true;
+			break;
+		case 'D':
+			bad |= parse_uint(optarg, 1, 1000, &o->delete_delay_ms);
+			break;
+		case 'W':
+			bad |= parse_uint(optarg, 1, 65536, &o->check_window);
+			break;
+		case 'X':
+			bad |= parse_uint(optarg, 1, 65536, &o->drop_deletes);
 			break;
 		case 'h':
 			usage(stdout);
@@ -909,7 +1017,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_daemon: socket path %s too long (set TMPDIR shorter)\n", sock);
 		goto out;
 	}
-	if ((r = fake_start(&f, o.n, o.short_s, o.long_s)) < 0) {
+	if ((r = fake_start(&f, o.n, o.short_s, o.long_s, o.delete_delay_ms)) == 0)
+		atomic_store(&f.drop_deletes, o.drop_deletes);
+	if (r < 0) {
 		fprintf(stderr, "bench_daemon: fake server: %s\n", strerror(-r));
 		goto out;
 	}
@@ -958,7 +1068,16 @@ int main(int argc, char **argv)
 	pmd_ctl_set_timeout(c, CTL_TIMEOUT_MS);
 	fprintf(stderr, "bench_daemon: pcpmapd %d up on %s (server 127.0.0.1:%u, %s); creating %u mappings\n",
 		(int)daemon_pid, sock, f.port, dir, o.n);
-	r = measure(&o, c, &f, &fg);
+	if (o.shutdown_only) {
+		r = sleep_until(now_us() + 200000u);
+		if (r == 0)
+			r = create_all(&o, c, &f, &fg);
+		if (r == 0)
+			fprintf(stderr, "bench_daemon: %u mappings held after %.1f s; stopping the daemon\n",
+				o.n, (double)fg.mapped_us / 1e6);
+	} else {
+		r = measure(&o, c, &f, &fg);
+	}
 	if (r < 0) {
 		fprintf(stderr, "bench_daemon: %s\n",
 			r == -ESRCH   ? "pcpmapd died"
@@ -971,7 +1090,16 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	fake_snapshot(&f, &fg.final);
-	print_figures(&o, &f, &fg);
+	if (o.shutdown_only) {
+		printf("\npcpmapd holding %u mappings (fake PCP server 127.0.0.1:%u, delete answers %u ms "
+		       "late)\n",
+		       o.n, f.port, o.delete_delay_ms);
+		printf("  %-40s %.2f s (%.0f us per CREATE, blocking calls)\n", "create", fg.create_us / 1e6,
+		       (double)fg.create_us / o.n);
+		fg.held_end = o.n;
+	} else {
+		print_figures(&o, &f, &fg);
+	}
 	if (fg.final.dups || fg.final.bad)
 		fprintf(stderr,
 			"bench_daemon: warning: the server saw %" PRIu64 " duplicate and %" PRIu64
@@ -989,13 +1117,39 @@ out:
 		uint64_t drops = read_udp_rcvbuf_errors();
 		stop_daemon(&fg.stop_ms);
 		fake_snapshot(&f, &after);
-		if (fg.final.rx)
+		long left = count_records(state);
+		if (fg.final.rx) {
 			printf("  %-40s %" PRIu64 " ms, %" PRIu64
 			       " deletes answered, %lld answers dropped (UDP "
 			       "receive buffer), exit status %d\n",
 			       "shutdown (SIGTERM)", fg.stop_ms, after.deletes - before.deletes,
 			       diff_or_minus(drops, read_udp_rcvbuf_errors()),
 			       WIFEXITED(daemon_status) ? WEXITSTATUS(daemon_status) : -1);
+			printf("  %-40s %" PRIu64
+			       " of %u mappings deleted; %ld record%s left for the next start"
+			       "%s\n",
+			       "shutdown: confirmed", (uint64_t)atomic_load(&f.deleted_once), o.n, left,
+			       left == 1 ? "" : "s", left < 0 ? " (state unreadable)" : "");
+			if (o.delete_delay_ms)
+				printf("  %-40s %" PRIu64 "\n", "shutdown: most deletes in flight",
+				       (uint64_t)atomic_load(&f.max_held));
+		}
+		/* A window with a lost answer is not confirmed: its records stay, and only its records. */
+		bool left_ok = o.drop_deletes
+				   ? left > 0 && left <= (long)o.drop_deletes * (long)o.check_window
+				   : left == 0;
+		if (o.check_window && (atomic_load(&f.deleted_once) != o.n || !left_ok ||
+				       (o.delete_delay_ms && atomic_load(&f.max_held) > o.check_window) ||
+				       !WIFEXITED(daemon_status) || WEXITSTATUS(daemon_status) != 0)) {
+			fprintf(stderr,
+				"bench_daemon: shutdown check failed: %" PRIu64
+				" of %u deleted, %ld records left, "
+				"%" PRIu64 " deletes in flight at most (window %u)\n",
+				(uint64_t)atomic_load(&f.deleted_once), o.n, left,
+				(uint64_t)atomic_load(&f.max_held), o.check_window);
+			show_log_tail(log);
+			rc = 1;
+		}
 	}
 	pmd_ctl_close(c);
 	fake_stop(&f);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,185 +188,173 @@ static bool server_ok(const char *s)
 	return addr_ok(s, strlen(s), AF_INET);
 }
 
-enum key {
-	K_SERVER,
-	K_TRANSPORT,
-	K_PROTOCOLS,
-	K_REMAP,
-	K_PORT_RES,
-	K_MAX_MAP,
-	K_MAX_MAP_UID,
-	K_MAX_CONN,
-	K_MAX_CONN_UID,
-	K_DEF_LIFETIME,
-	K_MAX_LIFETIME,
-	K_LOG_LEVEL,
-	K_SOCKET,
-	K_STATE_DIR,
-	K_ANNOUNCE,
-	K_NETLINK,
-	K_USER_MIN_PORT,
-	K_USER_PERSISTENT,
-	K_USER_THIRD_PARTY,
-	K_USER_SCTP,
-	K_USER_GRANTS,
-	K_COUNT_,
-};
-
-static const char *const key_names[K_COUNT_] = {
-	[K_SERVER] = "server",
-	[K_TRANSPORT] = "transport_family",
-	[K_PROTOCOLS] = "protocols",
-	[K_REMAP] = "remap_interval_ms",
-	[K_PORT_RES] = "port_reservation_code",
-	[K_MAX_MAP] = "max_mappings",
-	[K_MAX_MAP_UID] = "max_mappings_per_uid",
-	[K_MAX_CONN] = "max_connections",
-	[K_MAX_CONN_UID] = "max_connections_per_uid",
-	[K_DEF_LIFETIME] = "default_lifetime",
-	[K_MAX_LIFETIME] = "max_lifetime",
-	[K_LOG_LEVEL] = "log_level",
-	[K_SOCKET] = "socket",
-	[K_STATE_DIR] = "state_dir",
-	[K_ANNOUNCE] = "announce_listener",
-	[K_NETLINK] = "netlink_monitor",
-	[K_USER_MIN_PORT] = "user_min_port",
-	[K_USER_PERSISTENT] = "user_persistent",
-	[K_USER_THIRD_PARTY] = "user_third_party",
-	[K_USER_SCTP] = "user_sctp",
-	[K_USER_GRANTS] = "user_port_grants",
-};
-
-static int set_u32(const char *v, unsigned long long min, unsigned long long max, uint32_t *dst)
+/* Keys whose value needs more than a range check. Each writes what it wants into err on failure. */
+static int set_server(const char *v, struct pmd_cfg *cfg, unsigned line, char *err, size_t errlen)
 {
-	unsigned long long n;
-	if (parse_uint(v, min, max, &n) < 0)
+	if (strlen(v) >= sizeof(cfg->server) || !server_ok(v)) {
+		errf(err, errlen,
+		     "server wants a numeric address, optionally A:PORT or [IPV6]:PORT, not '%s'", v);
 		return -EINVAL;
-	*dst = (uint32_t)n;
+	}
+	strcpy(cfg->server, v);
+	cfg->server_line = line;
 	return 0;
 }
 
-/* Applies one key; on failure writes what the value should be into err. */
-static int apply(enum key k, const char *v, struct pmd_cfg *cfg, unsigned line, char *err, size_t errlen)
+static int set_transport(const char *v, struct pmd_cfg *cfg, unsigned line, char *err, size_t errlen)
 {
+	(void)line;
+	if (!strcasecmp(v, "auto"))
+		cfg->transport_family = 0;
+	else if (!strcasecmp(v, "ipv4") || !strcmp(v, "4"))
+		cfg->transport_family = AF_INET;
+	else if (!strcasecmp(v, "ipv6") || !strcmp(v, "6"))
+		cfg->transport_family = AF_INET6;
+	else {
+		errf(err, errlen, "transport_family wants auto, ipv4 or ipv6, not '%s'", v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_protocols(const char *v, struct pmd_cfg *cfg, unsigned line, char *err, size_t errlen)
+{
+	(void)line;
+	if (pmd_cfg_parse_protocols(v, &cfg->protocols, cfg->protocol_order, &cfg->n_protocol_order) < 0) {
+		errf(err, errlen,
+		     "protocols wants a comma-separated list of pcp, natpmp, upnp (each once), not '%s'", v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_log_level(const char *v, struct pmd_cfg *cfg, unsigned line, char *err, size_t errlen)
+{
+	(void)line;
+	if (pmd_cfg_parse_log_level(v, &cfg->log_level) < 0) {
+		errf(err, errlen, "log_level wants err, warning, notice, info or debug (or 3-7), not '%s'",
+		     v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_socket(const char *v, struct pmd_cfg *cfg, unsigned line, char *err, size_t errlen)
+{
+	(void)line;
+	if (v[0] != '/' || strlen(v) > PMD_CFG_SOCKET_MAX) {
+		errf(err, errlen, "socket wants an absolute path of at most %d bytes, not '%s'",
+		     PMD_CFG_SOCKET_MAX, v);
+		return -EINVAL;
+	}
+	strcpy(cfg->socket_path, v);
+	return 0;
+}
+
+static int set_state_dir(const char *v, struct pmd_cfg *cfg, unsigned line, char *err, size_t errlen)
+{
+	(void)line;
+	if (v[0] != '/' || strlen(v) >= sizeof(cfg->state_dir) - 64) {
+		errf(err, errlen, "state_dir wants an absolute directory path, not '%s'", v);
+		return -EINVAL;
+	}
+	strcpy(cfg->state_dir, v);
+	return 0;
+}
+
+static int set_grants(const char *v, struct pmd_cfg *cfg, unsigned line, char *err, size_t errlen)
+{
+	(void)line;
+	return pmd_cfg_parse_grants(v, cfg->port_grants, &cfg->n_port_grants, err, errlen);
+}
+
+enum ktype {
+	K_U32,  /* uint32_t in [min, max] */
+	K_U16,  /* uint16_t in [min, max] */
+	K_U8,   /* uint8_t in [min, max] */
+	K_BOOL, /* yes/no, true/false, on/off, 1/0 */
+	K_FN,   /* set() */
+};
+
+struct key {
+	const char *name;
+	enum ktype type;
+	size_t off; /* in struct pmd_cfg */
+	unsigned long long min, max;
+	const char *want; /* numbers: what the value should be, for the error */
+	int (*set)(const char *v, struct pmd_cfg *cfg, unsigned line, char *err, size_t errlen);
+};
+
+#define CFG(f) offsetof(struct pmd_cfg, f)
+#define NUMK(n, t, f, lo, hi, w)              \
+	{                                     \
+		n, t, CFG(f), lo, hi, w, NULL \
+	}
+#define BOOLK(n, f)                                 \
+	{                                           \
+		n, K_BOOL, CFG(f), 0, 0, NULL, NULL \
+	}
+#define FNK(n, fn)                         \
+	{                                  \
+		n, K_FN, 0, 0, 0, NULL, fn \
+	}
+
+static const struct key keys[] = {
+	FNK("server", set_server),
+	FNK("transport_family", set_transport),
+	FNK("protocols", set_protocols),
+	NUMK("remap_interval_ms", K_U32, remap_interval_ms, 1, 60000, "1-60000"),
+	NUMK("port_reservation_code", K_U8, port_reservation_code, 128, 255,
+	     "an optional option code 128-255"),
+	NUMK("max_mappings", K_U32, max_mappings, 1, 65536, "1-65536"),
+	NUMK("max_mappings_per_uid", K_U32, max_mappings_per_uid, 1, 65536, "1-65536"),
+	NUMK("max_connections", K_U32, max_connections, 1, 65536, "1-65536"),
+	NUMK("max_connections_per_uid", K_U32, max_connections_per_uid, 1, 65536, "1-65536"),
+	NUMK("default_lifetime", K_U32, default_lifetime, 1, 86400, "seconds, 1-86400"),
+	NUMK("max_lifetime", K_U32, max_lifetime, 1, 86400, "seconds, 1-86400"),
+	FNK("log_level", set_log_level),
+	FNK("socket", set_socket),
+	FNK("state_dir", set_state_dir),
+	BOOLK("announce_listener", announce_listener),
+	BOOLK("netlink_monitor", netlink_monitor),
+	NUMK("user_min_port", K_U16, user_min_port, 0, 65535, "0-65535"),
+	BOOLK("user_persistent", user_persistent),
+	BOOLK("user_third_party", user_third_party),
+	BOOLK("user_sctp", user_sctp),
+	FNK("user_port_grants", set_grants),
+};
+
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* Applies one key; on failure writes what the value should be into err. */
+static int apply(const struct key *k, const char *v, struct pmd_cfg *cfg, unsigned line, char *err,
+		 size_t errlen)
+{
+	char *p = (char *)cfg + k->off;
 	unsigned long long n;
-	switch (k) {
-	case K_SERVER:
-		if (strlen(v) >= sizeof(cfg->server) || !server_ok(v)) {
-			errf(err, errlen,
-			     "server wants a numeric address, optionally A:PORT or [IPV6]:PORT, not '%s'", v);
-			return -EINVAL;
-		}
-		strcpy(cfg->server, v);
-		cfg->server_line = line;
-		return 0;
-	case K_TRANSPORT:
-		if (!strcasecmp(v, "auto"))
-			cfg->transport_family = 0;
-		else if (!strcasecmp(v, "ipv4") || !strcmp(v, "4"))
-			cfg->transport_family = AF_INET;
-		else if (!strcasecmp(v, "ipv6") || !strcmp(v, "6"))
-			cfg->transport_family = AF_INET6;
-		else {
-			errf(err, errlen, "transport_family wants auto, ipv4 or ipv6, not '%s'", v);
+	switch (k->type) {
+	case K_FN:
+		return k->set(v, cfg, line, err, errlen);
+	case K_BOOL:
+		if (parse_bool(v, (bool *)p) < 0) {
+			errf(err, errlen, "%s wants yes or no, not '%s'", k->name, v);
 			return -EINVAL;
 		}
 		return 0;
-	case K_PROTOCOLS:
-		if (pmd_cfg_parse_protocols(v, &cfg->protocols, cfg->protocol_order, &cfg->n_protocol_order) <
-		    0) {
-			errf(err, errlen,
-			     "protocols wants a comma-separated list of pcp, natpmp, upnp (each once), not "
-			     "'%s'",
-			     v);
+	case K_U32:
+	case K_U16:
+	case K_U8:
+		if (parse_uint(v, k->min, k->max, &n) < 0) {
+			errf(err, errlen, "%s wants %s, not '%s'", k->name, k->want, v);
 			return -EINVAL;
 		}
+		if (k->type == K_U32)
+			*(uint32_t *)(void *)p = (uint32_t)n;
+		else if (k->type == K_U16)
+			*(uint16_t *)(void *)p = (uint16_t)n;
+		else
+			*(uint8_t *)p = (uint8_t)n;
 		return 0;
-	case K_REMAP:
-		if (set_u32(v, 1, 60000, &cfg->remap_interval_ms) < 0) {
-			errf(err, errlen, "remap_interval_ms wants 1-60000, not '%s'", v);
-			return -EINVAL;
-		}
-		return 0;
-	case K_PORT_RES:
-		if (parse_uint(v, 128, 255, &n) < 0) {
-			errf(err, errlen,
-			     "port_reservation_code wants an optional option code 128-255, not '%s'", v);
-			return -EINVAL;
-		}
-		cfg->port_reservation_code = (uint8_t)n;
-		return 0;
-	case K_MAX_MAP:
-	case K_MAX_MAP_UID:
-	case K_MAX_CONN:
-	case K_MAX_CONN_UID: {
-		uint32_t *dst = k == K_MAX_MAP       ? &cfg->max_mappings
-				: k == K_MAX_MAP_UID ? &cfg->max_mappings_per_uid
-				: k == K_MAX_CONN    ? &cfg->max_connections
-						     : &cfg->max_connections_per_uid;
-		if (set_u32(v, 1, 65536, dst) < 0) {
-			errf(err, errlen, "%s wants 1-65536, not '%s'", key_names[k], v);
-			return -EINVAL;
-		}
-		return 0;
-	}
-	case K_DEF_LIFETIME:
-	case K_MAX_LIFETIME:
-		if (set_u32(v, 1, 86400, k == K_DEF_LIFETIME ? &cfg->default_lifetime : &cfg->max_lifetime) <
-		    0) {
-			errf(err, errlen, "%s wants seconds, 1-86400, not '%s'", key_names[k], v);
-			return -EINVAL;
-		}
-		return 0;
-	case K_LOG_LEVEL:
-		if (pmd_cfg_parse_log_level(v, &cfg->log_level) < 0) {
-			errf(err, errlen,
-			     "log_level wants err, warning, notice, info or debug (or 3-7), not '%s'", v);
-			return -EINVAL;
-		}
-		return 0;
-	case K_SOCKET:
-		if (v[0] != '/' || strlen(v) > PMD_CFG_SOCKET_MAX) {
-			errf(err, errlen, "socket wants an absolute path of at most %d bytes, not '%s'",
-			     PMD_CFG_SOCKET_MAX, v);
-			return -EINVAL;
-		}
-		strcpy(cfg->socket_path, v);
-		return 0;
-	case K_STATE_DIR:
-		if (v[0] != '/' || strlen(v) >= sizeof(cfg->state_dir) - 64) {
-			errf(err, errlen, "state_dir wants an absolute directory path, not '%s'", v);
-			return -EINVAL;
-		}
-		strcpy(cfg->state_dir, v);
-		return 0;
-	case K_USER_MIN_PORT:
-		if (parse_uint(v, 0, 65535, &n) < 0) {
-			errf(err, errlen, "user_min_port wants 0-65535, not '%s'", v);
-			return -EINVAL;
-		}
-		cfg->user_min_port = (uint16_t)n;
-		return 0;
-	case K_ANNOUNCE:
-	case K_NETLINK:
-	case K_USER_PERSISTENT:
-	case K_USER_THIRD_PARTY:
-	case K_USER_SCTP: {
-		bool *dst = k == K_ANNOUNCE           ? &cfg->announce_listener
-			    : k == K_NETLINK          ? &cfg->netlink_monitor
-			    : k == K_USER_PERSISTENT  ? &cfg->user_persistent
-			    : k == K_USER_THIRD_PARTY ? &cfg->user_third_party
-						      : &cfg->user_sctp;
-		if (parse_bool(v, dst) < 0) {
-			errf(err, errlen, "%s wants yes or no, not '%s'", key_names[k], v);
-			return -EINVAL;
-		}
-		return 0;
-	}
-	case K_USER_GRANTS:
-		return pmd_cfg_parse_grants(v, cfg->port_grants, &cfg->n_port_grants, err, errlen);
-	case K_COUNT_:
-		break;
 	}
 	return -EINVAL;
 }
@@ -462,7 +451,7 @@ static bool is_space(char c)
 int pmd_cfg_parse(const char *text, size_t len, struct pmd_cfg *cfg, char *err, size_t errlen)
 {
 	char msg[256];
-	bool seen[K_COUNT_] = { false };
+	bool seen[N_KEYS] = { false };
 	unsigned line = 0;
 	size_t off = 0;
 	if (len > PMD_CFG_MAX_FILE) {
@@ -517,11 +506,11 @@ int pmd_cfg_parse(const char *text, size_t len, struct pmd_cfg *cfg, char *err, 
 			errf(err, errlen, "line %u: missing key before '='", line);
 			return -EINVAL;
 		}
-		enum key k = K_COUNT_;
-		for (int i = 0; i < K_COUNT_; i++)
-			if (!strcmp(key, key_names[i]))
-				k = (enum key)i;
-		if (k == K_COUNT_) {
+		size_t k = N_KEYS;
+		for (size_t i = 0; i < N_KEYS; i++)
+			if (!strcmp(key, keys[i].name))
+				k = i;
+		if (k == N_KEYS) {
 			errf(err, errlen, "line %u: unknown key '%s'", line, key);
 			return -EINVAL;
 		}
@@ -534,7 +523,7 @@ int pmd_cfg_parse(const char *text, size_t len, struct pmd_cfg *cfg, char *err, 
 			errf(err, errlen, "line %u: '%s' has no value", line, key);
 			return -EINVAL;
 		}
-		if (apply(k, val, cfg, line, msg, sizeof(msg)) < 0) {
+		if (apply(&keys[k], val, cfg, line, msg, sizeof(msg)) < 0) {
 			errf(err, errlen, "line %u: %s", line, msg);
 			return -EINVAL;
 		}

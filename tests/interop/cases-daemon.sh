@@ -530,6 +530,14 @@ case_close_deletes() {
 	ok "closing (and killing) the client deleted its mapping on the gateway"
 }
 
+# The records the daemon keeps: the snapshot, then the journal's changes over it (doc/PERSISTENCE.md).
+state_records() {
+	cat "$STATE/mappings.state" "$STATE/mappings.journal" 2>/dev/null | awk '
+		/^mapping / { match($0, / id=[0-9]+ /); r[substr($0, RSTART + 4, RLENGTH - 5)] = $0; next }
+		/^delete id=/ { sub(/^delete id=/, ""); delete r[$0] }
+		END { for (i in r) print r[i] }'
+}
+
 case_persistent_restart() {
 	lab_up
 	write_conf
@@ -542,7 +550,7 @@ case_persistent_restart() {
 	pa=$(ext_port "$WORK/a.out")
 	sleep 0.5
 	[[ $(rule_count "$pa") -eq 2 ]] || fail "persistent mapping gone when its connection closed"
-	grep -q "id=$id .*persistent=yes.*nonce=$nonce" "$STATE/mappings.state" || fail "state file lacks it"
+	grep -q "id=$id .*persistent=yes.*nonce=$nonce" <<<"$(state_records)" || fail "state file lacks it"
 	stop_daemon TERM
 	[[ $(rule_count "$pa") -eq 2 ]] || fail "persistent mapping deleted at daemon stop"
 	start_daemon
@@ -585,8 +593,42 @@ case_kill9_cleanup() {
 	[[ $(grep -c 'leftover mapping .* deleted: re-created with its old nonce' "$WORK/daemon.log") -eq 2 ]] ||
 		fail "leftover deletions not logged"
 	sleep 0.3
-	! grep -q 'persistent=no' "$STATE/mappings.state" || fail "state still lists leftovers"
+	! grep -q 'persistent=no' <<<"$(state_records)" || fail "state still lists leftovers: $(state_records)"
 	ok "after kill -9 the restarted daemon deleted both leftovers ($pa, $pb) and kept the persistent $pp"
+}
+
+# A port pair survives a crash whole: its second half's nonce is in the state, so after kill -9 a persistent
+# pair is renewed with both nonces (no duplicate rules) and a leftover pair loses both halves.
+case_pair_restore() {
+	lab_up
+	write_conf
+	start_daemon
+	ctl p root create udp 8000 --pair --persistent --wait 10000
+	[[ $RC -eq 0 ]] || fail "persistent pair create failed: $(cat "$WORK/p.out")"
+	hold l root udp 8010 --pair --wait 10000
+	local pp pl id rec nonce2
+	pp=$(ext_port "$WORK/p.out")
+	pl=$(ext_port "$WORK/l.out")
+	id=$(field "$WORK/p.out" id)
+	[[ -n $pl && $(rule_count "$pp") -eq 2 && $(rule_count $((pp + 1))) -eq 2 ]] ||
+		fail "pairs not mapped: $(cat "$WORK/p.out" "$WORK/l.out")"
+	sleep 1.5 # the journal's sync
+	rec=$(grep "id=$id " <<<"$(state_records)")
+	nonce2=$(grep -o ' nonce2=[0-9a-f]*' <<<"$rec" | cut -d= -f2)
+	[[ ${#nonce2} -eq 24 ]] || fail "the pair's second nonce is not in the state: $rec"
+	stop_daemon KILL
+	unhold l KILL
+	start_daemon
+	wait_rules "$pl" 0 10 || fail "leftover pair's first half $pl not deleted after restart"
+	wait_rules $((pl + 1)) 0 10 || fail "leftover pair's second half $((pl + 1)) not deleted after restart"
+	sleep 1
+	[[ $(rule_count "$pp") -eq 2 && $(rule_count $((pp + 1))) -eq 2 ]] ||
+		fail "persistent pair after restart: $(rule_count "$pp") and $(rule_count $((pp + 1))) rules, want 2 and 2"
+	ctl ls root list
+	grep -q "id=$id .*state=MAPPED.*ext=$EXT4:$pp " "$WORK/ls.out" || fail "pair not renewed: $(cat "$WORK/ls.out")"
+	sleep 1.5
+	grep -q "id=$id .* nonce2=$nonce2" <<<"$(state_records)" || fail "second nonce changed: $(state_records)"
+	ok "after kill -9 the persistent pair $pp/$((pp + 1)) kept both nonces and its rules; the leftover pair $pl/$((pl + 1)) was deleted whole"
 }
 
 case_corrupt_state() {
