@@ -21,7 +21,7 @@
 #include "common/compat_common.h"
 #include "natpmp/errmap.h"
 
-/* libnatpmp gives up after nine sends, 0.25 s apart and doubling, at 127.75 s (PROTOCOLS.md 2.3). */
+/* libnatpmp gives up after nine sends, 0.25 s apart and doubling, at 127.75 s (doc/PROTOCOLS.md 2.3). */
 #define NP_GIVE_UP_MS       127750u
 /* The external address comes from pcpmap probes of this length, repeated until the give-up time. */
 #define NP_PROBE_SLICE_MS   4000
