@@ -497,8 +497,8 @@ cmd_down() {
 			ip netns del "$ns" 2>/dev/null || true
 		fi
 	done
+	# The parent directory stays: removing it when it looks empty races with another lab's `mkdir -p`.
 	rm -rf "$STATE"
-	rmdir /run/pcpmap-lab 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------------------------------------------------
