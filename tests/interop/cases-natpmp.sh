@@ -58,10 +58,10 @@ case_renew_and_sigterm() {
 	lab_up
 	"$LAB" cli "$PCPMAP" map tcp 7102 --lifetime 8 --json -v "${NP[@]}" -g $GW4 >"$WORK/fg.out" 2>"$WORK/fg.err" &
 	BG_PID=$!
-	sleep 11
+	sleep 7
 	local requests ext renewals
 	requests=$(grep -c 'NAT-PMP map tcp request internal=7102 suggest=[0-9]* lifetime=8' "$WORK/fg.err" || true)
-	[[ $requests -ge 2 ]] || fail "expected a renewal within 11 s of an 8 s lifetime, saw $requests requests"
+	[[ $requests -ge 2 ]] || fail "expected a renewal within 7 s of an 8 s lifetime, saw $requests requests"
 	ext=$(json_field "$WORK/fg.out" external.port)
 	# Renewals suggest the assigned port (RFC 6886 3.3), and the port never moves.
 	renewals=$(grep -c "NAT-PMP map tcp request internal=7102 suggest=$ext lifetime=8" "$WORK/fg.err" || true)
@@ -80,7 +80,7 @@ case_renew_and_sigterm() {
 	! rules_have 7102 || fail "rule still present after SIGTERM"
 	expect_gone "$ext" "the SIGTERM delete"
 	expect_gateway
-	ok "$requests requests in 11 s at lifetime 8 s, renewals suggest port $ext, deleted on SIGTERM"
+	ok "$requests requests in 7 s at lifetime 8 s, renewals suggest port $ext, deleted on SIGTERM"
 }
 
 case_not_authorized() {
