@@ -71,7 +71,10 @@ import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("203.0.113.2", 8080)); s.listen(1); s.settimeout(3)
 c, a = s.accept(); print(a[1])' &
-		sleep 0.3
+		for ((i = 0; i < 100; i++)); do
+			[[ -n $("$LAB" wan ss -Htln 'sport = :8080') ]] && break
+			sleep 0.05
+		done
 		"$LAB" cli python3 -c '
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -199,8 +202,9 @@ case_port_pair() {
 
 case_not_authorized() {
 	lab_up
-	# PCP's own refusal (miniupnpd takes ~1 s to refuse, long enough for NAT-PMP to win the fallback).
-	pm map map tcp 80 --once --protocol pcp
+	# PCP's own refusal (miniupnpd takes ~1 s to refuse, long enough for NAT-PMP to win the fallback; more
+	# on a busy machine, hence the longer timeout).
+	pm map map tcp 80 --once --protocol pcp --timeout 20000
 	[[ $RC -eq 4 ]] || fail "denied port exited $RC, want 4"
 	grep -q NOT_AUTHORIZED "$WORK/map.out" || fail "error does not name NOT_AUTHORIZED: $(cat "$WORK/map.out")"
 	expect_gateway
@@ -589,13 +593,22 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("203.0.113.2", 8081)); s.listen(1); s.settimeout(10)
 c, a = s.accept(); time.sleep(8)' &
 	BG_PID=$!
-	sleep 0.3
+	# Wait for the listener and then for the connection, not a fixed time: labs run in parallel on a busy
+	# machine, where starting python in a namespace can take longer than any fixed pause.
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ -n $("$LAB" wan ss -Htln 'sport = :8081') ]] && break
+		sleep 0.05
+	done
 	"$LAB" cli python3 -c '
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("192.168.77.2", 40100)); s.connect(("203.0.113.2", 8081)); time.sleep(6)' &
 	local conn_pid=$!
-	sleep 0.5
+	for ((i = 0; i < 100; i++)); do
+		[[ -n $("$LAB" cli ss -Htn state established 'sport = :40100') ]] && break
+		sleep 0.05
+	done
 	pm list connections tcp -4 --json
 	[[ $RC -eq 0 ]] || fail "connections exited $RC"
 	local n
