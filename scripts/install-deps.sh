@@ -34,5 +34,11 @@ trap cleanup EXIT
 apt-get update -q
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $missing
-# The package may have started a daemon in the host namespace despite the guards.
-pkill -x miniupnpd 2>/dev/null || true
+# The package may have started a daemon in the host namespace despite the guards: stop that one only. Labs
+# run their own miniupnpd inside their namespaces, possibly right now, and must keep it.
+host_net=$(readlink /proc/$$/ns/net)
+for pid in $(pgrep -x miniupnpd || true); do
+	if [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null || true)" = "$host_net" ]; then
+		kill "$pid" 2>/dev/null || true
+	fi
+done

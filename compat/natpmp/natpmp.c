@@ -30,7 +30,7 @@
 #include "common/compat_common.h"
 #include "natpmp/errmap.h"
 
-/* libnatpmp gives up after nine sends, 0.25 s apart and doubling, at 127.75 s (PROTOCOLS.md 2.3). */
+/* libnatpmp gives up after nine sends, 0.25 s apart and doubling, at 127.75 s (doc/PROTOCOLS.md 2.3). */
 #define NP_GIVE_UP_MS          127750u
 /* Deleting a mapping this session does not hold (made by an earlier process) waits this long at most. */
 #define NP_UNMAP_TIMEOUT_MS    3500

@@ -1,6 +1,6 @@
 /*
- * Pure epoch state-loss checks: PCP (RFC 6887 8.5, PROTOCOLS.md 1.14) and NAT-PMP (RFC 6886 3.6,
- * PROTOCOLS.md 2.5). The caller supplies its monotonic seconds; nothing here reads a clock.
+ * Pure epoch state-loss checks: PCP (RFC 6887 8.5, doc/PROTOCOLS.md 1.7) and NAT-PMP (RFC 6886 3.6,
+ * doc/PROTOCOLS.md 2.5). The caller supplies its monotonic seconds; nothing here reads a clock.
  */
 #ifndef PCPMAP_WIRE_PCP_EPOCH_H
 #define PCPMAP_WIRE_PCP_EPOCH_H

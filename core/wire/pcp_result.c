@@ -1,5 +1,5 @@
 /*
- * PCP result codes (RFC 6887 7.4) with the client's reaction to each (PROTOCOLS.md 1.8). A full 256-entry
+ * PCP result codes (RFC 6887 7.4) with the client's reaction to each (doc/PROTOCOLS.md 1.3). A full 256-entry
  * table so that every code, known or not, has its own entry with the right code number.
  */
 #include "wire/pcp_wire.h"

@@ -669,7 +669,7 @@ enum pcp_verdict pcp_validate_response(const struct pcp_msg *req, const uint8_t 
 
 	if (!buf)
 		len = 0;
-	/* PROTOCOLS.md 1.15 step 2: do not demand 24 bytes yet, a NAT-PMP reply is 8. */
+	/* doc/PROTOCOLS.md 1.2 step 2: do not demand 24 bytes yet, a NAT-PMP reply is 8. */
 	if (len < 4)
 		return PCP_V_DROP_SHORT;
 	if (len > PCP_MAX_MSG)

@@ -180,8 +180,8 @@ struct pcp_validate_out {
 	uint8_t server_version;
 };
 /*
- * Classifies a datagram received from the server for the outstanding request req (RFC 6887 8.3 / PROTOCOLS.md
- * 1.15). ret (may be NULL) is written only for ACCEPT, NATPMP_SERVER (version 0, opcode, result 1, epoch =
+ * Classifies a datagram received from the server for the outstanding request req (RFC 6887 8.3 / doc/PROTOCOLS.md
+ * 1.2). ret (may be NULL) is written only for ACCEPT, NATPMP_SERVER (version 0, opcode, result 1, epoch =
  * the NAT-PMP SSSoE) and UNSUPP_VERSION (header fields present in the reply; server_version = byte 0).
  */
 enum pcp_verdict pcp_validate_response(const struct pcp_msg *req, const uint8_t *buf, size_t len,

@@ -1,5 +1,5 @@
 /* The NAT-PMP backend (RFC 6886) on Debian's libnatpmp 20150609: IPv4 TCP/UDP mappings, the public address
- * learnt with its own request, answers checked here because the library matches nothing (PROTOCOLS.md 5).
+ * learnt with its own request, answers checked here because the library matches nothing (doc/PROTOCOLS.md 2.2).
  *
  * Retransmission is ours, not libnatpmp's. The engine runs one scheduler and one state machine for every
  * protocol: it arms retransmissions with irt_us/mrt_us below and calls send() for each (re)transmission,

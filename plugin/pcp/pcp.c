@@ -87,7 +87,7 @@ void pm_pcp_build_request(const struct pm_server *s, const struct pm_mapping *m,
 	msg->protocol = m->ip_proto;
 	msg->internal_port = m->internal_port;
 	if (del) {
-		/* Zero suggestion on delete, as both RFCs' implementations do (PROTOCOLS.md 1.12). */
+		/* Zero suggestion on delete, as both RFCs' implementations do (doc/PROTOCOLS.md 1.6). */
 		pcp_addr_any(&msg->ext_addr, m->family);
 	} else if (m->have_grant) {
 		msg->ext_port = m->ext_port;

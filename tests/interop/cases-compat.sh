@@ -13,61 +13,23 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
-LAB=$HERE/lab.sh
-: "${PCPMAP_BUILD_DIR:?PCPMAP_BUILD_DIR must name the build tree}"
-export PCPMAP_BUILD_DIR
-CASE=${1:?usage: cases-compat.sh CASE}
-export PCPMAP_LAB=pmc-${CASE//_/-}
-# PCPMAP_LAB_TAG (optional) keeps labs of two build trees run at once apart.
-export PCPMAP_LAB=${PCPMAP_LAB_TAG:-}${PCPMAP_LAB:0:30}
-WORK=$(mktemp -d /tmp/pcpmap-compat.XXXXXX)
+CASE_PREFIX=pmc
+CASE_SCRIPT=cases-compat.sh
+# shellcheck source=tests/interop/common.sh
+source "$HERE/common.sh"
 BIN=$WORK/bin
-EXT4=203.0.113.1
 CLI4=192.168.77.2
-GWLOG=/run/pcpmap-lab/$PCPMAP_LAB/miniupnpd.log
-LEASES=/run/pcpmap-lab/$PCPMAP_LAB/leases
+GWLOG=$LAB_STATE/miniupnpd.log
+LEASES=$LAB_STATE/leases
 BG_PID=
 BG_PID2=
 
-cleanup() {
-	local rc=$?
-	local pid
-	for pid in $BG_PID $BG_PID2; do
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	"$LAB" capture-stop >/dev/null 2>&1 || true
-	if [[ $rc -ne 0 && $rc -ne 77 ]]; then
-		echo "--- case $CASE failed (rc $rc); application output:"
-		tail -n 30 "$WORK"/*.out 2>/dev/null || true
-		echo "--- miniupnpd log:"
-		tail -n 25 "$GWLOG" 2>/dev/null || true
+# A second background client (lease_kept runs two at once); common.sh stops BG_PID itself.
+case_cleanup() {
+	if [[ -n ${BG_PID2:-} ]]; then
+		kill "$BG_PID2" 2>/dev/null || true
+		wait "$BG_PID2" 2>/dev/null || true
 	fi
-	"$LAB" down >/dev/null 2>&1 || true
-	rm -rf "$WORK"
-	exit $rc
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL [$CASE]: $*" >&2
-	exit 1
-}
-ok() {
-	echo "ok [$CASE]: $*"
-}
-
-lab_up() {
-	local rc=0
-	"$LAB" up "$@" >"$WORK/lab.out" 2>&1 || rc=$?
-	if [[ $rc -eq 77 ]]; then
-		echo "SKIP [$CASE]: $(tail -n1 "$WORK/lab.out")"
-		exit 77
-	fi
-	[[ $rc -eq 0 ]] || {
-		cat "$WORK/lab.out"
-		fail "lab did not come up"
-	}
 }
 
 build_apps() {

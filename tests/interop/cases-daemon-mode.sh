@@ -8,66 +8,35 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-LAB=$HERE/lab.sh
-: "${PCPMAP_BUILD_DIR:?PCPMAP_BUILD_DIR must name the build tree}"
-export PCPMAP_BUILD_DIR
+CASE_PREFIX=pmdm
+CASE_SCRIPT=cases-daemon-mode.sh
+# shellcheck source=tests/interop/common.sh
+source "$HERE/common.sh"
 PCPMAPD=${PCPMAPD_BIN:-$PCPMAP_BUILD_DIR/daemon/pcpmapd}
 CTL=${PCPMAPCTL_BIN:-$PCPMAP_BUILD_DIR/daemon/pcpmapctl-test}
 APP=${PCPMAP_DMODE_APP:-$PCPMAP_BUILD_DIR/tests/interop/daemon_mode_app}
-CASE=${1:?usage: cases-daemon-mode.sh CASE}
-export PCPMAP_LAB=pmdm-${CASE//_/-}
-# PCPMAP_LAB_TAG (optional) keeps labs of two build trees run at once apart.
-export PCPMAP_LAB=${PCPMAP_LAB_TAG:-}${PCPMAP_LAB:0:30}
-WORK=$(mktemp -d /tmp/pcpmap-dmode-interop.XXXXXX)
 SOCK=$WORK/run/pcpmapd.sock
 STATE=$WORK/state
 CONF=$WORK/pcpmapd.conf
-EXT4=203.0.113.1
 DPID=
 declare -A APP_PID=()
 
-cleanup() {
-	local rc=$?
+# Run by the scaffold's EXIT trap, before its sanitizer check of the logs and the lab's tear-down.
+case_cleanup() {
+	local n
 	for n in "${!APP_PID[@]}"; do
 		{
 			kill -9 "${APP_PID[$n]}"
 			wait "${APP_PID[$n]}"
 		} 2>/dev/null || true
 	done
-	[[ -n $DPID ]] && kill -TERM "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
-	# A sanitizer build reports leaks and undefined behaviour in the logs: that fails the case.
-	if [[ $rc -eq 0 ]] && grep -q 'Sanitizer\|runtime error:' "$WORK"/*.log "$WORK"/*.out 2>/dev/null; then
-		echo "FAIL [$CASE]: sanitizer report in a log"
-		rc=1
+	if [[ -n $DPID ]]; then
+		kill -TERM "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
 	fi
-	"$LAB" down >/dev/null 2>&1 || true
-	if [[ $rc -ne 0 && $rc -ne 77 ]]; then
-		echo "--- case $CASE failed (rc $rc); application output:"
-		tail -n 20 "$WORK"/*.out 2>/dev/null || true
-		echo "--- pcpmapd log:"
-		tail -n 40 "$WORK/daemon.log" 2>/dev/null || true
-	fi
-	rm -rf "$WORK"
-	exit $rc
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL [$CASE]: $*" >&2
-	exit 1
-}
-ok() {
-	echo "ok [$CASE]: $*"
+	return 0
 }
 
-lab_up() {
-	local rc=0
-	"$LAB" up "$@" >"$WORK/lab.out" 2>&1 || rc=$?
-	if [[ $rc -eq 77 ]]; then
-		echo "SKIP [$CASE]: $(tail -n1 "$WORK/lab.out")"
-		exit 77
-	fi
-	[[ $rc -eq 0 ]] || { cat "$WORK/lab.out"; fail "lab did not come up"; }
+case_lab_ready() {
 	[[ -x $PCPMAPD && -x $CTL && -x $APP ]] || fail "build $PCPMAPD, $CTL and $APP first"
 	rm -f "$WORK/lab.out"
 }

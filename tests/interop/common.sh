@@ -1,7 +1,12 @@
-# Scaffolding shared by the interop case scripts (cases.sh, cases-natpmp.sh, cases-upnp.sh). The sourcing
-# script sets CASE_PREFIX (lab name prefix) and CASE_SCRIPT (its name, for usage) and passes its arguments.
-# Provides: LAB, PCPMAP, CASE, WORK, GW4, EXT4, the EXIT trap, fail, ok, lab_up, pm, json_field, rules_have,
-# and the gateway cross-checks client_mappings, gw_mappings, expect_gateway, expect_gone.
+# Scaffolding shared by every interop case script (cases.sh, cases-natpmp.sh, cases-upnp.sh, cases-compat.sh,
+# cases-daemon.sh, cases-daemon-mode.sh). The sourcing script sets CASE_PREFIX (lab name prefix) and
+# CASE_SCRIPT (its name, for usage), passes its arguments, and may define these hooks:
+#   case_cleanup    stops what the case started (daemons, background clients) when the script exits
+#   case_lab_ready  runs after each successful lab_up (e.g. checks that the programs it needs are built)
+# Provides: LAB, LAB_STATE, PCPMAP, CASE, WORK, GW4, EXT4, the EXIT trap (which also fails a passing case
+# whose programs reported a sanitizer error in $WORK), fail, ok, lab_up, pm, json_field, rules_have, and the
+# gateway cross-checks client_mappings, gw_mappings, expect_gateway, expect_gone.
+# Every case builds its own lab named after it, so cases of different names run in parallel.
 # shellcheck shell=bash
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -10,27 +15,60 @@ LAB=$HERE/lab.sh
 export PCPMAP_BUILD_DIR
 PCPMAP=${PCPMAP_BIN:-$PCPMAP_BUILD_DIR/cli/pcpmap}
 CASE=${1:?usage: $CASE_SCRIPT CASE}
-export PCPMAP_LAB=$CASE_PREFIX-${CASE//_/-}
-# PCPMAP_LAB_TAG (optional) keeps labs of two build trees run at once apart.
-export PCPMAP_LAB=${PCPMAP_LAB_TAG:-}${PCPMAP_LAB:0:30}
+# The lab's name: PREFIX-CASE; a long one keeps 23 characters and a checksum of the whole, so two cases never
+# share a lab. PCPMAP_LAB_TAG (optional, at most 10 characters) keeps labs of two build trees apart.
+lab_name() {
+	local n=$CASE_PREFIX-${CASE//_/-} sum
+	if ((${#n} > 30)); then
+		sum=$(printf '%s' "$n" | cksum)
+		printf -v sum '%06x' $((${sum%% *} % 16777216))
+		n=${n:0:23}-$sum
+	fi
+	echo "${PCPMAP_LAB_TAG:-}$n"
+}
+PCPMAP_LAB=$(lab_name)
+export PCPMAP_LAB
+LAB_STATE=/run/pcpmap-lab/$PCPMAP_LAB
 WORK=$(mktemp -d "/tmp/pcpmap-interop-$CASE_PREFIX.XXXXXX")
 GW4=192.168.77.1
 EXT4=203.0.113.1
 
+# True when a program the case ran reported a sanitizer error (AddressSanitizer, LeakSanitizer,
+# UndefinedBehaviorSanitizer) in its output: a sanitizer build must not pass with one.
+sanitizer_report() {
+	local f
+	for f in "$WORK"/*.out "$WORK"/*.err "$WORK"/*.log; do
+		if [[ -f $f ]] && grep -q 'Sanitizer\|runtime error:' "$f"; then
+			echo "$f"
+			return 0
+		fi
+	done
+	return 1
+}
+
 cleanup() {
-	local rc=$?
+	local rc=$? f
+	if declare -F case_cleanup >/dev/null; then
+		case_cleanup || true
+	fi
 	if [[ -n ${BG_PID:-} ]]; then
 		kill "$BG_PID" 2>/dev/null || true
 		wait "$BG_PID" 2>/dev/null || true
 	fi
 	"$LAB" capture-stop >/dev/null 2>&1 || true
-	"$LAB" down >/dev/null 2>&1 || true
-	if [[ $rc -ne 0 && $rc -ne 77 ]]; then
-		echo "--- case $CASE failed (rc $rc); pcpmap output:"
-		tail -n 40 "$WORK"/*.out "$WORK"/*.err 2>/dev/null || true
-		echo "--- miniupnpd log:"
-		tail -n 20 "/run/pcpmap-lab/$PCPMAP_LAB/miniupnpd.log" 2>/dev/null || true
+	if [[ $rc -eq 0 ]] && f=$(sanitizer_report); then
+		echo "FAIL [$CASE]: sanitizer report in $(basename "$f"):"
+		grep -m5 -A3 'Sanitizer\|runtime error:' "$f" || true
+		rc=1
 	fi
+	if [[ $rc -ne 0 && $rc -ne 77 ]]; then
+		echo "--- case $CASE failed (rc $rc); output of the programs it ran:"
+		tail -n 40 "$WORK"/*.out "$WORK"/*.err "$WORK"/*.log 2>/dev/null || true
+		echo "--- miniupnpd log:"
+		tail -n 25 "$LAB_STATE/miniupnpd.log" 2>/dev/null || true
+	fi
+	# After the report: the lab's state directory holds the gateway's log.
+	"$LAB" down >/dev/null 2>&1 || true
 	rm -rf "$WORK"
 	exit $rc
 }
@@ -53,6 +91,9 @@ lab_up() {
 		exit 77
 	fi
 	[[ $rc -eq 0 ]] || { cat "$WORK/lab.out"; fail "lab did not come up"; }
+	if declare -F case_lab_ready >/dev/null; then
+		case_lab_ready
+	fi
 }
 
 # Runs pcpmap in the client namespace; output in $WORK/NAME.out, exit code in $RC.

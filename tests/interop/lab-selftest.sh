@@ -6,7 +6,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB=$HERE/lab.sh
 RAW=$HERE/pcp_raw.py
-export PCPMAP_LAB=${PCPMAP_LAB:-pmst$$}
+# PCPMAP_LAB_TAG (optional) keeps the labs of two build trees apart.
+export PCPMAP_LAB=${PCPMAP_LAB:-${PCPMAP_LAB_TAG:-}pmst$$}
 if [[ -x /usr/bin/python3 ]]; then PY=/usr/bin/python3; else PY=python3; fi
 
 failures=0

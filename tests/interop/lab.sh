@@ -8,7 +8,7 @@
 #   wan ns     eth0 203.0.113.2/24, fd03:113::2/64                               (STUN responder :3478)
 #
 # Everything runs inside namespaces this script creates; nothing is started in the host namespace.
-# Facts behind the choices below: /work/shared/LAB.md, summarised in doc/LAB.md.
+# Facts behind the choices below: doc/LAB.md; what miniupnpd does that clients live with: doc/PROTOCOLS.md 4.1.
 set -euo pipefail
 
 PREFIX=${PCPMAP_LAB:-pmlab}
@@ -220,7 +220,7 @@ LAB_NATPMP=$natpmp
 LAB_THIRDPARTY=$thirdparty
 LAB_MIN_LIFETIME=$minlife
 EOF
-	# miniupnpd 2.3.1 keys; see /work/shared/LAB.md. enable_natpmp turns on PCP and NAT-PMP together.
+	# miniupnpd 2.3.1 configuration keys. enable_natpmp turns on PCP and NAT-PMP together.
 	cat >"$STATE/miniupnpd.conf" <<EOF
 ext_ifname=$GW_WAN_IF
 listening_ip=$GW_LAN_IF
@@ -497,8 +497,8 @@ cmd_down() {
 			ip netns del "$ns" 2>/dev/null || true
 		fi
 	done
+	# The parent directory stays: removing it when it looks empty races with another lab's `mkdir -p`.
 	rm -rf "$STATE"
-	rmdir /run/pcpmap-lab 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 /*
  * RFC 6887 (PCP) and RFC 6886 (NAT-PMP) timing rules: retransmission (RFC 6887 8.1.1), renewal
  * (RFC 6887 11.2.1), lifetime cap (RFC 6887 15), NAT-PMP schedule (RFC 6886 3.1), ANNOUNCE re-map delay
- * (RFC 6887 14.1, PROTOCOLS.md 1.14). Randomness comes from a scripted fake.
+ * (RFC 6887 14.1, doc/PROTOCOLS.md 1.8). Randomness comes from a scripted fake.
  */
 #include <errno.h>
 #include <limits.h>
@@ -418,7 +418,7 @@ static void test_retx_reinit_and_einval(void **state)
 	assert_int_equal(pm_retx_next(&x, 0, &r, &dl), -EINVAL);
 	assert_int_equal(dl, 77);
 
-	/* A fresh init restarts the ladder at IRT with a new start time (PROTOCOLS.md 1.10: RT reset). */
+	/* A fresh init restarts the ladder at IRT with a new start time (doc/PROTOCOLS.md 1.4: RT reset). */
 	pm_retx_init(&x, PCP_IRT_US, PCP_MRT_US, 0, S(30));
 	push_unit(&f, RAND_ZERO);
 	push_unit(&f, RAND_ZERO);
@@ -628,7 +628,7 @@ static void test_natpmp_schedule(void **state)
 	assert_int_equal(pm_natpmp_retx_deadline(0, 1), 250000);
 }
 
-/* ---- ANNOUNCE re-map delay (RFC 6887 14.1, PROTOCOLS.md 1.14): uniform 0..5 s ---- */
+/* ---- ANNOUNCE re-map delay (RFC 6887 14.1, doc/PROTOCOLS.md 1.8): uniform 0..5 s ---- */
 
 static void test_announce_delay(void **state)
 {
