@@ -107,8 +107,12 @@ void pm_client_on_unsolicited(pcpmap_client *c, const uint8_t *buf, size_t len, 
 		snprintf(d, sizeof(d), "NAT-PMP address notice result=%u epoch=%u ext=%u.%u.%u.%u", result,
 			 sssoe, buf[8], buf[9], buf[10], buf[11]);
 		pm_trace(c, false, PCPMAP_PROTO_NATPMP, who, buf, len, d);
-		if (result == 0)
-			pm_gw_on_announced(gw, gw->srv[PCPMAP_PROTO_NATPMP], sssoe, true);
+		if (result == 0) {
+			struct pm_server *s = gw->srv[PCPMAP_PROTO_NATPMP];
+			if (s && s->ops->unsolicited)
+				s->ops->unsolicited(s, buf, len); /* the new public address */
+			pm_gw_on_announced(gw, s, sssoe, true);
+		}
 		return;
 	}
 	c->stats.dropped++;

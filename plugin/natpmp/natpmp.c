@@ -537,6 +537,28 @@ static void on_addr_answer(struct pm_server *s, int result, uint32_t epoch, bool
 		pm_server_on_announce(s, &info);
 }
 
+/* RFC 6886 3.2.1: the gateway's unsolicited public address notice (source already checked by the core,
+ * which also runs the epoch check and re-verifies every mapping). A new address is taken at once, so a
+ * grant answered before the re-verification does not report the old one. */
+static void natpmp_unsolicited(struct pm_server *s, const uint8_t *buf, size_t len)
+{
+	struct natpmp_priv *np = s->priv;
+	if (!np || len != NP_ADDR_ANSWER_LEN || buf[0] != 0 || buf[1] != 128 || buf[2] != 0 || buf[3] != 0)
+		return;
+	struct in_addr ext;
+	memcpy(&ext.s_addr, buf + 8, 4);
+	bool changed = np->have_ext && np->ext.s_addr != ext.s_addr;
+	if (!changed && np->have_ext)
+		return;
+	char a[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &ext, a, sizeof(a));
+	pm_log(s->client, PCPMAP_LOG_INFO, "server %s: NAT-PMP public address %s (announced)", s->name, a);
+	np->have_ext = true;
+	np->ext = ext;
+	release_parked(s);
+	renew_stale(s);
+}
+
 static void on_map_answer(struct pm_server *s, struct np_req *q, int result, uint32_t epoch, bool epoch_valid,
 			  const natpmpresp_t *resp)
 {
@@ -979,6 +1001,7 @@ const struct pm_backend_ops pm_natpmp_backend = {
 	.irt_us = NATPMP_IRT_US,
 	.mrt_us = NP_MRT_US,
 	.server_open = natpmp_server_open,
+	.unsolicited = natpmp_unsolicited,
 	.server_close = natpmp_server_close,
 	.send = natpmp_send,
 	.readable = natpmp_readable,
