@@ -588,9 +588,37 @@ int pm_mapping_link(struct pm_mapping *m)
 	return 0;
 }
 
+void pm_walk_begin(pcpmap_client *c, struct pm_walk *w)
+{
+	w->next = c->mappings.next;
+	w->outer = c->walks;
+	c->walks = w;
+}
+
+void pm_walk_end(pcpmap_client *c, struct pm_walk *w)
+{
+	/* Walks end innermost first. */
+	if (c->walks == w)
+		c->walks = w->outer;
+}
+
+struct pm_mapping *pm_walk_next(pcpmap_client *c, struct pm_walk *w)
+{
+	if (w->next == &c->mappings) {
+		pm_walk_end(c, w);
+		return NULL;
+	}
+	struct pm_mapping *m = pm_container_of(w->next, struct pm_mapping, link);
+	w->next = w->next->next;
+	return m;
+}
+
 void pm_mapping_unlink(struct pm_mapping *m)
 {
 	pcpmap_client *c = m->client;
+	for (struct pm_walk *w = c->walks; w; w = w->outer)
+		if (w->next == &m->link)
+			w->next = m->link.next;
 	nonce_remove(c, m);
 	pm_list_del(&m->link);
 	c->n_mappings--;

@@ -485,6 +485,10 @@ static void attach(struct pm_mapping *m)
 			return;
 		}
 		bool moved = m->server && m->server != s;
+		/* A grant of the old protocol is not carried over: given back where it was made, reported LOST
+		 * if the application was told of it, and asked for anew here. */
+		if (moved && m->have_grant)
+			pm_mapping_drop_grant(m);
 		pm_mapping_set_server(m, s);
 		if (m->state == PCPMAP_STATE_NOT_SENT)
 			pm_mapping_fsm(m, FSM_EV_START);
@@ -533,9 +537,9 @@ static void choose(struct pm_gw *gw, enum pcpmap_proto p)
 static void reattach_all(struct pm_gw *gw)
 {
 	pcpmap_client *c = gw->client;
-	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
-		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
-		l = l->next;
+	struct pm_walk walk;
+	pm_walk_begin(c, &walk);
+	for (struct pm_mapping *m; (m = pm_walk_next(c, &walk));) {
 		if (m->gw != gw || !mapping_movable(m))
 			continue;
 		bool wait;
@@ -686,9 +690,9 @@ void pm_server_on_unreachable(struct pm_server *s, int err)
 		pm_server_on_announce(s, &info);
 	}
 	/* Deletes in flight have nobody to talk to. */
-	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
-		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
-		l = l->next;
+	struct pm_walk walk;
+	pm_walk_begin(c, &walk);
+	for (struct pm_mapping *m; (m = pm_walk_next(c, &walk));) {
 		if (m->server == s && m->state == PCPMAP_STATE_DELETING) {
 			m->error = err;
 			pm_mapping_fsm(m, FSM_EV_GIVE_UP);

@@ -225,6 +225,7 @@ struct pcpmap_client {
 	size_t n_mappings;
 	/* Every listed mapping by nonce, so an answer finds its mapping without a walk of the list. */
 	char invalid_why[160]; /* why the last request was refused (pcpmap_request_check) */
+	struct pm_walk *walks; /* walks in progress, innermost first */
 	struct pm_mapping **nonce_tab;
 	size_t nonce_cap; /* a power of two, or 0 */
 	uint64_t next_id;
@@ -317,9 +318,24 @@ struct pm_orphan {
 	uint16_t ext_port;
 };
 void pm_mapping_delete_orphan(struct pm_server *s, const struct pm_orphan *o);
+/* The mapping leaves the server that granted it: the grant is deleted there (best effort), a MAPPED the
+ * application was told is taken back (LOST), and the mapping waits unsent; a port pair's owner drops its
+ * companion too (made again once the owner is granted). */
+void pm_mapping_drop_grant(struct pm_mapping *m);
 /* Mappings by id: backends that finish work asynchronously (UPnP worker) must not keep mapping pointers. */
 struct pm_mapping *pm_client_find_mapping(pcpmap_client *c, uint64_t id);
 struct pm_mapping *pm_server_find_nonce(struct pm_server *s, const uint8_t nonce[PCP_NONCE_LEN]);
+/* A walk over the client's mappings whose body may free any of them (a pair's companion, a released
+ * delete): unlinking a mapping moves every walk that would step onto it. Walks nest. */
+struct pm_walk {
+	struct pm_list *next;
+	struct pm_walk *outer;
+};
+void pm_walk_begin(pcpmap_client *c, struct pm_walk *w);
+/* The next mapping, or NULL at the end (the walk is then over). */
+struct pm_mapping *pm_walk_next(pcpmap_client *c, struct pm_walk *w);
+/* Ends a walk left early. */
+void pm_walk_end(pcpmap_client *c, struct pm_walk *w);
 /* Puts a mapping in the client's list and nonce index, or takes it out; every change of a listed mapping's
  * nonce goes through pm_mapping_renonce() (a fresh random one when nonce is NULL). */
 int pm_mapping_link(struct pm_mapping *m);

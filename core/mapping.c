@@ -678,6 +678,22 @@ PCPMAP_EXPORT int pcpmap_request_check(pcpmap_client *c, const struct pcpmap_req
 	return r;
 }
 
+void pm_mapping_drop_grant(struct pm_mapping *m)
+{
+	if (m->pair) {
+		struct pm_mapping *p = m->pair;
+		p->pair_owner = NULL;
+		m->pair = NULL;
+		pm_mapping_fsm(p, FSM_EV_DELETE);
+	}
+	if (m->server && m->kind == PCPMAP_KIND_MAP && m->have_grant)
+		m->server->ops->send(m->server, m, true);
+	pm_mapping_fsm(m, FSM_EV_REHOME);
+	m->have_grant = false;
+	m->renew_attempt = 0;
+	m->port_pair_owner_pending = false;
+}
+
 int pm_request_validate(pcpmap_client *c, const struct pcpmap_request *req)
 {
 	struct pm_mapping *m = mapping_alloc(c);

@@ -284,9 +284,9 @@ static void remap_windowed(pcpmap_client *c, uint64_t now)
 	if (window > ceiling)
 		window = ceiling;
 	for (int pass = 0; pass < 2; pass++) {
-		for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
-			struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
-			l = l->next;
+		struct pm_walk walk;
+		pm_walk_begin(c, &walk);
+		for (struct pm_mapping *m; (m = pm_walk_next(c, &walk));) {
 			if (!m->remap_pending || visible(m) != (pass == 0))
 				continue;
 			if (!held(m)) {
@@ -297,8 +297,10 @@ static void remap_windowed(pcpmap_client *c, uint64_t now)
 				later = m->remap_at < later ? m->remap_at : later;
 				continue;
 			}
-			if (c->remap.in_flight >= window)
+			if (c->remap.in_flight >= window) {
+				pm_walk_end(c, &walk);
 				return; /* answers or timeouts refill it */
+			}
 			verify(c, m, true);
 		}
 	}
@@ -352,9 +354,9 @@ static void rehome(struct pm_gw *from, struct pm_gw *to, const char *why)
 	pcpmap_client *c = from->client;
 	pm_log(c, PCPMAP_LOG_NOTICE, "gateway %s: %s; re-creating its mappings%s%s", from->name, why,
 	       to != from ? " on " : "", to != from ? to->name : "");
-	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
-		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
-		l = l->next;
+	struct pm_walk walk;
+	pm_walk_begin(c, &walk);
+	for (struct pm_mapping *m; (m = pm_walk_next(c, &walk));) {
 		if (m->gw != from)
 			continue;
 		if (m->state == PCPMAP_STATE_DELETING) {
@@ -385,9 +387,8 @@ static void rehome(struct pm_gw *from, struct pm_gw *to, const char *why)
 	}
 	/* Start them again, paced: the first at once. */
 	uint64_t at = c->now;
-	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
-		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
-		l = l->next;
+	pm_walk_begin(c, &walk);
+	for (struct pm_mapping *m; (m = pm_walk_next(c, &walk));) {
 		if (m->gw != to || m->state != PCPMAP_STATE_NOT_SENT || m->pair_owner ||
 		    sched_armed(&m->t_main))
 			continue;
@@ -427,9 +428,9 @@ static void resume(struct pm_gw *gw)
 	pcpmap_client *c = gw->client;
 	gw->suspended = false;
 	pm_log(c, PCPMAP_LOG_NOTICE, "gateway %s: route is back", gw->name);
-	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
-		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
-		l = l->next;
+	struct pm_walk walk;
+	pm_walk_begin(c, &walk);
+	for (struct pm_mapping *m; (m = pm_walk_next(c, &walk));) {
 		if (m->gw != gw)
 			continue;
 		switch (m->state) {

@@ -481,9 +481,9 @@ static void renew_stale(struct pm_server *s)
 	pcpmap_client *c = s->client;
 	struct pcp_addr now_addr;
 	pcp_addr_from_v4(&now_addr, &np->ext);
-	for (struct pm_list *l = c->mappings.next; l != &c->mappings;) {
-		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
-		l = l->next;
+	struct pm_walk walk;
+	pm_walk_begin(c, &walk);
+	for (struct pm_mapping *m; (m = pm_walk_next(c, &walk));) {
 		if (m->server == s && m->state == PCPMAP_STATE_MAPPED && m->have_grant &&
 		    memcmp(&m->ext_addr, &now_addr, sizeof(now_addr)) != 0)
 			pm_mapping_fsm(m, FSM_EV_RENEW_TIMER);
