@@ -318,9 +318,9 @@ struct pm_orphan {
 	uint16_t ext_port;
 };
 void pm_mapping_delete_orphan(struct pm_server *s, const struct pm_orphan *o);
-/* The mapping leaves the server that granted it: the grant is deleted there (best effort), a MAPPED the
- * application was told is taken back (LOST), and the mapping waits unsent; a port pair's owner drops its
- * companion too (made again once the owner is granted). */
+/* The mapping leaves the server that granted it: the grant is deleted there by a mapping of its own (with
+ * retries), and the mapping waits unsent with a fresh nonce; nothing is reported until the new grant. A port
+ * pair's owner drops its companion too (made again once the owner is granted). */
 void pm_mapping_drop_grant(struct pm_mapping *m);
 /* Mappings by id: backends that finish work asynchronously (UPnP worker) must not keep mapping pointers. */
 struct pm_mapping *pm_client_find_mapping(pcpmap_client *c, uint64_t id);

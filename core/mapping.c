@@ -686,9 +686,21 @@ void pm_mapping_drop_grant(struct pm_mapping *m)
 		m->pair = NULL;
 		pm_mapping_fsm(p, FSM_EV_DELETE);
 	}
-	if (m->server && m->kind == PCPMAP_KIND_MAP && m->have_grant)
-		m->server->ops->send(m->server, m, true);
-	pm_mapping_fsm(m, FSM_EV_REHOME);
+	if (m->server && m->kind == PCPMAP_KIND_MAP && m->have_grant) {
+		/* The old grant is deleted with its own retries; the mapping takes a fresh nonce. */
+		struct pm_orphan o = {
+			.ip_proto = m->ip_proto,
+			.internal_port = m->internal_port,
+			.family = m->family,
+			.has_third_party = m->has_third_party,
+			.third_party = m->third_party,
+			.ext_port = m->ext_port,
+		};
+		memcpy(o.nonce, m->nonce, PCP_NONCE_LEN);
+		pm_mapping_renonce(m, NULL);
+		pm_mapping_delete_orphan(m->server, &o);
+	}
+	pm_mapping_fsm(m, FSM_EV_MOVE);
 	m->have_grant = false;
 	m->renew_attempt = 0;
 	m->port_pair_owner_pending = false;

@@ -117,6 +117,13 @@ static const struct fsm_edge fsm_table[] = {
 	  FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL | FSM_A_NOTIFY_LOST },
 	{ S(FAILED), FSM_EV_REHOME, S(NOT_SENT), FSM_A_CANCEL },
 
+	/* A granted mapping moves to another protocol: the old grant is deleted by a mapping of its own, this
+	 * one asks anew. Nothing is reported: the new grant is MAPPED, CHANGED or nothing (same values). */
+	{ S(WAIT_RESP), FSM_EV_MOVE, S(NOT_SENT), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL },
+	{ S(MAPPED), FSM_EV_MOVE, S(NOT_SENT), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL },
+	{ S(REFRESHING), FSM_EV_MOVE, S(NOT_SENT), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL },
+	{ S(ERROR_WAIT_RESEND), FSM_EV_MOVE, S(NOT_SENT), FSM_A_CANCEL | FSM_A_EXPIRY_CANCEL },
+
 	/* Deleting what an earlier run or another process made: straight to DELETING, nothing held here. */
 	{ S(NOT_SENT), FSM_EV_UNMAP, S(DELETING), FSM_A_SEND | FSM_A_RETX_START },
 };
@@ -163,6 +170,7 @@ const char *fsm_event_name(enum fsm_event ev)
 		[FSM_EV_REHOME] = "REHOME",
 		[FSM_EV_UNMAP] = "UNMAP",
 		[FSM_EV_DELETE_REFUSED] = "DELETE_REFUSED",
+		[FSM_EV_MOVE] = "MOVE",
 	};
 	if ((unsigned)ev >= FSM_EV__MAX)
 		return "?";

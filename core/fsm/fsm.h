@@ -25,6 +25,7 @@ enum fsm_event {
 	FSM_EV_REHOME,  /* the gateway or our address changed: start over unsent on the new path */
 	FSM_EV_UNMAP,   /* delete a mapping made elsewhere (an earlier run, another process) */
 	FSM_EV_DELETE_REFUSED, /* the gateway answered the delete with an error: nothing was deleted */
+	FSM_EV_MOVE,           /* the fallback policy moves a granted mapping to another protocol */
 	FSM_EV__MAX
 };
 
