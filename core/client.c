@@ -516,8 +516,15 @@ bool pm_server_on_epoch(struct pm_server *s, uint32_t epoch, bool natpmp_rule, s
 {
 	if (epoch_check(s, epoch, natpmp_rule, false))
 		return true;
-	/* A unicast answer: confirm the others at once (paced); the answering mapping just was. */
-	pm_remap_server(s, except, 0);
+	/* A unicast answer: confirm the others at once (paced); the answering mapping just was. PCP and NAT-PMP
+	 * share the gateway's daemon (and port 5351), so every mapping held through that gateway is confirmed. */
+	if (s->gw) {
+		for (int p = 0; p < PM_NPROTO; p++)
+			if (s->gw->srv[p])
+				pm_remap_server(s->gw->srv[p], except, 0);
+	} else {
+		pm_remap_server(s, except, 0);
+	}
 	return false;
 }
 

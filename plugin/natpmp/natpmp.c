@@ -703,6 +703,9 @@ static void handle_datagram(struct pm_server *s, struct np_req *q, const uint8_t
 				 q->lifetime ? "delete" : "create");
 	}
 	if (why[0]) {
+		/* Unmatched, but from our server (a connected socket): its epoch still says whether it restarted. */
+		if (full_len >= NP_SHORT_ANSWER_LEN && buf[0] == 0 && buf[1] >= 128)
+			pm_server_on_epoch(s, rd32(buf + 4), true, NULL);
 		drop(s, q, buf, len, why);
 		return;
 	}
