@@ -634,6 +634,8 @@ void pm_mapping_unlink(struct pm_mapping *m)
 void pm_mapping_renonce(struct pm_mapping *m, const uint8_t *nonce)
 {
 	pcpmap_client *c = m->client;
+	if (m->server && m->server->ops->retire)
+		m->server->ops->retire(m->server, m);
 	nonce_remove(c, m);
 	if (nonce)
 		memcpy(m->nonce, nonce, PCP_NONCE_LEN);

@@ -58,6 +58,9 @@ struct pm_backend_ops {
 	int (*probe)(struct pm_server *s);
 	/* The mapping leaves this server (destroyed, or moved to another server): drop its state. May be NULL. */
 	void (*mapping_gone)(struct pm_server *s, struct pm_mapping *m);
+	/* The mapping's nonce stops naming anything live on this server (a fresh nonce, or the mapping is
+	 * gone) although requests under it went out: late grants for it can be recognised. May be NULL. */
+	void (*retire)(struct pm_server *s, const struct pm_mapping *m);
 	/* A response the server sent unasked to the announcement port (RFC 6887 14.2), source already checked:
 	 * updates the mapping whose nonce it carries, drops it otherwise. May be NULL. */
 	void (*unsolicited)(struct pm_server *s, const uint8_t *buf, size_t len);

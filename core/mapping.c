@@ -135,6 +135,8 @@ void pm_mapping_set_server(struct pm_mapping *m, struct pm_server *s)
 void pm_mapping_destroy(struct pm_mapping *m)
 {
 	pcpmap_client *c = m->client;
+	if (m->server && m->server->ops->retire)
+		m->server->ops->retire(m->server, m);
 	pm_mapping_set_server(m, NULL);
 	if (m->pair) {
 		m->pair->pair_owner = NULL;

@@ -269,15 +269,13 @@ void pm_pcp_reply_from_msg(const struct pcp_msg *resp, const struct pm_mapping *
 		r->kind = PM_REPLY_FATAL;
 }
 
-/* The mapping leaves PCP for another protocol: a request still unanswered may yet be granted, so its nonce
- * is retired (and the mapping draws a fresh one, so the old nonce names nothing live). */
-static void pcp_mapping_gone(struct pm_server *s, struct pm_mapping *m)
+/* A nonce this server saw stops naming anything live (the mapping took a fresh one, or is gone): a request
+ * the server has yet to process may still be granted under it, so it is kept for a while. */
+static void pcp_retire(struct pm_server *s, const struct pm_mapping *m)
 {
 	struct pcp_server_priv *p = s->priv;
 	pcpmap_client *c = s->client;
-	if (!p || m->kind != PCPMAP_KIND_MAP || !m->last_send ||
-	    (m->state != PCPMAP_STATE_WAIT_RESP && m->state != PCPMAP_STATE_NOT_SENT &&
-	     m->state != PCPMAP_STATE_ERROR_WAIT_RESEND))
+	if (!p || m->kind != PCPMAP_KIND_MAP || !m->last_send)
 		return;
 	if (p->n_retired == PCP_RETIRED_MAX) {
 		memmove(&p->retired[0], &p->retired[1], sizeof(p->retired[0]) * (PCP_RETIRED_MAX - 1));
@@ -291,7 +289,17 @@ static void pcp_mapping_gone(struct pm_server *s, struct pm_mapping *m)
 	r->has_third_party = m->has_third_party;
 	r->third_party = m->third_party;
 	r->until = c->now + PCP_RETIRED_US;
-	pm_mapping_renonce(m, NULL);
+}
+
+/* The mapping leaves PCP for another protocol with a request maybe still unanswered: it draws a fresh
+ * nonce, which retires the old one. */
+static void pcp_mapping_gone(struct pm_server *s, struct pm_mapping *m)
+{
+	(void)s;
+	if (m->kind == PCPMAP_KIND_MAP && m->last_send &&
+	    (m->state == PCPMAP_STATE_WAIT_RESP || m->state == PCPMAP_STATE_NOT_SENT ||
+	     m->state == PCPMAP_STATE_ERROR_WAIT_RESEND))
+		pm_mapping_renonce(m, NULL);
 }
 
 /* A late answer for a retired nonce. Returns true when it was one. */
@@ -514,5 +522,6 @@ const struct pm_backend_ops pm_pcp_backend = {
 	.readable = pcp_readable,
 	.announce = pcp_announce,
 	.mapping_gone = pcp_mapping_gone,
+	.retire = pcp_retire,
 	.unsolicited = pcp_unsolicited,
 };

@@ -450,20 +450,20 @@ static void test_lease_kept_unattended(void **state)
 	assert_int_equal(wait_response(&p, &r, 5000), 0);
 	assert_int_equal(r.pnu.newportmapping.lifetime, 4);
 	/* A renewal at 2-2.5 s of each 4 s grant: two in about 5 s (10 s allowed for a loaded machine). */
-	assert_true(fake_wait_count(&fake.maps, maps0 + 3, 10000) >= maps0 + 3);
+	assert_true(fake_wait_count(&fake.maps, maps0 + 3, 30000) >= maps0 + 3);
 	assert_int_equal(atomic_load(&fake.last_port), 7700);
 
 	int dels0 = atomic_load(&fake.deletes);
 	assert_int_equal(sendnewportmappingrequest(&p, NATPMP_PROTOCOL_UDP, 7701, 7701, 3), 12);
 	assert_int_equal(wait_response(&p, &r, 5000), 0);
 	assert_int_equal(r.pnu.newportmapping.lifetime, 3);
-	assert_true(fake_wait_count(&fake.deletes, dels0 + 1, 8000) >= dels0 + 1);
+	assert_true(fake_wait_count(&fake.deletes, dels0 + 1, 20000) >= dels0 + 1);
 	assert_int_equal(atomic_load(&fake.last_port), 7701);
 
 	/* Closing the session does not end the lease: renewals go on until another session deletes it. */
 	assert_int_equal(closenatpmp(&p), 0);
 	maps0 = atomic_load(&fake.maps);
-	assert_true(fake_wait_count(&fake.maps, maps0 + 1, 6000) >= maps0 + 1);
+	assert_true(fake_wait_count(&fake.maps, maps0 + 1, 20000) >= maps0 + 1);
 	assert_int_equal(initnatpmp(&p, 0, 0), 0);
 	assert_int_equal(sendnewportmappingrequest(&p, NATPMP_PROTOCOL_TCP, 7700, 0, 0), 12);
 	assert_int_equal(wait_response(&p, &r, 5000), 0);
