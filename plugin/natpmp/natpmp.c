@@ -672,6 +672,28 @@ static void trace_received(struct pm_server *s, const struct np_req *q, const ui
 
 /* One queued datagram (peeked, still in the socket): checked against what this socket asked, then read
  * and parsed by libnatpmp. */
+/* A late copy of a successful answer for a mapping this socket served, still held with the same port: the
+ * gateway says it holds it for that lifetime from now, so the grant's expiry moves (no event: same values). */
+static void late_renewal(struct pm_server *s, struct np_req *q, const uint8_t *buf, size_t len)
+{
+	struct natpmp_priv *np = s->priv;
+	if (q->pending || q->delete_all || !q->mapping_id || len < NP_MAP_ANSWER_LEN || buf[0] != 0 ||
+	    buf[1] != 128 + q->op || q->op == NP_OP_ADDR || rd16(buf + 2) != 0 ||
+	    rd16(buf + 8) != q->internal_port || rd32(buf + 12) == 0 || !np->have_ext)
+		return;
+	struct pm_mapping *m = pm_client_find_mapping(s->client, q->mapping_id);
+	if (!m || m->server != s || !m->have_grant || m->ext_port != rd16(buf + 10) ||
+	    (m->state != PCPMAP_STATE_MAPPED && m->state != PCPMAP_STATE_REFRESHING))
+		return;
+	struct pm_reply r;
+	memset(&r, 0, sizeof(r));
+	r.kind = PM_REPLY_SUCCESS;
+	r.ext_port = rd16(buf + 10);
+	r.lifetime = rd32(buf + 12);
+	set_ext_addr(np, &r);
+	pm_mapping_on_reply(m, &r);
+}
+
 static void handle_datagram(struct pm_server *s, struct np_req *q, const uint8_t *buf, size_t full_len)
 {
 	pcpmap_client *c = s->client;
@@ -706,6 +728,7 @@ static void handle_datagram(struct pm_server *s, struct np_req *q, const uint8_t
 		/* Unmatched, but from our server (a connected socket): its epoch still says whether it restarted. */
 		if (full_len >= NP_SHORT_ANSWER_LEN && buf[0] == 0 && buf[1] >= 128)
 			pm_server_on_epoch(s, rd32(buf + 4), true, NULL);
+		late_renewal(s, q, buf, full_len);
 		drop(s, q, buf, len, why);
 		return;
 	}
