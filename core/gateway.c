@@ -475,6 +475,10 @@ static void attach(struct pm_mapping *m)
 	enum pcpmap_proto p = pick_for(gw, m, &wait);
 	if (p != PCPMAP_PROTO_NONE) {
 		struct pm_server *s;
+		/* A grant of the old protocol is not carried over: it is given back where it was made (even when
+		 * the new protocol cannot express the mapping and it fails), and asked for anew here. */
+		if (m->server && m->server->ops->proto != p && m->have_grant)
+			pm_mapping_drop_grant(m);
 		if (!fits(m, p))
 			return;
 		int r = pm_gw_server(gw, p, &s);
@@ -485,10 +489,6 @@ static void attach(struct pm_mapping *m)
 			return;
 		}
 		bool moved = m->server && m->server != s;
-		/* A grant of the old protocol is not carried over: given back where it was made, reported LOST
-		 * if the application was told of it, and asked for anew here. */
-		if (moved && m->have_grant)
-			pm_mapping_drop_grant(m);
 		pm_mapping_set_server(m, s);
 		if (m->state == PCPMAP_STATE_NOT_SENT)
 			pm_mapping_fsm(m, FSM_EV_START);
