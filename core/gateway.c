@@ -350,27 +350,46 @@ static bool mapping_movable(const struct pm_mapping *m)
 
 /* The protocol of a mapping on this gateway: the learned one if the mapping allows it, else the first
  * allowed protocol that may still answer. */
+/* Whether protocol p can carry the mapping, dropping only what the request allows to drop (as fits()). */
+static bool expressible(const struct pm_mapping *m, enum pcpmap_proto p)
+{
+	const unsigned droppable = PM_CAP_FILTER | PM_CAP_PREFER_FAILURE | PM_CAP_DESCRIPTION;
+	unsigned missing = mapping_needs(m) & ~proto_caps(p);
+	return (missing & ~(m->allow_degrade ? droppable : PM_CAP_DESCRIPTION)) == 0;
+}
+
+/* The protocol of a mapping on this gateway: the learned one if the mapping allows it and it can carry the
+ * mapping, else the first allowed protocol that may still answer and can carry it (a PEER request waits for
+ * PCP rather than fail on a NAT-PMP that merely answered first). When none can, the learned one, so the
+ * mapping fails saying why. */
 static enum pcpmap_proto pick_for(const struct pm_gw *gw, const struct pm_mapping *m, bool *ret_wait)
 {
 	uint32_t mask = gw_mask(gw) & m->protocols;
+	enum pcpmap_proto fallback = PCPMAP_PROTO_NONE;
 	*ret_wait = false;
-	if (gw->chosen && (mask & PCPMAP_PROTO_BIT(gw->chosen)))
-		return gw->chosen;
+	if (gw->chosen && (mask & PCPMAP_PROTO_BIT(gw->chosen))) {
+		if (expressible(m, gw->chosen))
+			return gw->chosen;
+		fallback = gw->chosen;
+	}
 	for (size_t i = 0; i < 3; i++) {
 		enum pcpmap_proto p = gw->client->order[i];
-		if (!(mask & PCPMAP_PROTO_BIT(p)))
+		if (!(mask & PCPMAP_PROTO_BIT(p)) || gw->status[p] == PM_P_NO)
 			continue;
+		if (!expressible(m, p)) {
+			if (gw->status[p] == PM_P_YES && fallback == PCPMAP_PROTO_NONE)
+				fallback = p;
+			continue;
+		}
 		if (gw->status[p] == PM_P_YES)
 			return p;
-		if (gw->status[p] == PM_P_NO)
-			continue;
 		/* PCP requests probe by themselves; the others must answer their probe first. */
 		if (!gw->client->backends[p]->probe)
 			return p;
 		*ret_wait = true;
 		return PCPMAP_PROTO_NONE;
 	}
-	return PCPMAP_PROTO_NONE;
+	return fallback;
 }
 
 void pm_gw_describe(const struct pm_gw *gw, uint32_t mask, char *buf, size_t len)
@@ -499,7 +518,12 @@ static void attach(struct pm_mapping *m)
 		return;
 	}
 	if (wait) {
-		/* Parked until a probe answers; a deadline still applies. */
+		/* Parked until a probe answers; a deadline still applies. The protocol it waits for may never
+		 * have been asked (the gateway's choice was made without it): ask now. */
+		uint32_t mask = gw_mask(gw) & m->protocols;
+		for (enum pcpmap_proto p2 = PCPMAP_PROTO_PCP; p2 <= PCPMAP_PROTO_UPNP; p2++)
+			if ((mask & PCPMAP_PROTO_BIT(p2)) && gw->status[p2] == PM_P_UNKNOWN && expressible(m, p2))
+				probe_one(gw, p2);
 		if (m->state != PCPMAP_STATE_NOT_SENT)
 			pm_mapping_fsm(m, FSM_EV_PARK);
 		if (m->deadline_us)
