@@ -522,7 +522,8 @@ static void attach(struct pm_mapping *m)
 		 * have been asked (the gateway's choice was made without it): ask now. */
 		uint32_t mask = gw_mask(gw) & m->protocols;
 		for (enum pcpmap_proto p2 = PCPMAP_PROTO_PCP; p2 <= PCPMAP_PROTO_UPNP; p2++)
-			if ((mask & PCPMAP_PROTO_BIT(p2)) && gw->status[p2] == PM_P_UNKNOWN && expressible(m, p2))
+			if ((mask & PCPMAP_PROTO_BIT(p2)) && gw->status[p2] == PM_P_UNKNOWN &&
+			    expressible(m, p2))
 				probe_one(gw, p2);
 		if (m->state != PCPMAP_STATE_NOT_SENT)
 			pm_mapping_fsm(m, FSM_EV_PARK);
