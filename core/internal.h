@@ -393,6 +393,8 @@ void pm_remap_server(struct pm_server *s, struct pm_mapping *except, uint64_t de
  * take the mapping out of the window; a no-op for a mapping that is not in it. */
 void pm_remap_answered(struct pm_mapping *m);
 void pm_remap_unanswered(struct pm_mapping *m);
+/* The mapping left the confirmation some other way (failed, moved, deleted): out of the window, no signal. */
+void pm_remap_forget(struct pm_mapping *m);
 /* An unsolicited datagram from the announcement listeners (exposed for tests). */
 void pm_client_on_unsolicited(pcpmap_client *c, const uint8_t *buf, size_t len,
 			      const struct pm_sockaddr *src);

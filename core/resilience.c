@@ -245,7 +245,7 @@ static struct pm_mapping *next_remap(pcpmap_client *c, uint64_t now, uint64_t *r
 static void verify(pcpmap_client *c, struct pm_mapping *m, bool windowed)
 {
 	m->remap_pending = false;
-	if (windowed) {
+	if (windowed && !m->remap_in_flight) {
 		m->remap_in_flight = true;
 		c->remap.in_flight++;
 	}
@@ -335,6 +335,12 @@ void pm_remap_answered(struct pm_mapping *m)
 	/* Slow start below the threshold, then one more per window's worth of answers. */
 	c->remap.cwnd += c->remap.cwnd < c->remap.ssthresh ? 1.0 : 1.0 / c->remap.cwnd;
 	remap_leave(c, m);
+}
+
+void pm_remap_forget(struct pm_mapping *m)
+{
+	if (m->remap_in_flight)
+		remap_leave(m->client, m);
 }
 
 void pm_remap_unanswered(struct pm_mapping *m)

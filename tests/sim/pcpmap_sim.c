@@ -1974,8 +1974,10 @@ static int run_seed(struct sim *s)
 			}
 		}
 		if (!s->failed)
-			violation(s, "quiescence", "no quiescence %u s after the faults stopped",
-				  (unsigned)(SETTLE_MAX / SEC));
+			violation(s, "quiescence",
+				  "no quiescence %u s after the faults stopped (confirmations in flight %u, window "
+				  "%.1f)",
+				  (unsigned)(SETTLE_MAX / SEC), s->c->remap.in_flight, s->c->remap.cwnd);
 	}
 	if (!s->failed) {
 		tracef(s, "quiescent");
