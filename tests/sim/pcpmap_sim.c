@@ -1974,10 +1974,11 @@ static int run_seed(struct sim *s)
 			}
 		}
 		if (!s->failed)
-			violation(s, "quiescence",
-				  "no quiescence %u s after the faults stopped (confirmations in flight %u, window "
-				  "%.1f)",
-				  (unsigned)(SETTLE_MAX / SEC), s->c->remap.in_flight, s->c->remap.cwnd);
+			violation(
+			    s, "quiescence",
+			    "no quiescence %u s after the faults stopped (confirmations in flight %u, window "
+			    "%.1f)",
+			    (unsigned)(SETTLE_MAX / SEC), s->c->remap.in_flight, s->c->remap.cwnd);
 	}
 	if (!s->failed) {
 		tracef(s, "quiescent");
