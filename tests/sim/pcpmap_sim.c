@@ -1383,7 +1383,8 @@ static void check_quiescence(struct sim *s)
 			    (e->op == PCP_OP_PEER) == (m->kind == PCPMAP_KIND_PEER))
 				believed = true;
 		}
-		if (believed || (e->op == PCP_OP_PEER && !known)) /* PEER cannot be deleted (RFC 6887 12) */
+		/* PEER cannot be deleted (RFC 6887 12): one the client gave up on can only expire. */
+		if (believed || e->op == PCP_OP_PEER)
 			continue;
 		nonce_str(e->nonce, nb);
 		violation(s, "orphan",
