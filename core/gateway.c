@@ -471,6 +471,23 @@ static bool fits(struct pm_mapping *m, enum pcpmap_proto p)
 
 static void attach(struct pm_mapping *m);
 
+#define DELETE_WAIT_US 100000u
+
+/* A delete of the same internal port in flight on the mapping's server, for a protocol without nonces. */
+static bool delete_pending(struct pm_mapping *m)
+{
+	pcpmap_client *c = m->client;
+	if (!m->server || m->server->ops->proto == PCPMAP_PROTO_PCP)
+		return false;
+	for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next) {
+		const struct pm_mapping *d = pm_container_of(l, struct pm_mapping, link);
+		if (d != m && d->server == m->server && d->state == PCPMAP_STATE_DELETING &&
+		    d->ip_proto == m->ip_proto && d->internal_port == m->internal_port)
+			return true;
+	}
+	return false;
+}
+
 void pm_gw_attach(struct pm_mapping *m)
 {
 	struct pm_gw *gw = m->gw;
@@ -509,6 +526,13 @@ static void attach(struct pm_mapping *m)
 		}
 		bool moved = m->server && m->server != s;
 		pm_mapping_set_server(m, s);
+		if (m->state == PCPMAP_STATE_NOT_SENT && delete_pending(m)) {
+			/* NAT-PMP and UPnP name a mapping by its ports: a create sent while a delete of the same
+			 * internal port is in flight could be overtaken by it and deleted. Start once it is done. */
+			m->restart_pending = true;
+			sched_arm(&c->sched, &m->t_main, c->now + DELETE_WAIT_US);
+			return;
+		}
 		if (m->state == PCPMAP_STATE_NOT_SENT)
 			pm_mapping_fsm(m, FSM_EV_START);
 		else if (m->state == PCPMAP_STATE_ERROR_WAIT_RESEND)

@@ -958,8 +958,12 @@ static void pair_on_owner_mapped(struct pm_mapping *owner)
 		return;
 	}
 	if (p->have_grant && p->ext_port != owner->ext_port + 1) {
-		/* The owner's port moved (gateway state loss): re-pin the companion. */
-		p->suggested_port = (uint16_t)(owner->ext_port + 1);
+		/* The owner's port moved (gateway state loss, a late answer): the pair is broken. The companion
+		 * goes, a new one follows the owner, and the pair is reported again once whole (CHANGED). */
+		p->pair_owner = NULL;
+		owner->pair = NULL;
+		pm_mapping_fsm(p, FSM_EV_DELETE);
+		pair_on_owner_mapped(owner);
 	}
 }
 
