@@ -682,6 +682,25 @@ PCPMAP_EXPORT int pcpmap_request_check(pcpmap_client *c, const struct pcpmap_req
 	return r;
 }
 
+/* Hands what the gateway granted this mapping to an owner-less mapping that deletes it, and gives the mapping a
+ * fresh nonce. */
+static void give_back(struct pm_mapping *m)
+{
+	if (!m->server || m->kind != PCPMAP_KIND_MAP || !m->have_grant)
+		return;
+	struct pm_orphan o = {
+		.ip_proto = m->ip_proto,
+		.internal_port = m->internal_port,
+		.family = m->family,
+		.has_third_party = m->has_third_party,
+		.third_party = m->third_party,
+		.ext_port = m->ext_port,
+	};
+	memcpy(o.nonce, m->nonce, PCP_NONCE_LEN);
+	pm_mapping_renonce(m, NULL);
+	pm_mapping_delete_orphan(m->server, &o);
+}
+
 void pm_mapping_drop_grant(struct pm_mapping *m)
 {
 	if (m->pair) {
@@ -690,20 +709,7 @@ void pm_mapping_drop_grant(struct pm_mapping *m)
 		m->pair = NULL;
 		pm_mapping_fsm(p, FSM_EV_DELETE);
 	}
-	if (m->server && m->kind == PCPMAP_KIND_MAP && m->have_grant) {
-		/* The old grant is deleted with its own retries; the mapping takes a fresh nonce. */
-		struct pm_orphan o = {
-			.ip_proto = m->ip_proto,
-			.internal_port = m->internal_port,
-			.family = m->family,
-			.has_third_party = m->has_third_party,
-			.third_party = m->third_party,
-			.ext_port = m->ext_port,
-		};
-		memcpy(o.nonce, m->nonce, PCP_NONCE_LEN);
-		pm_mapping_renonce(m, NULL);
-		pm_mapping_delete_orphan(m->server, &o);
-	}
+	give_back(m); /* the old grant is deleted with its own retries */
 	pm_mapping_fsm(m, FSM_EV_MOVE);
 	m->have_grant = false;
 	m->renew_attempt = 0;
@@ -863,17 +869,18 @@ static void pair_retry(struct pm_mapping *owner, uint16_t next_suggestion)
 		owner->pair = NULL;
 		pm_mapping_fsm(p, FSM_EV_DELETE);
 	}
-	owner->server->ops->send(owner->server, owner, true);
+	/* The owner's half is deleted by a mapping of its own (retried, and visible to a create of the same
+	 * port that must not overtake it); the owner starts over with a fresh nonce. */
+	give_back(owner);
 	owner->have_grant = false;
 	pm_mapping_fsm(owner, FSM_EV_RESTART);
-	pm_mapping_renonce(owner, NULL);
 	owner->has_pair_nonce = false; /* a new pair: new nonces for both halves */
 	owner->suggested_port = next_suggestion;
 	owner->port_reservation = false;
 	owner->port_set = owner->pair_tries == 1;
 	pm_log(c, PCPMAP_LOG_INFO, "mapping %llu: port pair try %u suggesting %u",
 	       (unsigned long long)owner->id, owner->pair_tries + 1, next_suggestion);
-	pm_mapping_fsm(owner, FSM_EV_START);
+	pm_gw_attach(owner);
 }
 
 static void pair_fail(struct pm_mapping *owner, int err)
