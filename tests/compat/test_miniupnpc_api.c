@@ -308,7 +308,7 @@ static void test_silence(void **state)
 {
 	(void)state;
 	atomic_store(&fake.silent, 1);
-	/* PCPMAP_COMPAT_TIMEOUT_MS is 1500 here: the "HTTP error" of a gateway that does not answer. */
+	/* PCPMAP_COMPAT_TIMEOUT_MS is 4000 here: the "HTTP error" of a gateway that does not answer. */
 	assert_int_equal(UPNP_AddPortMapping(CTL, ST, "8300", "8300", lan, NULL, "TCP", NULL, "600"), -3);
 	atomic_store(&fake.silent, 0);
 }
@@ -396,8 +396,9 @@ static void test_threads(void **state)
 		pthread_join(w[i].th, NULL);
 		assert_int_equal(w[i].failures, 0);
 	}
-	assert_int_equal(atomic_load(&fake.maps), maps0 + 20);
-	assert_int_equal(atomic_load(&fake.deletes), dels0 + 20);
+	/* Every mapping was asked for (a retransmission on a busy machine may add a request) and deleted. */
+	assert_true(atomic_load(&fake.maps) >= maps0 + 20);
+	assert_true(atomic_load(&fake.deletes) >= dels0 + 20);
 	assert_int_equal(UPNP_GetPortMappingNumberOfEntries(CTL, ST, &n), 0);
 	assert_int_equal(n, 0);
 }
@@ -424,7 +425,7 @@ int main(void)
 	snprintf(gw, sizeof(gw), "127.0.0.1:%u", fake.port);
 	setenv("PCPMAP_GATEWAY", gw, 1);
 	setenv("PCPMAP_COMPAT_PROTOCOLS", "pcp", 1);
-	setenv("PCPMAP_COMPAT_TIMEOUT_MS", "1500", 1);
+	setenv("PCPMAP_COMPAT_TIMEOUT_MS", "4000", 1);
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	FreeUPNPUrls(&urls);
 	fake_pcp_stop(&fake);
