@@ -380,6 +380,8 @@ static void expire_timer(struct sched_timer *t, uint64_t now, void *arg)
 }
 
 /* An answer from the gateway for this mapping (backends call this after validation and the epoch check). */
+static void give_back(struct pm_mapping *m);
+
 void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r)
 {
 	pcpmap_client *c = m->client;
@@ -392,6 +394,15 @@ void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r)
 		pm_server_on_reachable(m->server);
 
 	if (m->state == PCPMAP_STATE_DELETING) {
+		if (r->kind == PM_REPLY_SUCCESS && r->lifetime > 0) {
+			/* A grant, not the delete's answer (a copy of an earlier request processed after the delete):
+			 * the gateway holds the mapping again, so the delete starts over. */
+			pm_log(c, PCPMAP_LOG_INFO,
+			       "mapping %llu: granted again while deleting: deleting again",
+			       (unsigned long long)m->id);
+			pm_mapping_fsm(m, FSM_EV_SWITCH);
+			return;
+		}
 		m->error = r->kind == PM_REPLY_SUCCESS ? 0 : r->error;
 		if (r->kind != PM_REPLY_SUCCESS)
 			pm_log(c, PCPMAP_LOG_INFO, "mapping %llu: delete answered %s (%s)",
@@ -449,7 +460,7 @@ void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r)
 			       "mapping %llu: asked for port %u with PREFER_FAILURE, gateway gave %u: "
 			       "releasing it",
 			       (unsigned long long)m->id, pinned, r->ext_port);
-			m->server->ops->send(m->server, m, true);
+			give_back(m);
 			m->have_grant = false;
 			pm_mapping_fsm(m, FSM_EV_ERR_FATAL);
 			return;

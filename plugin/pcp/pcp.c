@@ -321,8 +321,7 @@ static bool late_answer(struct pm_server *s, const struct pcp_msg *resp)
 			.third_party = r->third_party,
 		};
 		memcpy(o.nonce, r->nonce, PCP_NONCE_LEN);
-		memmove(r, r + 1, sizeof(*r) * (p->n_retired - i - 1));
-		p->n_retired--;
+		/* The entry stays until it expires: more copies of a request may still be granted later. */
 		if (resp->result != PCP_RES_SUCCESS || resp->lifetime == 0)
 			return true; /* refused or already gone: nothing held */
 		pm_log(c, PCPMAP_LOG_INFO,
