@@ -314,6 +314,45 @@ static int delete_and_wait(void)
 	return r == 0 ? UPNPCOMMAND_SUCCESS : UPNPCOMMAND_HTTP_ERROR;
 }
 
+/* Deletes one mapping and waits for the gateway's answer about it alone, so another deletion still in flight
+ * (one a silent gateway never answered, say) does not hold it up. 0 when the gateway confirmed it. */
+static int delete_entry_and_wait(struct upc_entry *e)
+{
+	pcpmap_client *c = pmc_upc.c;
+	pcpmap_mapping *m = e->m;
+	int r = pcpmap_mapping_delete(m);
+	if (r < 0) {
+		/* No outcome of its own here (a PEER, or the daemon holds it): the client's deletions at large. */
+		pmc_upc_entry_remove(e, true);
+		return delete_and_wait();
+	}
+	pmc_upc_entry_unlink(e);
+	int rc = UPNPCOMMAND_SUCCESS;
+	if (r == 0) {
+		uint64_t end = pcpmap_now_usec() + (uint64_t)pmc_upc.env.timeout_ms * 1000u;
+		struct pcpmap_mapping_info info;
+		for (;;) {
+			if (pcpmap_mapping_get_info(m, &info) < 0 || info.state == PCPMAP_STATE_DELETED)
+				break;
+			uint64_t now = pcpmap_now_usec();
+			if (now >= end) {
+				rc = UPNPCOMMAND_HTTP_ERROR;
+				break;
+			}
+			int t = pcpmap_client_get_timeout(c);
+			int left = (int)((end - now + 999) / 1000);
+			struct pollfd p = { .fd = pcpmap_client_get_fd(c), .events = POLLIN };
+			poll(&p, 1, t < 0 || t > left ? left : t);
+			pcpmap_client_process(c);
+		}
+		if (rc == UPNPCOMMAND_SUCCESS && info.error)
+			rc = UPNPCOMMAND_HTTP_ERROR; /* refused or unanswered: nothing was deleted */
+	}
+	pcpmap_mapping_free(m); /* still deleting after the timeout: the deletion goes on */
+	free(e);
+	return rc;
+}
+
 PCPMAP_EXPORT_COMPAT int UPNP_DeletePortMapping(const char *controlURL, const char *servicetype,
 						const char *extPort, const char *proto,
 						const char *remoteHost)
@@ -334,8 +373,7 @@ PCPMAP_EXPORT_COMPAT int UPNP_DeletePortMapping(const char *controlURL, const ch
 	if (e) {
 		if (pmc_upc.env.debug)
 			pmc_debug(pmc_upc_tag, "%s %u: deleting", pmc_upc_proto_name(ip_proto), ext);
-		pmc_upc_entry_remove(e, true);
-		rc = delete_and_wait();
+		rc = delete_entry_and_wait(e);
 		if (pmc_upc.env.debug)
 			pmc_debug(pmc_upc_tag, "%s %u: %s", pmc_upc_proto_name(ip_proto), ext,
 				  rc == 0 ? "deleted" : "deletion not confirmed by the gateway");

@@ -69,7 +69,7 @@ void pmc_upc_entry_add(struct upc_entry *e)
 	*pp = e;
 }
 
-void pmc_upc_entry_remove(struct upc_entry *e, bool delete)
+void pmc_upc_entry_unlink(struct upc_entry *e)
 {
 	for (struct upc_entry **pp = &pmc_upc.head; *pp; pp = &(*pp)->next) {
 		if (*pp == e) {
@@ -77,6 +77,11 @@ void pmc_upc_entry_remove(struct upc_entry *e, bool delete)
 			break;
 		}
 	}
+}
+
+void pmc_upc_entry_remove(struct upc_entry *e, bool delete)
+{
+	pmc_upc_entry_unlink(e);
 	if (delete)
 		pcpmap_mapping_free(e->m);
 	else

@@ -58,6 +58,8 @@ int pmc_upc_probe(int timeout_ms, bool fresh);
 void pmc_upc_entry_add(struct upc_entry *e);
 /* Unlinks and frees an entry; delete asks the gateway to delete the mapping, else it is left to expire. */
 void pmc_upc_entry_remove(struct upc_entry *e, bool delete);
+/* Takes the entry out of the list only: its mapping and memory stay the caller's. */
+void pmc_upc_entry_unlink(struct upc_entry *e);
 
 /* The callback of every mapping of the library (debug lines). */
 void pmc_upc_event(pcpmap_mapping *m, enum pcpmap_event ev, const struct pcpmap_mapping_info *info, void *ud);
