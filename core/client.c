@@ -505,11 +505,28 @@ static bool epoch_check(struct pm_server *s, uint32_t epoch, bool natpmp_rule, b
 			      : pcp_epoch_check(&s->epoch, epoch, now_s);
 	if (ok)
 		return true;
+	if (had && epoch < prev) {
+		s->reset_prev_epoch = prev;
+		s->reset_seen_at = c->now;
+	}
 	c->stats.epoch_resets++;
 	pm_log(c, PCPMAP_LOG_NOTICE,
 	       "%s server %s may have lost its state (epoch %u after %u%s%s): confirming its mappings",
 	       s->ops->name, s->name, epoch, prev, had ? "" : ", first", announced ? ", announced" : "");
 	return false;
+}
+
+#define STALE_WINDOW_US (120ull * 1000000u)
+
+bool pm_server_epoch_stale(const struct pm_server *s, uint32_t epoch)
+{
+	const pcpmap_client *c = s->client;
+	if (!s->reset_seen_at || c->now > s->reset_seen_at + STALE_WINDOW_US || !s->epoch.have)
+		return false;
+	/* Within two seconds of the old run's count and far beyond what the new run can have reached. */
+	uint64_t elapsed_s = (c->now - s->reset_seen_at) / 1000000u;
+	return (uint64_t)epoch + 2 >= s->reset_prev_epoch &&
+	       (uint64_t)epoch > (uint64_t)s->epoch.server + elapsed_s + 2;
 }
 
 bool pm_server_on_epoch(struct pm_server *s, uint32_t epoch, bool natpmp_rule, struct pm_mapping *except)

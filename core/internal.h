@@ -102,6 +102,8 @@ struct pm_server {
 	struct pm_sockaddr local; /* our source address towards it */
 	char name[64];
 	struct pcp_epoch epoch;
+	uint32_t reset_prev_epoch; /* the epoch before the last reset seen, and when it was seen (0: none) */
+	uint64_t reset_seen_at;
 	uint32_t last_epoch;
 	bool have_epoch;
 	int last_error;
@@ -348,6 +350,9 @@ void pm_nonce_index_free(pcpmap_client *c);
 void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r);
 /* Returns false when the epoch shows the server lost its state (the core then re-creates its mappings). */
 bool pm_server_on_epoch(struct pm_server *s, uint32_t epoch, bool natpmp_rule, struct pm_mapping *except);
+/* True for an answer written before a restart this client already saw (its epoch belongs to the old run,
+ * reordered behind the new one): its grant is not the gateway's state any more. */
+bool pm_server_epoch_stale(const struct pm_server *s, uint32_t epoch);
 /* An unsolicited announcement from gateway gw: the epoch check, and whatever it says, every mapping held
  * through the gateway is confirmed with a renewal after a random 0-5 s (RFC 6887 14.1.1: a restart within
  * the epoch check's slack is otherwise invisible). Returns false when the epoch shows a state loss. */

@@ -580,6 +580,13 @@ static void on_map_answer(struct pm_server *s, struct np_req *q, int result, uin
 		mark_dead(s, q);
 		return;
 	}
+	if (epoch_valid && pm_server_epoch_stale(s, epoch)) {
+		c->stats.dropped++;
+		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: NAT-PMP answer from before its restart dropped",
+		       s->name);
+		mark_dead(s, q);
+		return;
+	}
 	if (epoch_valid)
 		pm_server_on_epoch(s, epoch, true, m);
 	struct pm_reply r;

@@ -374,6 +374,11 @@ static void on_mapping_answer(struct pm_server *s, const uint8_t *buf, size_t le
 		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: a delete's late answer dropped", s->name);
 		return;
 	}
+	if (pm_server_epoch_stale(s, out.msg.epoch)) {
+		c->stats.dropped++;
+		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: answer from before its restart dropped", s->name);
+		return;
+	}
 	pm_server_on_reachable(s);
 	pm_server_on_epoch(s, out.msg.epoch, false, m);
 	struct pcp_server_priv *p = s->priv;
