@@ -479,6 +479,11 @@ static bool delete_pending(struct pm_mapping *m)
 	pcpmap_client *c = m->client;
 	if (!m->server || m->server->ops->proto == PCPMAP_PROTO_PCP)
 		return false;
+	const struct pm_server *s = m->server;
+	for (size_t i = 0; i < sizeof(s->recent_del) / sizeof(s->recent_del[0]); i++)
+		if (s->recent_del[i].until > c->now && s->recent_del[i].ip_proto == m->ip_proto &&
+		    s->recent_del[i].internal_port == m->internal_port)
+			return true;
 	for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next) {
 		const struct pm_mapping *d = pm_container_of(l, struct pm_mapping, link);
 		if (d != m && d->server == m->server && d->state == PCPMAP_STATE_DELETING &&

@@ -102,6 +102,13 @@ struct pm_server {
 	struct pm_sockaddr local; /* our source address towards it */
 	char name[64];
 	struct pcp_epoch epoch;
+	/* Deletes of ports (NAT-PMP, UPnP) answered lately: a copy of one may still be on its way. */
+	struct {
+		uint8_t ip_proto;
+		uint16_t internal_port;
+		uint64_t until;
+	} recent_del[8];
+	unsigned recent_del_next;
 	uint32_t reset_prev_epoch; /* the epoch before the last reset seen, and when it was seen (0: none) */
 	uint64_t reset_seen_at;
 	uint32_t last_epoch;

@@ -10,8 +10,9 @@
 
 #include "internal.h"
 
-#define DELETE_MRC     3 /* a delete is retried a few times, never forever */
-#define PAIR_MAX_TRIES 8
+#define DELETE_MRC       3 /* a delete is retried a few times, never forever */
+#define PAIR_MAX_TRIES   8
+#define RECENT_DELETE_US 1000000u /* a delete's copies are not expected later than this */
 
 PCPMAP_EXPORT void pcpmap_request_init(struct pcpmap_request *req, enum pcpmap_kind kind)
 {
@@ -137,6 +138,15 @@ void pm_mapping_destroy(struct pm_mapping *m)
 	pcpmap_client *c = m->client;
 	if (m->server && m->server->ops->retire)
 		m->server->ops->retire(m->server, m);
+	if (m->server && m->server->ops->proto != PCPMAP_PROTO_PCP && m->state == PCPMAP_STATE_DELETED &&
+	    m->last_send) {
+		/* A delayed copy of this delete could still remove a new mapping of the same port. */
+		struct pm_server *s = m->server;
+		unsigned i = s->recent_del_next++ % (sizeof(s->recent_del) / sizeof(s->recent_del[0]));
+		s->recent_del[i].ip_proto = m->ip_proto;
+		s->recent_del[i].internal_port = m->internal_port;
+		s->recent_del[i].until = c->now + RECENT_DELETE_US;
+	}
 	pm_mapping_set_server(m, NULL);
 	if (m->pair) {
 		m->pair->pair_owner = NULL;
