@@ -559,6 +559,33 @@ static void natpmp_unsolicited(struct pm_server *s, const uint8_t *buf, size_t l
 	renew_stale(s);
 }
 
+/* Whether a mapping of ours on this server still uses the request's internal port. */
+static bool port_in_use(struct pm_server *s, const struct np_req *q)
+{
+	pcpmap_client *c = s->client;
+	for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next) {
+		const struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
+		if (m->server == s && m->internal_port == q->internal_port &&
+		    m->ip_proto == (q->op == 1 ? IPPROTO_UDP : IPPROTO_TCP))
+			return true;
+	}
+	return false;
+}
+
+static void delete_untracked(struct pm_server *s, const struct np_req *q, uint16_t ext_port)
+{
+	struct pm_orphan o = {
+		.ip_proto = q->op == 1 ? IPPROTO_UDP : IPPROTO_TCP,
+		.internal_port = q->internal_port,
+		.family = AF_INET,
+		.ext_port = ext_port,
+	};
+	pm_log(s->client, PCPMAP_LOG_INFO,
+	       "server %s: late NAT-PMP grant (port %u) for a mapping that left: deleting it", s->name,
+	       ext_port);
+	pm_mapping_delete_orphan(s, &o);
+}
+
 static void on_map_answer(struct pm_server *s, struct np_req *q, int result, uint32_t epoch, bool epoch_valid,
 			  const natpmpresp_t *resp)
 {
@@ -577,6 +604,10 @@ static void on_map_answer(struct pm_server *s, struct np_req *q, int result, uin
 	}
 	struct pm_mapping *m = pm_client_find_mapping(c, q->mapping_id);
 	if (!m || m->server != s) {
+		/* The mapping left NAT-PMP (or is gone) with this request in flight, and the gateway granted it
+		 * anyway: nobody tracks that grant, so it is deleted (by port: nothing else of ours here uses it). */
+		if (result == 0 && resp->pnu.newportmapping.lifetime && q->lifetime && !port_in_use(s, q))
+			delete_untracked(s, q, resp->pnu.newportmapping.mappedpublicport);
 		mark_dead(s, q);
 		return;
 	}
