@@ -391,6 +391,7 @@ static void expire_timer(struct sched_timer *t, uint64_t now, void *arg)
 
 /* An answer from the gateway for this mapping (backends call this after validation and the epoch check). */
 static void give_back(struct pm_mapping *m);
+static void give_back_port(struct pm_mapping *m, uint16_t ext_port);
 
 void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r)
 {
@@ -427,20 +428,10 @@ void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r)
 		 * protocol chosen later could not express it): the gateway holds it, so it is deleted, and the
 		 * mapping draws a fresh nonce for whatever it does next. */
 		if (r->kind == PM_REPLY_SUCCESS && r->lifetime && m->server && m->kind == PCPMAP_KIND_MAP) {
-			struct pm_orphan o = {
-				.ip_proto = m->ip_proto,
-				.internal_port = m->internal_port,
-				.family = m->family,
-				.has_third_party = m->has_third_party,
-				.third_party = m->third_party,
-				.ext_port = r->ext_port,
-			};
-			memcpy(o.nonce, m->nonce, PCP_NONCE_LEN);
 			pm_log(c, PCPMAP_LOG_INFO,
 			       "mapping %llu: late grant (port %u) in state %s: deleting it",
 			       (unsigned long long)m->id, r->ext_port, pcpmap_state_name(m->state));
-			pm_mapping_renonce(m, NULL);
-			pm_mapping_delete_orphan(m->server, &o);
+			give_back_port(m, r->ext_port);
 			return;
 		}
 		pm_log(c, PCPMAP_LOG_DEBUG, "mapping %llu: answer in state %s ignored",
@@ -705,9 +696,9 @@ PCPMAP_EXPORT int pcpmap_request_check(pcpmap_client *c, const struct pcpmap_req
 
 /* Hands what the gateway granted this mapping to an owner-less mapping that deletes it, and gives the mapping a
  * fresh nonce. */
-static void give_back(struct pm_mapping *m)
+static void give_back_port(struct pm_mapping *m, uint16_t ext_port)
 {
-	if (!m->server || m->kind != PCPMAP_KIND_MAP || !m->have_grant)
+	if (!m->server || m->kind != PCPMAP_KIND_MAP)
 		return;
 	struct pm_orphan o = {
 		.ip_proto = m->ip_proto,
@@ -715,11 +706,17 @@ static void give_back(struct pm_mapping *m)
 		.family = m->family,
 		.has_third_party = m->has_third_party,
 		.third_party = m->third_party,
-		.ext_port = m->ext_port,
+		.ext_port = ext_port,
 	};
 	memcpy(o.nonce, m->nonce, PCP_NONCE_LEN);
 	pm_mapping_renonce(m, NULL);
 	pm_mapping_delete_orphan(m->server, &o);
+}
+
+static void give_back(struct pm_mapping *m)
+{
+	if (m->have_grant)
+		give_back_port(m, m->ext_port);
 }
 
 void pm_mapping_drop_grant(struct pm_mapping *m)
