@@ -321,7 +321,10 @@ void top_model_poll(struct top_model *m, uint64_t now, uint32_t key, const struc
 
 	if (!r || !info)
 		return;
-	bool was_held = r->info.state == PCPMAP_STATE_MAPPED || r->info.state == PCPMAP_STATE_REFRESHING;
+	/* Held, or being confirmed after an announcement or an epoch reset (WAIT_RESP with its grant). */
+	bool was_held =
+	    r->info.state == PCPMAP_STATE_MAPPED || r->info.state == PCPMAP_STATE_REFRESHING ||
+	    (r->info.state == PCPMAP_STATE_WAIT_RESP && r->info.external_port && r->info.expires_usec);
 	bool same = info->proto == r->info.proto && !strcmp(info->server, r->info.server);
 	if (info->state == PCPMAP_STATE_MAPPED && was_held && same) {
 		map_label(info, label, sizeof(label));
@@ -335,7 +338,7 @@ void top_model_poll(struct top_model *m, uint64_t now, uint32_t key, const struc
 		/* A lifetime extended before the renewal was due: the gateway announced itself (a restart
 		 * within the epoch's slack, RFC 6887 14.1.1) and the mapping was confirmed. */
 		else if (info->expires_usec > r->info.expires_usec + 1000000u && r->info.expires_usec &&
-			 r->info.refresh_usec > now + 1000000u)
+			 (r->info.refresh_usec > now + 1000000u || r->info.state == PCPMAP_STATE_WAIT_RESP))
 			top_model_log(
 			    m, now,
 			    "gateway %s announced itself: %s re-verified ahead of its renewal, %s again",

@@ -358,6 +358,23 @@ static bool expressible(const struct pm_mapping *m, enum pcpmap_proto p)
 	return (missing & ~(m->allow_degrade ? droppable : PM_CAP_DESCRIPTION)) == 0;
 }
 
+/* The learned protocol if allowed, else the first allowed one that may still answer. */
+static enum pcpmap_proto pick_any(const struct pm_gw *gw, uint32_t mask, bool *ret_wait)
+{
+	if (gw->chosen && (mask & PCPMAP_PROTO_BIT(gw->chosen)))
+		return gw->chosen;
+	for (size_t i = 0; i < 3; i++) {
+		enum pcpmap_proto p = gw->client->order[i];
+		if (!(mask & PCPMAP_PROTO_BIT(p)) || gw->status[p] == PM_P_NO)
+			continue;
+		if (gw->status[p] == PM_P_YES || !gw->client->backends[p]->probe)
+			return p;
+		*ret_wait = true;
+		return PCPMAP_PROTO_NONE;
+	}
+	return PCPMAP_PROTO_NONE;
+}
+
 /* The protocol of a mapping on this gateway: the learned one if the mapping allows it and it can carry the
  * mapping, else the first allowed protocol that may still answer and can carry it (a PEER request waits for
  * PCP rather than fail on a NAT-PMP that merely answered first). When none can, the learned one, so the
@@ -366,7 +383,15 @@ static enum pcpmap_proto pick_for(const struct pm_gw *gw, const struct pm_mappin
 {
 	uint32_t mask = gw_mask(gw) & m->protocols;
 	enum pcpmap_proto fallback = PCPMAP_PROTO_NONE;
+	bool can = false;
 	*ret_wait = false;
+	for (size_t i = 0; i < 3; i++) {
+		enum pcpmap_proto p = gw->client->order[i];
+		can |= (mask & PCPMAP_PROTO_BIT(p)) && gw->status[p] != PM_P_NO && expressible(m, p);
+	}
+	/* No allowed protocol can carry it: the first that answers says so (fits() fails it for good). */
+	if (!can)
+		return pick_any(gw, mask, ret_wait);
 	if (gw->chosen && (mask & PCPMAP_PROTO_BIT(gw->chosen))) {
 		if (expressible(m, gw->chosen))
 			return gw->chosen;
