@@ -286,7 +286,7 @@ static void reap_timer(struct sched_timer *t, uint64_t now, void *arg)
 		struct np_req *q = pm_container_of(l, struct np_req, link);
 		l = l->next;
 		if (!q->dead && !q->delete_all && know_live &&
-		    !bsearch(&q->mapping_id, ids, n, sizeof(*ids), cmp_id))
+		    (!ids || !bsearch(&q->mapping_id, ids, n, sizeof(*ids), cmp_id)))
 			q->dead = true;
 		if (!q->dead)
 			continue;
