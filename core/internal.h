@@ -1,9 +1,11 @@
-/* Internal objects of the engine: client, servers, mappings and the backend ops table. */
+/* The engine's own objects: client, gateways, servers and mappings. Backends see none of this: they get
+ * core/backend.h. */
 #ifndef PCPMAP_INTERNAL_H
 #define PCPMAP_INTERNAL_H
 
 #include <pcpmap/pcpmap.h>
 
+#include "backend.h"
 #include "fsm/fsm.h"
 #include "net/net.h"
 #include "sched/env.h"
@@ -11,64 +13,12 @@
 #include "sched/timing.h"
 #include "wire/pcp_epoch.h"
 #include "wire/pcp_wire.h"
+#include "plugins.h"
 
 struct pm_server;
 struct pm_mapping;
 struct pm_dmap;
 struct pm_dmode;
-
-/* What a backend learned from one answer to a mapping request, in protocol-neutral terms. */
-enum pm_reply_kind {
-	PM_REPLY_SUCCESS = 0, /* granted (or deleted, when lifetime is 0) */
-	PM_REPLY_RETRY,       /* refused for now: retry after hold_s */
-	PM_REPLY_FATAL,       /* refused for good */
-};
-
-struct pm_reply {
-	enum pm_reply_kind kind;
-	int error;       /* negative errno summarising the result */
-	int result_code; /* the protocol's own code */
-	uint32_t lifetime;
-	uint32_t hold_s; /* PM_REPLY_RETRY: how long to wait */
-	struct pcp_addr ext_addr;
-	uint16_t ext_port;
-	bool has_epoch;
-	uint32_t epoch;
-	bool echoed_port_reservation;
-	bool echoed_port_set;
-};
-
-/* One protocol backend. Every function gets the server it works for; the backend keeps its own state in
- * server->priv. */
-struct pm_backend_ops {
-	enum pcpmap_proto proto;
-	const char *name;
-	uint64_t irt_us, mrt_us; /* retransmission ladder of this protocol */
-	/* Opens the transport (socket registered with pm_server_watch_fd()). */
-	int (*server_open)(struct pm_server *s);
-	void (*server_close)(struct pm_server *s);
-	/* Sends the request for the mapping's state: create/renew, or delete when del is set. */
-	int (*send)(struct pm_server *s, struct pm_mapping *m, bool del);
-	/* The socket is readable: read, validate and dispatch everything pending. */
-	void (*readable)(struct pm_server *s, int fd, uint64_t now);
-	/* Sends an ANNOUNCE-like probe; the answer comes through pm_server_on_announce(). */
-	int (*announce)(struct pm_server *s);
-	/* Learns whether this protocol answers at the server, without a mapping (NAT-PMP: public address
-	 * request; UPnP: discovery). Reports through pm_server_on_probe(). NULL: mapping requests probe. */
-	int (*probe)(struct pm_server *s);
-	/* The mapping leaves this server (destroyed, or moved to another server): drop its state. May be NULL. */
-	void (*mapping_gone)(struct pm_server *s, struct pm_mapping *m);
-	/* The mapping's nonce stops naming anything live on this server (a fresh nonce, or the mapping is
-	 * gone) although requests under it went out: late grants for it can be recognised. May be NULL. */
-	void (*retire)(struct pm_server *s, const struct pm_mapping *m);
-	/* A response the server sent unasked to the announcement port (RFC 6887 14.2), source already checked:
-	 * updates the mapping whose nonce it carries, drops it otherwise. May be NULL. */
-	void (*unsolicited)(struct pm_server *s, const uint8_t *buf, size_t len);
-};
-
-struct pm_list {
-	struct pm_list *prev, *next;
-};
 
 /* What a gateway is known to speak (learned once, re-learned on failure). */
 enum pm_pstat { PM_P_UNKNOWN = 0, PM_P_PROBING, PM_P_YES, PM_P_NO };
@@ -303,40 +253,11 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 #define PM_PROBE_SIZE_V0 sizeof(struct pcpmap_probe_result)
 #define PM_STATS_SIZE_V0 (offsetof(struct pcpmap_stats, retransmits) + sizeof(uint64_t))
 
-/* Logging through the application's callback. */
-void pm_log(const pcpmap_client *c, enum pcpmap_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void pm_trace(const pcpmap_client *c, bool sent, enum pcpmap_proto proto, const char *peer,
-	      const uint8_t *bytes, size_t len, const char *decoded);
-
-/* Epoll registration of a backend socket. */
-int pm_server_watch_fd(struct pm_server *s, int fd);
-void pm_server_unwatch_fd(struct pm_server *s, int fd);
-
-/* Called by backends. */
-/* Outcome of ops->probe (or the first sign of life from a server): err 0 when the protocol answers (info
- * may carry version, epoch, RTT, external address), or a negative errno when it does not (ECONNREFUSED,
- * ETIMEDOUT, EPROTONOSUPPORT). */
-void pm_server_on_probe(struct pm_server *s, int err, const struct pcpmap_server_info *info);
-/* A grant the gateway made for a nonce no live mapping carries any more (a late answer after the mapping
- * moved to another protocol): deleted with that nonce through a mapping of its own, owned by nobody. */
-struct pm_orphan {
-	uint8_t nonce[PCP_NONCE_LEN];
-	uint8_t ip_proto;
-	uint16_t internal_port;
-	int family;
-	bool has_third_party;
-	struct pcp_addr third_party;
-	uint16_t ext_port;
-};
-void pm_mapping_delete_orphan(struct pm_server *s, const struct pm_orphan *o);
+/* Engine-side mapping and server operations. */
 /* The mapping leaves the server that granted it: the grant is deleted there by a mapping of its own (with
  * retries), and the mapping waits unsent with a fresh nonce; nothing is reported until the new grant. A port
  * pair's owner drops its companion too (made again once the owner is granted). */
 void pm_mapping_drop_grant(struct pm_mapping *m);
-/* Mappings by id: backends that finish work asynchronously (UPnP worker) must not keep mapping pointers. */
-struct pm_mapping *pm_client_find_mapping(pcpmap_client *c, uint64_t id);
-struct pm_mapping *pm_server_find_nonce(struct pm_server *s, const uint8_t nonce[PCP_NONCE_LEN]);
 /* A walk over the client's mappings whose body may free any of them (a pair's companion, a released
  * delete): unlinking a mapping moves every walk that would step onto it. Walks nest. */
 struct pm_walk {
@@ -354,24 +275,10 @@ int pm_mapping_link(struct pm_mapping *m);
 void pm_mapping_unlink(struct pm_mapping *m);
 void pm_mapping_renonce(struct pm_mapping *m, const uint8_t *nonce);
 void pm_nonce_index_free(pcpmap_client *c);
-void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r);
-/* Returns false when the epoch shows the server lost its state (the core then re-creates its mappings). */
-bool pm_server_on_epoch(struct pm_server *s, uint32_t epoch, bool natpmp_rule, struct pm_mapping *except);
-/* True for an answer written before a restart this client already saw (its epoch belongs to the old run,
- * reordered behind the new one): its grant is not the gateway's state any more. */
-bool pm_server_epoch_stale(const struct pm_server *s, uint32_t epoch);
 /* An unsolicited announcement from gateway gw: the epoch check, and whatever it says, every mapping held
  * through the gateway is confirmed with a renewal after a random 0-5 s (RFC 6887 14.1.1: a restart within
  * the epoch check's slack is otherwise invisible). Returns false when the epoch shows a state loss. */
 bool pm_gw_on_announced(struct pm_gw *gw, struct pm_server *s, uint32_t epoch, bool natpmp_rule);
-void pm_server_on_unreachable(struct pm_server *s, int err);
-void pm_server_on_reachable(struct pm_server *s);
-/* Reports a socket error from the next timer run instead of from inside a send. */
-void pm_server_defer_error(struct pm_server *s, int err);
-void pm_server_on_announce(struct pm_server *s, const struct pcpmap_server_info *info);
-/* The server answered with another protocol version: NAT-PMP (0) or a PCP version we do not speak. */
-void pm_server_on_natpmp_only(struct pm_server *s);
-void pm_server_on_unsupported_version(struct pm_server *s, uint8_t version);
 
 /* Client internals. */
 int pm_parse_server(const char *s, struct pm_sockaddr *ret);
@@ -416,8 +323,6 @@ void pm_client_on_net_events(pcpmap_client *c, unsigned mask);
 void pm_client_net_check(pcpmap_client *c);
 
 /* Probe (core/probe.c): backends' probe answers and PCP ANNOUNCE answers feed it. */
-void pm_probe_on_answer(struct pm_server *s, enum pcpmap_proto proto, int err,
-			const struct pcpmap_server_info *info);
 void pm_probe_init(pcpmap_client *c);
 void pm_probe_fini(pcpmap_client *c);
 int pm_client_announce_on(pcpmap_client *c, struct pm_server *s, int timeout_ms, pcpmap_server_fn cb,
@@ -441,7 +346,7 @@ int pm_dmode_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_re
 /* The engine's checks of a request (mapping.c), without making a mapping. */
 int pm_request_validate(pcpmap_client *c, const struct pcpmap_request *req);
 
-/* Mapping helpers shared with backends. */
+/* Mapping helpers of the engine's modules. */
 void pm_mapping_fsm(struct pm_mapping *m, enum fsm_event ev);
 void pm_mapping_destroy(struct pm_mapping *m);
 void pm_mapping_send_final_delete(struct pm_mapping *m);
@@ -450,44 +355,7 @@ void pm_mapping_pair_companion_failed(struct pm_mapping *p);
 void pm_mapping_set_server(struct pm_mapping *m, struct pm_server *s);
 bool pm_addr_is_private(const struct pcp_addr *a);
 
-/* Lists. */
-static inline void pm_list_init(struct pm_list *l)
-{
-	l->prev = l->next = l;
-}
-static inline bool pm_list_empty(const struct pm_list *l)
-{
-	return l->next == l;
-}
-static inline void pm_list_add_tail(struct pm_list *head, struct pm_list *n)
-{
-	n->prev = head->prev;
-	n->next = head;
-	head->prev->next = n;
-	head->prev = n;
-}
-static inline void pm_list_del(struct pm_list *n)
-{
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	n->prev = n->next = n;
-}
-#define pm_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
-
-extern const struct pm_backend_ops pm_pcp_backend;
-#ifdef PCPMAP_HAVE_NATPMP
-extern const struct pm_backend_ops pm_natpmp_backend;
-/* NAT-PMP's per-protocol delete-all (internal port 0, lifetime 0; RFC 6886 3.4). */
-int pm_natpmp_delete_all(struct pm_server *s, uint8_t ip_proto);
-#endif
-#ifdef PCPMAP_HAVE_UPNP
-extern const struct pm_backend_ops pm_upnp_backend;
-#endif
 /* The backend for a protocol, NULL when it was not built. */
 const struct pm_backend_ops *pm_backend_for(enum pcpmap_proto proto);
-/* PCP backend pieces shared with tests and fakes. */
-void pm_pcp_build_request(const struct pm_server *s, const struct pm_mapping *m, bool del,
-			  struct pcp_msg *msg);
-void pm_pcp_reply_from_msg(const struct pcp_msg *resp, const struct pm_mapping *m, struct pm_reply *r);
 
 #endif

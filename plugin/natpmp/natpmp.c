@@ -26,7 +26,8 @@
 #include <natpmp.h>
 
 #include "dl/dl.h"
-#include "internal.h"
+#include "backend.h"
+#include "plugins.h"
 
 /* libnatpmp, loaded privately (core/dl/dl.h): every function of it that pcpmap calls. */
 #define NP_SYMS(X)                   \
@@ -157,16 +158,16 @@ static void no_library_retry(natpmp_t *p)
 
 static int req_open(struct pm_server *s, struct np_req *q)
 {
-	pcpmap_client *c = s->client;
+	pcpmap_client *c = pm_server_client(s);
 	/* forcegw: the server the core chose; libnatpmp never scans for a gateway itself. */
 	errno = 0;
-	int rc = np_lib.initnatpmp(&q->p, 1, s->addr.u.in.sin_addr.s_addr);
+	int rc = np_lib.initnatpmp(&q->p, 1, pm_server_addr(s)->u.in.sin_addr.s_addr);
 	if (rc < 0) {
 		int r = lib_error(rc, errno);
 		/* initnatpmp leaves its socket open when a later step fails. */
 		if (rc != NATPMP_ERR_SOCKETERROR && q->p.s >= 0)
 			close(q->p.s);
-		pm_log(c, PCPMAP_LOG_WARNING, "server %s: NAT-PMP socket: %s (%s)", s->name,
+		pm_log(c, PCPMAP_LOG_WARNING, "server %s: NAT-PMP socket: %s (%s)", pm_server_name(s),
 		       np_lib.strnatpmperr(rc), pcpmap_strerror(r));
 		return r;
 	}
@@ -196,11 +197,11 @@ static void req_close(struct pm_server *s, struct np_req *q)
  * still holds in its current epoll batch. */
 static void mark_dead(struct pm_server *s, struct np_req *q)
 {
-	struct natpmp_priv *np = s->priv;
+	struct natpmp_priv *np = pm_server_priv(s);
 	q->dead = true;
 	q->parked = false;
 	q->pending = false;
-	sched_arm(&s->client->sched, &np->t_reap, s->client->now);
+	sched_arm(pm_client_sched(pm_server_client(s)), &np->t_reap, pm_client_now(pm_server_client(s)));
 }
 
 static struct np_req *req_find(struct natpmp_priv *np, uint64_t id)
@@ -227,13 +228,13 @@ static struct np_req *req_by_fd(struct natpmp_priv *np, int fd)
 
 static int req_new(struct pm_server *s, uint64_t id, bool with_socket, struct np_req **ret)
 {
-	struct natpmp_priv *np = s->priv;
-	pcpmap_client *c = s->client;
-	if (with_socket && np->n_open >= c->cfg.max_mappings) {
+	struct natpmp_priv *np = pm_server_priv(s);
+	pcpmap_client *c = pm_server_client(s);
+	if (with_socket && np->n_open >= pm_client_max_mappings(c)) {
 		/* Some may belong to mappings that are gone: reap, and let the retransmission try again. */
-		sched_arm(&c->sched, &np->t_reap, c->now);
-		pm_log(c, PCPMAP_LOG_WARNING, "server %s: %zu NAT-PMP sockets open, no more", s->name,
-		       np->n_open);
+		sched_arm(pm_client_sched(c), &np->t_reap, pm_client_now(c));
+		pm_log(c, PCPMAP_LOG_WARNING, "server %s: %zu NAT-PMP sockets open, no more",
+		       pm_server_name(s), np->n_open);
 		return -ENOSPC;
 	}
 	struct np_req *q = calloc(1, sizeof(*q));
@@ -250,8 +251,8 @@ static int req_new(struct pm_server *s, uint64_t id, bool with_socket, struct np
 	}
 	pm_list_add_tail(&np->reqs, &q->link);
 	/* More sockets than mappings: some mapping went away without a word to the backend. */
-	if (np->n_open > c->n_mappings)
-		sched_arm(&c->sched, &np->t_reap, c->now);
+	if (np->n_open > pm_client_n_mappings(c))
+		sched_arm(pm_client_sched(c), &np->t_reap, pm_client_now(c));
 	*ret = q;
 	return 0;
 }
@@ -267,19 +268,15 @@ static int cmp_id(const void *a, const void *b)
 static void reap_timer(struct sched_timer *t, uint64_t now, void *arg)
 {
 	struct pm_server *s = arg;
-	struct natpmp_priv *np = s->priv;
-	pcpmap_client *c = s->client;
+	struct natpmp_priv *np = pm_server_priv(s);
+	pcpmap_client *c = pm_server_client(s);
 	(void)t;
 	np->last_reap = now;
-	size_t n = 0;
-	uint64_t *ids = c->n_mappings ? malloc(c->n_mappings * sizeof(*ids)) : NULL;
-	bool know_live = ids || !c->n_mappings;
-	for (struct pm_list *l = c->mappings.next; ids && l != &c->mappings && n < c->n_mappings;
-	     l = l->next) {
-		struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
-		if (m->server == s && m->state != PCPMAP_STATE_FAILED && m->state != PCPMAP_STATE_DELETED)
-			ids[n++] = m->id;
-	}
+	size_t n = 0, n_all = pm_client_n_mappings(c);
+	uint64_t *ids = n_all ? malloc(n_all * sizeof(*ids)) : NULL;
+	bool know_live = ids || !n_all;
+	if (ids)
+		n = pm_server_live_ids(s, ids, n_all);
 	if (ids)
 		qsort(ids, n, sizeof(*ids), cmp_id);
 	for (struct pm_list *l = np->reqs.next; l != &np->reqs;) {
@@ -302,14 +299,14 @@ static void reap_timer(struct sched_timer *t, uint64_t now, void *arg)
 
 static void trace_sent(struct pm_server *s, const struct np_req *q, const char *decoded)
 {
-	pm_trace(s->client, true, PCPMAP_PROTO_NATPMP, s->name, q->p.pending_request,
+	pm_trace(pm_server_client(s), true, PCPMAP_PROTO_NATPMP, pm_server_name(s), q->p.pending_request,
 		 (size_t)q->p.pending_request_len, decoded);
 }
 
 static int map_transmit(struct pm_server *s, struct np_req *q, uint8_t op, uint16_t internal,
 			uint16_t suggest, uint32_t lifetime, const char *note)
 {
-	pcpmap_client *c = s->client;
+	pcpmap_client *c = pm_server_client(s);
 	errno = 0;
 	int rc = np_lib.sendnewportmappingrequest(&q->p, op, internal, suggest, lifetime);
 	int saved = errno;
@@ -318,8 +315,8 @@ static int map_transmit(struct pm_server *s, struct np_req *q, uint8_t op, uint1
 	q->op = op;
 	q->internal_port = internal;
 	q->lifetime = lifetime;
-	c->stats.sent++;
-	if (c->cfg.trace) {
+	pm_client_count(c, PM_STAT_SENT);
+	if (pm_client_tracing(c)) {
 		char d[160];
 		snprintf(d, sizeof(d), "NAT-PMP map %s request internal=%u suggest=%u lifetime=%u%s",
 			 op_name(op), internal, suggest, lifetime, note);
@@ -330,17 +327,17 @@ static int map_transmit(struct pm_server *s, struct np_req *q, uint8_t op, uint1
 
 static int addr_transmit(struct pm_server *s)
 {
-	struct natpmp_priv *np = s->priv;
-	pcpmap_client *c = s->client;
+	struct natpmp_priv *np = pm_server_priv(s);
+	pcpmap_client *c = pm_server_client(s);
 	errno = 0;
 	int rc = np_lib.sendpublicaddressrequest(&np->addr.p);
 	int saved = errno;
 	no_library_retry(&np->addr.p);
 	np->addr.pending = true;
 	np->addr.op = NP_OP_ADDR;
-	np->addr_sent_at = c->now;
-	c->stats.sent++;
-	if (c->cfg.trace)
+	np->addr_sent_at = pm_client_now(c);
+	pm_client_count(c, PM_STAT_SENT);
+	if (pm_client_tracing(c))
 		trace_sent(s, &np->addr, "NAT-PMP public address request");
 	return rc < 0 ? lib_error(rc, saved) : 0;
 }
@@ -348,13 +345,13 @@ static int addr_transmit(struct pm_server *s)
 static void fetch_stop(struct natpmp_priv *np, pcpmap_client *c)
 {
 	np->fetching = false;
-	sched_cancel(&c->sched, &np->t_fetch);
+	sched_cancel(pm_client_sched(c), &np->t_fetch);
 }
 
 static void fetch_send(struct pm_server *s)
 {
-	struct natpmp_priv *np = s->priv;
-	pcpmap_client *c = s->client;
+	struct natpmp_priv *np = pm_server_priv(s);
+	pcpmap_client *c = pm_server_client(s);
 	int r = addr_transmit(s);
 	np->fetch_tries++;
 	if (is_unreachable(r)) {
@@ -363,17 +360,18 @@ static void fetch_send(struct pm_server *s)
 		pm_server_defer_error(s, r);
 		return;
 	}
-	sched_arm(&c->sched, &np->t_fetch, pm_natpmp_retx_deadline(np->fetch_first, np->fetch_tries));
+	sched_arm(pm_client_sched(c), &np->t_fetch,
+		  pm_natpmp_retx_deadline(np->fetch_first, np->fetch_tries));
 }
 
 /* Starts learning the public address unless a request for it is already on its ladder. */
 static void fetch_start(struct pm_server *s)
 {
-	struct natpmp_priv *np = s->priv;
+	struct natpmp_priv *np = pm_server_priv(s);
 	if (np->fetching)
 		return;
 	np->fetching = true;
-	np->fetch_first = s->client->now;
+	np->fetch_first = pm_client_now(pm_server_client(s));
 	np->fetch_tries = 0;
 	fetch_send(s);
 }
@@ -381,15 +379,16 @@ static void fetch_start(struct pm_server *s)
 static void server_info(const struct pm_server *s, int result, uint32_t epoch,
 			struct pcpmap_server_info *info)
 {
-	const struct natpmp_priv *np = s->priv;
+	const struct natpmp_priv *np = pm_server_priv(s);
 	memset(info, 0, sizeof(*info));
 	info->proto = PCPMAP_PROTO_NATPMP;
-	snprintf(info->server, sizeof(info->server), "%s", s->name);
-	if (!inet_ntop(AF_INET, &s->local.u.in.sin_addr, info->client_addr, sizeof(info->client_addr)))
+	snprintf(info->server, sizeof(info->server), "%s", pm_server_name(s));
+	if (!inet_ntop(AF_INET, &pm_server_local(s)->u.in.sin_addr, info->client_addr,
+		       sizeof(info->client_addr)))
 		info->client_addr[0] = '\0';
 	info->version = 0;
 	info->epoch = epoch;
-	info->rtt_usec = (uint32_t)(s->client->now - np->addr_sent_at);
+	info->rtt_usec = (uint32_t)(pm_client_now(pm_server_client(s)) - np->addr_sent_at);
 	info->result_code = result;
 	if (np->have_ext)
 		inet_ntop(AF_INET, &np->ext, info->external_addr, sizeof(info->external_addr));
@@ -435,14 +434,24 @@ static void set_ext_addr(const struct natpmp_priv *np, struct pm_reply *r)
 		pcp_addr_any(&r->ext_addr, AF_INET);
 }
 
+static bool mapping_deleting(const struct pm_mapping *m)
+{
+	struct pm_req v;
+	pm_mapping_req(m, &v);
+	return v.del;
+}
+
 /* Hands an answer to the engine; the socket goes once the mapping needs it no more. */
 static void deliver(struct pm_server *s, struct np_req *q, struct pm_mapping *m, const struct pm_reply *r)
 {
-	pcpmap_client *c = s->client;
-	uint64_t id = m->id;
+	pcpmap_client *c = pm_server_client(s);
+	struct pm_req v;
+	pm_mapping_req(m, &v);
 	pm_mapping_on_reply(m, r);
-	m = pm_client_find_mapping(c, id);
-	if (!m || m->state == PCPMAP_STATE_FAILED || m->state == PCPMAP_STATE_DELETED)
+	m = pm_client_find_mapping(c, v.id);
+	if (m)
+		pm_mapping_req(m, &v);
+	if (!m || v.state == PCPMAP_STATE_FAILED || v.state == PCPMAP_STATE_DELETED)
 		mark_dead(s, q);
 }
 
@@ -452,23 +461,23 @@ static void deliver(struct pm_server *s, struct np_req *q, struct pm_mapping *m,
  * next answer to the address request (renew_stale). */
 static void release_parked(struct pm_server *s)
 {
-	struct natpmp_priv *np = s->priv;
-	pcpmap_client *c = s->client;
+	struct natpmp_priv *np = pm_server_priv(s);
+	pcpmap_client *c = pm_server_client(s);
 	for (struct pm_list *l = np->reqs.next; l != &np->reqs; l = l->next) {
 		struct np_req *q = pm_container_of(l, struct np_req, link);
 		if (!q->parked || q->dead)
 			continue;
 		q->parked = false;
-		struct pm_mapping *m = pm_client_find_mapping(c, q->mapping_id);
-		if (!m || m->server != s) {
+		struct pm_mapping *m = pm_server_find_mapping(s, q->mapping_id);
+		if (!m) {
 			mark_dead(s, q);
 			continue;
 		}
 		struct pm_reply r = q->parked_reply;
 		if (!np->have_ext)
 			pm_log(c, PCPMAP_LOG_WARNING,
-			       "server %s: public address unknown; mapping %llu reported without it", s->name,
-			       (unsigned long long)m->id);
+			       "server %s: public address unknown; mapping %llu reported without it",
+			       pm_server_name(s), (unsigned long long)q->mapping_id);
 		set_ext_addr(np, &r);
 		deliver(s, q, m, &r);
 	}
@@ -477,24 +486,17 @@ static void release_parked(struct pm_server *s)
 /* The gateway's public address moved: held mappings renew now, and their answers carry the new one. */
 static void renew_stale(struct pm_server *s)
 {
-	struct natpmp_priv *np = s->priv;
-	pcpmap_client *c = s->client;
+	struct natpmp_priv *np = pm_server_priv(s);
 	struct pcp_addr now_addr;
 	pcp_addr_from_v4(&now_addr, &np->ext);
-	struct pm_walk walk;
-	pm_walk_begin(c, &walk);
-	for (struct pm_mapping *m; (m = pm_walk_next(c, &walk));) {
-		if (m->server == s && m->state == PCPMAP_STATE_MAPPED && m->have_grant &&
-		    memcmp(&m->ext_addr, &now_addr, sizeof(now_addr)) != 0)
-			pm_mapping_fsm(m, FSM_EV_RENEW_TIMER);
-	}
+	pm_server_on_ext_addr(s, &now_addr);
 }
 
 static void on_addr_answer(struct pm_server *s, int result, uint32_t epoch, bool epoch_valid,
 			   struct in_addr ext)
 {
-	struct natpmp_priv *np = s->priv;
-	pcpmap_client *c = s->client;
+	struct natpmp_priv *np = pm_server_priv(s);
+	pcpmap_client *c = pm_server_client(s);
 	struct pcpmap_server_info info;
 	struct pm_reply as_reply;
 	bool changed = false;
@@ -510,13 +512,13 @@ static void on_addr_answer(struct pm_server *s, int result, uint32_t epoch, bool
 			char a[INET_ADDRSTRLEN];
 			inet_ntop(AF_INET, &ext, a, sizeof(a));
 			/* pcpmap_server_info has no field for it: logged, and kept for map answers. */
-			pm_log(c, PCPMAP_LOG_INFO, "server %s: NAT-PMP public address %s%s", s->name, a,
-			       changed ? " (changed)" : "");
+			pm_log(c, PCPMAP_LOG_INFO, "server %s: NAT-PMP public address %s%s",
+			       pm_server_name(s), a, changed ? " (changed)" : "");
 		}
 		np->have_ext = true;
 		np->ext = ext;
 	} else {
-		pm_log(c, PCPMAP_LOG_INFO, "server %s: public address request answered %s", s->name,
+		pm_log(c, PCPMAP_LOG_INFO, "server %s: public address request answered %s", pm_server_name(s),
 		       pcpmap_result_name(PCPMAP_PROTO_NATPMP, result));
 	}
 	server_info(s, result, epoch, &info);
@@ -533,7 +535,7 @@ static void on_addr_answer(struct pm_server *s, int result, uint32_t epoch, bool
 	release_parked(s);
 	if (changed || (result == 0 && !had_ext))
 		renew_stale(s);
-	if (c->announce.server == s)
+	if (pm_server_announcing(s))
 		pm_server_on_announce(s, &info);
 }
 
@@ -542,7 +544,7 @@ static void on_addr_answer(struct pm_server *s, int result, uint32_t epoch, bool
  * grant answered before the re-verification does not report the old one. */
 static void natpmp_unsolicited(struct pm_server *s, const uint8_t *buf, size_t len)
 {
-	struct natpmp_priv *np = s->priv;
+	struct natpmp_priv *np = pm_server_priv(s);
 	if (!np || len != NP_ADDR_ANSWER_LEN || buf[0] != 0 || buf[1] != 128 || buf[2] != 0 || buf[3] != 0)
 		return;
 	struct in_addr ext;
@@ -552,7 +554,8 @@ static void natpmp_unsolicited(struct pm_server *s, const uint8_t *buf, size_t l
 		return;
 	char a[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &ext, a, sizeof(a));
-	pm_log(s->client, PCPMAP_LOG_INFO, "server %s: NAT-PMP public address %s (announced)", s->name, a);
+	pm_log(pm_server_client(s), PCPMAP_LOG_INFO, "server %s: NAT-PMP public address %s (announced)",
+	       pm_server_name(s), a);
 	np->have_ext = true;
 	np->ext = ext;
 	release_parked(s);
@@ -562,14 +565,7 @@ static void natpmp_unsolicited(struct pm_server *s, const uint8_t *buf, size_t l
 /* Whether a mapping of ours on this server still uses the request's internal port. */
 static bool port_in_use(struct pm_server *s, const struct np_req *q)
 {
-	pcpmap_client *c = s->client;
-	for (struct pm_list *l = c->mappings.next; l != &c->mappings; l = l->next) {
-		const struct pm_mapping *m = pm_container_of(l, struct pm_mapping, link);
-		if (m->server == s && m->internal_port == q->internal_port &&
-		    m->ip_proto == (q->op == 1 ? IPPROTO_UDP : IPPROTO_TCP))
-			return true;
-	}
-	return false;
+	return pm_server_holds_port(s, q->op == 1 ? IPPROTO_UDP : IPPROTO_TCP, q->internal_port);
 }
 
 static void delete_untracked(struct pm_server *s, const struct np_req *q, uint16_t ext_port)
@@ -580,30 +576,30 @@ static void delete_untracked(struct pm_server *s, const struct np_req *q, uint16
 		.family = AF_INET,
 		.ext_port = ext_port,
 	};
-	pm_log(s->client, PCPMAP_LOG_INFO,
-	       "server %s: late NAT-PMP grant (port %u) for a mapping that left: deleting it", s->name,
-	       ext_port);
+	pm_log(pm_server_client(s), PCPMAP_LOG_INFO,
+	       "server %s: late NAT-PMP grant (port %u) for a mapping that left: deleting it",
+	       pm_server_name(s), ext_port);
 	pm_mapping_delete_orphan(s, &o);
 }
 
 static void on_map_answer(struct pm_server *s, struct np_req *q, int result, uint32_t epoch, bool epoch_valid,
 			  const natpmpresp_t *resp)
 {
-	struct natpmp_priv *np = s->priv;
-	pcpmap_client *c = s->client;
+	struct natpmp_priv *np = pm_server_priv(s);
+	pcpmap_client *c = pm_server_client(s);
 
 	if (q->delete_all) {
 		pm_server_on_reachable(s);
 		if (epoch_valid)
 			pm_server_on_epoch(s, epoch, true, NULL);
 		pm_log(c, result ? PCPMAP_LOG_WARNING : PCPMAP_LOG_INFO,
-		       "server %s: NAT-PMP delete-all %s: %s", s->name, op_name(q->op),
+		       "server %s: NAT-PMP delete-all %s: %s", pm_server_name(s), op_name(q->op),
 		       pcpmap_result_name(PCPMAP_PROTO_NATPMP, result));
 		mark_dead(s, q);
 		return;
 	}
-	struct pm_mapping *m = pm_client_find_mapping(c, q->mapping_id);
-	if (!m || m->server != s) {
+	struct pm_mapping *m = pm_server_find_mapping(s, q->mapping_id);
+	if (!m) {
 		/* The mapping left NAT-PMP (or is gone) with this request in flight, and the gateway granted it
 		 * anyway: nobody tracks that grant, so it is deleted (by port: nothing else of ours here uses it). */
 		if (result == 0 && resp->pnu.newportmapping.lifetime && q->lifetime && !port_in_use(s, q))
@@ -612,9 +608,9 @@ static void on_map_answer(struct pm_server *s, struct np_req *q, int result, uin
 		return;
 	}
 	if (epoch_valid && pm_server_epoch_stale(s, epoch)) {
-		c->stats.dropped++;
+		pm_client_count(c, PM_STAT_DROPPED);
 		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: NAT-PMP answer from before its restart dropped",
-		       s->name);
+		       pm_server_name(s));
 		mark_dead(s, q);
 		return;
 	}
@@ -630,7 +626,7 @@ static void on_map_answer(struct pm_server *s, struct np_req *q, int result, uin
 		r.ext_port = resp->pnu.newportmapping.mappedpublicport;
 		r.lifetime = resp->pnu.newportmapping.lifetime;
 	}
-	if (r.kind == PM_REPLY_SUCCESS && r.lifetime > 0 && m->state != PCPMAP_STATE_DELETING) {
+	if (r.kind == PM_REPLY_SUCCESS && r.lifetime > 0 && !mapping_deleting(m)) {
 		/* A grant needs the public address: wait for it while it is unknown. One being refreshed is
 		 * still the best knowledge: the grant goes to the engine at once (a grant held back can expire
 		 * unreported), and a changed address renews the mapping when the refresh answers. */
@@ -648,28 +644,28 @@ static void on_map_answer(struct pm_server *s, struct np_req *q, int result, uin
 
 static void drop(struct pm_server *s, struct np_req *q, const uint8_t *buf, size_t len, const char *why)
 {
-	pcpmap_client *c = s->client;
+	pcpmap_client *c = pm_server_client(s);
 	uint8_t sink;
 	/* A short read consumes the whole datagram. */
 	while (recv(q->p.s, &sink, sizeof(sink), MSG_DONTWAIT) < 0 && errno == EINTR)
 		;
-	c->stats.dropped++;
-	pm_log(c, PCPMAP_LOG_DEBUG, "server %s: NAT-PMP answer dropped: %s", s->name, why);
-	if (c->cfg.trace) {
+	pm_client_count(c, PM_STAT_DROPPED);
+	pm_log(c, PCPMAP_LOG_DEBUG, "server %s: NAT-PMP answer dropped: %s", pm_server_name(s), why);
+	if (pm_client_tracing(c)) {
 		char d[160];
 		snprintf(d, sizeof(d), "NAT-PMP dropped: %s", why);
-		pm_trace(c, false, PCPMAP_PROTO_NATPMP, s->name, buf, len, d);
+		pm_trace(c, false, PCPMAP_PROTO_NATPMP, pm_server_name(s), buf, len, d);
 	}
 }
 
 static void report_unreachable(struct pm_server *s, int err)
 {
-	struct natpmp_priv *np = s->priv;
-	pcpmap_client *c = s->client;
-	if (np->unreach_seen && np->unreach_at == c->now && s->last_error == err)
+	struct natpmp_priv *np = pm_server_priv(s);
+	pcpmap_client *c = pm_server_client(s);
+	if (np->unreach_seen && np->unreach_at == pm_client_now(c) && pm_server_last_error(s) == err)
 		return;
 	np->unreach_seen = true;
-	np->unreach_at = c->now;
+	np->unreach_at = pm_client_now(c);
 	fetch_stop(np, c);
 	for (struct pm_list *l = np->reqs.next; l != &np->reqs; l = l->next)
 		pm_container_of(l, struct np_req, link)->parked = false;
@@ -685,7 +681,7 @@ static void report_unreachable(struct pm_server *s, int err)
 static void trace_received(struct pm_server *s, const struct np_req *q, const uint8_t *buf, size_t len,
 			   size_t full_len)
 {
-	pcpmap_client *c = s->client;
+	pcpmap_client *c = pm_server_client(s);
 	char d[192];
 	uint16_t result = rd16(buf + 2);
 	const char *rname = pcpmap_result_name(PCPMAP_PROTO_NATPMP, result);
@@ -705,7 +701,7 @@ static void trace_received(struct pm_server *s, const struct np_req *q, const ui
 		snprintf(d, sizeof(d), "NAT-PMP %s%s response result=%s (%zu bytes)",
 			 q->op == NP_OP_ADDR ? "public " : "map ", op_name(q->op), rname, full_len);
 	}
-	pm_trace(c, false, PCPMAP_PROTO_NATPMP, s->name, buf, len, d);
+	pm_trace(c, false, PCPMAP_PROTO_NATPMP, pm_server_name(s), buf, len, d);
 }
 
 /* One queued datagram (peeked, still in the socket): checked against what this socket asked, then read
@@ -714,14 +710,18 @@ static void trace_received(struct pm_server *s, const struct np_req *q, const ui
  * gateway says it holds it for that lifetime from now, so the grant's expiry moves (no event: same values). */
 static void late_renewal(struct pm_server *s, struct np_req *q, const uint8_t *buf, size_t len)
 {
-	struct natpmp_priv *np = s->priv;
+	struct natpmp_priv *np = pm_server_priv(s);
 	if (q->pending || q->delete_all || !q->mapping_id || len < NP_MAP_ANSWER_LEN || buf[0] != 0 ||
 	    buf[1] != 128 + q->op || q->op == NP_OP_ADDR || rd16(buf + 2) != 0 ||
 	    rd16(buf + 8) != q->internal_port || rd32(buf + 12) == 0 || !np->have_ext)
 		return;
-	struct pm_mapping *m = pm_client_find_mapping(s->client, q->mapping_id);
-	if (!m || m->server != s || !m->have_grant || m->ext_port != rd16(buf + 10) ||
-	    (m->state != PCPMAP_STATE_MAPPED && m->state != PCPMAP_STATE_REFRESHING))
+	struct pm_mapping *m = pm_server_find_mapping(s, q->mapping_id);
+	if (!m)
+		return;
+	struct pm_req v;
+	pm_mapping_req(m, &v);
+	if (!v.have_grant || v.ext_port != rd16(buf + 10) ||
+	    (v.state != PCPMAP_STATE_MAPPED && v.state != PCPMAP_STATE_REFRESHING))
 		return;
 	struct pm_reply r;
 	memset(&r, 0, sizeof(r));
@@ -734,7 +734,7 @@ static void late_renewal(struct pm_server *s, struct np_req *q, const uint8_t *b
 
 static void handle_datagram(struct pm_server *s, struct np_req *q, const uint8_t *buf, size_t full_len)
 {
-	pcpmap_client *c = s->client;
+	pcpmap_client *c = pm_server_client(s);
 	size_t len = full_len < NP_PEEK_MAX ? full_len : NP_PEEK_MAX;
 	size_t need = q->op == NP_OP_ADDR ? NP_ADDR_ANSWER_LEN : NP_MAP_ANSWER_LEN;
 	char why[96];
@@ -793,8 +793,9 @@ static void handle_datagram(struct pm_server *s, struct np_req *q, const uint8_t
 		drop(s, q, buf, len, "libnatpmp has no request pending");
 		return;
 	default:
-		c->stats.dropped++;
-		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: NAT-PMP read: %s", s->name, np_lib.strnatpmperr(rc));
+		pm_client_count(c, PM_STAT_DROPPED);
+		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: NAT-PMP read: %s", pm_server_name(s),
+		       np_lib.strnatpmperr(rc));
 		return;
 	}
 	/* Answered. libnatpmp leaves has_pending_request set after a server error (only success clears it):
@@ -807,7 +808,7 @@ static void handle_datagram(struct pm_server *s, struct np_req *q, const uint8_t
 	/* Only a full answer or the 8-byte unsupported-version one has a real SSSoE (an echoed request in an
 	 * unsupported-opcode answer does not). */
 	bool epoch_valid = full_len >= need || full_len == NP_SHORT_ANSWER_LEN;
-	if (c->cfg.trace)
+	if (pm_client_tracing(c))
 		trace_received(s, q, buf, len, full_len);
 	if (q->op == NP_OP_ADDR) {
 		struct in_addr ext = { .s_addr = rc == 0 ? resp.pnu.publicaddress.addr.s_addr : 0 };
@@ -819,8 +820,8 @@ static void handle_datagram(struct pm_server *s, struct np_req *q, const uint8_t
 
 static void natpmp_readable(struct pm_server *s, int fd, uint64_t now)
 {
-	struct natpmp_priv *np = s->priv;
-	pcpmap_client *c = s->client;
+	struct natpmp_priv *np = pm_server_priv(s);
+	pcpmap_client *c = pm_server_client(s);
 	(void)now;
 	struct np_req *q = np ? req_by_fd(np, fd) : NULL;
 	if (!q)
@@ -840,18 +841,18 @@ static void natpmp_readable(struct pm_server *s, int fd, uint64_t now)
 				report_unreachable(s, err);
 				continue;
 			}
-			pm_log(c, PCPMAP_LOG_WARNING, "server %s: NAT-PMP receive failed: %s", s->name,
-			       pcpmap_strerror(err));
+			pm_log(c, PCPMAP_LOG_WARNING, "server %s: NAT-PMP receive failed: %s",
+			       pm_server_name(s), pcpmap_strerror(err));
 			return;
 		}
-		c->stats.received++;
+		pm_client_count(c, PM_STAT_RECEIVED);
 		handle_datagram(s, q, buf, (size_t)n);
 	}
 }
 
 /* What NAT-PMP cannot express is refused, not approximated: a FILTER or THIRD_PARTY dropped silently
  * would open more than the application asked for. */
-static const char *cannot_carry(const struct pm_mapping *m)
+static const char *cannot_carry(const struct pm_req *m)
 {
 	if (m->kind != PCPMAP_KIND_MAP)
 		return "NAT-PMP has no PEER mappings";
@@ -866,16 +867,19 @@ static const char *cannot_carry(const struct pm_mapping *m)
 	return NULL;
 }
 
-static int natpmp_send(struct pm_server *s, struct pm_mapping *m, bool del)
+static int natpmp_send(struct pm_server *s, struct pm_mapping *mapping, bool del)
 {
-	struct natpmp_priv *np = s->priv;
-	pcpmap_client *c = s->client;
+	struct natpmp_priv *np = pm_server_priv(s);
+	struct pm_req v;
+	const struct pm_req *m = &v;
+	pm_mapping_req(mapping, &v);
+	pcpmap_client *c = pm_server_client(s);
 	struct np_req *q = req_find(np, m->id);
 	int r;
 
 	/* The engine frees and moves mappings without telling backends: look for orphaned sockets now and then. */
-	if (c->now - np->last_reap >= NP_REAP_EVERY_US && !sched_armed(&np->t_reap))
-		sched_arm(&c->sched, &np->t_reap, c->now);
+	if (pm_client_now(c) - np->last_reap >= NP_REAP_EVERY_US && !sched_armed(&np->t_reap))
+		sched_arm(pm_client_sched(c), &np->t_reap, pm_client_now(c));
 
 	const char *why = cannot_carry(m);
 	if (why) {
@@ -887,7 +891,7 @@ static int natpmp_send(struct pm_server *s, struct pm_mapping *m, bool del)
 		}
 		/* The refusal arrives like an answer, from the next timer run: never from inside send. */
 		q->refuse = true;
-		sched_arm(&c->sched, &np->t_refuse, c->now);
+		sched_arm(pm_client_sched(c), &np->t_refuse, pm_client_now(c));
 		return 0;
 	}
 	if (!q) {
@@ -913,15 +917,15 @@ static int natpmp_send(struct pm_server *s, struct pm_mapping *m, bool del)
 static void fetch_timer(struct sched_timer *t, uint64_t now, void *arg)
 {
 	struct pm_server *s = arg;
-	struct natpmp_priv *np = s->priv;
-	pcpmap_client *c = s->client;
+	struct natpmp_priv *np = pm_server_priv(s);
+	pcpmap_client *c = pm_server_client(s);
 	(void)t;
 	(void)now;
 	if (np->fetch_tries >= NATPMP_MAX_TRIES) {
 		/* RFC 6886 3.1: no answer to 9 tries. */
 		np->fetching = false;
 		pm_log(c, PCPMAP_LOG_INFO, "server %s: no answer to %u NAT-PMP public address requests",
-		       s->name, np->fetch_tries);
+		       pm_server_name(s), np->fetch_tries);
 		struct pcpmap_server_info info;
 		server_info(s, 0, 0, &info);
 		info.error = -ETIMEDOUT;
@@ -929,15 +933,14 @@ static void fetch_timer(struct sched_timer *t, uint64_t now, void *arg)
 		release_parked(s);
 		return;
 	}
-	c->stats.retransmits++;
+	pm_client_count(c, PM_STAT_RETRANSMITS);
 	fetch_send(s);
 }
 
 static void refuse_timer(struct sched_timer *t, uint64_t now, void *arg)
 {
 	struct pm_server *s = arg;
-	struct natpmp_priv *np = s->priv;
-	pcpmap_client *c = s->client;
+	struct natpmp_priv *np = pm_server_priv(s);
 	(void)t;
 	(void)now;
 	for (struct pm_list *l = np->reqs.next; l != &np->reqs; l = l->next) {
@@ -946,8 +949,8 @@ static void refuse_timer(struct sched_timer *t, uint64_t now, void *arg)
 			continue;
 		q->refuse = false;
 		mark_dead(s, q);
-		struct pm_mapping *m = pm_client_find_mapping(c, q->mapping_id);
-		if (!m || m->server != s)
+		struct pm_mapping *m = pm_server_find_mapping(s, q->mapping_id);
+		if (!m)
 			continue;
 		struct pm_reply r;
 		memset(&r, 0, sizeof(r));
@@ -973,11 +976,12 @@ static int natpmp_probe(struct pm_server *s)
 
 static int natpmp_server_open(struct pm_server *s)
 {
-	pcpmap_client *c = s->client;
-	if (s->addr.u.sa.sa_family != AF_INET)
+	pcpmap_client *c = pm_server_client(s);
+	if (pm_server_addr(s)->u.sa.sa_family != AF_INET)
 		return -EAFNOSUPPORT; /* NAT-PMP is IPv4 only */
-	if (ntohs(s->addr.u.in.sin_port) != NATPMP_PORT) {
-		pm_log(c, PCPMAP_LOG_ERR, "server %s: libnatpmp only talks to port %d", s->name, NATPMP_PORT);
+	if (ntohs(pm_server_addr(s)->u.in.sin_port) != NATPMP_PORT) {
+		pm_log(c, PCPMAP_LOG_ERR, "server %s: libnatpmp only talks to port %d", pm_server_name(s),
+		       NATPMP_PORT);
 		return -EINVAL;
 	}
 	pthread_once(&np_lib_once, np_lib_load);
@@ -990,7 +994,7 @@ static int natpmp_server_open(struct pm_server *s)
 		return -ENOMEM;
 	pm_list_init(&np->reqs);
 	pm_list_init(&np->addr.link);
-	np->last_reap = c->now;
+	np->last_reap = pm_client_now(c);
 	sched_timer_init(&np->t_fetch, fetch_timer, s, "natpmp-address");
 	sched_timer_init(&np->t_reap, reap_timer, s, "natpmp-reap");
 	sched_timer_init(&np->t_refuse, refuse_timer, s, "natpmp-refuse");
@@ -1009,20 +1013,20 @@ static int natpmp_server_open(struct pm_server *s)
 		free(np);
 		return r;
 	}
-	s->local = local;
-	s->priv = np;
+	pm_server_set_local(s, &local);
+	pm_server_set_priv(s, np);
 	return 0;
 }
 
 static void natpmp_server_close(struct pm_server *s)
 {
-	struct natpmp_priv *np = s->priv;
-	pcpmap_client *c = s->client;
+	struct natpmp_priv *np = pm_server_priv(s);
+	pcpmap_client *c = pm_server_client(s);
 	if (!np)
 		return;
-	sched_cancel(&c->sched, &np->t_fetch);
-	sched_cancel(&c->sched, &np->t_reap);
-	sched_cancel(&c->sched, &np->t_refuse);
+	sched_cancel(pm_client_sched(c), &np->t_fetch);
+	sched_cancel(pm_client_sched(c), &np->t_reap);
+	sched_cancel(pm_client_sched(c), &np->t_refuse);
 	while (!pm_list_empty(&np->reqs)) {
 		struct np_req *q = pm_container_of(np->reqs.next, struct np_req, link);
 		pm_list_del(&q->link);
@@ -1031,18 +1035,18 @@ static void natpmp_server_close(struct pm_server *s)
 	}
 	req_close(s, &np->addr);
 	free(np);
-	s->priv = NULL;
+	pm_server_set_priv(s, NULL);
 }
 
 /* RFC 6886 3.4: removes every mapping of this host for one protocol (internal port 0, lifetime 0). The
  * answer is logged; the call can simply be repeated, the request is idempotent. */
 int pm_natpmp_delete_all(struct pm_server *s, uint8_t ip_proto)
 {
-	if (!s || s->ops != &pm_natpmp_backend || !s->priv)
+	if (!s || pm_server_ops(s) != &pm_natpmp_backend || !pm_server_priv(s))
 		return -EINVAL;
 	if (ip_proto != IPPROTO_TCP && ip_proto != IPPROTO_UDP)
 		return -EINVAL;
-	struct natpmp_priv *np = s->priv;
+	struct natpmp_priv *np = pm_server_priv(s);
 	uint8_t op = ip_proto == IPPROTO_TCP ? NATPMP_PROTOCOL_TCP : NATPMP_PROTOCOL_UDP;
 	struct np_req *q = NULL;
 	for (struct pm_list *l = np->reqs.next; l != &np->reqs; l = l->next) {

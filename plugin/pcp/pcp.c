@@ -6,7 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "backend.h"
+#include "plugins.h"
 
 /* A nonce a mapping used here before it moved to another protocol with a request still unanswered. A late
  * SUCCESS for it is a grant on the gateway that nobody tracks: it is deleted with that nonce. */
@@ -39,45 +40,51 @@ static int pcp_server_open(struct pm_server *s)
 		return -ENOMEM;
 	/* A connected socket: the kernel filters foreign sources, surfaces ICMP errors, and getsockname()
 	 * gives the Client IP field (RFC 6887 8.1, 16.4). */
-	r = pm_udp_connect(&s->addr, &p->fd, &s->local);
+	struct pm_sockaddr local;
+	r = pm_udp_connect(pm_server_addr(s), &p->fd, &local);
 	if (r < 0) {
 		free(p);
 		return r;
 	}
+	pm_server_set_local(s, &local);
 	r = pm_server_watch_fd(s, p->fd);
 	if (r < 0) {
 		close(p->fd);
 		free(p);
 		return r;
 	}
-	s->priv = p;
+	pm_server_set_priv(s, p);
 	return 0;
 }
 
 static void pcp_server_close(struct pm_server *s)
 {
-	struct pcp_server_priv *p = s->priv;
+	struct pcp_server_priv *p = pm_server_priv(s);
 	if (!p)
 		return;
 	pm_server_unwatch_fd(s, p->fd);
 	close(p->fd);
 	free(p);
-	s->priv = NULL;
+	pm_server_set_priv(s, NULL);
 }
 
 static void local_addr(const struct pm_server *s, struct pcp_addr *a)
 {
-	if (s->local.u.sa.sa_family == AF_INET6)
-		pcp_addr_from_v6(a, &s->local.u.in6.sin6_addr);
+	const struct pm_sockaddr *local = pm_server_local(s);
+	if (local->u.sa.sa_family == AF_INET6)
+		pcp_addr_from_v6(a, &local->u.in6.sin6_addr);
 	else
-		pcp_addr_from_v4(a, &s->local.u.in.sin_addr);
+		pcp_addr_from_v4(a, &local->u.in.sin_addr);
 }
 
 /* The request a mapping sends now. Renewals and re-creations suggest what was granted so a gateway that
  * rebooted can hand the same mapping back (RFC 6887 11.2.1; miniupnpd duplicates the mapping otherwise). */
-void pm_pcp_build_request(const struct pm_server *s, const struct pm_mapping *m, bool del,
+void pm_pcp_build_request(const struct pm_server *s, const struct pm_mapping *mapping, bool del,
 			  struct pcp_msg *msg)
 {
+	struct pm_req v;
+	const struct pm_req *m = &v;
+	pm_mapping_req(mapping, &v);
 	memset(msg, 0, sizeof(*msg));
 	msg->version = PCP_VERSION;
 	msg->opcode = m->kind == PCPMAP_KIND_PEER ? PCP_OP_PEER : PCP_OP_MAP;
@@ -124,7 +131,7 @@ void pm_pcp_build_request(const struct pm_server *s, const struct pm_mapping *m,
 	if (m->port_reservation && msg->opcode == PCP_OP_MAP)
 		msg->opts.port_reservation = true;
 	if (m->port_set && msg->opcode == PCP_OP_MAP &&
-	    !(s->priv && ((const struct pcp_server_priv *)s->priv)->no_port_set)) {
+	    !(pm_server_priv(s) && ((const struct pcp_server_priv *)pm_server_priv(s))->no_port_set)) {
 		msg->opts.has_port_set = true;
 		msg->opts.port_set.size = 2;
 		msg->opts.port_set.first_port = m->internal_port;
@@ -174,21 +181,21 @@ static void describe(const struct pcp_msg *m, char *buf, size_t len)
 
 static int pcp_transmit(struct pm_server *s, const struct pcp_msg *msg)
 {
-	struct pcp_server_priv *p = s->priv;
-	pcpmap_client *c = s->client;
+	struct pcp_server_priv *p = pm_server_priv(s);
+	pcpmap_client *c = pm_server_client(s);
 	uint8_t buf[PCP_MAX_MSG];
 	size_t len;
-	int r = pcp_encode(msg, &c->codec, buf, sizeof(buf), &len);
+	int r = pcp_encode(msg, pm_client_codec(c), buf, sizeof(buf), &len);
 	if (r < 0) {
 		pm_log(c, PCPMAP_LOG_ERR, "PCP: cannot encode request: %s", pcpmap_strerror(r));
 		return r;
 	}
-	if (c->cfg.trace) {
+	if (pm_client_tracing(c)) {
 		char d[256];
 		describe(msg, d, sizeof(d));
-		pm_trace(c, true, PCPMAP_PROTO_PCP, s->name, buf, len, d);
+		pm_trace(c, true, PCPMAP_PROTO_PCP, pm_server_name(s), buf, len, d);
 	}
-	c->stats.sent++;
+	pm_client_count(c, PM_STAT_SENT);
 	return pm_udp_send(p->fd, buf, len);
 }
 
@@ -240,8 +247,11 @@ static int result_errno(uint8_t code)
 }
 
 /* Turns a validated answer into the engine's protocol-neutral reply. */
-void pm_pcp_reply_from_msg(const struct pcp_msg *resp, const struct pm_mapping *m, struct pm_reply *r)
+void pm_pcp_reply_from_msg(const struct pcp_msg *resp, const struct pm_mapping *mapping, struct pm_reply *r)
 {
+	struct pm_req v;
+	const struct pm_req *m = &v;
+	pm_mapping_req(mapping, &v);
 	memset(r, 0, sizeof(*r));
 	r->result_code = resp->result;
 	r->has_epoch = true;
@@ -271,11 +281,14 @@ void pm_pcp_reply_from_msg(const struct pcp_msg *resp, const struct pm_mapping *
 
 /* A nonce this server saw stops naming anything live (the mapping took a fresh one, or is gone): a request
  * the server has yet to process may still be granted under it, so it is kept for a while. */
-static void pcp_retire(struct pm_server *s, const struct pm_mapping *m)
+static void pcp_retire(struct pm_server *s, const struct pm_mapping *mapping)
 {
-	struct pcp_server_priv *p = s->priv;
-	pcpmap_client *c = s->client;
-	if (!p || m->kind != PCPMAP_KIND_MAP || !m->last_send)
+	struct pcp_server_priv *p = pm_server_priv(s);
+	pcpmap_client *c = pm_server_client(s);
+	struct pm_req v;
+	const struct pm_req *m = &v;
+	pm_mapping_req(mapping, &v);
+	if (!p || m->kind != PCPMAP_KIND_MAP || !m->sent)
 		return;
 	if (p->n_retired == PCP_RETIRED_MAX) {
 		memmove(&p->retired[0], &p->retired[1], sizeof(p->retired[0]) * (PCP_RETIRED_MAX - 1));
@@ -288,28 +301,30 @@ static void pcp_retire(struct pm_server *s, const struct pm_mapping *m)
 	r->family = m->family;
 	r->has_third_party = m->has_third_party;
 	r->third_party = m->third_party;
-	r->until = c->now + PCP_RETIRED_US;
+	r->until = pm_client_now(c) + PCP_RETIRED_US;
 }
 
 /* The mapping leaves PCP for another protocol with a request maybe still unanswered: it draws a fresh
  * nonce, which retires the old one. */
 static void pcp_mapping_gone(struct pm_server *s, struct pm_mapping *m)
 {
+	struct pm_req v;
 	(void)s;
-	if (m->kind == PCPMAP_KIND_MAP && m->last_send &&
-	    (m->state == PCPMAP_STATE_WAIT_RESP || m->state == PCPMAP_STATE_NOT_SENT ||
-	     m->state == PCPMAP_STATE_ERROR_WAIT_RESEND))
-		pm_mapping_renonce(m, NULL);
+	pm_mapping_req(m, &v);
+	if (v.kind == PCPMAP_KIND_MAP && v.sent &&
+	    (v.state == PCPMAP_STATE_WAIT_RESP || v.state == PCPMAP_STATE_NOT_SENT ||
+	     v.state == PCPMAP_STATE_ERROR_WAIT_RESEND))
+		pm_mapping_nonce_spent(m);
 }
 
 /* A late answer for a retired nonce. Returns true when it was one. */
 static bool late_answer(struct pm_server *s, const struct pcp_msg *resp)
 {
-	struct pcp_server_priv *p = s->priv;
-	pcpmap_client *c = s->client;
+	struct pcp_server_priv *p = pm_server_priv(s);
+	pcpmap_client *c = pm_server_client(s);
 	for (unsigned i = 0; i < p->n_retired; i++) {
 		struct pcp_retired *r = &p->retired[i];
-		if (r->until < c->now || memcmp(r->nonce, resp->nonce, PCP_NONCE_LEN) != 0 ||
+		if (r->until < pm_client_now(c) || memcmp(r->nonce, resp->nonce, PCP_NONCE_LEN) != 0 ||
 		    resp->opcode != PCP_OP_MAP || resp->protocol != r->ip_proto ||
 		    resp->internal_port != r->internal_port)
 			continue;
@@ -327,7 +342,7 @@ static bool late_answer(struct pm_server *s, const struct pcp_msg *resp)
 		pm_log(c, PCPMAP_LOG_INFO,
 		       "server %s: late PCP grant (port %u) for a request that moved to another protocol: "
 		       "deleting it",
-		       s->name, resp->ext_port);
+		       pm_server_name(s), resp->ext_port);
 		/* The gateway's choice stays: moving mappings back now would strand their in-flight requests of
 		 * the other protocol the same way. */
 		pm_mapping_delete_orphan(s, &o);
@@ -341,57 +356,63 @@ static bool late_answer(struct pm_server *s, const struct pcp_msg *resp)
 static void on_mapping_answer(struct pm_server *s, const uint8_t *buf, size_t len,
 			      const struct pcp_msg *quick, bool unsolicited)
 {
-	pcpmap_client *c = s->client;
+	pcpmap_client *c = pm_server_client(s);
 	struct pcp_validate_out out;
 	struct pm_mapping *m = pm_server_find_nonce(s, quick->nonce);
 	if (!m) {
 		if (!unsolicited && late_answer(s, quick))
 			return;
-		c->stats.dropped++;
-		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: answer for an unknown nonce dropped", s->name);
+		pm_client_count(c, PM_STAT_DROPPED);
+		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: answer for an unknown nonce dropped",
+		       pm_server_name(s));
 		return;
 	}
+	struct pm_req mr;
+	pm_mapping_req(m, &mr);
 	/* RFC 6887 14.2: unsolicited responses update a held mapping; an error or a delete is not news. */
 	if (unsolicited && (quick->result != PCP_RES_SUCCESS || quick->lifetime == 0 ||
-			    (m->state != PCPMAP_STATE_MAPPED && m->state != PCPMAP_STATE_REFRESHING))) {
-		c->stats.dropped++;
+			    (mr.state != PCPMAP_STATE_MAPPED && mr.state != PCPMAP_STATE_REFRESHING))) {
+		pm_client_count(c, PM_STAT_DROPPED);
 		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: unsolicited response for mapping %llu ignored",
-		       s->name, (unsigned long long)m->id);
+		       pm_server_name(s), (unsigned long long)mr.id);
 		return;
 	}
 	struct pcp_msg req;
-	pm_pcp_build_request(s, m, m->state == PCPMAP_STATE_DELETING, &req);
-	enum pcp_verdict v = pcp_validate_response(&req, buf, len, &c->codec, &out);
+	pm_pcp_build_request(s, m, mr.del, &req);
+	enum pcp_verdict v = pcp_validate_response(&req, buf, len, pm_client_codec(c), &out);
 	if (v != PCP_V_ACCEPT) {
-		c->stats.dropped++;
-		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: answer dropped: %s", s->name, pcp_verdict_name(v));
+		pm_client_count(c, PM_STAT_DROPPED);
+		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: answer dropped: %s", pm_server_name(s),
+		       pcp_verdict_name(v));
 		return;
 	}
 	/* A late answer to an earlier delete of the same nonce (apps that re-map a port with a derived nonce
 	 * do this): a SUCCESS with lifetime 0 cannot answer a request for a lifetime. */
 	if (out.msg.result == PCP_RES_SUCCESS && out.msg.lifetime == 0 && req.lifetime != 0) {
-		c->stats.dropped++;
-		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: a delete's late answer dropped", s->name);
+		pm_client_count(c, PM_STAT_DROPPED);
+		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: a delete's late answer dropped", pm_server_name(s));
 		return;
 	}
 	if (pm_server_epoch_stale(s, out.msg.epoch)) {
-		c->stats.dropped++;
-		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: answer from before its restart dropped", s->name);
+		pm_client_count(c, PM_STAT_DROPPED);
+		pm_log(c, PCPMAP_LOG_DEBUG, "server %s: answer from before its restart dropped",
+		       pm_server_name(s));
 		return;
 	}
 	pm_server_on_reachable(s);
 	pm_server_on_epoch(s, out.msg.epoch, false, m);
-	struct pcp_server_priv *p = s->priv;
+	struct pcp_server_priv *p = pm_server_priv(s);
 	if (out.msg.result == PCP_RES_MALFORMED_OPTION) {
 		/* Learn the option-length quirk once, then send the request again without it. */
 		bool changed = false;
 		if (req.opts.has_port_set && !p->no_port_set) {
 			p->no_port_set = changed = true;
 			pm_log(c, PCPMAP_LOG_INFO, "server %s rejects PORT_SET: leaving it out from now on",
-			       s->name);
+			       pm_server_name(s));
 		}
 		if (changed) {
-			pcp_send(s, m, m->state == PCPMAP_STATE_DELETING);
+			pm_mapping_req(m, &mr); /* the epoch check above may have moved it */
+			pcp_send(s, m, mr.del);
 			return;
 		}
 	}
@@ -402,24 +423,24 @@ static void on_mapping_answer(struct pm_server *s, const uint8_t *buf, size_t le
 
 static void pcp_unsolicited(struct pm_server *s, const uint8_t *buf, size_t len)
 {
-	pcpmap_client *c = s->client;
+	pcpmap_client *c = pm_server_client(s);
 	struct pcp_msg quick;
-	if (pcp_decode(buf, len, &c->codec, &quick) < 0 || !quick.response ||
+	if (pcp_decode(buf, len, pm_client_codec(c), &quick) < 0 || !quick.response ||
 	    (quick.opcode != PCP_OP_MAP && quick.opcode != PCP_OP_PEER)) {
-		c->stats.dropped++;
+		pm_client_count(c, PM_STAT_DROPPED);
 		return;
 	}
-	if (c->cfg.trace) {
+	if (pm_client_tracing(c)) {
 		char d[256];
 		describe(&quick, d, sizeof(d));
-		pm_trace(c, false, PCPMAP_PROTO_PCP, s->name, buf, len, d);
+		pm_trace(c, false, PCPMAP_PROTO_PCP, pm_server_name(s), buf, len, d);
 	}
 	on_mapping_answer(s, buf, len, &quick, true);
 }
 
 static void handle_datagram(struct pm_server *s, const uint8_t *buf, size_t len)
 {
-	pcpmap_client *c = s->client;
+	pcpmap_client *c = pm_server_client(s);
 	struct pcp_msg quick;
 	struct pcp_validate_out out;
 	char d[256];
@@ -430,48 +451,48 @@ static void handle_datagram(struct pm_server *s, const uint8_t *buf, size_t len)
 		struct pcp_msg ann;
 		memset(&ann, 0, sizeof(ann));
 		ann.opcode = PCP_OP_ANNOUNCE;
-		if (pcp_validate_response(&ann, buf, len, &c->codec, &out) == PCP_V_NATPMP_SERVER) {
-			pm_trace(c, false, PCPMAP_PROTO_PCP, s->name, buf, len,
+		if (pcp_validate_response(&ann, buf, len, pm_client_codec(c), &out) == PCP_V_NATPMP_SERVER) {
+			pm_trace(c, false, PCPMAP_PROTO_PCP, pm_server_name(s), buf, len,
 				 "NAT-PMP unsupported-version reply");
 			pm_server_on_natpmp_only(s);
 			return;
 		}
-		c->stats.dropped++;
-		pm_trace(c, false, PCPMAP_PROTO_PCP, s->name, buf, len,
+		pm_client_count(c, PM_STAT_DROPPED);
+		pm_trace(c, false, PCPMAP_PROTO_PCP, pm_server_name(s), buf, len,
 			 "dropped: version 0, not a NAT-PMP reply");
 		return;
 	}
 	/* Find which request this answers (opcode, nonce), then validate against that request. */
-	int r = pcp_decode(buf, len, &c->codec, &quick);
+	int r = pcp_decode(buf, len, pm_client_codec(c), &quick);
 	if (r < 0 || !quick.response) {
 		struct pcp_msg probe;
 		memset(&probe, 0, sizeof(probe));
 		probe.opcode = len >= 2 ? (uint8_t)(buf[1] & 0x7f) : 0;
-		enum pcp_verdict v = pcp_validate_response(&probe, buf, len, &c->codec, &out);
+		enum pcp_verdict v = pcp_validate_response(&probe, buf, len, pm_client_codec(c), &out);
 		if (v == PCP_V_UNSUPP_VERSION) {
-			pm_log(c, PCPMAP_LOG_INFO, "server %s speaks PCP version %u only", s->name,
+			pm_log(c, PCPMAP_LOG_INFO, "server %s speaks PCP version %u only", pm_server_name(s),
 			       out.server_version);
 			pm_server_on_unsupported_version(s, out.server_version);
 			return;
 		}
-		c->stats.dropped++;
+		pm_client_count(c, PM_STAT_DROPPED);
 		snprintf(d, sizeof(d), "dropped: %s",
 			 pcp_verdict_name(v == PCP_V_ACCEPT ? PCP_V_DROP_MALFORMED : v));
-		pm_trace(c, false, PCPMAP_PROTO_PCP, s->name, buf, len, d);
+		pm_trace(c, false, PCPMAP_PROTO_PCP, pm_server_name(s), buf, len, d);
 		return;
 	}
-	if (c->cfg.trace) {
+	if (pm_client_tracing(c)) {
 		describe(&quick, d, sizeof(d));
-		pm_trace(c, false, PCPMAP_PROTO_PCP, s->name, buf, len, d);
+		pm_trace(c, false, PCPMAP_PROTO_PCP, pm_server_name(s), buf, len, d);
 	}
 	if (quick.opcode == PCP_OP_ANNOUNCE) {
 		pm_server_on_reachable(s);
 		pm_server_on_epoch(s, quick.epoch, false, NULL);
-		if (c->announce.server == s) {
+		if (pm_server_announcing(s)) {
 			struct pcpmap_server_info info;
 			memset(&info, 0, sizeof(info));
 			info.proto = PCPMAP_PROTO_PCP;
-			snprintf(info.server, sizeof(info.server), "%s", s->name);
+			snprintf(info.server, sizeof(info.server), "%s", pm_server_name(s));
 			struct pcp_addr me;
 			local_addr(s, &me);
 			pcp_addr_to_string(&me, info.client_addr, sizeof(info.client_addr));
@@ -488,7 +509,7 @@ static void handle_datagram(struct pm_server *s, const uint8_t *buf, size_t len)
 
 static void pcp_readable(struct pm_server *s, int fd, uint64_t now)
 {
-	pcpmap_client *c = s->client;
+	pcpmap_client *c = pm_server_client(s);
 	uint8_t buf[PCP_MAX_MSG + 4];
 	(void)now;
 	/* Bounded: a flood cannot keep the loop here forever. */
@@ -501,16 +522,16 @@ static void pcp_readable(struct pm_server *s, int fd, uint64_t now)
 			continue;
 		}
 		if (n == -EMSGSIZE) {
-			c->stats.received++;
-			c->stats.dropped++;
+			pm_client_count(c, PM_STAT_RECEIVED);
+			pm_client_count(c, PM_STAT_DROPPED);
 			continue;
 		}
 		if (n < 0) {
-			pm_log(c, PCPMAP_LOG_WARNING, "server %s: receive failed: %s", s->name,
+			pm_log(c, PCPMAP_LOG_WARNING, "server %s: receive failed: %s", pm_server_name(s),
 			       pcpmap_strerror((int)n));
 			return;
 		}
-		c->stats.received++;
+		pm_client_count(c, PM_STAT_RECEIVED);
 		handle_datagram(s, buf, (size_t)n);
 	}
 }

@@ -39,25 +39,27 @@ static int upnp_server_open(struct pm_server *s)
 	if (!p)
 		return -ENOMEM;
 	/* Our address towards the gateway: a connected UDP socket picks the route and sends nothing. */
-	r = pm_udp_connect(&s->addr, &fd, &s->local);
+	struct pm_sockaddr local;
+	r = pm_udp_connect(pm_server_addr(s), &fd, &local);
 	if (r < 0) {
 		free(p);
 		return r;
 	}
+	pm_server_set_local(s, &local);
 	close(fd);
 	if (upnp_igd_default_ops == &upnp_miniupnpc_ops) {
 		const char *why;
 		r = upnp_mini_load(&why);
 		if (r < 0) {
-			pm_log(s->client, PCPMAP_LOG_WARNING, "UPnP unavailable: cannot load miniupnpc: %s",
-			       why);
+			pm_log(pm_server_client(s), PCPMAP_LOG_WARNING,
+			       "UPnP unavailable: cannot load miniupnpc: %s", why);
 			free(p);
 			return r;
 		}
 	}
 	p->igd.ops = upnp_igd_default_ops;
-	p->igd.gw = s->addr;
-	p->igd.local = s->local;
+	p->igd.gw = *pm_server_addr(s);
+	p->igd.local = local;
 	p->igd.stop = &p->q.stop;
 	r = upnp_queue_start(&p->q, UPNP_QUEUE_DEFAULT, upnp_igd_run, upnp_igd_keep, &p->igd);
 	if (r < 0) {
@@ -70,20 +72,20 @@ static int upnp_server_open(struct pm_server *s)
 		free(p);
 		return r;
 	}
-	s->priv = p;
+	pm_server_set_priv(s, p);
 	return 0;
 }
 
 static void upnp_server_close(struct pm_server *s)
 {
-	struct upnp_priv *p = s->priv;
+	struct upnp_priv *p = pm_server_priv(s);
 	if (!p)
 		return;
 	pm_server_unwatch_fd(s, p->q.efd);
 	/* Joins the worker: deletes still queued go out first (on a known IGD, bounded by its timeouts). */
 	upnp_queue_stop(&p->q);
 	upnp_igd_fini(&p->igd);
-	s->priv = NULL;
+	pm_server_set_priv(s, NULL);
 	if (p->delivering)
 		p->closed = true; /* closed from inside a delivery: readable() frees it */
 	else
@@ -129,9 +131,12 @@ static int post(struct upnp_priv *p, struct upnp_job *j)
 	return r;
 }
 
-static int upnp_send(struct pm_server *s, struct pm_mapping *m, bool del)
+static int upnp_send(struct pm_server *s, struct pm_mapping *mapping, bool del)
 {
-	struct upnp_priv *p = s->priv;
+	struct upnp_priv *p = pm_server_priv(s);
+	struct pm_req v;
+	const struct pm_req *m = &v;
+	pm_mapping_req(mapping, &v);
 	if (!p)
 		return -ENOTCONN;
 	struct upnp_job *j = calloc(1, sizeof(*j));
@@ -173,7 +178,7 @@ static int upnp_send(struct pm_server *s, struct pm_mapping *m, bool del)
 
 static int post_server_job(struct pm_server *s, enum upnp_op op)
 {
-	struct upnp_priv *p = s->priv;
+	struct upnp_priv *p = pm_server_priv(s);
 	if (!p)
 		return -ENOTCONN;
 	struct upnp_job *j = calloc(1, sizeof(*j));
@@ -212,7 +217,7 @@ static void fill_info(const struct pm_server *s, const struct upnp_job *j, struc
 {
 	memset(info, 0, sizeof(*info));
 	info->proto = PCPMAP_PROTO_UPNP;
-	copy_trunc(info->server, sizeof(info->server), j->igd_url[0] ? j->igd_url : s->name);
+	copy_trunc(info->server, sizeof(info->server), j->igd_url[0] ? j->igd_url : pm_server_name(s));
 	copy_trunc(info->client_addr, sizeof(info->client_addr), j->igd_lan);
 	info->version = j->igd_version;
 	info->rtt_usec = (uint32_t)(j->igd_discovery_us > UINT32_MAX ? UINT32_MAX : j->igd_discovery_us);
@@ -224,7 +229,7 @@ static void fill_info(const struct pm_server *s, const struct upnp_job *j, struc
 
 static void log_notes(struct pm_server *s, struct upnp_priv *p, const struct upnp_job *j)
 {
-	pcpmap_client *c = s->client;
+	pcpmap_client *c = pm_server_client(s);
 	if ((j->notes & UPNP_NOTE_DISCOVERED) && j->igd_url[0])
 		pm_log(c, PCPMAP_LOG_INFO, "UPnP: IGD:%d at %s found in %.1f ms (our address %s)",
 		       j->igd_version, j->igd_url, (double)j->igd_discovery_us / 1000.0, j->igd_lan);
@@ -257,19 +262,20 @@ static void log_notes(struct pm_server *s, struct upnp_priv *p, const struct upn
 
 static void deliver_mapping(struct pm_server *s, const struct upnp_job *j)
 {
-	pcpmap_client *c = s->client;
-	struct pm_mapping *m = pm_client_find_mapping(c, j->id);
-	if (!m || m->server != s) {
+	pcpmap_client *c = pm_server_client(s);
+	struct pm_mapping *m = pm_server_find_mapping(s, j->id);
+	if (!m) {
 		pm_log(c, PCPMAP_LOG_DEBUG, "UPnP: result for mapping %llu dropped: the mapping is gone",
 		       (unsigned long long)j->id);
 		return;
 	}
-	bool deleting = m->state == PCPMAP_STATE_DELETING;
-	if (deleting != j->del) {
+	struct pm_req mr;
+	pm_mapping_req(m, &mr);
+	if (mr.del != j->del) {
 		/* A create answered after the delete was queued, or a fire-and-forget delete (pair roll-back,
 		 * PREFER_FAILURE release): nothing the mapping waits for. */
 		pm_log(c, PCPMAP_LOG_DEBUG, "UPnP: stale %s result for mapping %llu (%s) ignored",
-		       j->del ? "delete" : "create", (unsigned long long)j->id, pcpmap_state_name(m->state));
+		       j->del ? "delete" : "create", (unsigned long long)j->id, pcpmap_state_name(mr.state));
 		return;
 	}
 	if (transport_error(j->code)) {
@@ -277,7 +283,7 @@ static void deliver_mapping(struct pm_server *s, const struct upnp_job *j)
 		return;
 	}
 	if (j->detail[0])
-		snprintf(m->detail, sizeof(m->detail), "%s", j->detail);
+		pm_mapping_note_detail(m, j->detail);
 	struct upnp_verdict v;
 	upnp_classify(j->code, j->del, j->prefer_failure, &v);
 	struct pm_reply r;
@@ -290,15 +296,15 @@ static void deliver_mapping(struct pm_server *s, const struct upnp_job *j)
 		r.lifetime = j->out_lifetime;
 		r.ext_port = j->out_port;
 		if (!j->out_ext[0] || pcp_addr_from_string(j->out_ext, &r.ext_addr) < 0)
-			pcp_addr_any(&r.ext_addr, m->family);
+			pcp_addr_any(&r.ext_addr, mr.family);
 	}
 	pm_mapping_on_reply(m, &r);
 }
 
 static void deliver(struct pm_server *s, struct upnp_priv *p, const struct upnp_job *j)
 {
-	pcpmap_client *c = s->client;
-	const char *peer = j->igd_url[0] ? j->igd_url : s->name;
+	pcpmap_client *c = pm_server_client(s);
+	const char *peer = j->igd_url[0] ? j->igd_url : pm_server_name(s);
 	if (j->igd_url[0])
 		p->igd_seen = true;
 	for (unsigned i = 0; i < j->n_trace && i < UPNP_TRACE_MAX; i++)
@@ -334,7 +340,7 @@ static void deliver(struct pm_server *s, struct upnp_priv *p, const struct upnp_
 
 static void upnp_readable(struct pm_server *s, int fd, uint64_t now)
 {
-	struct upnp_priv *p = s->priv;
+	struct upnp_priv *p = pm_server_priv(s);
 	struct upnp_job *j;
 	(void)fd;
 	(void)now;

@@ -15,7 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "internal.h"
+#include "backend.h"
+#include "plugins.h"
 
 /* ---- jobs ---- */
 
