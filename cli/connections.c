@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSD-2-Clause
-/* `pcpmap connections`: the listing and printing layer over core/net/sockdiag.c. */
+/* `pcpmap connections`: the listing and printing layer over cli/sockdiag.c. */
 #include "connections.h"
 
 #include <errno.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "net/sockdiag.h"
+#include "sockdiag.h"
 
 int cli_connections_list(struct cli_conn **ret, size_t *ret_n)
 {

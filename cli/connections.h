@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * `pcpmap connections`: this host's established TCP and connected UDP sockets (IPv4 and IPv6), read through
- * NETLINK_SOCK_DIAG by core/net/sockdiag.c, listed as a numbered table (or JSON lines) so that one can be
+ * NETLINK_SOCK_DIAG by cli/sockdiag.c, listed as a numbered table (or JSON lines) so that one can be
  * picked for a PEER mapping. The numbering is stable: the list is sorted by protocol, family, local and
  * remote endpoint.
  */

@@ -1,5 +1,5 @@
 /*
- * Fuzz target for the sock_diag reply parser of core/net/sockdiag.c. libmnl is not instrumented, so besides
+ * Fuzz target for the sock_diag reply parser of cli/sockdiag.c. libmnl is not instrumented, so besides
  * libFuzzer's exact-size heap copy the input is also placed flush against a PROT_NONE page: a read past the end
  * inside libmnl then faults instead of going unnoticed. Every record that comes out is checked for the
  * parser's promises (family, protocol, numeric addresses, connected only).
@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 
 #include "guarded.h"
-#include "net/sockdiag.h"
+#include "sockdiag.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /*
- * core/net/sockdiag: the SOCK_DIAG_BY_FAMILY request, the reply parser on dumps captured from a real kernel
+ * cli/sockdiag: the SOCK_DIAG_BY_FAMILY request, the reply parser on dumps captured from a real kernel
  * (tests/vectors/sockdiag-*.hex, a throwaway namespace with TCP and UDP sockets on loopback), malformed input,
  * the stable sort, and a live dump in a network namespace this test creates itself (skipped when that is not
  * permitted). The connection list feeds PEER mappings (RFC 6887 §12).
@@ -30,7 +30,7 @@
 #include <linux/sock_diag.h>
 
 #include "vectors.h"
-#include "net/sockdiag.h"
+#include "sockdiag.h"
 
 #define SKIP_CODE 77
 #define MSG_LEN   124 /* nlmsghdr + inet_diag_msg + 4 attributes, as the kernel sent them with idiag_ext 0 */

@@ -11,7 +11,7 @@
 #define _GNU_SOURCE 1
 #endif
 #include "net/nlattr.h"
-#include "net/sockdiag.h"
+#include "sockdiag.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * core/net/sockdiag: this host's TCP and UDP connections, read from the kernel through NETLINK_SOCK_DIAG
+ * cli/sockdiag: this host's TCP and UDP connections, read from the kernel through NETLINK_SOCK_DIAG
  * (SOCK_DIAG_BY_FAMILY dumps of struct inet_diag_req_v2, linux/inet_diag.h) with libmnl. The tool lists them
  * so that a user can pick one and give it a PEER mapping (RFC 6887 §12).
  * Conventions: int results, >= 0 success, -errno failure. Connections only: established TCP sockets and
  * connected UDP sockets (non-zero remote port); listeners, unconnected UDP and TIME_WAIT are left out.
  */
-#ifndef PCPMAP_CORE_NET_SOCKDIAG_H
-#define PCPMAP_CORE_NET_SOCKDIAG_H
+#ifndef PCPMAP_CLI_SOCKDIAG_H
+#define PCPMAP_CLI_SOCKDIAG_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -74,4 +74,4 @@ int pm_net_connections(struct pm_net_conn **ret, size_t *ret_n);
 /* Sorts an array in the order pm_net_connections() returns. */
 void pm_net_connections_sort(struct pm_net_conn *arr, size_t n);
 
-#endif /* PCPMAP_CORE_NET_SOCKDIAG_H */
+#endif /* PCPMAP_CLI_SOCKDIAG_H */
