@@ -60,6 +60,11 @@ cp -a "$src/packaging/debian" "$src/debian"
 
 opts=()
 profiles=()
+# Build and run the package's unit tests on every core unless the caller chose (Debian policy 4.9.1).
+case " ${DEB_BUILD_OPTIONS:-} " in
+*" parallel="*) ;;
+*) export DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:+$DEB_BUILD_OPTIONS }parallel=$(nproc)" ;;
+esac
 if [ $nocheck = 1 ]; then
 	export DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:+$DEB_BUILD_OPTIONS }nocheck"
 	profiles+=(nocheck)
