@@ -1271,3 +1271,51 @@ PCPMAP_EXPORT_COMPAT const char *strnatpmperr(int t)
 		return "unknown error";
 	}
 }
+
+#if defined(PCPMAP_COMPAT_REAL_NAMES) && PCPMAP_COMPAT_REAL_NAMES
+/*
+ * libnatpmp 20150609 leaves four functions global without declaring them in natpmp.h (getgateway.h and
+ * natpmp.c's helpers). A binary that calls them must find them in the drop-in too (doc/COMPAT.md, "Binary
+ * drop-in"): the request itself is pcpmap's, which sends and retransmits it on its own schedule.
+ */
+int getdefaultgateway(in_addr_t *addr);
+int sendpendingrequest(natpmp_t *p);
+int sendnatpmprequest(natpmp_t *p);
+int readnatpmpresponse(natpmp_t *p, natpmpresp_t *response);
+
+/* libnatpmp: 0 and the default route's IPv4 gateway, or -1. */
+PCPMAP_EXPORT_COMPAT int getdefaultgateway(in_addr_t *addr)
+{
+	in_addr_t gw;
+	if (!addr || default_gateway4(&gw) < 0)
+		return -1;
+	*addr = gw;
+	return 0;
+}
+
+/* libnatpmp sends the pending request again and returns its length. pcpmap already carries the request and
+ * retransmits it itself, so nothing more goes out; the length tells the caller the request is in flight. */
+PCPMAP_EXPORT_COMPAT int sendpendingrequest(natpmp_t *p)
+{
+	if (!p)
+		return NATPMP_ERR_INVALIDARGS;
+	struct np_inst *inst = inst_lock(p);
+	if (!inst)
+		return NATPMP_ERR_INVALIDARGS;
+	int r = inst->pend == NP_NONE ? NATPMP_ERR_NOPENDINGREQ : p->pending_request_len;
+	inst_unlock(inst);
+	return r;
+}
+
+/* libnatpmp's first send of the pending request: here it left when the send function was called. */
+PCPMAP_EXPORT_COMPAT int sendnatpmprequest(natpmp_t *p)
+{
+	return sendpendingrequest(p);
+}
+
+/* libnatpmp reads one answer without retransmitting; pcpmap's processing does both, with its own timers. */
+PCPMAP_EXPORT_COMPAT int readnatpmpresponse(natpmp_t *p, natpmpresp_t *response)
+{
+	return readnatpmpresponseorretry(p, response);
+}
+#endif

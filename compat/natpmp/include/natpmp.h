@@ -28,7 +28,13 @@
 #if !defined(__GNUC__)
 #error "pcpmap's natpmp.h needs GCC or Clang (asm labels)"
 #endif
+/* PCPMAP_COMPAT_REAL_NAMES=1 builds the drop-in libnatpmp.so.1, whose functions carry libnatpmp's own names
+ * (doc/COMPAT.md, "Binary drop-in"); applications never define it. */
+#if defined(PCPMAP_COMPAT_REAL_NAMES) && PCPMAP_COMPAT_REAL_NAMES
+#define PCPMAP_COMPAT_NATPMP_LINK(name)
+#else
 #define PCPMAP_COMPAT_NATPMP_LINK(name) __asm__("pcpmap_compat_" #name)
+#endif
 
 /**
  * One NAT-PMP "session". s is the descriptor to wait on for readability (select(), poll()); here it is an
