@@ -1276,14 +1276,57 @@ PCPMAP_EXPORT_COMPAT const char *strnatpmperr(int t)
 /*
  * libnatpmp 20150609 leaves four functions global without declaring them in natpmp.h (getgateway.h and
  * natpmp.c's helpers). A binary that calls them must find them in the drop-in too (doc/COMPAT.md, "Binary
- * drop-in"): the request itself is pcpmap's, which sends and retransmits it on its own schedule.
+ * drop-in"): for a session of the drop-in the request is pcpmap's, which sends and retransmits it itself.
+ *
+ * The real libnatpmp calls three of them through the PLT. When a program holding the drop-in also loads the
+ * real library without RTLD_DEEPBIND (dlopen() with RTLD_LOCAL), the real library's calls land here, with a
+ * natpmp_t the real library opened: those are handed to the real library's own functions.
  */
+#include <dlfcn.h>
+
 int getdefaultgateway(in_addr_t *addr);
 int sendpendingrequest(natpmp_t *p);
 int sendnatpmprequest(natpmp_t *p);
 int readnatpmpresponse(natpmp_t *p, natpmpresp_t *response);
 
-/* libnatpmp: 0 and the default route's IPv4 gateway, or -1. */
+static struct {
+	int (*sendpendingrequest)(natpmp_t *p);
+	int (*sendnatpmprequest)(natpmp_t *p);
+	int (*readnatpmpresponse)(natpmp_t *p, natpmpresp_t *response);
+} real_np;
+static pthread_once_t real_np_once = PTHREAD_ONCE_INIT;
+
+static void *real_sym(void *h, const char *name)
+{
+	void *fn = h ? dlsym(h, name) : NULL;
+	if (!fn && getenv("PCPMAP_DEBUG"))
+		pmc_debug(np_tag, "real libnatpmp's %s: %s", name, h ? dlerror() : "library not loaded");
+	return fn;
+}
+
+/* The real library, by the path pcpmap's NAT-PMP backend uses: the copy already in the process if there is
+ * one (the same file is never loaded twice). RTLD_DEEPBIND keeps a fresh load's own calls inside it. */
+static void real_np_load(void)
+{
+#ifdef PCPMAP_NATPMP_PATH
+#if defined(__SANITIZE_ADDRESS__)
+	void *h = dlopen(PCPMAP_NATPMP_PATH, RTLD_NOW | RTLD_LOCAL);
+#else
+	void *h = dlopen(PCPMAP_NATPMP_PATH, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+#endif
+	if (!h && getenv("PCPMAP_DEBUG"))
+		pmc_debug(np_tag, "cannot load the real libnatpmp (%s): %s", PCPMAP_NATPMP_PATH, dlerror());
+	void *fn;
+	if ((fn = real_sym(h, "sendpendingrequest")))
+		memcpy(&real_np.sendpendingrequest, &fn, sizeof(fn));
+	if ((fn = real_sym(h, "sendnatpmprequest")))
+		memcpy(&real_np.sendnatpmprequest, &fn, sizeof(fn));
+	if ((fn = real_sym(h, "readnatpmpresponse")))
+		memcpy(&real_np.readnatpmpresponse, &fn, sizeof(fn));
+#endif
+}
+
+/* libnatpmp: 0 and the default route's IPv4 gateway, or -1. Ours reads the same table the same way. */
 PCPMAP_EXPORT_COMPAT int getdefaultgateway(in_addr_t *addr)
 {
 	in_addr_t gw;
@@ -1300,22 +1343,33 @@ PCPMAP_EXPORT_COMPAT int sendpendingrequest(natpmp_t *p)
 	if (!p)
 		return NATPMP_ERR_INVALIDARGS;
 	struct np_inst *inst = inst_lock(p);
-	if (!inst)
-		return NATPMP_ERR_INVALIDARGS;
+	if (!inst) {
+		pthread_once(&real_np_once, real_np_load);
+		return real_np.sendpendingrequest ? real_np.sendpendingrequest(p) : NATPMP_ERR_INVALIDARGS;
+	}
 	int r = inst->pend == NP_NONE ? NATPMP_ERR_NOPENDINGREQ : p->pending_request_len;
 	inst_unlock(inst);
 	return r;
 }
 
-/* libnatpmp's first send of the pending request: here it left when the send function was called. */
+/* libnatpmp's first send of the pending request: for a session of ours it left with the send function. */
 PCPMAP_EXPORT_COMPAT int sendnatpmprequest(natpmp_t *p)
 {
+	if (p && !inst_find(p)) {
+		pthread_once(&real_np_once, real_np_load);
+		return real_np.sendnatpmprequest ? real_np.sendnatpmprequest(p) : NATPMP_ERR_INVALIDARGS;
+	}
 	return sendpendingrequest(p);
 }
 
-/* libnatpmp reads one answer without retransmitting; pcpmap's processing does both, with its own timers. */
+/* libnatpmp reads one answer without retransmitting; pcpmap's processing does both, on its own timers. */
 PCPMAP_EXPORT_COMPAT int readnatpmpresponse(natpmp_t *p, natpmpresp_t *response)
 {
+	if (p && !inst_find(p)) {
+		pthread_once(&real_np_once, real_np_load);
+		return real_np.readnatpmpresponse ? real_np.readnatpmpresponse(p, response)
+						  : NATPMP_ERR_INVALIDARGS;
+	}
 	return readnatpmpresponseorretry(p, response);
 }
 #endif
