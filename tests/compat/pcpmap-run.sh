@@ -2,6 +2,7 @@
 # pcpmap-run, the build tree's copy: options, exit codes, the environment it hands the program, and the
 # library the loader then picks for a program linked with libnatpmp.
 # Usage: pcpmap-run.sh BUILD_DIR
+# shellcheck disable=SC2016 # the sh -c programs expand in the child, on purpose
 set -euo pipefail
 build=$(cd "$1" && pwd -P)
 run=$build/compat/pcpmap-run
@@ -66,9 +67,8 @@ out=$("$run" -- sh -c 'echo ok')
 [[ $out == ok ]] || fail "--"
 
 # A program linked with libnatpmp gets the drop-in, not the system's library.
-prog=
-for p in /usr/bin/natpmpc; do [[ -x $p ]] && prog=$p; done
-if [[ -n $prog ]]; then
+prog=/usr/bin/natpmpc
+if [[ -x $prog ]]; then
 	# The loader's trace of the program itself (set in the child, or it would trace the launcher's shell).
 	out=$("$run" sh -c 'LD_TRACE_LOADED_OBJECTS=1 exec "$0"' "$prog")
 	grep -q "libnatpmp.so.1 => $abs/libnatpmp.so.1 " <<<"$out" || fail "$prog does not load the drop-in: $out"
