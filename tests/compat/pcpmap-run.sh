@@ -73,6 +73,12 @@ if [[ -x $prog ]]; then
 	out=$("$run" sh -c 'LD_TRACE_LOADED_OBJECTS=1 exec "$0"' "$prog")
 	grep -q "libnatpmp.so.1 => $abs/libnatpmp.so.1 " <<<"$out" || fail "$prog does not load the drop-in: $out"
 	echo "pcpmap-run: $prog loads $abs/libnatpmp.so.1"
+	# README's LD_PRELOAD form: the preloaded drop-in answers the program's libnatpmp.so.1, and the system's
+	# copy is not loaded beside it.
+	out=$(LD_PRELOAD=$abs/libnatpmp.so.1 LD_TRACE_LOADED_OBJECTS=1 "$prog")
+	grep -q "^[[:space:]]*$abs/libnatpmp.so.1 " <<<"$out" || fail "LD_PRELOAD: the drop-in is not loaded: $out"
+	! grep -q "libnatpmp.so.1 => " <<<"$out" || fail "LD_PRELOAD: another libnatpmp.so.1 is loaded too: $out"
+	echo "pcpmap-run: LD_PRELOAD of the drop-in stands in for the system's libnatpmp.so.1"
 else
 	echo "pcpmap-run: natpmpc not installed; the loader check was skipped"
 fi
