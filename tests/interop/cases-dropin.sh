@@ -22,6 +22,14 @@ NATPMPC=/usr/bin/natpmpc
 # Without the launcher, natpmpc waits for NAT-PMP through libnatpmp's nine sends (about 128 s); this long
 # shows that nothing answers.
 NO_LAUNCHER_WAIT=6
+# A sanitized build tree's drop-in needs the sanitizer runtimes loaded first in a program that was not built
+# with them (Debian's natpmpc); a source build gets the flags themselves.
+SAN_ENV=()
+SAN_CFLAGS=()
+if grep -q '^PCPMAP_SANITIZE:BOOL=ON' "$PCPMAP_BUILD_DIR/CMakeCache.txt" 2>/dev/null; then
+	SAN_ENV=("LD_PRELOAD=$(cc -print-file-name=libasan.so):$(cc -print-file-name=libubsan.so)")
+	SAN_CFLAGS=(-fsanitize=address -fsanitize=undefined -fno-omit-frame-pointer)
+fi
 
 case_lab_ready() {
 	[[ -x $RUN && -e $DROPIN/libnatpmp.so.1 ]] || fail "pcpmap-run or the drop-in is not built in $PCPMAP_BUILD_DIR"
@@ -46,7 +54,7 @@ run() {
 launched() {
 	local name=$1
 	shift
-	run "$name" env PCPMAP_DROPIN_DIR="$DROPIN" "$RUN" "$@"
+	run "$name" env ${SAN_ENV[@]+"${SAN_ENV[@]}"} PCPMAP_DROPIN_DIR="$DROPIN" "$RUN" "$@"
 }
 
 has() { # FILE LITERAL
@@ -151,7 +159,7 @@ case_natpmpc_source() {
 	local cflags=(-O2 -Wall -DENABLE_STRNATPMPERR)
 	cc "${cflags[@]}" -o "$WORK/natpmpc.debian" "$c" -lnatpmp >"$WORK/cc-debian.out" 2>&1 ||
 		fail "natpmpc.c does not build against Debian's natpmp.h: $(cat "$WORK/cc-debian.out")"
-	cc "${cflags[@]}" -I"$incdir" -o "$WORK/natpmpc.pcpmap" "$c" -L"$libdir" -lpcpmap-natpmp -Wl,-rpath,"$libdir" \
+	cc "${cflags[@]}" ${SAN_CFLAGS[@]+"${SAN_CFLAGS[@]}"} -I"$incdir" -o "$WORK/natpmpc.pcpmap" "$c" -L"$libdir" -lpcpmap-natpmp -Wl,-rpath,"$libdir" \
 		>"$WORK/cc-pcpmap.out" 2>&1 || fail "natpmpc.c does not build against pcpmap's natpmp.h: $(cat "$WORK/cc-pcpmap.out")"
 	ok "natpmpc.c built unmodified against Debian's and pcpmap's natpmp.h"
 
