@@ -126,6 +126,9 @@ struct np_inst {
 	int ready_rc;
 	natpmpresp_t ready;
 	int wake_fd;
+	/* In the epoll set of s: readable while an answer waits for readnatpmpresponseorretry(). The keeper may
+	 * take the answer off the client's socket between the application's calls; s must still wake it. */
+	int ready_fd;
 	bool keeper; /* the keeper thread runs */
 	bool
 	    closed; /* closenatpmp() ran (guarded by reg_lock); the keeper frees the session once no lease is left */
@@ -293,6 +296,18 @@ static void set_ready(struct np_inst *inst, int rc, const natpmpresp_t *resp)
 	inst->ready_rc = rc;
 	if (resp)
 		inst->ready = *resp;
+	if (inst->ready_fd >= 0) {
+		uint64_t one = 1;
+		(void)!write(inst->ready_fd, &one, sizeof(one));
+	}
+}
+
+/* s stops showing an answer (reported, or replaced by a new request). */
+static void ready_clear(struct np_inst *inst)
+{
+	uint64_t v;
+	if (inst->ready_fd >= 0)
+		(void)!read(inst->ready_fd, &v, sizeof(v));
 }
 
 static void begin_request(struct np_inst *inst, natpmp_t *p, enum np_pend pend, uint16_t type,
@@ -307,6 +322,7 @@ static void begin_request(struct np_inst *inst, natpmp_t *p, enum np_pend pend, 
 	inst->pend_map = NULL;
 	inst->pend_deadline = pcpmap_now_usec() + (uint64_t)NP_GIVE_UP_MS * 1000u;
 	inst->del_all = false;
+	ready_clear(inst);
 	memset(&inst->ready, 0, sizeof(inst->ready));
 	inst->ready.type = type;
 	p->has_pending_request = 1;
@@ -417,6 +433,8 @@ static size_t natpmp_map_request(uint8_t req[12], int protocol, uint16_t privpor
 
 /* ---- the keeper: renewals between the application's calls (issue 14 of doc/COMPAT.md) ---- */
 
+static bool evaluate(struct np_inst *inst, int *ret_rc, natpmpresp_t *resp);
+
 static void inst_destroy(struct np_inst *inst)
 {
 	if (inst->q.m)
@@ -430,6 +448,8 @@ static void inst_destroy(struct np_inst *inst)
 		close(inst->q.m_sock);
 	if (inst->wake_fd >= 0)
 		close(inst->wake_fd);
+	if (inst->ready_fd >= 0)
+		close(inst->ready_fd);
 	pthread_mutex_destroy(&inst->lock);
 	free(inst);
 }
@@ -461,6 +481,12 @@ static void *keeper_run(void *arg)
 		pthread_mutex_lock(&inst->lock);
 		int r = pcpmap_client_process(inst->c);
 		uint64_t end = expire_leases(inst);
+		/* An answer the processing brought is settled now, so s wakes the application. */
+		if (inst->pend != NP_NONE && inst->pend != NP_READY) {
+			int rc;
+			natpmpresp_t scratch;
+			(void)evaluate(inst, &rc, &scratch);
+		}
 		bool empty = !inst->maps;
 		int t = pcpmap_client_get_timeout(inst->c);
 		int cfd = pcpmap_client_get_fd(inst->c);
@@ -558,7 +584,7 @@ PCPMAP_EXPORT_COMPAT int initnatpmp(natpmp_t *p, int forcegw, in_addr_t forcedgw
 	struct np_inst *inst = calloc(1, sizeof(*inst));
 	if (!inst)
 		return NATPMP_ERR_SOCKETERROR;
-	inst->fd = inst->raw.fd = inst->q.m_sock = inst->wake_fd = -1;
+	inst->fd = inst->raw.fd = inst->q.m_sock = inst->wake_fd = inst->ready_fd = -1;
 	pthread_mutex_init(&inst->lock, NULL);
 	pmc_env_read(&inst->env, PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP) | PCPMAP_PROTO_BIT(PCPMAP_PROTO_NATPMP),
 		     0);
@@ -590,9 +616,14 @@ PCPMAP_EXPORT_COMPAT int initnatpmp(natpmp_t *p, int forcegw, in_addr_t forcedgw
 	}
 	inst->fd = epoll_create1(EPOLL_CLOEXEC);
 	inst->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	inst->ready_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	struct epoll_event ev = { .events = EPOLLIN };
+	struct epoll_event rev = { .events = EPOLLIN };
 	ev.data.fd = pcpmap_client_get_fd(inst->c);
-	if (inst->fd < 0 || inst->wake_fd < 0 || epoll_ctl(inst->fd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0) {
+	rev.data.fd = inst->ready_fd;
+	if (inst->fd < 0 || inst->wake_fd < 0 || inst->ready_fd < 0 ||
+	    epoll_ctl(inst->fd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0 ||
+	    epoll_ctl(inst->fd, EPOLL_CTL_ADD, inst->ready_fd, &rev) < 0) {
 		inst_destroy(inst);
 		return NATPMP_ERR_SOCKETERROR;
 	}
@@ -1218,6 +1249,7 @@ PCPMAP_EXPORT_COMPAT int readnatpmpresponseorretry(natpmp_t *p, natpmpresp_t *re
 	inst->pend_map = NULL;
 	inst->raw.busy = false;
 	query_reset(inst);
+	ready_clear(inst);
 	p->has_pending_request = 0;
 	inst_unlock(inst);
 	*response = resp;
@@ -1271,3 +1303,105 @@ PCPMAP_EXPORT_COMPAT const char *strnatpmperr(int t)
 		return "unknown error";
 	}
 }
+
+#if defined(PCPMAP_COMPAT_REAL_NAMES) && PCPMAP_COMPAT_REAL_NAMES
+/*
+ * libnatpmp 20150609 leaves four functions global without declaring them in natpmp.h (getgateway.h and
+ * natpmp.c's helpers). A binary that calls them must find them in the drop-in too (doc/COMPAT.md, "Binary
+ * drop-in"): for a session of the drop-in the request is pcpmap's, which sends and retransmits it itself.
+ *
+ * The real libnatpmp calls three of them through the PLT. When a program holding the drop-in also loads the
+ * real library without RTLD_DEEPBIND (dlopen() with RTLD_LOCAL), the real library's calls land here, with a
+ * natpmp_t the real library opened: those are handed to the real library's own functions.
+ */
+#include <dlfcn.h>
+
+int getdefaultgateway(in_addr_t *addr);
+int sendpendingrequest(natpmp_t *p);
+int sendnatpmprequest(natpmp_t *p);
+int readnatpmpresponse(natpmp_t *p, natpmpresp_t *response);
+
+static struct {
+	int (*sendpendingrequest)(natpmp_t *p);
+	int (*sendnatpmprequest)(natpmp_t *p);
+	int (*readnatpmpresponse)(natpmp_t *p, natpmpresp_t *response);
+} real_np;
+static pthread_once_t real_np_once = PTHREAD_ONCE_INIT;
+
+static void *real_sym(void *h, const char *name)
+{
+	void *fn = h ? dlsym(h, name) : NULL;
+	if (!fn && getenv("PCPMAP_DEBUG"))
+		pmc_debug(np_tag, "real libnatpmp's %s: %s", name, h ? dlerror() : "library not loaded");
+	return fn;
+}
+
+/* The real library, by the path pcpmap's NAT-PMP backend uses: the copy already in the process if there is
+ * one (the same file is never loaded twice). RTLD_DEEPBIND keeps a fresh load's own calls inside it. */
+static void real_np_load(void)
+{
+#ifdef PCPMAP_NATPMP_PATH
+#if defined(__SANITIZE_ADDRESS__)
+	void *h = dlopen(PCPMAP_NATPMP_PATH, RTLD_NOW | RTLD_LOCAL);
+#else
+	void *h = dlopen(PCPMAP_NATPMP_PATH, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+#endif
+	if (!h && getenv("PCPMAP_DEBUG"))
+		pmc_debug(np_tag, "cannot load the real libnatpmp (%s): %s", PCPMAP_NATPMP_PATH, dlerror());
+	void *fn;
+	if ((fn = real_sym(h, "sendpendingrequest")))
+		memcpy(&real_np.sendpendingrequest, &fn, sizeof(fn));
+	if ((fn = real_sym(h, "sendnatpmprequest")))
+		memcpy(&real_np.sendnatpmprequest, &fn, sizeof(fn));
+	if ((fn = real_sym(h, "readnatpmpresponse")))
+		memcpy(&real_np.readnatpmpresponse, &fn, sizeof(fn));
+#endif
+}
+
+/* libnatpmp: 0 and the default route's IPv4 gateway, or -1. Ours reads the same table the same way. */
+PCPMAP_EXPORT_COMPAT int getdefaultgateway(in_addr_t *addr)
+{
+	in_addr_t gw;
+	if (!addr || default_gateway4(&gw) < 0)
+		return -1;
+	*addr = gw;
+	return 0;
+}
+
+/* libnatpmp sends the pending request again and returns its length. pcpmap already carries the request and
+ * retransmits it itself, so nothing more goes out; the length tells the caller the request is in flight. */
+PCPMAP_EXPORT_COMPAT int sendpendingrequest(natpmp_t *p)
+{
+	if (!p)
+		return NATPMP_ERR_INVALIDARGS;
+	struct np_inst *inst = inst_lock(p);
+	if (!inst) {
+		pthread_once(&real_np_once, real_np_load);
+		return real_np.sendpendingrequest ? real_np.sendpendingrequest(p) : NATPMP_ERR_INVALIDARGS;
+	}
+	int r = inst->pend == NP_NONE ? NATPMP_ERR_NOPENDINGREQ : p->pending_request_len;
+	inst_unlock(inst);
+	return r;
+}
+
+/* libnatpmp's first send of the pending request: for a session of ours it left with the send function. */
+PCPMAP_EXPORT_COMPAT int sendnatpmprequest(natpmp_t *p)
+{
+	if (p && !inst_find(p)) {
+		pthread_once(&real_np_once, real_np_load);
+		return real_np.sendnatpmprequest ? real_np.sendnatpmprequest(p) : NATPMP_ERR_INVALIDARGS;
+	}
+	return sendpendingrequest(p);
+}
+
+/* libnatpmp reads one answer without retransmitting; pcpmap's processing does both, on its own timers. */
+PCPMAP_EXPORT_COMPAT int readnatpmpresponse(natpmp_t *p, natpmpresp_t *response)
+{
+	if (p && !inst_find(p)) {
+		pthread_once(&real_np_once, real_np_load);
+		return real_np.readnatpmpresponse ? real_np.readnatpmpresponse(p, response)
+						  : NATPMP_ERR_INVALIDARGS;
+	}
+	return readnatpmpresponseorretry(p, response);
+}
+#endif

@@ -12,7 +12,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <sys/select.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #define ENABLE_STRNATPMPERR
@@ -225,6 +228,62 @@ static void test_map_renew_delete(void **state)
 	assert_int_equal(atomic_load(&fake.deletes), dels0 + 2);
 	fake_nonce(&fake, true, dnonce);
 	assert_memory_equal(dnonce, nonce, sizeof(nonce));
+	assert_int_equal(closenatpmp(&p), 0);
+}
+
+/* Whether s is readable now, as select() or poll() would see it. */
+static bool s_readable(const natpmp_t *p)
+{
+	struct pollfd pfd = { .fd = p->s, .events = POLLIN };
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
+/*
+ * The session's keeper thread (started by the first mapping) also reads the client's socket: when it takes
+ * the answer between the application's calls, s must still wake the application. natpmpc waits in select()
+ * for the timeout it was given before the answer came (the retransmission, 3 s), then reads; the earlier
+ * code left s silent and natpmpc reported a mapping made in milliseconds after 3 s.
+ */
+static void test_answer_taken_by_keeper_wakes_s(void **state)
+{
+	natpmp_t p;
+	natpmpresp_t r;
+	struct timeval tv;
+	(void)state;
+	assert_int_equal(initnatpmp(&p, 0, 0), 0);
+	assert_int_equal(sendnewportmappingrequest(&p, NATPMP_PROTOCOL_TCP, 7010, 7010, 600), 12);
+	assert_int_equal(wait_response(&p, &r, 5000), 0);
+	assert_false(s_readable(&p)); /* nothing pending: s stays quiet */
+
+	int maps0 = atomic_load(&fake.maps);
+	assert_int_equal(sendnewportmappingrequest(&p, NATPMP_PROTOCOL_TCP, 7011, 7011, 600), 12);
+	/* The server answers at once; the application is not calling meanwhile, the keeper is running. */
+	assert_true(fake_wait_count(&fake.maps, maps0 + 1, 5000) >= maps0 + 1);
+	usleep(300000);
+	assert_true(s_readable(&p));
+	assert_int_equal(getnatpmprequesttimeout(&p, &tv), 0);
+	assert_true(tv.tv_sec == 0 && tv.tv_usec == 0);
+	assert_int_equal(readnatpmpresponseorretry(&p, &r), 0);
+	assert_int_equal(r.type, NATPMP_RESPTYPE_TCPPORTMAPPING);
+	assert_int_equal(r.pnu.newportmapping.privateport, 7011);
+	assert_int_equal(r.pnu.newportmapping.mappedpublicport, 7011);
+	/* Reported: s is quiet again (an application looping on select() must not spin). */
+	usleep(100000);
+	assert_false(s_readable(&p));
+
+	/* The same for a deletion. */
+	int dels0 = atomic_load(&fake.deletes);
+	assert_int_equal(sendnewportmappingrequest(&p, NATPMP_PROTOCOL_TCP, 7011, 0, 0), 12);
+	assert_true(fake_wait_count(&fake.deletes, dels0 + 1, 5000) >= dels0 + 1);
+	usleep(300000);
+	assert_true(s_readable(&p));
+	assert_int_equal(readnatpmpresponseorretry(&p, &r), 0);
+	assert_int_equal(r.pnu.newportmapping.privateport, 7011);
+	assert_int_equal(r.pnu.newportmapping.lifetime, 0);
+	usleep(100000);
+	assert_false(s_readable(&p));
+	assert_int_equal(sendnewportmappingrequest(&p, NATPMP_PROTOCOL_TCP, 7010, 0, 0), 12);
+	assert_int_equal(wait_response(&p, &r, 5000), 0);
 	assert_int_equal(closenatpmp(&p), 0);
 }
 
@@ -481,6 +540,7 @@ int main(void)
 		cmocka_unit_test(test_strnatpmperr),
 		cmocka_unit_test_setup(test_public_address, setup),
 		cmocka_unit_test_setup(test_map_renew_delete, setup),
+		cmocka_unit_test_setup(test_answer_taken_by_keeper_wakes_s, setup),
 		cmocka_unit_test_setup(test_delete_all, setup),
 		cmocka_unit_test_setup(test_refusals, setup),
 		cmocka_unit_test_setup(test_silence_then_answer, setup),

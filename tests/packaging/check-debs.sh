@@ -85,7 +85,7 @@ done
 have_compat=0
 [ -f "$root/compat/CMakeLists.txt" ] && have_compat=1
 if [ $have_compat = 1 ]; then
-	for p in libpcpmap-natpmp1 libpcpmap-natpmp-dev libpcpmap-miniupnpc17 libpcpmap-miniupnpc-dev; do
+	for p in libpcpmap-natpmp1 libpcpmap-natpmp-dev libpcpmap-miniupnpc17 libpcpmap-miniupnpc-dev pcpmap-dropin; do
 		check "package $p was built" grep -qx "$p" <(printf '%s\n' "${pkgs[@]}")
 	done
 fi
@@ -235,6 +235,27 @@ C
 		fi
 		check "it uses /usr/lib/$ma/lib$pc.so.$so" uses_lib "$tmp/outside/$src" "lib$pc.so.$so"
 	done
+
+	# The drop-in: private, found by the launcher, chosen by the loader only under it.
+	dropin=/usr/lib/$ma/pcpmap/dropin
+	v=$(pcpmap-run --version 2>&1)
+	check "pcpmap-run --version says $upstream ($v)" grep -qF "$upstream" <<<"$v"
+	check "man page pcpmap-run(1)" test -f /usr/share/man/man1/pcpmap-run.1.gz
+	check "pcpmap-run --print-dir is $dropin" test "$(pcpmap-run --print-dir 2>&1)" = "$dropin"
+	check "$dropin/libnatpmp.so.1 installed" test -e "$dropin/libnatpmp.so.1"
+	check "the drop-in package ships nothing in /usr/lib/$ma itself" \
+		test -z "$(dpkg -L pcpmap-dropin | grep -E "^/usr/lib/$ma/[^/]+$")"
+	check "no ldconfig trigger for the private drop-in" \
+		test ! -e "/var/lib/dpkg/info/pcpmap-dropin.triggers"
+	if [ -x /usr/bin/natpmpc ]; then
+		# shellcheck disable=SC2016 # expanded by the child shell
+		t=$(pcpmap-run sh -c 'LD_TRACE_LOADED_OBJECTS=1 exec "$0"' /usr/bin/natpmpc 2>&1)
+		check "natpmpc under pcpmap-run loads $dropin/libnatpmp.so.1" \
+			grep -q "libnatpmp.so.1 => $dropin/libnatpmp.so.1" <<<"$t"
+		t=$(LD_TRACE_LOADED_OBJECTS=1 /usr/bin/natpmpc 2>&1)
+		check "natpmpc alone still loads the system's libnatpmp.so.1" \
+			grep -q "libnatpmp.so.1 => /lib/$ma/libnatpmp.so.1\|libnatpmp.so.1 => /usr/lib/$ma/libnatpmp.so.1" <<<"$t"
+	fi
 fi
 
 # --- The daemon ------------------------------------------------------------------------------------

@@ -7,9 +7,10 @@
  * and its requests go out as PCP (RFC 6887) first, falling back to NAT-PMP through pcpmap, which also keeps
  * the mappings alive while the application keeps calling these functions. Differences: doc/COMPAT.md.
  *
- * Source compatible, not binary compatible: every function below is linked under the name
- * pcpmap_compat_<name> (an asm label), so a process may hold the real libnatpmp (pcpmap's own NAT-PMP
- * backend uses it) beside this one without the dynamic linker mixing the two up.
+ * Every function below is linked under the name pcpmap_compat_<name> (an asm label), so libpcpmap-natpmp
+ * installs beside the real libnatpmp and stands in for nothing: applications opt in by being rebuilt. The same
+ * sources built with PCPMAP_COMPAT_REAL_NAMES=1 are the drop-in libnatpmp.so.1 for programs that are not
+ * rebuilt (pcpmap-run; doc/COMPAT.md, "Binary drop-in").
  */
 #ifndef PCPMAP_COMPAT_NATPMP_H
 #define PCPMAP_COMPAT_NATPMP_H
@@ -28,7 +29,13 @@
 #if !defined(__GNUC__)
 #error "pcpmap's natpmp.h needs GCC or Clang (asm labels)"
 #endif
+/* PCPMAP_COMPAT_REAL_NAMES=1 builds the drop-in libnatpmp.so.1, whose functions carry libnatpmp's own names
+ * (doc/COMPAT.md, "Binary drop-in"); applications never define it. */
+#if defined(PCPMAP_COMPAT_REAL_NAMES) && PCPMAP_COMPAT_REAL_NAMES
+#define PCPMAP_COMPAT_NATPMP_LINK(name)
+#else
 #define PCPMAP_COMPAT_NATPMP_LINK(name) __asm__("pcpmap_compat_" #name)
+#endif
 
 /**
  * One NAT-PMP "session". s is the descriptor to wait on for readability (select(), poll()); here it is an
