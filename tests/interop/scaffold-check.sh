@@ -63,7 +63,7 @@ else
 fi
 
 # The case scripts themselves. "Ours": the tool, the daemon, its test client, the example applications.
-ours='"\$(PCPMAP|PCPMAPD|CTL|APP|PM|pcpmapd)"|\$BIN/|\$PCPMAP_BUILD_DIR/'
+ours='"\$(PCPMAP|PCPMAPD|CTL|APP|PM|pcpmapd)"|\$BIN/|\$PCPMAP_BUILD_DIR/[A-Za-z_-]+/'
 scripts=("$@")
 [[ ${#scripts[@]} -gt 0 ]] || scripts=("$HERE"/cases*.sh)
 for f in "${scripts[@]}"; do
