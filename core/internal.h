@@ -314,13 +314,15 @@ void pm_remap_answered(struct pm_mapping *m);
 void pm_remap_unanswered(struct pm_mapping *m);
 /* The mapping left the confirmation some other way (failed, moved, deleted): out of the window, no signal. */
 void pm_remap_forget(struct pm_mapping *m);
-/* An unsolicited datagram from the announcement listeners (exposed for tests). */
-void pm_client_on_unsolicited(pcpmap_client *c, const uint8_t *buf, size_t len,
-			      const struct pm_sockaddr *src);
+/* The entry points below are events at time now, which becomes the engine's clock for what they run (tests
+ * and the simulator call them with their fake clock's time). */
+/* An unsolicited datagram from the announcement listeners. */
+void pm_client_on_unsolicited(pcpmap_client *c, const uint8_t *buf, size_t len, const struct pm_sockaddr *src,
+			      uint64_t now);
 /* Route/address/link events (a pm_net_event mask): a debounced re-check follows. */
-void pm_client_on_net_events(pcpmap_client *c, unsigned mask);
-/* Re-checks routes and source addresses now (exposed for tests). */
-void pm_client_net_check(pcpmap_client *c);
+void pm_client_on_net_events(pcpmap_client *c, unsigned mask, uint64_t now);
+/* Re-checks routes and source addresses. */
+void pm_client_net_check(pcpmap_client *c, uint64_t now);
 
 /* Probe (core/probe.c): backends' probe answers and PCP ANNOUNCE answers feed it. */
 void pm_probe_init(pcpmap_client *c);

@@ -52,9 +52,11 @@ static uint16_t sockaddr_port(const struct pm_sockaddr *a)
 	return ntohs(a->u.sa.sa_family == AF_INET ? a->u.in.sin_port : a->u.in6.sin6_port);
 }
 
-void pm_client_on_unsolicited(pcpmap_client *c, const uint8_t *buf, size_t len, const struct pm_sockaddr *src)
+void pm_client_on_unsolicited(pcpmap_client *c, const uint8_t *buf, size_t len, const struct pm_sockaddr *src,
+			      uint64_t now)
 {
 	struct pm_gw *gw = NULL;
+	c->now = now;
 	c->stats.received++;
 	/* Only our own gateway may make us re-map: anyone on the link can send to 5350. A server sends from the
 	 * port it serves on (RFC 6887 14.1, RFC 6886 3.2.1), so the source port must match too. */
@@ -130,13 +132,13 @@ static void listener_readable(pcpmap_client *c, int fd)
 			c->stats.dropped++;
 			continue;
 		}
-		c->now = c->env.clock.now_us(c->env.clock.ctx);
-		pm_client_on_unsolicited(c, buf, (size_t)n, &src);
+		pm_client_on_unsolicited(c, buf, (size_t)n, &src, c->env.clock.now_us(c->env.clock.ctx));
 	}
 }
 
-void pm_client_on_net_events(pcpmap_client *c, unsigned mask)
+void pm_client_on_net_events(pcpmap_client *c, unsigned mask, uint64_t now)
 {
+	c->now = now;
 	if (!mask)
 		return;
 	if (!sched_armed(&c->t_netcheck))
@@ -147,7 +149,7 @@ static void monitor_readable(pcpmap_client *c, int fd)
 {
 	unsigned mask = 0;
 	if (pm_net_monitor_read(fd, &mask) == 0)
-		pm_client_on_net_events(c, mask);
+		pm_client_on_net_events(c, mask, c->now);
 }
 
 void pm_resilience_start(pcpmap_client *c)
@@ -459,8 +461,9 @@ static void resume(struct pm_gw *gw)
 	}
 }
 
-void pm_client_net_check(pcpmap_client *c)
+void pm_client_net_check(pcpmap_client *c, uint64_t now)
 {
+	c->now = now;
 	for (struct pm_list *l = c->gateways.next; l != &c->gateways;) {
 		struct pm_gw *gw = pm_container_of(l, struct pm_gw, link);
 		l = l->next;
@@ -523,6 +526,5 @@ void pm_client_net_check(pcpmap_client *c)
 static void netcheck_timer(struct sched_timer *t, uint64_t now, void *arg)
 {
 	(void)t;
-	(void)now;
-	pm_client_net_check(arg);
+	pm_client_net_check(arg, now);
 }

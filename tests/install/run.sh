@@ -14,6 +14,28 @@ cc -std=c17 -Wall -Wextra -Werror -o "$tmp/outside" "$src/tests/install/outside.
 LD_LIBRARY_PATH="$libdir/.." "$tmp/outside"
 echo "install: pkg-config build works"
 
+# The tools run the shipped library: each needs libpcpmap.so.0 and, installed, finds the one in its prefix.
+cache_on() { grep -qE "^$1:BOOL=(ON|TRUE|1)\$" "$build/CMakeCache.txt"; }
+progs=()
+cache_on PCPMAP_BUILD_CLI && progs+=("$tmp/prefix/bin/pcpmap")
+cache_on PCPMAP_BUILD_DAEMON && progs+=("$tmp/prefix/sbin/pcpmapd")
+for p in "${progs[@]}"; do
+	[ -x "$p" ] || { echo "install: $p was not installed" >&2; exit 1; }
+	if ! readelf -d "$p" | grep -qE 'NEEDED.*\[libpcpmap\.so\.0\]'; then
+		echo "install: $p does not link libpcpmap.so.0 (readelf -d: no NEEDED entry)" >&2
+		exit 1
+	fi
+	got=$(env -u LD_LIBRARY_PATH ldd "$p" | awk '$1 == "libpcpmap.so.0" {print $3}')
+	case "$got" in
+	"$tmp/prefix"/*) ;;
+	*)
+		echo "install: $p resolves libpcpmap.so.0 to '${got:-nothing}', not to the one under $tmp/prefix" >&2
+		exit 1
+		;;
+	esac
+	echo "install: $(basename "$p") needs libpcpmap.so.0 and finds $(realpath -s --relative-to="$tmp/prefix" "$got")"
+done
+
 # Nothing but pcpmap_* may be exported.
 so=$(find "$tmp/prefix" -name 'libpcpmap.so.*' -type f | head -n1)
 leaked=$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBR]$/ {print $3}' | grep -v '^pcpmap_' || true)

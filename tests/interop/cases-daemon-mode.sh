@@ -46,7 +46,7 @@ start_daemon() {
 	"$LAB" cli "$PCPMAPD" -c "$CONF" -s "$SOCK" -S "$STATE" >>"$WORK/daemon.log" 2>&1 &
 	DPID=$!
 	for _ in $(seq 50); do
-		if "$LAB" cli "$CTL" -s "$SOCK" stats >/dev/null 2>&1; then
+		if "$LAB" cli "$CTL" -s "$SOCK" stats >>"$WORK/ctl-poll.out" 2>&1; then
 			return 0
 		fi
 		kill -0 "$DPID" 2>/dev/null || fail "pcpmapd exited at start"
@@ -270,7 +270,7 @@ case_persistent() {
 	grep -q 'persistent=yes' <<<"$line" || fail "not persistent: $line"
 	id=$(grep -o 'id=[0-9]*' <<<"$line" | head -n1 | cut -d= -f2)
 	"$LAB" reach tcp "$pa" 7600 || fail "the persistent mapping is not reachable"
-	"$LAB" cli "$CTL" -s "$SOCK" delete "$id" >/dev/null || fail "could not delete it"
+	"$LAB" cli "$CTL" -s "$SOCK" delete "$id" >>"$WORK/ctl-delete.out" 2>&1 || fail "could not delete it"
 	wait_rules "$pa" 0 5 || fail "rule still there after the delete"
 	ok "persistent tcp 7600 -> $pa outlived its program (id $id), the plain one did not"
 }

@@ -57,7 +57,7 @@ start_daemon() {
 	"$LAB" cli "$PCPMAPD" -c "$CONF" -s "$SOCK" -S "$STATE" >>"$WORK/daemon.log" 2>&1 &
 	DPID=$!
 	for _ in $(seq 50); do
-		if "$LAB" cli "$CTL" -s "$SOCK" stats >/dev/null 2>&1; then
+		if "$LAB" cli "$CTL" -s "$SOCK" stats >>"$WORK/ctl-poll.out" 2>&1; then
 			return 0
 		fi
 		kill -0 "$DPID" 2>/dev/null || fail "pcpmapd exited at start"
@@ -143,16 +143,18 @@ case_config() {
 	printf 'log_level = info\n# comment\nmax_mappings = lots\n' >"$CONF"
 	local rc=0 out
 	out=$("$PCPMAPD" -c "$CONF" --check-config 2>&1) || rc=$?
+	keep config "$out"
 	[[ $rc -eq 2 ]] || fail "bad configuration exited $rc, want 2"
 	grep -q 'line 3: max_mappings wants' <<<"$out" || fail "error does not name line 3: $out"
 	rc=0
 	out=$("$PCPMAPD" -c "$CONF" -s "$WORK/x.sock" -S "$WORK/st" 2>&1) || rc=$?
+	keep config "$out"
 	[[ $rc -eq 2 ]] || fail "start with a bad configuration exited $rc, want 2"
 	[[ ! -e $WORK/x.sock ]] || fail "a bad configuration still opened the socket"
 	printf 'server = 192.168.1.1:5351\nprotocols = pcp\n' >"$CONF"
-	"$PCPMAPD" -c "$CONF" --check-config >/dev/null || fail "valid configuration refused"
+	"$PCPMAPD" -c "$CONF" --check-config >>"$WORK/config.out" 2>&1 || fail "valid configuration refused"
 	rc=0
-	"$PCPMAPD" -c "$WORK/missing.conf" --check-config >/dev/null 2>&1 || rc=$?
+	"$PCPMAPD" -c "$WORK/missing.conf" --check-config >>"$WORK/config.out" 2>&1 || rc=$?
 	[[ $rc -eq 2 ]] || fail "missing configuration exited $rc, want 2"
 	ok "bad line named (line 3), exit 2 at check and at start; valid file accepted"
 }
@@ -172,7 +174,7 @@ start_nolab_daemon() { # extra pcpmapd arguments
 	"$PCPMAPD" -c "$CONF" -s "$SOCK" -S "$STATE" "$@" >>"$WORK/daemon.log" 2>&1 &
 	DPID=$!
 	for _ in $(seq 50); do
-		"$CTL" -s "$SOCK" stats >/dev/null 2>&1 && return 0
+		"$CTL" -s "$SOCK" stats >>"$WORK/ctl-poll.out" 2>&1 && return 0
 		kill -0 "$DPID" 2>/dev/null || fail "pcpmapd exited at start: $(tail -n 5 "$WORK/daemon.log")"
 		sleep 0.1
 	done
@@ -183,6 +185,7 @@ start_nolab_daemon() { # extra pcpmapd arguments
 refused_start() { # WHAT SOCKET STATE-DIR
 	local rc=0
 	OUT=$(timeout 10 "$PCPMAPD" -c "$CONF" -s "$2" -S "$3" 2>&1) || rc=$?
+	keep refused "$OUT"
 	[[ $rc -eq 1 ]] || fail "$1: pcpmapd exited $rc, want 1 (refused): $OUT"
 	[[ ! -S $2 ]] || fail "$1: the socket was created all the same"
 }

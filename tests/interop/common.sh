@@ -4,8 +4,11 @@
 #   case_cleanup    stops what the case started (daemons, background clients) when the script exits
 #   case_lab_ready  runs after each successful lab_up (e.g. checks that the programs it needs are built)
 # Provides: LAB, LAB_STATE, PCPMAP, CASE, WORK, GW4, EXT4, the EXIT trap (which also fails a passing case
-# whose programs reported a sanitizer error in $WORK), fail, ok, lab_up, pm, json_field, rules_have, and the
-# gateway cross-checks client_mappings, gw_mappings, expect_gateway, expect_gone.
+# whose programs reported a sanitizer error in $WORK), fail, ok, keep, lab_up, pm, json_field, rules_have, and
+# the gateway cross-checks client_mappings, gw_mappings, expect_gateway, expect_gone.
+# The rules tests/interop/scaffold-check.sh holds every case script to: it sources this file, sets no trap of
+# its own (case_cleanup instead), and every output of a program of ours lands in $WORK/*.out, *.err or *.log
+# (never /dev/null; output captured in a variable is handed to keep), where the sanitizer check reads it.
 # Every case builds its own lab named after it, so cases of different names run in parallel.
 # shellcheck shell=bash
 
@@ -77,6 +80,10 @@ trap cleanup EXIT
 fail() {
 	echo "FAIL [$CASE]: $*" >&2
 	exit 1
+}
+# Keeps output a case captured in a variable where the sanitizer check reads it: keep NAME "$out".
+keep() {
+	printf '%s\n' "$2" >>"$WORK/$1.out"
 }
 ok() {
 	echo "ok [$CASE]: $*"

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Checks the interop scaffold (tests/interop/common.sh) without a lab: a case that passes but whose programs
 # printed a sanitizer report fails; a clean case passes; a failing case keeps its exit code; the cleanup hook
-# runs; two long case names that start alike still get labs of their own, short enough for lab.sh.
+# runs; two long case names that start alike still get labs of their own, short enough for lab.sh. Then it
+# holds every case script (tests/interop/cases*.sh, or the scripts given as arguments) to the scaffold: it
+# sources common.sh, sets no trap of its own, and sends no output of a program of ours past the sanitizer
+# check (to /dev/null, or into a variable that is not handed to keep).
 # Usage: scaffold-check.sh (PCPMAP_BUILD_DIR set; no root needed). Exit 0 pass, 1 fail.
 set -euo pipefail
 
@@ -58,6 +61,36 @@ else
 	echo "FAIL - lab names '$a' and '$b'"
 	failures=$((failures + 1))
 fi
+
+# The case scripts themselves. "Ours": the tool, the daemon, its test client, the example applications.
+ours='"\$(PCPMAP|PCPMAPD|CTL|APP|PM|pcpmapd)"|\$BIN/|\$PCPMAP_BUILD_DIR/[A-Za-z_-]+/'
+scripts=("$@")
+[[ ${#scripts[@]} -gt 0 ]] || scripts=("$HERE"/cases*.sh)
+for f in "${scripts[@]}"; do
+	n=$(basename "$f")
+	bad=()
+	grep -qE '^[[:space:]]*(source|\.)[[:space:]].*common\.sh' "$f" || bad+=("does not source common.sh")
+	if t=$(grep -nE '^[[:space:]]*trap[[:space:]]' "$f"); then
+		bad+=("sets its own trap (define case_cleanup instead): $t")
+	fi
+	# A line running a program of ours (or its continuation line) that sends output to /dev/null.
+	if t=$(grep -nE "($ours)" -A1 "$f" | grep -E '>[[:space:]]*/dev/null' | grep -vE '^[0-9]+[-:][[:space:]]*#' |
+		grep -vE '\[\[ -[xS]|kill |wait |command -v'); then
+		bad+=("discards the output of a program of ours (write it to \$WORK/NAME.out): $t")
+	fi
+	# Output of a program of ours captured in a variable must be kept on the next line.
+	while IFS=: read -r ln _; do
+		[[ -n $ln ]] || continue
+		sed -n "$((ln + 1))p" "$f" | grep -qE '^[[:space:]]*keep[[:space:]]' ||
+			bad+=("line $ln captures a program's output without keep NAME \"\$var\" after it")
+	done < <(grep -nE "=\\$\((timeout [0-9]+ )?($ours)" "$f" || true)
+	if [[ ${#bad[@]} -eq 0 ]]; then
+		echo "ok   - $n uses the scaffold"
+	else
+		for b in "${bad[@]}"; do echo "FAIL - $n $b"; done
+		failures=$((failures + 1))
+	fi
+done
 
 [[ $failures -eq 0 ]] || exit 1
 echo "all checks passed"

@@ -858,8 +858,7 @@ static void deliver(struct sim *s, struct dgram *d)
 		memset(&src, 0, sizeof(src));
 		src.u.in = s->gw;
 		src.len = sizeof(src.u.in);
-		s->c->now = s->now;
-		pm_client_on_unsolicited(s->c, d->b, d->len, &src);
+		pm_client_on_unsolicited(s->c, d->b, d->len, &src, s->now);
 	} else {
 		if (!s->port_open)
 			return;
@@ -1621,8 +1620,7 @@ static void restart(struct sim *s)
 
 static void net_event(struct sim *s)
 {
-	s->c->now = s->now;
-	pm_client_on_net_events(s->c, PM_NET_EV_ROUTE);
+	pm_client_on_net_events(s->c, PM_NET_EV_ROUTE, s->now);
 }
 
 static void drain_client(struct sim *s)

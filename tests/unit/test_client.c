@@ -685,8 +685,7 @@ static void unsolicited(struct ctx *x, const struct pcp_msg *msg, uint16_t port)
 	assert_int_equal(pcp_encode(msg, &x->c->codec, buf, sizeof(buf), &len), 0);
 	snprintf(who, sizeof(who), "127.0.0.1:%u", port ? port : x->srv.port);
 	assert_int_equal(pm_parse_server(who, &src), 0);
-	x->c->now = x->clk.now_us;
-	pm_client_on_unsolicited(x->c, buf, len, &src);
+	pm_client_on_unsolicited(x->c, buf, len, &src, x->clk.now_us);
 }
 
 static void announce_msg(struct pcp_msg *ann, uint32_t epoch)

@@ -13,9 +13,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "compat/natpmp/errmap.c"
-#include "compat/miniupnpc/errmap.c"
-#include "compat/common/compat_common.c"
+#include "natpmp/errmap.c"
+#include "miniupnpc/errmap.c"
+#include "common/compat_common.c"
 
 /* libnatpmp's codes, from its header (compat/natpmp/include/natpmp.h holds the same values). */
 #define INVALIDARGS        (-1)

@@ -63,7 +63,7 @@ static int teardown(void **state)
 	return 0;
 }
 
-static struct pm_mapping *start(struct ctx *x, uint16_t port, uint32_t protocols)
+static pcpmap_mapping *start(struct ctx *x, uint16_t port, uint32_t protocols)
 {
 	struct pcpmap_request req;
 	pcpmap_mapping *m;
@@ -73,7 +73,7 @@ static struct pm_mapping *start(struct ctx *x, uint16_t port, uint32_t protocols
 	req.callback = on_event;
 	req.userdata = x;
 	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), 0);
-	return (struct pm_mapping *)m;
+	return m;
 }
 
 static void at(struct ctx *x, uint64_t t)
@@ -82,59 +82,82 @@ static void at(struct ctx *x, uint64_t t)
 	assert_int_equal(pcpmap_client_process(x->c), 0);
 }
 
-static void grant(struct ctx *x, struct pm_mapping *m)
+/* Delivers what the fake gateway was told to say, now. */
+static void deliver(struct ctx *x)
+{
+	at(x, x->clk.now_us);
+}
+
+static struct pcpmap_mapping_info info_of(pcpmap_mapping *m)
+{
+	struct pcpmap_mapping_info info;
+	assert_int_equal(pcpmap_mapping_get_info(m, &info), 0);
+	return info;
+}
+
+static enum pcpmap_state state_of(pcpmap_mapping *m)
+{
+	return info_of(m).state;
+}
+
+/* The protocol m's last request went out over (NONE when none did). */
+static enum pcpmap_proto sent_over(pcpmap_mapping *m)
+{
+	const struct fake_send *f = fake_last_send(m);
+	return f ? f->proto : PCPMAP_PROTO_NONE;
+}
+
+/* The gateway grants m's last request. */
+static void grant(struct ctx *x, pcpmap_mapping *m)
 {
 	struct pm_reply r;
 	memset(&r, 0, sizeof(r));
 	r.kind = PM_REPLY_SUCCESS;
 	r.lifetime = 600;
-	r.ext_port = m->internal_port;
+	r.ext_port = info_of(m).internal_port;
 	pcp_addr_from_string("203.0.113.1", &r.ext_addr);
-	x->c->now = x->clk.now_us;
-	if (m->server->ops->proto == PCPMAP_PROTO_PCP)
-		pm_server_on_reachable(m->server);
-	pm_mapping_on_reply(m, &r);
-	at(x, x->clk.now_us);
+	fake_gw_reply(m, &r, sent_over(m) == PCPMAP_PROTO_PCP ? FAKE_REACHABLE_FIRST : 0);
+	deliver(x);
 }
 
 static void test_pcp_answers_first(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *m = start(x, 1000, 0);
+	pcpmap_mapping *m = start(x, 1000, 0);
 	/* PCP request and NAT-PMP probe leave together; UPnP waits 50 ms. */
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], 1);
 	assert_int_equal(flog.probes[PCPMAP_PROTO_NATPMP], 1);
 	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 0);
 	at(x, T0 + 2 * MS);
 	grant(x, m);
-	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_PCP);
 	assert_int_equal(x->evs[0], PCPMAP_EVENT_MAPPED);
 	assert_int_equal(x->infos[0].proto, PCPMAP_PROTO_PCP);
 	at(x, T0 + 100 * MS);
 	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 0); /* a PCP gateway never pays for UPnP */
 	/* The second mapping goes straight to the learned protocol: no new probes. */
-	start(x, 1001, 0);
+	pcpmap_mapping *m2 = start(x, 1001, 0);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], 2);
+	assert_int_equal(sent_over(m2), PCPMAP_PROTO_PCP);
 	assert_int_equal(flog.probes[PCPMAP_PROTO_NATPMP], 1);
 }
 
 static void test_icmp_on_5351_starts_upnp_at_once(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *m = start(x, 1002, 0);
+	pcpmap_mapping *m = start(x, 1002, 0);
 	at(x, T0 + 1 * MS);
-	x->c->now = x->clk.now_us;
-	pm_server_on_unreachable(flog.srv[PCPMAP_PROTO_PCP], -ECONNREFUSED);
+	fake_gw_unreachable(PCPMAP_PROTO_PCP, -ECONNREFUSED);
+	deliver(x);
 	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 1);
-	assert_int_equal(m->state, PCPMAP_STATE_NOT_SENT); /* parked, not failed */
+	assert_int_equal(state_of(m), PCPMAP_STATE_NOT_SENT); /* parked, not failed */
 	at(x, T0 + 30 * MS);
 	assert_int_equal(x->n, 0);
 	struct pcpmap_server_info info = { .rtt_usec = 20000 };
-	x->c->now = x->clk.now_us;
-	pm_server_on_probe(flog.srv[PCPMAP_PROTO_UPNP], 0, &info);
+	fake_gw_probe(PCPMAP_PROTO_UPNP, 0, &info);
+	deliver(x);
 	/* No better protocol is pending: UPnP at once. */
-	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_UPNP);
-	assert_int_equal(m->state, PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(sent_over(m), PCPMAP_PROTO_UPNP);
+	assert_int_equal(state_of(m), PCPMAP_STATE_WAIT_RESP);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_UPNP], 1);
 	grant(x, m);
 	assert_int_equal(x->evs[0], PCPMAP_EVENT_MAPPED);
@@ -144,30 +167,30 @@ static void test_icmp_on_5351_starts_upnp_at_once(void **state)
 static void test_natpmp_only_reply_switches_at_once(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *m = start(x, 1003, 0);
+	pcpmap_mapping *m = start(x, 1003, 0);
 	at(x, T0 + 1 * MS);
-	x->c->now = x->clk.now_us;
-	pm_server_on_natpmp_only(flog.srv[PCPMAP_PROTO_PCP]);
-	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_NATPMP);
-	assert_ptr_equal(m->server, flog.srv[PCPMAP_PROTO_NATPMP]);
+	fake_gw_natpmp_only();
+	deliver(x);
+	assert_int_equal(sent_over(m), PCPMAP_PROTO_NATPMP);
+	assert_ptr_equal(fake_server_of(m), flog.srv[PCPMAP_PROTO_NATPMP]);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_NATPMP], 1);
-	assert_int_equal(m->state, PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(state_of(m), PCPMAP_STATE_WAIT_RESP);
 }
 
 static void test_silent_pcp_grace_then_natpmp(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *m = start(x, 1004, 0);
+	pcpmap_mapping *m = start(x, 1004, 0);
 	at(x, T0 + 2 * MS);
 	struct pcpmap_server_info info = { .rtt_usec = 2000 };
-	x->c->now = x->clk.now_us;
-	pm_server_on_probe(flog.srv[PCPMAP_PROTO_NATPMP], 0, &info);
+	fake_gw_probe(PCPMAP_PROTO_NATPMP, 0, &info);
+	deliver(x);
 	/* PCP may still answer: wait max(20 ms, 4 x RTT) after the NAT-PMP answer. */
-	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_NONE);
+	assert_int_equal(sent_over(m), PCPMAP_PROTO_PCP);
 	assert_int_equal(pcpmap_client_next_deadline(x->c), T0 + 22 * MS);
 	at(x, T0 + 22 * MS);
-	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_NATPMP);
-	assert_ptr_equal(m->server, flog.srv[PCPMAP_PROTO_NATPMP]);
+	assert_int_equal(sent_over(m), PCPMAP_PROTO_NATPMP);
+	assert_ptr_equal(fake_server_of(m), flog.srv[PCPMAP_PROTO_NATPMP]);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_NATPMP], 1);
 }
 
@@ -176,55 +199,60 @@ static void test_silent_pcp_grace_then_natpmp(void **state)
 static void test_grace_scales_with_requests_in_flight(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *m[20];
+	pcpmap_mapping *m[20];
 	for (int i = 0; i < 20; i++)
 		m[i] = start(x, (uint16_t)(1100 + i), 0);
 	at(x, T0 + 2 * MS);
 	struct pcpmap_server_info info = { .rtt_usec = 2000 };
-	x->c->now = x->clk.now_us;
-	pm_server_on_probe(flog.srv[PCPMAP_PROTO_NATPMP], 0, &info);
-	assert_int_equal(m[0]->gw->chosen, PCPMAP_PROTO_NONE);
+	fake_gw_probe(PCPMAP_PROTO_NATPMP, 0, &info);
+	deliver(x);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_NATPMP], 0);
 	assert_int_equal(pcpmap_client_next_deadline(x->c), T0 + 2 * MS + 24 * 2 * MS);
 	at(x, T0 + 49 * MS);
-	assert_int_equal(m[0]->gw->chosen, PCPMAP_PROTO_NONE);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_NATPMP], 0);
 	at(x, T0 + 50 * MS);
-	assert_int_equal(m[0]->gw->chosen, PCPMAP_PROTO_NATPMP);
+	/* The gateway settles on NAT-PMP: every waiting mapping moves there. */
+	assert_int_equal(flog.sends[PCPMAP_PROTO_NATPMP], 20);
+	assert_int_equal(sent_over(m[0]), PCPMAP_PROTO_NATPMP);
+	assert_int_equal(sent_over(m[19]), PCPMAP_PROTO_NATPMP);
 }
 
 static void test_better_protocol_within_grace_wins(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *m = start(x, 1005, 0);
+	pcpmap_mapping *m = start(x, 1005, 0);
 	at(x, T0 + 2 * MS);
 	struct pcpmap_server_info info = { .rtt_usec = 2000 };
-	x->c->now = x->clk.now_us;
-	pm_server_on_probe(flog.srv[PCPMAP_PROTO_NATPMP], 0, &info);
+	fake_gw_probe(PCPMAP_PROTO_NATPMP, 0, &info);
+	deliver(x);
 	at(x, T0 + 10 * MS);
 	grant(x, m); /* PCP answers inside the window */
-	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_PCP);
+	assert_int_equal(info_of(m).proto, PCPMAP_PROTO_PCP);
 	at(x, T0 + 30 * MS);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_NATPMP], 0);
-	assert_int_equal(m->state, PCPMAP_STATE_MAPPED);
+	assert_int_equal(state_of(m), PCPMAP_STATE_MAPPED);
+	/* PCP is the gateway's protocol now: the next mapping goes there without a probe. */
+	pcpmap_mapping *m2 = start(x, 1025, 0);
+	assert_int_equal(sent_over(m2), PCPMAP_PROTO_PCP);
+	assert_int_equal(flog.probes[PCPMAP_PROTO_NATPMP], 1);
 }
 
 static void test_upnp_after_50ms_when_udp_silent(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *m = start(x, 1006, 0);
+	start(x, 1006, 0);
 	at(x, T0 + 49 * MS);
 	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 0);
 	at(x, T0 + 50 * MS);
 	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 1);
-	(void)m;
 }
 
 static void test_nothing_answers_fails_then_relearns(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *m = start(x, 1007, 0);
-	x->c->now = T0;
-	pm_server_on_unreachable(flog.srv[PCPMAP_PROTO_PCP], -ECONNREFUSED);
-	pm_server_on_probe(flog.srv[PCPMAP_PROTO_UPNP], -ETIMEDOUT, NULL);
+	pcpmap_mapping *m = start(x, 1007, 0);
+	fake_gw_unreachable(PCPMAP_PROTO_PCP, -ECONNREFUSED);
+	fake_gw_probe(PCPMAP_PROTO_UPNP, -ETIMEDOUT, NULL);
 	at(x, T0);
 	assert_int_equal(x->n, 1);
 	assert_int_equal(x->evs[0], PCPMAP_EVENT_FAILED);
@@ -235,24 +263,24 @@ static void test_nothing_answers_fails_then_relearns(void **state)
 	at(x, T0 + 3000 * MS);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], 2);
 	assert_int_equal(flog.probes[PCPMAP_PROTO_NATPMP], 2);
-	assert_int_equal(m->state, PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(state_of(m), PCPMAP_STATE_WAIT_RESP);
 }
 
 static void test_mapping_protocol_mask(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *m = start(x, 1008, PCPMAP_PROTO_BIT(PCPMAP_PROTO_UPNP));
+	pcpmap_mapping *m = start(x, 1008, PCPMAP_PROTO_BIT(PCPMAP_PROTO_UPNP));
 	/* PCP is not allowed for this mapping: nothing goes out over it, the mapping waits for UPnP. */
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], 0);
-	assert_int_equal(m->state, PCPMAP_STATE_NOT_SENT);
+	assert_int_equal(state_of(m), PCPMAP_STATE_NOT_SENT);
 	at(x, T0 + 50 * MS);
 	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 1);
 	struct pcpmap_server_info info = { .rtt_usec = 5000 };
-	x->c->now = x->clk.now_us;
-	pm_server_on_probe(flog.srv[PCPMAP_PROTO_UPNP], 0, &info);
+	fake_gw_probe(PCPMAP_PROTO_UPNP, 0, &info);
+	deliver(x);
 	/* PCP (probing for the gateway) may still win the gateway, but this mapping may only use UPnP. */
 	at(x, T0 + 300 * MS);
-	assert_ptr_equal(m->server, flog.srv[PCPMAP_PROTO_UPNP]);
+	assert_ptr_equal(fake_server_of(m), flog.srv[PCPMAP_PROTO_UPNP]);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_UPNP], 1);
 }
 
@@ -267,8 +295,8 @@ static void test_parked_mapping_deadline(void **state)
 	req.callback = on_event;
 	req.userdata = x;
 	assert_int_equal(pcpmap_mapping_new(x->c, &req, &mh), 0);
-	x->c->now = T0;
-	pm_server_on_unreachable(flog.srv[PCPMAP_PROTO_PCP], -ECONNREFUSED);
+	fake_gw_unreachable(PCPMAP_PROTO_PCP, -ECONNREFUSED);
+	deliver(x);
 	at(x, T0 + 999 * MS);
 	assert_int_equal(x->n, 0);
 	at(x, T0 + 1000 * MS);
@@ -281,14 +309,20 @@ static void test_parked_mapping_deadline(void **state)
 static void test_learned_protocol_lost_relearns(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *m = start(x, 1010, 0);
+	pcpmap_mapping *m = start(x, 1010, 0);
 	grant(x, m);
-	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_PCP);
-	x->c->now = x->clk.now_us;
-	pm_server_on_unreachable(flog.srv[PCPMAP_PROTO_PCP], -ECONNREFUSED);
-	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_NONE);
+	assert_int_equal(info_of(m).proto, PCPMAP_PROTO_PCP);
+	fake_gw_unreachable(PCPMAP_PROTO_PCP, -ECONNREFUSED);
+	deliver(x);
 	/* A mapping already held stays held until its renewal tells otherwise. */
-	assert_int_equal(m->state, PCPMAP_STATE_MAPPED);
+	assert_int_equal(state_of(m), PCPMAP_STATE_MAPPED);
+	/* But the gateway's protocol is forgotten (PCP and NAT-PMP, which share the port, are ruled out): the
+	 * gateway is probed for UPnP, and the next mapping waits for it instead of going to PCP. */
+	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 1);
+	unsigned pcp_sends = flog.sends[PCPMAP_PROTO_PCP];
+	pcpmap_mapping *m2 = start(x, 1026, 0);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], pcp_sends);
+	assert_int_equal(state_of(m2), PCPMAP_STATE_NOT_SENT);
 }
 
 static void test_peer_cannot_go_over_natpmp(void **state)
@@ -303,9 +337,8 @@ static void test_peer_cannot_go_over_natpmp(void **state)
 	req.callback = on_event;
 	req.userdata = x;
 	assert_int_equal(pcpmap_mapping_new(x->c, &req, &mh), 0);
-	x->c->now = x->clk.now_us;
-	pm_server_on_natpmp_only(flog.srv[PCPMAP_PROTO_PCP]);
-	at(x, x->clk.now_us);
+	fake_gw_natpmp_only();
+	deliver(x);
 	assert_int_equal(x->n, 1);
 	assert_int_equal(x->evs[0], PCPMAP_EVENT_FAILED);
 	assert_int_equal(x->infos[0].state, PCPMAP_STATE_FAILED);
@@ -332,21 +365,25 @@ static void test_filter_degrades_only_when_allowed(void **state)
 	req.internal_port = 1013;
 	req.allow_degrade = true;
 	assert_int_equal(pcpmap_mapping_new(x->c, &req, &b), 0);
-	x->c->now = x->clk.now_us;
-	pm_server_on_natpmp_only(flog.srv[PCPMAP_PROTO_PCP]);
-	at(x, x->clk.now_us);
+	/* Over PCP both carry the filter and the description. */
+	assert_int_equal(fake_last_send(b)->n_filters, 1);
+	assert_true(fake_last_send(b)->has_description);
+	fake_gw_natpmp_only();
+	deliver(x);
 	/* Without permission: refused, naming the protocol and the option. */
 	assert_int_equal(x->evs[0], PCPMAP_EVENT_FAILED);
 	assert_int_equal(x->infos[0].internal_port, 1012);
 	assert_int_equal(x->infos[0].error, -EOPNOTSUPP);
 	assert_non_null(strstr(x->infos[0].detail, "FILTER"));
 	/* With it: sent over NAT-PMP without the filter and the description, and said so. */
-	struct pm_mapping *mb = (struct pm_mapping *)b;
-	assert_int_equal(mb->state, PCPMAP_STATE_WAIT_RESP);
-	assert_int_equal(mb->n_filters, 0);
-	assert_null(mb->description);
-	assert_non_null(strstr(mb->detail, "FILTER"));
-	assert_non_null(strstr(mb->detail, "DESCRIPTION"));
+	struct pcpmap_mapping_info ib = info_of(b);
+	assert_int_equal(ib.state, PCPMAP_STATE_WAIT_RESP);
+	const struct fake_send *fb = fake_last_send(b);
+	assert_int_equal(fb->proto, PCPMAP_PROTO_NATPMP);
+	assert_int_equal(fb->n_filters, 0);
+	assert_false(fb->has_description);
+	assert_non_null(strstr(ib.detail, "FILTER"));
+	assert_non_null(strstr(ib.detail, "DESCRIPTION"));
 	assert_int_equal(flog.sends[PCPMAP_PROTO_NATPMP], 1);
 }
 
@@ -354,9 +391,8 @@ static void test_failure_says_what_was_tried(void **state)
 {
 	struct ctx *x = *state;
 	start(x, 1014, 0);
-	x->c->now = T0;
-	pm_server_on_unreachable(flog.srv[PCPMAP_PROTO_PCP], -ECONNREFUSED);
-	pm_server_on_probe(flog.srv[PCPMAP_PROTO_UPNP], -ETIMEDOUT, NULL);
+	fake_gw_unreachable(PCPMAP_PROTO_PCP, -ECONNREFUSED);
+	fake_gw_probe(PCPMAP_PROTO_UPNP, -ETIMEDOUT, NULL);
 	at(x, T0);
 	assert_int_equal(x->evs[0], PCPMAP_EVENT_FAILED);
 	assert_string_equal(x->infos[0].detail,
@@ -375,16 +411,16 @@ static void test_configured_order_prefers_upnp(void **state)
 	cfg.protocol_order[0] = PCPMAP_PROTO_UPNP;
 	assert_int_equal(pm_client_new_env(&x->c, &cfg, &x->env), 0);
 	fake_backends_install(x->c);
-	struct pm_mapping *m = start(x, 1015, 0);
+	pcpmap_mapping *m = start(x, 1015, 0);
 	/* UPnP first: its probe leaves at once, and nothing goes out over PCP before it has had its chance. */
 	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 1);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], 0);
 	struct pcpmap_server_info info = { .rtt_usec = 3000 };
-	x->c->now = x->clk.now_us = T0 + 3 * MS;
-	pm_server_on_probe(flog.srv[PCPMAP_PROTO_UPNP], 0, &info);
-	at(x, x->clk.now_us);
-	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_UPNP);
+	fake_gw_probe(PCPMAP_PROTO_UPNP, 0, &info);
+	at(x, T0 + 3 * MS);
+	assert_int_equal(sent_over(m), PCPMAP_PROTO_UPNP);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_UPNP], 1);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], 0);
 }
 
 int main(void)

@@ -61,7 +61,7 @@ static void dbg_log(void *ud, enum pcpmap_log_level l, const char *msg)
 	fprintf(stderr, "  log: %s\n", msg);
 }
 
-static int setup(void **state)
+static int setup_cfg(void **state, unsigned remap_interval_ms, unsigned remap_max_in_flight)
 {
 	static struct ctx x;
 	memset(&x, 0, sizeof(x));
@@ -74,15 +74,36 @@ static int setup(void **state)
 	cfg.protocols = PCPMAP_PROTO_BIT(PCPMAP_PROTO_PCP);
 	cfg.no_announce_listener = true;
 	cfg.no_netlink_monitor = true;
+	if (remap_interval_ms)
+		cfg.remap_interval_ms = remap_interval_ms;
+	if (remap_max_in_flight)
+		cfg.remap_max_in_flight = remap_max_in_flight;
 	if (getenv("DBG")) {
 		cfg.log = dbg_log;
 		cfg.log_level = PCPMAP_LOG_DEBUG;
 	}
 	assert_int_equal(pm_client_new_env(&x.c, &cfg, &x.env), 0);
 	fake_backends_install(x.c);
-	x.c->default_gateway = fake_default_gateway;
+	x.c->default_gateway = fake_default_gateway; /* the fake kernel's routing table */
 	*state = &x;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_cfg(state, 0, 0);
+}
+
+/* Re-creations at a fixed spacing of 50 ms. */
+static int setup_spaced(void **state)
+{
+	return setup_cfg(state, 50, 0);
+}
+
+/* The default window, with a ceiling of 10. */
+static int setup_ceiling(void **state)
+{
+	return setup_cfg(state, 0, 10);
 }
 
 static int teardown(void **state)
@@ -98,10 +119,22 @@ static void at(struct ctx *x, uint64_t t)
 	assert_int_equal(pcpmap_client_process(x->c), 0);
 }
 
-static struct pm_mapping *held_mapping(struct ctx *x, uint16_t port, bool with_cb)
+static struct pcpmap_mapping_info info_of(pcpmap_mapping *m)
+{
+	struct pcpmap_mapping_info info;
+	assert_int_equal(pcpmap_mapping_get_info(m, &info), 0);
+	return info;
+}
+
+static enum pcpmap_state state_of(pcpmap_mapping *m)
+{
+	return info_of(m).state;
+}
+
+static pcpmap_mapping *held_mapping(struct ctx *x, uint16_t port, bool with_cb)
 {
 	struct pcpmap_request req;
-	pcpmap_mapping *mh;
+	pcpmap_mapping *m;
 	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
 	req.internal_port = port;
 	req.lifetime = 3600;
@@ -109,8 +142,7 @@ static struct pm_mapping *held_mapping(struct ctx *x, uint16_t port, bool with_c
 		req.callback = on_event;
 		req.userdata = x;
 	}
-	assert_int_equal(pcpmap_mapping_new(x->c, &req, &mh), 0);
-	struct pm_mapping *m = (struct pm_mapping *)mh;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), 0);
 	struct pm_reply r;
 	memset(&r, 0, sizeof(r));
 	r.kind = PM_REPLY_SUCCESS;
@@ -119,101 +151,101 @@ static struct pm_mapping *held_mapping(struct ctx *x, uint16_t port, bool with_c
 	r.has_epoch = true;
 	r.epoch = 1000;
 	pcp_addr_from_string("203.0.113.1", &r.ext_addr);
-	x->c->now = x->clk.now_us;
-	pm_server_on_reachable(m->server);
-	pm_server_on_epoch(m->server, 1000, false, m);
-	pm_mapping_on_reply(m, &r);
+	fake_gw_reply(m, &r, FAKE_REACHABLE_FIRST | FAKE_EPOCH_FIRST);
 	at(x, x->clk.now_us);
-	assert_int_equal(m->state, PCPMAP_STATE_MAPPED);
+	assert_int_equal(state_of(m), PCPMAP_STATE_MAPPED);
 	return m;
 }
 
 static void test_unicast_loss_paced_visible_first(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *a = held_mapping(x, 2000, false);
-	struct pm_mapping *b = held_mapping(x, 2001, true);
-	struct pm_mapping *c = held_mapping(x, 2002, true);
+	pcpmap_mapping *a = held_mapping(x, 2000, false);
+	pcpmap_mapping *b = held_mapping(x, 2001, true);
+	pcpmap_mapping *c = held_mapping(x, 2002, true);
 	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
 	x->n = 0;
-	x->c->cfg.remap_interval_ms = 50; /* the fixed spacing */
 	/* 10 s later an answer carries epoch 3: the server lost its state. */
-	x->clk.now_us = T0 + 10000 * MS;
-	x->c->now = x->clk.now_us;
-	assert_false(pm_server_on_epoch(a->server, 3, false, NULL));
+	fake_gw_epoch(PCPMAP_PROTO_PCP, 3);
 	at(x, T0 + 10000 * MS);
+	assert_false(flog.epoch_ok);
 	/* Confirmed at once (unicast), the mapping with a callback first: a renewal, not a re-creation. */
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 1);
-	assert_int_equal(b->state, PCPMAP_STATE_WAIT_RESP);
-	assert_int_equal(a->state, PCPMAP_STATE_MAPPED);
-	assert_int_equal(c->state, PCPMAP_STATE_MAPPED);
+	assert_int_equal(state_of(b), PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(state_of(a), PCPMAP_STATE_MAPPED);
+	assert_int_equal(state_of(c), PCPMAP_STATE_MAPPED);
 	/* Then one every 50 ms. */
 	at(x, T0 + 10049 * MS);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 1);
 	at(x, T0 + 10050 * MS);
-	assert_int_equal(c->state, PCPMAP_STATE_WAIT_RESP);
-	assert_int_equal(a->state, PCPMAP_STATE_MAPPED);
+	assert_int_equal(state_of(c), PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(state_of(a), PCPMAP_STATE_MAPPED);
 	at(x, T0 + 10100 * MS);
-	assert_int_equal(a->state, PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(state_of(a), PCPMAP_STATE_WAIT_RESP);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 3);
-	/* An epoch proves nothing was lost: no LOST; the grants stay live until answers or expiry. */
+	/* An epoch proves nothing was lost: no LOST; the grants stay live (their expiry armed) until answers
+	 * or expiry. */
 	assert_int_equal(x->n, 0);
-	assert_true(b->have_grant_live && c->have_grant_live);
+	assert_int_equal(info_of(b).expires_usec, T0 + 3600000 * MS);
+	assert_int_equal(info_of(c).expires_usec, T0 + 3600000 * MS);
 }
 
 /* The default: confirmations go out in a window that starts at 4, grows by one per answer (slow start),
  * halves when one goes a whole RT unanswered, and never exceeds the ceiling. */
-static void answer(struct pm_mapping *m)
+static void answer(pcpmap_mapping *m)
 {
+	struct pcpmap_mapping_info info = info_of(m);
 	struct pm_reply r;
 	memset(&r, 0, sizeof(r));
 	r.kind = PM_REPLY_SUCCESS;
 	r.lifetime = 3600;
-	r.ext_port = m->ext_port;
-	r.ext_addr = m->ext_addr;
-	pm_mapping_on_reply(m, &r);
+	r.ext_port = info.external_port;
+	assert_int_equal(pcp_addr_from_string(info.external_addr, &r.ext_addr), 0);
+	fake_gw_reply(m, &r, 0);
 }
 
-static unsigned count_state(struct pm_mapping **ms, size_t n, enum pcpmap_state st)
+static unsigned count_state(pcpmap_mapping **ms, size_t from, size_t to, enum pcpmap_state st)
 {
 	unsigned k = 0;
-	for (size_t i = 0; i < n; i++)
-		k += ms[i]->state == st;
+	for (size_t i = from; i < to; i++)
+		k += state_of(ms[i]) == st;
 	return k;
 }
 
 static void test_remap_window_grows_and_halves(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *ms[40];
-	x->c->cfg.remap_max_in_flight = 10;
+	pcpmap_mapping *ms[40];
 	for (int i = 0; i < 40; i++)
 		ms[i] = held_mapping(x, (uint16_t)(2100 + i), false);
 	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
-	x->clk.now_us = T0 + 10000 * MS;
-	x->c->now = x->clk.now_us;
-	assert_false(pm_server_on_epoch(ms[0]->server, 3, false, NULL));
-	at(x, x->clk.now_us);
+	fake_gw_epoch(PCPMAP_PROTO_PCP, 3);
+	at(x, T0 + 10000 * MS);
+	assert_false(flog.epoch_ok);
 	/* Window 4: four confirmations out at once, the oldest first. */
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 4);
-	assert_int_equal(count_state(ms, 40, PCPMAP_STATE_WAIT_RESP), 4);
-	assert_int_equal(ms[0]->state, PCPMAP_STATE_WAIT_RESP);
-	assert_int_equal(ms[4]->state, PCPMAP_STATE_MAPPED);
+	assert_int_equal(count_state(ms, 0, 40, PCPMAP_STATE_WAIT_RESP), 4);
+	assert_int_equal(state_of(ms[0]), PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(state_of(ms[4]), PCPMAP_STATE_MAPPED);
 	/* Four answers: window 8, eight out. */
 	for (int i = 0; i < 4; i++)
 		answer(ms[i]);
 	at(x, x->clk.now_us + 1 * MS);
-	assert_int_equal(count_state(ms, 40, PCPMAP_STATE_WAIT_RESP), 8);
-	/* Eight answers: window 16, but the ceiling holds it at 10. */
+	assert_int_equal(count_state(ms, 0, 40, PCPMAP_STATE_WAIT_RESP), 8);
+	/* Eight answers: window 16, but the ceiling holds it at 10 (ms[12] to ms[21] out). */
 	for (int i = 4; i < 12; i++)
 		answer(ms[i]);
 	at(x, x->clk.now_us + 1 * MS);
-	assert_int_equal(count_state(ms, 40, PCPMAP_STATE_WAIT_RESP), 10);
-	assert_int_equal(x->c->remap.in_flight, 10);
-	/* Nothing answers for a whole RT (3 s): the window halves at each loss, down to 1. */
+	assert_int_equal(count_state(ms, 0, 40, PCPMAP_STATE_WAIT_RESP), 10);
+	assert_int_equal(count_state(ms, 12, 22, PCPMAP_STATE_WAIT_RESP), 10);
+	/* Nothing answers for a whole RT (3 s): each loss halves the window and leaves it, down to a window of 1
+	 * with nothing in it: exactly one new confirmation goes out (10 with no halving, none if the losses
+	 * stayed in the window). */
 	at(x, x->clk.now_us + 3300 * MS);
-	assert_true(x->c->remap.cwnd <= 1.0);
-	assert_true(x->c->remap.in_flight <= 1);
+	at(x, x->clk.now_us); /* the refill the losses armed runs on the loop's next turn */
+	assert_int_equal(count_state(ms, 22, 40, PCPMAP_STATE_WAIT_RESP), 1);
+	at(x, x->clk.now_us + 1 * MS);
+	assert_int_equal(count_state(ms, 22, 40, PCPMAP_STATE_WAIT_RESP), 1);
 	/* No LOST anywhere: those mappings are still held as far as anyone knows. */
 	assert_int_equal(x->n, 0);
 }
@@ -221,7 +253,7 @@ static void test_remap_window_grows_and_halves(void **state)
 static void test_multicast_announce_random_delay(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *m = held_mapping(x, 2003, true);
+	pcpmap_mapping *m = held_mapping(x, 2003, true);
 	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
 	uint8_t buf[64];
 	struct pcp_msg ann;
@@ -235,20 +267,19 @@ static void test_multicast_announce_random_delay(void **state)
 	struct pm_sockaddr src;
 	assert_int_equal(pm_sockaddr_set(&src, "127.0.0.2", 5351), 0);
 	x->clk.now_us = T0 + 60000 * MS;
-	x->c->now = x->clk.now_us;
-	pm_client_on_unsolicited(x->c, buf, len, &src);
+	pm_client_on_unsolicited(x->c, buf, len, &src, x->clk.now_us);
 	/* RAND 0.5 of the 0-5 s spread: 2.5 s. */
 	at(x, T0 + 62499 * MS);
-	assert_int_equal(m->state, PCPMAP_STATE_MAPPED);
+	assert_int_equal(state_of(m), PCPMAP_STATE_MAPPED);
 	at(x, T0 + 62500 * MS);
-	assert_int_equal(m->state, PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(state_of(m), PCPMAP_STATE_WAIT_RESP);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 1);
 }
 
 static void test_announce_from_stranger_ignored(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *m = held_mapping(x, 2004, true);
+	pcpmap_mapping *m = held_mapping(x, 2004, true);
 	uint8_t buf[64];
 	struct pcp_msg ann;
 	size_t len;
@@ -259,14 +290,14 @@ static void test_announce_from_stranger_ignored(void **state)
 	assert_int_equal(pcp_encode(&ann, NULL, buf, sizeof(buf), &len), 0);
 	struct pm_sockaddr src;
 	assert_int_equal(pm_sockaddr_set(&src, "127.0.0.99", 5351), 0);
-	x->c->now = x->clk.now_us = T0 + 60000 * MS;
-	pm_client_on_unsolicited(x->c, buf, len, &src);
+	x->clk.now_us = T0 + 60000 * MS;
+	pm_client_on_unsolicited(x->c, buf, len, &src, x->clk.now_us);
 	/* Garbage from the gateway is dropped too. */
 	const uint8_t junk[] = { 2, 0x80, 0, 0 };
 	assert_int_equal(pm_sockaddr_set(&src, "127.0.0.2", 5351), 0);
-	pm_client_on_unsolicited(x->c, junk, sizeof(junk), &src);
+	pm_client_on_unsolicited(x->c, junk, sizeof(junk), &src, x->clk.now_us);
 	at(x, T0 + 70000 * MS);
-	assert_int_equal(m->state, PCPMAP_STATE_MAPPED);
+	assert_int_equal(state_of(m), PCPMAP_STATE_MAPPED);
 	struct pcpmap_stats st;
 	pcpmap_client_get_stats(x->c, &st);
 	assert_int_equal(st.dropped, 2);
@@ -276,21 +307,21 @@ static void test_announce_from_stranger_ignored(void **state)
 static void test_gateway_change_rehomes(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *m = held_mapping(x, 2005, true);
-	struct pm_server *old = m->server;
+	pcpmap_mapping *m = held_mapping(x, 2005, true);
+	struct pm_server *old = fake_server_of(m);
+	size_t mark = flog.n_send_log;
 	x->n = 0;
 	gw_octet = 3;
-	x->c->now = x->clk.now_us = T0 + 1000 * MS;
-	pm_client_net_check(x->c);
+	x->clk.now_us = T0 + 1000 * MS;
+	pm_client_net_check(x->c, x->clk.now_us);
 	at(x, x->clk.now_us);
 	/* Released on the old gateway (best effort), requested on the new one, LOST reported. */
 	assert_int_equal(flog.deletes[PCPMAP_PROTO_PCP], 1);
-	assert_ptr_not_equal(m->server, old);
-	assert_ptr_equal(flog.last_send_server, m->server);
-	char name[64];
-	snprintf(name, sizeof(name), "%s", m->gw->name);
-	assert_string_equal(name, "127.0.0.3:5351");
-	assert_int_equal(m->state, PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(fake_sent_distinct(mark), 1);
+	assert_ptr_not_equal(fake_server_of(m), old);
+	struct pcpmap_mapping_info info = info_of(m);
+	assert_string_equal(info.server, "127.0.0.3:5351");
+	assert_int_equal(info.state, PCPMAP_STATE_WAIT_RESP);
 	assert_int_equal(x->n, 1);
 	assert_int_equal(x->evs[0], PCPMAP_EVENT_LOST);
 }
@@ -305,15 +336,15 @@ static void test_route_lost_suspends_then_resumes(void **state)
 	assert_int_equal(pcpmap_mapping_new(x->c, &req, &mh), 0);
 	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
 	gw_octet = 0;
-	x->c->now = x->clk.now_us = T0 + 100 * MS;
-	pm_client_net_check(x->c);
+	x->clk.now_us = T0 + 100 * MS;
+	pm_client_net_check(x->c, x->clk.now_us);
 	/* Retransmissions come due but nothing goes out. */
 	for (uint64_t t = 3; t < 200; t *= 2)
 		at(x, T0 + t * 1000 * MS);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent);
 	gw_octet = 2;
-	x->c->now = x->clk.now_us = T0 + 300000 * MS;
-	pm_client_net_check(x->c);
+	x->clk.now_us = T0 + 300000 * MS;
+	pm_client_net_check(x->c, x->clk.now_us);
 	/* The route is back: the request goes out at once. */
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 1);
 	assert_int_equal(pcpmap_client_next_deadline(x->c), T0 + 303000 * MS);
@@ -326,42 +357,49 @@ static void replay(struct ctx *x, const char *vector)
 	unsigned mask = 0;
 	assert_int_equal(pm_net_parse_events(v.b, v.len, &mask), 0);
 	free(v.b);
-	x->c->now = x->clk.now_us;
-	pm_client_on_net_events(x->c, mask);
+	pm_client_on_net_events(x->c, mask, x->clk.now_us);
 }
 
 static void test_route_events_from_captured_netlink(void **state)
 {
 	struct ctx *x = *state;
-	struct pm_mapping *m = held_mapping(x, 2007, true);
+	pcpmap_mapping *m = held_mapping(x, 2007, true);
 	/* An irrelevant notification schedules nothing. */
 	x->clk.now_us = T0 + 1000 * MS;
 	uint64_t before = pcpmap_client_next_deadline(x->c);
 	replay(x, "netlink-ev-irrelevant.hex");
 	assert_int_equal(pcpmap_client_next_deadline(x->c), before);
-	/* The default route goes away: 200 ms later (debounce) the gateway is suspended. */
+	/* The default route goes away: 200 ms later (debounce) the gateway is suspended: a new mapping through
+	 * it is not sent but held back to retry. */
 	gw_octet = 0;
 	replay(x, "netlink-ev-v4-route-del.hex");
 	assert_int_equal(pcpmap_client_next_deadline(x->c), T0 + 1200 * MS);
 	at(x, T0 + 1200 * MS);
-	assert_true(m->gw->suspended);
-	/* It comes back: renewed at once. */
 	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
+	struct pcpmap_request req;
+	pcpmap_mapping *fresh;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = 2008;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &fresh), 0);
+	at(x, T0 + 1300 * MS);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent);
+	assert_int_equal(state_of(fresh), PCPMAP_STATE_ERROR_WAIT_RESEND);
+	/* It comes back: the held mapping is renewed at once. */
 	gw_octet = 2;
 	x->clk.now_us = T0 + 5000 * MS;
 	replay(x, "netlink-ev-v4-route-add.hex");
 	at(x, T0 + 5200 * MS);
-	assert_false(m->gw->suspended);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 1);
-	assert_int_equal(m->state, PCPMAP_STATE_REFRESHING);
+	assert_int_equal(state_of(m), PCPMAP_STATE_REFRESHING);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_unicast_loss_paced_visible_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unicast_loss_paced_visible_first, setup_spaced,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_multicast_announce_random_delay, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_remap_window_grows_and_halves, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remap_window_grows_and_halves, setup_ceiling, teardown),
 		cmocka_unit_test_setup_teardown(test_announce_from_stranger_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gateway_change_rehomes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_route_lost_suspends_then_resumes, setup, teardown),
