@@ -24,6 +24,8 @@ enum pcpmap_log_level {
 
 /**
  * Receives one log line (no trailing newline). msg is valid only during the call.
+ * Unlike every other callback of this library, userdata comes first here and in pcpmap_trace_fn (the
+ * first ABI had it so; doc/CODING_STYLE.md).
  */
 typedef void (*pcpmap_log_fn)(void *userdata, enum pcpmap_log_level level, const char *msg);
 
