@@ -15,11 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "miniupnpc/upnpcommands.h"
 #include "miniupnpc/portlistingparse.h"
 #include "miniupnpc/errmap.h"
+#include "records.h"
 #include "upnp_compat.h"
 
 /* UPnP error codes used here. */
@@ -153,6 +155,28 @@ static void drain_answers(uint64_t sent0, uint64_t received0)
 	}
 }
 
+/* Leaves a record of a mapping for later processes of the user (records.c): `upnpc -d` deletes what `upnpc -a`
+ * made. A record that cannot be written only costs that. */
+static void remember(const struct upc_entry *e, bool third_party, const struct pcpmap_mapping_info *info)
+{
+	struct upc_record rec;
+	memset(&rec, 0, sizeof(rec));
+	rec.ip_proto = e->ip_proto;
+	rec.ext_port = e->ext_port;
+	rec.int_port = e->int_port;
+	rec.third_party = third_party;
+	rec.lease = e->lease;
+	/* Without a process renewing it, the mapping lasts what the gateway granted last. */
+	rec.expires = time(NULL) + (time_t)(info->lifetime ? info->lifetime : 1);
+	put(rec.int_client, sizeof(rec.int_client), e->int_client);
+	put(rec.gateway, sizeof(rec.gateway), info->server);
+	put(rec.desc, sizeof(rec.desc), e->desc);
+	int r = pmc_upc_record_put(&rec);
+	if (r < 0 && pmc_upc.env.debug)
+		pmc_debug(pmc_upc_tag, "%s %u: no record for later processes: %s",
+			  pmc_upc_proto_name(e->ip_proto), e->ext_port, strerror(-r));
+}
+
 static int add_mapping(const char *extPort, const char *inPort, const char *inClient, const char *desc,
 		       const char *proto, const char *remoteHost, const char *leaseDuration, bool any,
 		       char *reservedPort)
@@ -275,6 +299,7 @@ static int add_mapping(const char *extPort, const char *inPort, const char *inCl
 	e->ext_port = info.external_port;
 	set_lease(e, lease);
 	pmc_upc_entry_add(e);
+	remember(e, third_party, &info);
 	if (any)
 		snprintf(reservedPort, 6, "%u", e->ext_port);
 	if (pmc_upc.env.debug)
@@ -327,6 +352,7 @@ static int delete_entry_and_wait(struct upc_entry *e)
 		return delete_and_wait();
 	}
 	pmc_upc_entry_unlink(e);
+	pmc_upc_record_del(e->ip_proto, e->ext_port);
 	int rc = UPNPCOMMAND_SUCCESS;
 	if (r == 0) {
 		uint64_t end = pcpmap_now_usec() + (uint64_t)pmc_upc.env.timeout_ms * 1000u;
@@ -353,6 +379,39 @@ static int delete_entry_and_wait(struct upc_entry *e)
 	return rc;
 }
 
+/*
+ * Deletes a mapping an earlier process made (its record): PCP deletes by internal port and nonce, and the nonce
+ * is derived, so the gateway accepts it from this process of the same user. Lock held. 714 when the gateway no
+ * longer holds it (miniupnpd answers NO_RESOURCES to deleting what does not exist).
+ */
+static int delete_recorded(const struct upc_record *rec)
+{
+	struct pcpmap_request req;
+	struct pcpmap_mapping_info info;
+	uint8_t nonce[12];
+	if (!pmc_upc.lanaddr[0])
+		pmc_upc_probe(pmc_upc.env.timeout_ms, false);
+	pmc_nonce(nonce, rec->ip_proto, rec->int_port, rec->third_party ? rec->int_client : NULL);
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.ip_proto = rec->ip_proto;
+	req.internal_port = rec->int_port;
+	req.third_party = rec->third_party ? rec->int_client : NULL;
+	req.nonce = nonce;
+	memset(&info, 0, sizeof(info));
+	int r = pcpmap_unmap_sync(pmc_upc.c, &req, pmc_upc.env.timeout_ms, &info);
+	int rc = r == 0                                                    ? UPNPCOMMAND_SUCCESS
+		 : info.proto == PCPMAP_PROTO_PCP && info.result_code == 8 ? UE_NO_SUCH_ENTRY
+		 : r == -ENOENT                                            ? UE_NO_SUCH_ENTRY
+				: pmc_upnp_error(r, info.proto, info.result_code, rec->third_party);
+	if (rc == UPNPCOMMAND_SUCCESS || rc == UE_NO_SUCH_ENTRY)
+		pmc_upc_record_del(rec->ip_proto, rec->ext_port);
+	if (pmc_upc.env.debug)
+		pmc_debug(pmc_upc_tag, "%s %u -> %s:%u (made by an earlier process): %s via %s",
+			  pmc_upc_proto_name(rec->ip_proto), rec->ext_port, rec->int_client, rec->int_port,
+			  rc == 0 ? "deleted" : pcpmap_strerror(r), pcpmap_proto_name(info.proto));
+	return rc;
+}
+
 PCPMAP_EXPORT_COMPAT int UPNP_DeletePortMapping(const char *controlURL, const char *servicetype,
 						const char *extPort, const char *proto,
 						const char *remoteHost)
@@ -369,6 +428,7 @@ PCPMAP_EXPORT_COMPAT int UPNP_DeletePortMapping(const char *controlURL, const ch
 	if (pmc_upc_lock() < 0)
 		return UPNPCOMMAND_UNKNOWN_ERROR;
 	struct upc_entry *e = find_ext(ip_proto, ext);
+	struct upc_record rec;
 	int rc = UE_NO_SUCH_ENTRY;
 	if (e) {
 		if (pmc_upc.env.debug)
@@ -377,6 +437,8 @@ PCPMAP_EXPORT_COMPAT int UPNP_DeletePortMapping(const char *controlURL, const ch
 		if (pmc_upc.env.debug)
 			pmc_debug(pmc_upc_tag, "%s %u: %s", pmc_upc_proto_name(ip_proto), ext,
 				  rc == 0 ? "deleted" : "deletion not confirmed by the gateway");
+	} else if (pmc_upc_record_get(ip_proto, ext, &rec) == 0) {
+		rc = delete_recorded(&rec);
 	}
 	pmc_upc_unlock();
 	return rc;
@@ -411,21 +473,21 @@ PCPMAP_EXPORT_COMPAT int UPNP_DeletePortMappingRange(const char *controlURL, con
 	return rc;
 }
 
-PCPMAP_EXPORT_COMPAT int UPNP_GetPortMappingNumberOfEntries(const char *controlURL, const char *servicetype,
-							    unsigned int *numEntries)
-{
-	(void)controlURL;
-	(void)servicetype;
-	if (!numEntries)
-		return UPNPCOMMAND_INVALID_ARGS;
-	unsigned n = 0;
-	pthread_mutex_lock(&pmc_upc.lock);
-	for (struct upc_entry *e = pmc_upc.head; e; e = e->next)
-		n += !e->pinhole;
-	pthread_mutex_unlock(&pmc_upc.lock);
-	*numEntries = n;
-	return UPNPCOMMAND_SUCCESS;
-}
+/*
+ * What the lookups and listings see: the mappings this process made through the library (in the order they
+ * were made), then those earlier processes of the user made and recorded, still within the gateway's grant
+ * (by protocol and port). PCP and NAT-PMP have no request that lists a gateway's table.
+ */
+struct view_row {
+	uint8_t ip_proto;
+	uint16_t ext_port;
+	uint16_t int_port;
+	bool enabled;
+	char int_client[48];
+	char remote_host[64];
+	char desc[80];
+	char lease[16]; /* seconds left, "0" for a permanent lease of this process */
+};
 
 /* Seconds left of a lease as UPnP reports it ("0": permanent). */
 static void lease_left(const struct upc_entry *e, char *buf, size_t len)
@@ -438,6 +500,89 @@ static void lease_left(const struct upc_entry *e, char *buf, size_t len)
 	snprintf(buf, len, "%u", s ? s : 1);
 }
 
+static void row_of_entry(const struct upc_entry *e, struct view_row *r)
+{
+	struct pcpmap_mapping_info info;
+	memset(r, 0, sizeof(*r));
+	r->ip_proto = e->ip_proto;
+	r->ext_port = e->ext_port;
+	r->int_port = e->int_port;
+	r->enabled = entry_live(e, &info);
+	put(r->int_client, sizeof(r->int_client), e->int_client);
+	put(r->remote_host, sizeof(r->remote_host), e->remote_host);
+	put(r->desc, sizeof(r->desc), e->desc);
+	lease_left(e, r->lease, sizeof(r->lease));
+}
+
+static void row_of_record(const struct upc_record *rec, struct view_row *r)
+{
+	time_t now = time(NULL);
+	memset(r, 0, sizeof(*r));
+	r->ip_proto = rec->ip_proto;
+	r->ext_port = rec->ext_port;
+	r->int_port = rec->int_port;
+	r->enabled = true;
+	put(r->int_client, sizeof(r->int_client), rec->int_client);
+	put(r->desc, sizeof(r->desc), rec->desc);
+	/* Nobody renews it any more: what is left of the gateway's grant, never "0" (permanent). */
+	uint32_t left = rec->expires > now ? (uint32_t)(rec->expires - now) : 1;
+	snprintf(r->lease, sizeof(r->lease), "%u", left);
+}
+
+static int cmp_record(const void *a, const void *b)
+{
+	const struct upc_record *x = a, *y = b;
+	return x->ip_proto != y->ip_proto ? x->ip_proto - y->ip_proto : x->ext_port - y->ext_port;
+}
+
+/* The whole view (malloc'ed; *ret NULL when empty). Lock held. 0 or -ENOMEM. */
+static int collect(struct view_row **ret, size_t *ret_n)
+{
+	struct upc_record *recs = NULL;
+	size_t nrec = 0, n = 0, cap = 0;
+	if (pmc_upc_record_list(&recs, &nrec) < 0)
+		nrec = 0;
+	for (struct upc_entry *e = pmc_upc.head; e; e = e->next)
+		cap += !e->pinhole;
+	cap += nrec;
+	struct view_row *v = cap ? calloc(cap, sizeof(*v)) : NULL;
+	if (cap && !v) {
+		free(recs);
+		return -ENOMEM;
+	}
+	for (struct upc_entry *e = pmc_upc.head; e; e = e->next)
+		if (!e->pinhole)
+			row_of_entry(e, &v[n++]);
+	if (nrec)
+		qsort(recs, nrec, sizeof(*recs), cmp_record);
+	for (size_t i = 0; i < nrec; i++)
+		if (!find_ext(recs[i].ip_proto, recs[i].ext_port))
+			row_of_record(&recs[i], &v[n++]);
+	free(recs);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+PCPMAP_EXPORT_COMPAT int UPNP_GetPortMappingNumberOfEntries(const char *controlURL, const char *servicetype,
+							    unsigned int *numEntries)
+{
+	struct view_row *v;
+	size_t n;
+	(void)controlURL;
+	(void)servicetype;
+	if (!numEntries)
+		return UPNPCOMMAND_INVALID_ARGS;
+	pthread_mutex_lock(&pmc_upc.lock);
+	int r = collect(&v, &n);
+	pthread_mutex_unlock(&pmc_upc.lock);
+	if (r < 0)
+		return UPNPCOMMAND_MEM_ALLOC_ERROR;
+	free(v);
+	*numEntries = (unsigned)n;
+	return UPNPCOMMAND_SUCCESS;
+}
+
 PCPMAP_EXPORT_COMPAT int UPNP_GetSpecificPortMappingEntry(const char *controlURL, const char *servicetype,
 							  const char *extPort, const char *proto,
 							  const char *remoteHost, char *intClient,
@@ -446,6 +591,8 @@ PCPMAP_EXPORT_COMPAT int UPNP_GetSpecificPortMappingEntry(const char *controlURL
 {
 	uint16_t ext;
 	uint8_t ip_proto;
+	struct view_row row;
+	struct upc_record rec;
 	(void)controlURL;
 	(void)servicetype;
 	(void)remoteHost;
@@ -455,21 +602,24 @@ PCPMAP_EXPORT_COMPAT int UPNP_GetSpecificPortMappingEntry(const char *controlURL
 		return UE_INVALID_ARGS;
 	pthread_mutex_lock(&pmc_upc.lock);
 	struct upc_entry *e = find_ext(ip_proto, ext);
-	if (!e) {
-		pthread_mutex_unlock(&pmc_upc.lock);
-		return UE_NO_SUCH_ENTRY;
-	}
-	struct pcpmap_mapping_info info;
-	bool live = entry_live(e, &info);
-	put(intClient, 16, e->int_client);
-	snprintf(intPort, 6, "%u", e->int_port);
-	if (desc)
-		put(desc, 80, e->desc);
-	if (enabled)
-		snprintf(enabled, 4, "%d", live);
-	if (leaseDuration)
-		lease_left(e, leaseDuration, 16);
+	bool found = true;
+	if (e)
+		row_of_entry(e, &row);
+	else if (pmc_upc_record_get(ip_proto, ext, &rec) == 0)
+		row_of_record(&rec, &row);
+	else
+		found = false;
 	pthread_mutex_unlock(&pmc_upc.lock);
+	if (!found)
+		return UE_NO_SUCH_ENTRY;
+	put(intClient, 16, row.int_client);
+	snprintf(intPort, 6, "%u", row.int_port);
+	if (desc)
+		put(desc, 80, row.desc);
+	if (enabled)
+		snprintf(enabled, 4, "%d", row.enabled);
+	if (leaseDuration)
+		put(leaseDuration, 16, row.lease);
 	return UPNPCOMMAND_SUCCESS;
 }
 
@@ -479,6 +629,8 @@ PCPMAP_EXPORT_COMPAT int UPNP_GetGenericPortMappingEntry(const char *controlURL,
 							 char *enabled, char *rHost, char *duration)
 {
 	uint32_t idx;
+	struct view_row *v;
+	size_t n;
 	(void)controlURL;
 	(void)servicetype;
 	if (!index)
@@ -486,33 +638,32 @@ PCPMAP_EXPORT_COMPAT int UPNP_GetGenericPortMappingEntry(const char *controlURL,
 	if (pmc_parse_u32(index, &idx) < 0)
 		return UE_INVALID_ARGS;
 	pthread_mutex_lock(&pmc_upc.lock);
-	struct upc_entry *e;
-	for (e = pmc_upc.head; e; e = e->next)
-		if (!e->pinhole && idx-- == 0)
-			break;
-	if (!e) {
-		pthread_mutex_unlock(&pmc_upc.lock);
+	int r = collect(&v, &n);
+	pthread_mutex_unlock(&pmc_upc.lock);
+	if (r < 0)
+		return UPNPCOMMAND_MEM_ALLOC_ERROR;
+	if (idx >= n) {
+		free(v);
 		return UE_BAD_INDEX;
 	}
-	struct pcpmap_mapping_info info;
-	bool live = entry_live(e, &info);
+	const struct view_row *row = &v[idx];
 	if (extPort)
-		snprintf(extPort, 6, "%u", e->ext_port);
+		snprintf(extPort, 6, "%u", row->ext_port);
 	if (intClient)
-		put(intClient, 16, e->int_client);
+		put(intClient, 16, row->int_client);
 	if (intPort)
-		snprintf(intPort, 6, "%u", e->int_port);
+		snprintf(intPort, 6, "%u", row->int_port);
 	if (protocol)
-		put(protocol, 4, pmc_upc_proto_name(e->ip_proto));
+		put(protocol, 4, pmc_upc_proto_name(row->ip_proto));
 	if (desc)
-		put(desc, 80, e->desc);
+		put(desc, 80, row->desc);
 	if (enabled)
-		snprintf(enabled, 4, "%d", live);
+		snprintf(enabled, 4, "%d", row->enabled);
 	if (rHost)
-		put(rHost, 64, e->remote_host);
+		put(rHost, 64, row->remote_host);
 	if (duration)
-		lease_left(e, duration, 16);
-	pthread_mutex_unlock(&pmc_upc.lock);
+		put(duration, 16, row->lease);
+	free(v);
 	return UPNPCOMMAND_SUCCESS;
 }
 
@@ -524,6 +675,8 @@ PCPMAP_EXPORT_COMPAT int UPNP_GetListOfPortMappings(const char *controlURL, cons
 	uint16_t lo, hi;
 	uint8_t ip_proto;
 	uint32_t max = 0;
+	struct view_row *v;
+	size_t n;
 	(void)controlURL;
 	(void)servicetype;
 	if (!startPort || !endPort || !protocol || !data)
@@ -533,34 +686,36 @@ PCPMAP_EXPORT_COMPAT int UPNP_GetListOfPortMappings(const char *controlURL, cons
 	    parse_proto(protocol, &ip_proto) < 0 || (numberOfPorts && pmc_parse_u32(numberOfPorts, &max) < 0))
 		return UE_INVALID_ARGS;
 	pthread_mutex_lock(&pmc_upc.lock);
+	int r = collect(&v, &n);
+	pthread_mutex_unlock(&pmc_upc.lock);
+	if (r < 0)
+		return UPNPCOMMAND_MEM_ALLOC_ERROR;
 	struct PortMapping **tail = &data->l_head;
-	uint32_t n = 0;
-	for (struct upc_entry *e = pmc_upc.head; e && (!max || n < max); e = e->next) {
-		if (e->pinhole || e->ip_proto != ip_proto || e->ext_port < lo || e->ext_port > hi)
+	uint32_t got = 0;
+	for (size_t i = 0; i < n && (!max || got < max); i++) {
+		const struct view_row *row = &v[i];
+		if (row->ip_proto != ip_proto || row->ext_port < lo || row->ext_port > hi)
 			continue;
 		struct PortMapping *pm = calloc(1, sizeof(*pm));
 		if (!pm) {
-			pthread_mutex_unlock(&pmc_upc.lock);
+			free(v);
 			FreePortListing(data);
 			return UPNPCOMMAND_MEM_ALLOC_ERROR;
 		}
-		struct pcpmap_mapping_info info;
-		char left[16];
-		lease_left(e, left, sizeof(left));
-		pm->leaseTime = strtoull(left, NULL, 10);
-		pm->externalPort = e->ext_port;
-		pm->internalPort = e->int_port;
-		put(pm->remoteHost, sizeof(pm->remoteHost), e->remote_host);
-		put(pm->internalClient, sizeof(pm->internalClient), e->int_client);
-		put(pm->description, sizeof(pm->description), e->desc);
-		put(pm->protocol, sizeof(pm->protocol), pmc_upc_proto_name(e->ip_proto));
-		pm->enabled = entry_live(e, &info);
+		pm->leaseTime = strtoull(row->lease, NULL, 10);
+		pm->externalPort = row->ext_port;
+		pm->internalPort = row->int_port;
+		put(pm->remoteHost, sizeof(pm->remoteHost), row->remote_host);
+		put(pm->internalClient, sizeof(pm->internalClient), row->int_client);
+		put(pm->description, sizeof(pm->description), row->desc);
+		put(pm->protocol, sizeof(pm->protocol), pmc_upc_proto_name(row->ip_proto));
+		pm->enabled = row->enabled;
 		*tail = pm;
 		tail = &pm->l_next;
-		n++;
+		got++;
 	}
-	pthread_mutex_unlock(&pmc_upc.lock);
-	return n ? UPNPCOMMAND_SUCCESS : UE_NOT_FOUND;
+	free(v);
+	return got ? UPNPCOMMAND_SUCCESS : UE_NOT_FOUND;
 }
 
 PCPMAP_EXPORT_COMPAT void FreePortListing(struct PortMappingParserData *pdata)
