@@ -21,6 +21,8 @@
 #include "miniupnpc/upnpcommands.h"
 #include "miniupnpc/portlistingparse.h"
 #include "miniupnpc/errmap.h"
+#include "miniupnpc/miniupnpc.h"
+#include "miniupnpc/upnpreplyparse.h"
 #include "records.h"
 #include "upnp_compat.h"
 
@@ -379,6 +381,31 @@ static int delete_entry_and_wait(struct upc_entry *e)
 	return rc;
 }
 
+static bool igd_serves(char *ctl, size_t ctllen, char *st, size_t stlen);
+static int igd_call(const char *action, struct UPNParg *args, struct NameValueParserData *pdata);
+
+/* Where UPnP serves, a mapping this process does not hold is the IGD's to delete, as with miniupnpc. Lock
+ * held. */
+static int igd_delete(uint8_t ip_proto, uint16_t ext)
+{
+	char port[8];
+	struct NameValueParserData p;
+	struct UPNParg args[] = { { "NewRemoteHost", "" },
+				  { "NewExternalPort", port },
+				  { "NewProtocol", pmc_upc_proto_name(ip_proto) },
+				  { NULL, NULL } };
+	snprintf(port, sizeof(port), "%u", ext);
+	int rc = igd_call("DeletePortMapping", args, &p);
+	if (rc == UPNPCOMMAND_SUCCESS)
+		ClearNameValueList(&p);
+	if (rc == UPNPCOMMAND_SUCCESS || rc == UE_NO_SUCH_ENTRY)
+		pmc_upc_record_del(ip_proto, ext);
+	if (pmc_upc.env.debug)
+		pmc_debug(pmc_upc_tag, "%s %u (not made by this process): DeletePortMapping at the IGD: %d",
+			  pmc_upc_proto_name(ip_proto), ext, rc);
+	return rc;
+}
+
 /*
  * Deletes a mapping an earlier process made (its record): PCP deletes by internal port and nonce, and the nonce
  * is derived, so the gateway accepts it from this process of the same user. Lock held. 714 when the gateway no
@@ -429,6 +456,7 @@ PCPMAP_EXPORT_COMPAT int UPNP_DeletePortMapping(const char *controlURL, const ch
 		return UPNPCOMMAND_UNKNOWN_ERROR;
 	struct upc_entry *e = find_ext(ip_proto, ext);
 	struct upc_record rec;
+	char ctl[256], st[96];
 	int rc = UE_NO_SUCH_ENTRY;
 	if (e) {
 		if (pmc_upc.env.debug)
@@ -437,6 +465,8 @@ PCPMAP_EXPORT_COMPAT int UPNP_DeletePortMapping(const char *controlURL, const ch
 		if (pmc_upc.env.debug)
 			pmc_debug(pmc_upc_tag, "%s %u: %s", pmc_upc_proto_name(ip_proto), ext,
 				  rc == 0 ? "deleted" : "deletion not confirmed by the gateway");
+	} else if (igd_serves(ctl, sizeof(ctl), st, sizeof(st))) {
+		rc = igd_delete(ip_proto, ext);
 	} else if (pmc_upc_record_get(ip_proto, ext, &rec) == 0) {
 		rc = delete_recorded(&rec);
 	}
@@ -535,6 +565,133 @@ static int cmp_record(const void *a, const void *b)
 	return x->ip_proto != y->ip_proto ? x->ip_proto - y->ip_proto : x->ext_port - y->ext_port;
 }
 
+/*
+ * Where UPnP serves, the IGD's own table is the answer, as with miniupnpc: the same SOAP actions, sent with
+ * this library's small HTTP client to the control URL pcpmap's UPnP backend found (the probe's detail,
+ * "IGD:N URL"). Lock held.
+ */
+static bool igd_serves(char *ctl, size_t ctllen, char *st, size_t stlen)
+{
+	int v;
+	char url[256];
+	if (!pmc_upc.have_probe || pmc_upc.probe.chosen != PCPMAP_PROTO_UPNP ||
+	    sscanf(pmc_upc.probe.upnp.detail, "IGD:%d %255s", &v, url) != 2 ||
+	    strncmp(url, "http://", 7) != 0)
+		return false;
+	put(ctl, ctllen, url);
+	snprintf(st, stlen, "urn:schemas-upnp-org:service:WANIPConnection:%d", v == 2 ? 2 : 1);
+	return true;
+}
+
+/* One SOAP action: the answer's pairs (clear them) and 0, the IGD's error code, or -3 (no answer). */
+static int igd_call(const char *action, struct UPNParg *args, struct NameValueParserData *pdata)
+{
+	char ctl[256], st[96];
+	int size = 0;
+	if (!igd_serves(ctl, sizeof(ctl), st, sizeof(st)))
+		return UPNPCOMMAND_HTTP_ERROR;
+	char *buf = simpleUPnPcommand(-1, ctl, st, action, args, &size);
+	if (!buf)
+		return UPNPCOMMAND_HTTP_ERROR;
+	ParseNameValue(buf, size, pdata);
+	free(buf);
+	const char *err = GetValueFromNameValueList(pdata, "errorCode");
+	if (err) {
+		int code = atoi(err);
+		ClearNameValueList(pdata);
+		return code > 0 ? code : UPNPCOMMAND_UNKNOWN_ERROR;
+	}
+	return UPNPCOMMAND_SUCCESS;
+}
+
+static const char *nv(struct NameValueParserData *p, const char *name)
+{
+	const char *v = GetValueFromNameValueList(p, name);
+	return v ? v : "";
+}
+
+/* A row from an answer of Get{Generic,Specific}PortMappingEntry (the latter lacks port and protocol). */
+static int igd_row(struct NameValueParserData *p, uint8_t ip_proto, uint16_t ext, struct view_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (!ext && (pmc_parse_port(nv(p, "NewExternalPort"), true, &ext) < 0 ||
+		     parse_proto(nv(p, "NewProtocol"), &ip_proto) < 0))
+		return UPNPCOMMAND_INVALID_RESPONSE;
+	uint16_t in = 0;
+	pmc_parse_port(nv(p, "NewInternalPort"), true, &in);
+	r->ip_proto = ip_proto;
+	r->ext_port = ext;
+	r->int_port = in;
+	r->enabled = !strcmp(nv(p, "NewEnabled"), "1");
+	put(r->int_client, sizeof(r->int_client), nv(p, "NewInternalClient"));
+	put(r->remote_host, sizeof(r->remote_host), nv(p, "NewRemoteHost"));
+	put(r->desc, sizeof(r->desc), nv(p, "NewPortMappingDescription"));
+	put(r->lease, sizeof(r->lease), *nv(p, "NewLeaseDuration") ? nv(p, "NewLeaseDuration") : "0");
+	return UPNPCOMMAND_SUCCESS;
+}
+
+static int igd_generic(uint32_t idx, struct view_row *r)
+{
+	char index[16];
+	struct NameValueParserData p;
+	struct UPNParg args[] = { { "NewPortMappingIndex", index }, { NULL, NULL } };
+	snprintf(index, sizeof(index), "%u", idx);
+	int rc = igd_call("GetGenericPortMappingEntry", args, &p);
+	if (rc != UPNPCOMMAND_SUCCESS)
+		return rc;
+	rc = igd_row(&p, 0, 0, r);
+	ClearNameValueList(&p);
+	return rc;
+}
+
+static int igd_specific(uint8_t ip_proto, uint16_t ext, struct view_row *r)
+{
+	char port[8];
+	struct NameValueParserData p;
+	struct UPNParg args[] = { { "NewRemoteHost", "" },
+				  { "NewExternalPort", port },
+				  { "NewProtocol", pmc_upc_proto_name(ip_proto) },
+				  { NULL, NULL } };
+	snprintf(port, sizeof(port), "%u", ext);
+	int rc = igd_call("GetSpecificPortMappingEntry", args, &p);
+	if (rc != UPNPCOMMAND_SUCCESS)
+		return rc;
+	rc = igd_row(&p, ip_proto, ext, r);
+	ClearNameValueList(&p);
+	return rc;
+}
+
+/* The IGD's whole table, by index until it says 713 (SpecifiedArrayIndexInvalid). */
+static int igd_collect(struct view_row **ret, size_t *ret_n)
+{
+	struct view_row *v = NULL, row;
+	size_t n = 0, cap = 0;
+	int rc;
+	for (uint32_t i = 0; i < 65536; i++) {
+		rc = igd_generic(i, &row);
+		if (rc != UPNPCOMMAND_SUCCESS)
+			break;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct view_row *nvv = realloc(v, nc * sizeof(*nvv));
+			if (!nvv) {
+				free(v);
+				return UPNPCOMMAND_MEM_ALLOC_ERROR;
+			}
+			v = nvv;
+			cap = nc;
+		}
+		v[n++] = row;
+	}
+	if (rc != UE_BAD_INDEX && rc != UE_NO_SUCH_ENTRY && n == 0) {
+		free(v);
+		return rc;
+	}
+	*ret = v;
+	*ret_n = n;
+	return UPNPCOMMAND_SUCCESS;
+}
+
 /* The whole view (malloc'ed; *ret NULL when empty). Lock held. 0 or -ENOMEM. */
 static int collect(struct view_row **ret, size_t *ret_n)
 {
@@ -564,6 +721,15 @@ static int collect(struct view_row **ret, size_t *ret_n)
 	return 0;
 }
 
+/* The view: the IGD's table where UPnP serves, else collect(). A UPNPCOMMAND_* or UPnP code. Lock held. */
+static int view(struct view_row **ret, size_t *ret_n)
+{
+	char ctl[256], st[96];
+	if (igd_serves(ctl, sizeof(ctl), st, sizeof(st)))
+		return igd_collect(ret, ret_n);
+	return collect(ret, ret_n) < 0 ? UPNPCOMMAND_MEM_ALLOC_ERROR : UPNPCOMMAND_SUCCESS;
+}
+
 PCPMAP_EXPORT_COMPAT int UPNP_GetPortMappingNumberOfEntries(const char *controlURL, const char *servicetype,
 							    unsigned int *numEntries)
 {
@@ -574,10 +740,10 @@ PCPMAP_EXPORT_COMPAT int UPNP_GetPortMappingNumberOfEntries(const char *controlU
 	if (!numEntries)
 		return UPNPCOMMAND_INVALID_ARGS;
 	pthread_mutex_lock(&pmc_upc.lock);
-	int r = collect(&v, &n);
+	int r = view(&v, &n);
 	pthread_mutex_unlock(&pmc_upc.lock);
-	if (r < 0)
-		return UPNPCOMMAND_MEM_ALLOC_ERROR;
+	if (r != UPNPCOMMAND_SUCCESS)
+		return r;
 	free(v);
 	*numEntries = (unsigned)n;
 	return UPNPCOMMAND_SUCCESS;
@@ -600,18 +766,21 @@ PCPMAP_EXPORT_COMPAT int UPNP_GetSpecificPortMappingEntry(const char *controlURL
 		return UPNPCOMMAND_INVALID_ARGS;
 	if (pmc_parse_port(extPort, false, &ext) < 0 || parse_proto(proto, &ip_proto) < 0)
 		return UE_INVALID_ARGS;
+	char ctl[256], st[96];
 	pthread_mutex_lock(&pmc_upc.lock);
 	struct upc_entry *e = find_ext(ip_proto, ext);
-	bool found = true;
-	if (e)
+	int rc = UPNPCOMMAND_SUCCESS;
+	if (igd_serves(ctl, sizeof(ctl), st, sizeof(st)))
+		rc = igd_specific(ip_proto, ext, &row);
+	else if (e)
 		row_of_entry(e, &row);
 	else if (pmc_upc_record_get(ip_proto, ext, &rec) == 0)
 		row_of_record(&rec, &row);
 	else
-		found = false;
+		rc = UE_NO_SUCH_ENTRY;
 	pthread_mutex_unlock(&pmc_upc.lock);
-	if (!found)
-		return UE_NO_SUCH_ENTRY;
+	if (rc != UPNPCOMMAND_SUCCESS)
+		return rc;
 	put(intClient, 16, row.int_client);
 	snprintf(intPort, 6, "%u", row.int_port);
 	if (desc)
@@ -637,16 +806,25 @@ PCPMAP_EXPORT_COMPAT int UPNP_GetGenericPortMappingEntry(const char *controlURL,
 		return UPNPCOMMAND_INVALID_ARGS;
 	if (pmc_parse_u32(index, &idx) < 0)
 		return UE_INVALID_ARGS;
+	char ctl[256], st[96];
+	struct view_row one;
 	pthread_mutex_lock(&pmc_upc.lock);
-	int r = collect(&v, &n);
+	int r = UPNPCOMMAND_SUCCESS;
+	if (igd_serves(ctl, sizeof(ctl), st, sizeof(st))) {
+		r = igd_generic(idx, &one);
+		v = NULL;
+		n = idx + 1u;
+	} else {
+		r = view(&v, &n);
+	}
 	pthread_mutex_unlock(&pmc_upc.lock);
-	if (r < 0)
-		return UPNPCOMMAND_MEM_ALLOC_ERROR;
+	if (r != UPNPCOMMAND_SUCCESS)
+		return r;
 	if (idx >= n) {
 		free(v);
 		return UE_BAD_INDEX;
 	}
-	const struct view_row *row = &v[idx];
+	const struct view_row *row = v ? &v[idx] : &one;
 	if (extPort)
 		snprintf(extPort, 6, "%u", row->ext_port);
 	if (intClient)
@@ -686,10 +864,10 @@ PCPMAP_EXPORT_COMPAT int UPNP_GetListOfPortMappings(const char *controlURL, cons
 	    parse_proto(protocol, &ip_proto) < 0 || (numberOfPorts && pmc_parse_u32(numberOfPorts, &max) < 0))
 		return UE_INVALID_ARGS;
 	pthread_mutex_lock(&pmc_upc.lock);
-	int r = collect(&v, &n);
+	int r = view(&v, &n);
 	pthread_mutex_unlock(&pmc_upc.lock);
-	if (r < 0)
-		return UPNPCOMMAND_MEM_ALLOC_ERROR;
+	if (r != UPNPCOMMAND_SUCCESS)
+		return r;
 	struct PortMapping **tail = &data->l_head;
 	uint32_t got = 0;
 	for (size_t i = 0; i < n && (!max || got < max); i++) {
