@@ -33,10 +33,11 @@
 PCPMAP_EXPORT_COMPAT int parseURL(const char *url, char *hostname, unsigned short *port, char **path,
 				  unsigned int *scope_id)
 {
-	static char root[] = "/";
-	if (!url || !hostname || !port || !path || strncmp(url, "http://", 7) != 0)
+	/* miniupnpc takes "https://" too (and still speaks plain HTTP to port 80). */
+	if (!url || !hostname || !port || !path ||
+	    (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
 		return 0;
-	const char *h = url + 7, *he;
+	const char *h = url + (url[4] == 's' ? 8 : 7), *he;
 	unsigned sid = 0;
 	if (*h == '[') {
 		const char *close = strchr(h, ']');
@@ -62,20 +63,22 @@ PCPMAP_EXPORT_COMPAT int parseURL(const char *url, char *hostname, unsigned shor
 	} else {
 		he = h + strcspn(h, ":/");
 	}
-	if (he == h || (size_t)(he - h) > 64)
+	/* A longer host is cut to 64 bytes, as miniupnpc does (MAXHOSTNAMELEN). */
+	size_t hl = (size_t)(he - h) > 64 ? 64 : (size_t)(he - h);
+	/* The port as miniupnpc reads it: the digits after ':', up to the first other character, modulo 2^16. */
+	unsigned short v = 80;
+	const char *q = he;
+	if (*q == ':')
+		for (v = 0, q++; *q >= '0' && *q <= '9'; q++)
+			v = (unsigned short)(v * 10u + (unsigned)(*q - '0'));
+	/* miniupnpc wants a path: "http://host" alone is not a URL it takes. */
+	const char *slash = strchr(q, '/');
+	if (!slash)
 		return 0;
-	memcpy(hostname, h, (size_t)(he - h));
-	hostname[he - h] = '\0';
-	*port = 80;
-	if (*he == ':') {
-		char *e;
-		unsigned long v = strtoul(he + 1, &e, 10);
-		if (e == he + 1 || v == 0 || v > 65535 || (*e && *e != '/'))
-			return 0;
-		*port = (unsigned short)v;
-		he = e;
-	}
-	*path = *he == '/' ? (char *)(uintptr_t)he : root;
+	memcpy(hostname, h, hl);
+	hostname[hl] = '\0';
+	*port = v;
+	*path = (char *)(uintptr_t)slash;
 	if (scope_id)
 		*scope_id = sid;
 	return 1;

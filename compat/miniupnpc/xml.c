@@ -83,16 +83,11 @@ PCPMAP_EXPORT_COMPAT void parsexml(struct xmlparser *x)
 	while (p < end) {
 		x->xml = p;
 		if (*p != '<') {
-			/* Text up to the next tag, without surrounding white space. */
+			/* Text up to the next tag, as it stands (white space included), as miniupnpc's parser. */
 			const char *t = memchr(p, '<', (size_t)(end - p));
 			const char *te = t ? t : end;
-			const char *a = p, *b = te;
-			while (a < b && is_space(*a))
-				a++;
-			while (b > a && is_space(b[-1]))
-				b--;
-			if (a < b && x->datafunc)
-				x->datafunc(x->data, a, (int)(b - a));
+			if (x->datafunc)
+				x->datafunc(x->data, p, (int)(te - p));
 			p = te;
 			continue;
 		}
@@ -129,12 +124,11 @@ PCPMAP_EXPORT_COMPAT void parsexml(struct xmlparser *x)
 			if (x->endeltfunc && ne > n)
 				x->endeltfunc(x->data, n, (int)(ne - n));
 		} else if (ne > n) {
+			/* An empty element (<a/>) starts and never ends, as in miniupnpc's parser. */
 			bool empty = gt[-1] == '/';
 			if (x->starteltfunc)
 				x->starteltfunc(x->data, n, (int)(ne - n));
 			attributes(x, ne, empty ? gt - 1 : gt);
-			if (empty && x->endeltfunc)
-				x->endeltfunc(x->data, n, (int)(ne - n));
 		}
 		p = gt + 1;
 	}
@@ -172,50 +166,60 @@ static bool name_is(const char *name, int len, const char *want)
 
 /* ---- SOAP answers: name/value pairs ---- */
 
+/* An element's text is kept (cdata) until it ends; then it becomes a pair, "" when it had none. Containers
+ * end after another element started inside them, so they give no pair. */
 static void nv_start(void *d, const char *name, int len)
 {
 	struct NameValueParserData *p = d;
 	put_n(p->curelt, sizeof(p->curelt), name, len);
+	p->cdata = NULL;
+	p->cdatalen = 0;
 	p->topelt++;
 }
 
 static void nv_end(void *d, const char *name, int len)
 {
 	struct NameValueParserData *p = d;
-	(void)name;
-	(void)len;
-	p->curelt[0] = '\0';
 	if (p->topelt > 0)
 		p->topelt--;
+	if (!p->curelt[0] || !name_is(name, len, p->curelt)) {
+		p->curelt[0] = '\0';
+		return;
+	}
+	const char *text = p->cdata ? p->cdata : "";
+	int tlen = p->cdata ? p->cdatalen : 0;
+	if (!strcmp(p->curelt, "NewPortListing")) {
+		/* Kept whole: a listing outgrows a value (128 bytes); ParsePortListing() reads it. */
+		char *l = malloc((size_t)tlen + 1);
+		if (!l)
+			return;
+		memcpy(l, text, (size_t)tlen);
+		l[tlen] = '\0';
+		free(p->portListing);
+		p->portListing = l;
+		p->portListingLength = tlen;
+	} else {
+		struct NameValue *nv = calloc(1, sizeof(*nv));
+		if (nv) {
+			put_n(nv->name, sizeof(nv->name), p->curelt, (int)strlen(p->curelt));
+			put_n(nv->value, sizeof(nv->value), text, tlen);
+			/* Newest first, as miniupnpc: of two equal names the later one is found. */
+			nv->l_next = p->l_head;
+			p->l_head = nv;
+		}
+	}
+	p->curelt[0] = '\0';
+	p->cdata = NULL;
+	p->cdatalen = 0;
 }
 
 static void nv_text(void *d, const char *text, int len)
 {
 	struct NameValueParserData *p = d;
-	if (!p->curelt[0])
-		return;
-	if (!strcmp(p->curelt, "NewPortListing")) {
-		/* Kept whole: a listing outgrows a value (128 bytes); ParsePortListing() reads it. */
-		char *l = malloc((size_t)len + 1);
-		if (!l)
-			return;
-		memcpy(l, text, (size_t)len);
-		l[len] = '\0';
-		free(p->portListing);
-		p->portListing = l;
-		p->portListingLength = len;
-		return;
+	if (p->curelt[0]) {
+		p->cdata = text;
+		p->cdatalen = len;
 	}
-	struct NameValue *nv = calloc(1, sizeof(*nv));
-	if (!nv)
-		return;
-	put_n(nv->name, sizeof(nv->name), p->curelt, (int)strlen(p->curelt));
-	put_n(nv->value, sizeof(nv->value), text, len);
-	/* In document order, so the first of two equal names is found first. */
-	struct NameValue **pp = &p->l_head;
-	while (*pp)
-		pp = &(*pp)->l_next;
-	*pp = nv;
 }
 
 PCPMAP_EXPORT_COMPAT void ParseNameValue(const char *buffer, int bufsize, struct NameValueParserData *data)
@@ -267,15 +271,6 @@ static const char *const listing_elts[] = {
 	[NewLeaseTime] = "NewLeaseTime",
 };
 
-/* The entry being filled: the list's last. */
-static struct PortMapping *listing_last(struct PortMappingParserData *p)
-{
-	struct PortMapping *pm = p->l_head;
-	while (pm && pm->l_next)
-		pm = pm->l_next;
-	return pm;
-}
-
 static void pl_start(void *d, const char *name, int len)
 {
 	struct PortMappingParserData *p = d;
@@ -284,13 +279,12 @@ static void pl_start(void *d, const char *name, int len)
 		if (name_is(name, len, listing_elts[i]))
 			p->curelt = (portMappingElt)i;
 	if (p->curelt == PortMappingEntry) {
-		struct PortMapping *pm = calloc(1, sizeof(*pm)), *last = listing_last(p);
+		/* Newest first, as miniupnpc lists them. */
+		struct PortMapping *pm = calloc(1, sizeof(*pm));
 		if (!pm)
 			return;
-		if (last)
-			last->l_next = pm;
-		else
-			p->l_head = pm;
+		pm->l_next = p->l_head;
+		p->l_head = pm;
 	}
 }
 
@@ -313,7 +307,7 @@ static unsigned long long to_ull(const char *s, int len)
 static void pl_text(void *d, const char *text, int len)
 {
 	struct PortMappingParserData *p = d;
-	struct PortMapping *pm = listing_last(p);
+	struct PortMapping *pm = p->l_head; /* the entry being filled */
 	if (!pm)
 		return;
 	switch (p->curelt) {
@@ -421,9 +415,7 @@ PCPMAP_EXPORT_COMPAT void IGDdata(void *d, const char *text, int len)
 
 PCPMAP_EXPORT_COMPAT void parserootdesc(const char *buffer, int bufsize, struct IGDdatas *data)
 {
-	if (!data)
-		return;
-	memset(data, 0, sizeof(*data));
-	if (buffer)
+	/* Only what the document names is written: callers zero data first, as miniupnpc's own do. */
+	if (data && buffer)
 		run(buffer, bufsize, data, IGDstartelt, IGDendelt, IGDdata);
 }
