@@ -499,6 +499,21 @@ PCPMAP_EXPORT_COMPAT int UPNP_DeletePortMappingRange(const char *controlURL, con
 		}
 	}
 	int rc = n ? delete_and_wait() : UE_NOT_FOUND;
+	/* Then what earlier processes of the user recorded in the range. */
+	struct upc_record *recs = NULL;
+	size_t nrec = 0;
+	if (pmc_upc_record_list(&recs, &nrec) == 0) {
+		for (size_t i = 0; i < nrec; i++) {
+			if (recs[i].ip_proto != ip_proto || recs[i].ext_port < lo || recs[i].ext_port > hi)
+				continue;
+			int r = delete_recorded(&recs[i]);
+			if (r == UPNPCOMMAND_SUCCESS && rc == UE_NOT_FOUND)
+				rc = UPNPCOMMAND_SUCCESS;
+			else if (r != UPNPCOMMAND_SUCCESS && r != UE_NO_SUCH_ENTRY)
+				rc = r;
+		}
+		free(recs);
+	}
 	pmc_upc_unlock();
 	return rc;
 }

@@ -467,6 +467,20 @@ static void test_earlier_process(void **state)
 	assert_int_equal(UPNP_GetSpecificPortMappingEntry(CTL, ST, "8150", "TCP", NULL, c, p, d, e, l), 714);
 	assert_int_equal(UPNP_DeletePortMapping(CTL, ST, "8150", "TCP", NULL), 714);
 	assert_int_equal(atomic_load(&fake.deletes), dels0 + 1);
+
+	/* A range covers what earlier processes made too. */
+	pid = fork();
+	if (pid == 0) {
+		execl(self_path, self_path, "--add", "8152", "8153", lan, (char *)NULL);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	dels0 = atomic_load(&fake.deletes);
+	assert_int_equal(UPNP_DeletePortMappingRange(CTL, ST, "8151", "8160", "TCP", "0"), 0);
+	assert_int_equal(atomic_load(&fake.deletes), dels0 + 1);
+	assert_int_equal(UPNP_GetSpecificPortMappingEntry(CTL, ST, "8152", "TCP", NULL, c, p, d, e, l), 714);
+	assert_int_equal(UPNP_DeletePortMappingRange(CTL, ST, "8151", "8160", "TCP", "0"), 730);
 }
 
 int main(int argc, char **argv)
