@@ -23,6 +23,7 @@
 #include "miniupnpc/errmap.h"
 #include "miniupnpc/miniupnpc.h"
 #include "miniupnpc/upnpreplyparse.h"
+#include "daemon_list.h"
 #include "records.h"
 #include "upnp_compat.h"
 
@@ -36,6 +37,7 @@
 #define UE_NO_SUCH_ENTRY     714
 #define UE_EXT_PORT_WILDCARD 716
 #define UE_CONFLICT          718
+#define UE_NOT_AUTHORIZED    606
 #define UE_NOT_FOUND         730
 
 /* "Permanent" leases (0): pcpmapd keeps them when it runs; otherwise they last as long as the process and the
@@ -381,6 +383,34 @@ static int delete_entry_and_wait(struct upc_entry *e)
 	return rc;
 }
 
+/* pcpmapd's socket when the library's client goes through it (AUTO mode found it), else NULL. Lock held. */
+static const char *daemon_socket(void)
+{
+	if (!pmc_upc.started || !pcpmap_client_uses_daemon(pmc_upc.c))
+		return NULL;
+	const char *p = getenv("PCPMAPD_SOCKET");
+	return p && *p ? p : PCPMAP_DEFAULT_DAEMON_SOCKET;
+}
+
+/* The daemon's row for that protocol and external port, if it holds one for this user. Lock held. */
+static bool daemon_find(uint8_t ip_proto, uint16_t ext, struct upc_daemon_row *ret)
+{
+	const char *path = daemon_socket();
+	struct upc_daemon_row *v;
+	size_t n;
+	bool found = false;
+	if (!path || pmc_upc_daemon_list(path, &v, &n) < 0)
+		return false;
+	for (size_t i = 0; i < n && !found; i++) {
+		if (v[i].ip_proto == ip_proto && v[i].ext_port == ext) {
+			*ret = v[i];
+			found = true;
+		}
+	}
+	free(v);
+	return found;
+}
+
 static bool igd_serves(char *ctl, size_t ctllen, char *st, size_t stlen);
 static int igd_call(const char *action, struct UPNParg *args, struct NameValueParserData *pdata);
 
@@ -456,6 +486,7 @@ PCPMAP_EXPORT_COMPAT int UPNP_DeletePortMapping(const char *controlURL, const ch
 		return UPNPCOMMAND_UNKNOWN_ERROR;
 	struct upc_entry *e = find_ext(ip_proto, ext);
 	struct upc_record rec;
+	struct upc_daemon_row drow;
 	char ctl[256], st[96];
 	int rc = UE_NO_SUCH_ENTRY;
 	if (e) {
@@ -467,6 +498,15 @@ PCPMAP_EXPORT_COMPAT int UPNP_DeletePortMapping(const char *controlURL, const ch
 				  rc == 0 ? "deleted" : "deletion not confirmed by the gateway");
 	} else if (igd_serves(ctl, sizeof(ctl), st, sizeof(st))) {
 		rc = igd_delete(ip_proto, ext);
+	} else if (daemon_find(ip_proto, ext, &drow)) {
+		/* pcpmapd holds it for this user (a persistent mapping of an earlier process, another program's). */
+		int r = pmc_upc_daemon_delete(daemon_socket(), drow.id);
+		rc = r == 0 ? UPNPCOMMAND_SUCCESS : r == -EPROTO ? UE_NOT_AUTHORIZED : UPNPCOMMAND_HTTP_ERROR;
+		if (rc == UPNPCOMMAND_SUCCESS)
+			pmc_upc_record_del(ip_proto, ext);
+		if (pmc_upc.env.debug)
+			pmc_debug(pmc_upc_tag, "%s %u: pcpmapd's mapping %u %s", pmc_upc_proto_name(ip_proto),
+				  ext, drow.id, rc == 0 ? "deleted" : pcpmap_strerror(r));
 	} else if (pmc_upc_record_get(ip_proto, ext, &rec) == 0) {
 		rc = delete_recorded(&rec);
 	}
@@ -572,6 +612,30 @@ static void row_of_record(const struct upc_record *rec, struct view_row *r)
 	/* Nobody renews it any more: what is left of the gateway's grant, never "0" (permanent). */
 	uint32_t left = rec->expires > now ? (uint32_t)(rec->expires - now) : 1;
 	snprintf(r->lease, sizeof(r->lease), "%u", left);
+}
+
+static void row_of_daemon(const struct upc_daemon_row *d, struct view_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->ip_proto = d->ip_proto;
+	r->ext_port = d->ext_port;
+	r->int_port = d->int_port;
+	r->enabled = d->state == PCPMAP_STATE_MAPPED || d->state == PCPMAP_STATE_REFRESHING;
+	put(r->int_client, sizeof(r->int_client), d->int_addr);
+	put(r->desc, sizeof(r->desc), d->desc);
+	/* A persistent mapping is renewed for as long as it is not deleted: IGD:1's permanent lease. */
+	if (d->persistent)
+		snprintf(r->lease, sizeof(r->lease), "0");
+	else
+		snprintf(r->lease, sizeof(r->lease), "%u", d->expires_in ? d->expires_in : 1);
+}
+
+static bool row_listed(const struct view_row *v, size_t n, uint8_t ip_proto, uint16_t ext)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].ip_proto == ip_proto && v[i].ext_port == ext)
+			return true;
+	return false;
 }
 
 static int cmp_record(const void *a, const void *b)
@@ -711,26 +775,36 @@ static int igd_collect(struct view_row **ret, size_t *ret_n)
 static int collect(struct view_row **ret, size_t *ret_n)
 {
 	struct upc_record *recs = NULL;
-	size_t nrec = 0, n = 0, cap = 0;
+	struct upc_daemon_row *drows = NULL;
+	size_t nrec = 0, nd = 0, n = 0, cap = 0;
+	const char *dsock = daemon_socket();
 	if (pmc_upc_record_list(&recs, &nrec) < 0)
 		nrec = 0;
+	if (!dsock || pmc_upc_daemon_list(dsock, &drows, &nd) < 0)
+		nd = 0;
 	for (struct upc_entry *e = pmc_upc.head; e; e = e->next)
 		cap += !e->pinhole;
-	cap += nrec;
+	cap += nrec + nd;
 	struct view_row *v = cap ? calloc(cap, sizeof(*v)) : NULL;
 	if (cap && !v) {
 		free(recs);
+		free(drows);
 		return -ENOMEM;
 	}
 	for (struct upc_entry *e = pmc_upc.head; e; e = e->next)
 		if (!e->pinhole)
 			row_of_entry(e, &v[n++]);
+	/* What pcpmapd holds for this user, then the records of earlier processes, each port once. */
+	for (size_t i = 0; i < nd; i++)
+		if (!row_listed(v, n, drows[i].ip_proto, drows[i].ext_port))
+			row_of_daemon(&drows[i], &v[n++]);
 	if (nrec)
 		qsort(recs, nrec, sizeof(*recs), cmp_record);
 	for (size_t i = 0; i < nrec; i++)
-		if (!find_ext(recs[i].ip_proto, recs[i].ext_port))
+		if (!row_listed(v, n, recs[i].ip_proto, recs[i].ext_port))
 			row_of_record(&recs[i], &v[n++]);
 	free(recs);
+	free(drows);
 	*ret = v;
 	*ret_n = n;
 	return 0;
@@ -774,6 +848,7 @@ PCPMAP_EXPORT_COMPAT int UPNP_GetSpecificPortMappingEntry(const char *controlURL
 	uint8_t ip_proto;
 	struct view_row row;
 	struct upc_record rec;
+	struct upc_daemon_row drow;
 	(void)controlURL;
 	(void)servicetype;
 	(void)remoteHost;
@@ -789,6 +864,8 @@ PCPMAP_EXPORT_COMPAT int UPNP_GetSpecificPortMappingEntry(const char *controlURL
 		rc = igd_specific(ip_proto, ext, &row);
 	else if (e)
 		row_of_entry(e, &row);
+	else if (daemon_find(ip_proto, ext, &drow))
+		row_of_daemon(&drow, &row);
 	else if (pmc_upc_record_get(ip_proto, ext, &rec) == 0)
 		row_of_record(&rec, &row);
 	else

@@ -5,7 +5,8 @@
 # reachable from the wan side, a later upnpc lists the mapping and another deletes it (the rule goes); the
 # same binaries without the drop-in find no gateway there, which proves the test.
 # Usage: cases-dropin-upnpc.sh CASE   (root; PCPMAP_BUILD_DIR names the build tree)
-# Cases: debian_upnpc (Debian's /usr/bin/upnpc), source_upnpc (miniupnpc's upnpc.c from Debian's source
+# Cases: daemon (pcpmapd runs: upnpc lists and deletes what it holds for the user, a permanent lease
+#        outlives upnpc), debian_upnpc (Debian's /usr/bin/upnpc), source_upnpc (miniupnpc's upnpc.c from Debian's source
 #        package, built against Debian's headers and run with the drop-in, and built against pcpmap's compat
 #        headers), upnp_only (the drop-in beside libpcpmap's own private libminiupnpc: UPnP still works).
 # Exit 0 pass, 1 fail, 77 skip.
@@ -23,10 +24,13 @@ DROPIN_DIR=${PCPMAP_DROPIN_DIR:-$PCPMAP_BUILD_DIR/compat/dropin}
 # Records of earlier processes (doc/COMPAT.md) stay with this case.
 STATE=$WORK/state
 
+# Variables for the programs (pcpmapd's socket in the daemon case).
+EXTRA_ENV=()
 # Runs PROGRAM in the client namespace with the drop-in first in its library path (the one place to change
 # for a launcher).
 run_dropin() { # PROGRAM [ARG]...
-	"$LAB" cli env PCPMAP_DEBUG=1 PCPMAP_COMPAT_STATE_DIR="$STATE" LD_LIBRARY_PATH="$DROPIN_DIR" "$@"
+	"$LAB" cli env PCPMAP_DEBUG=1 PCPMAP_COMPAT_STATE_DIR="$STATE" ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"} \
+		LD_LIBRARY_PATH="$DROPIN_DIR" "$@"
 }
 # The same program as it runs without pcpmap.
 run_plain() { # PROGRAM [ARG]...
@@ -180,6 +184,74 @@ case_upnp_only() {
 	wait_rule_gone 7320
 	expect_gateway
 	ok "UPnP-only gateway: upnpc -l with the drop-in lists the IGD's table (its own and another's), -d deletes both"
+}
+
+PCPMAPD=$PCPMAP_BUILD_DIR/daemon/pcpmapd
+DMODE_APP=$PCPMAP_BUILD_DIR/tests/interop/daemon_mode_app
+CTL=$PCPMAP_BUILD_DIR/daemon/pcpmapctl-test
+DPID=
+case_cleanup() {
+	if [[ -n $DPID ]]; then
+		kill -TERM "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
+	fi
+	return 0
+}
+
+# pcpmapd in the client namespace with a socket and state of the case's own (as cases-daemon-mode.sh).
+start_daemon() {
+	local sock=$WORK/run/pcpmapd.sock
+	mkdir -p "$WORK/run" "$WORK/dstate"
+	printf 'log_level = debug\n' >"$WORK/pcpmapd.conf"
+	"$LAB" cli "$PCPMAPD" -c "$WORK/pcpmapd.conf" -s "$sock" -S "$WORK/dstate" >>"$WORK/daemon.log" 2>&1 &
+	DPID=$!
+	for _ in $(seq 50); do
+		[[ -S $sock ]] && break
+		kill -0 "$DPID" 2>/dev/null || fail "pcpmapd exited at start"
+		sleep 0.1
+	done
+	[[ -S $sock ]] || fail "pcpmapd did not open $sock"
+	EXTRA_ENV=("PCPMAPD_SOCKET=$sock")
+}
+
+# pcpmapd runs: what it holds for this user is listed and deleted by upnpc under the drop-in, whoever made it.
+case_daemon() {
+	[[ -x /usr/bin/upnpc ]] || {
+		echo "SKIP [$CASE]: /usr/bin/upnpc is not installed (Debian package miniupnpc)"
+		exit 77
+	}
+	[[ -x $PCPMAPD && -x $DMODE_APP && -x $CTL ]] || fail "build pcpmapd, pcpmapctl-test and daemon_mode_app first"
+	pcp_only_lab
+	start_daemon
+	# Another program's persistent mapping, held by the daemon after that program is gone.
+	run other "$LAB" cli "$DMODE_APP" -m daemon -s "${EXTRA_ENV[0]#PCPMAPD_SOCKET=}" -p -k tcp 7330
+	[[ $RC -eq 0 ]] || fail "daemon_mode_app exited $RC: $(cat "$WORK/other.out")"
+	local pa
+	pa=$(grep -E '^event=(MAPPED|CHANGED) port=7330 ' "$WORK/other.out" | tail -n1 | grep -o ' ext=[^ ]*' | cut -d= -f2)
+	pa=${pa##*:}
+	[[ -n $pa ]] || fail "no external port in: $(cat "$WORK/other.out")"
+	rules_have "dport $pa" || fail "no rule for the daemon's mapping on $pa"
+	# upnpc's permanent lease goes to the daemon and outlives upnpc.
+	run add run_dropin /usr/bin/upnpc -e "dropin daemon" -a "$CLI4" 7331 7331 TCP
+	[[ $RC -eq 0 ]] || fail "upnpc -a exited $RC"
+	# The daemon holds it, persistent.
+	"$LAB" cli "$CTL" -s "${EXTRA_ENV[0]#PCPMAPD_SOCKET=}" list >"$WORK/dlist.out" 2>&1 ||
+		fail "pcpmapctl-test list failed: $(cat "$WORK/dlist.out")"
+	grep "int=$CLI4:7331 " "$WORK/dlist.out" | grep -q 'persistent=yes' ||
+		fail "pcpmapd does not hold upnpc's permanent lease as persistent: $(cat "$WORK/dlist.out")"
+	rules_have "dport 7331" || fail "the permanent lease went with upnpc"
+	"$LAB" reach tcp 7331 7331 >/dev/null || fail "TCP to $EXT4:7331 did not reach the client"
+	run list run_dropin /usr/bin/upnpc -l
+	has_re "$WORK/list.out" "TCP +$pa->$CLI4:7330 +'daemon_mode_app'"
+	has_re "$WORK/list.out" "TCP +7331->$CLI4:7331 +'dropin daemon'"
+	ok "pcpmapd's mappings of this user listed: another program's ($pa) and upnpc's permanent lease (7331)"
+	run del1 run_dropin /usr/bin/upnpc -d "$pa" TCP
+	has "$WORK/del1.out" "UPNP_DeletePortMapping() returned : 0"
+	wait_rule_gone "$pa"
+	run del2 run_dropin /usr/bin/upnpc -d 7331 TCP
+	has "$WORK/del2.out" "UPNP_DeletePortMapping() returned : 0"
+	wait_rule_gone 7331
+	expect_gateway
+	ok "upnpc -d deleted both through pcpmapd; the gateway holds nothing"
 }
 
 declare -F "case_$CASE" >/dev/null || {
