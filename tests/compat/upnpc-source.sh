@@ -4,9 +4,9 @@
 # the same command, only the include directory and the library change. Checks which library each binary
 # needs and that ours answers a command without a gateway as miniupnpc's does (no IGD found, exit 1).
 # Usage: upnpc-source.sh SOURCE_DIR BUILD_DIR [OUT_DIR]
+#   (SOURCE_DIR: pcpmap's tree, unused: the install of BUILD_DIR carries the headers)
 #   OUT_DIR keeps prefix/ (the install), upnpc.debian and upnpc.pcpmap.   77 = skipped (no source).
 set -euo pipefail
-src=$1
 build=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -37,7 +37,7 @@ fi
 if ! (cd "$apt/src" && apt-get -qq "${aptopt[@]}" source --download-only miniupnpc=2.2.4-1 >"$tmp/apt.log" 2>&1); then
 	skip "cannot download miniupnpc 2.2.4-1's source package ($(tail -n1 "$tmp/apt.log"))"
 fi
-orig=$(ls "$apt/src"/miniupnpc_2.2.4.orig.tar.* 2>/dev/null | head -n1)
+orig=$(find "$apt/src" -maxdepth 1 -name 'miniupnpc_2.2.4.orig.tar.*' | head -n1)
 [[ -n $orig ]] || skip "miniupnpc_2.2.4.orig.tar.* not in the download"
 # Unpacked as Debian builds it (its patches touch the Python module only, not upnpc.c).
 if command -v dpkg-source >/dev/null; then
@@ -62,10 +62,15 @@ incdir=$(PKG_CONFIG_PATH=$pc pkg-config --variable=includedir pcpmap-miniupnpc)
 libdir=$(PKG_CONFIG_PATH=$pc pkg-config --variable=libdir pcpmap-miniupnpc)
 
 # The one build command; upnpc.c includes "miniupnpc.h", so -I names the headers' own directory.
+cflags=(-O2)
+# A sanitized tree (PCPMAP_SANITIZE) needs its runtime first in every program that loads its libraries.
+if grep -q '^PCPMAP_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+	cflags+=(-fsanitize=address -fsanitize=undefined -fno-omit-frame-pointer)
+fi
 build_upnpc() { # OUTPUT INCLUDE_DIR LIBRARY_FLAGS...
 	local o=$1 inc=$2
 	shift 2
-	cc -O2 -o "$o" -I "$tmp/gen" -I "$inc" "$upnpc_c" "$@" >"$tmp/cc.log" 2>&1 ||
+	cc "${cflags[@]}" -o "$o" -I "$tmp/gen" -I "$inc" "$upnpc_c" "$@" >"$tmp/cc.log" 2>&1 ||
 		{ cat "$tmp/cc.log" >&2; fail "upnpc.c does not build with -I $inc $*"; }
 }
 build_upnpc "$out/upnpc.debian" /usr/include/miniupnpc -lminiupnpc
@@ -84,6 +89,8 @@ PCPMAP_GATEWAY=127.0.0.1:9 PCPMAP_COMPAT_NO_DAEMON=1 PCPMAP_COMPAT_STATE_DIR=$tm
 	"$out/upnpc.pcpmap" -l >"$tmp/run.log" 2>&1
 rc=$?
 set -e
-grep -q "No IGD UPnP Device found" "$tmp/run.log" && [[ $rc == 1 ]] ||
-	{ cat "$tmp/run.log" >&2; fail "upnpc.pcpmap -l without a gateway: exit $rc"; }
+if ! grep -q "No IGD UPnP Device found" "$tmp/run.log" || [[ $rc != 1 ]]; then
+	cat "$tmp/run.log" >&2
+	fail "upnpc.pcpmap -l without a gateway: exit $rc"
+fi
 echo "OK: upnpc.c builds against Debian's and pcpmap's headers with the same command; upnpc.pcpmap runs"
