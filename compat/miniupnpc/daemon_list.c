@@ -159,7 +159,8 @@ static bool parse_mapping(const uint8_t *m, size_t len, struct upc_daemon_row *r
 			r->persistent = true;
 			break;
 		case A_INTERNAL_ADDR:
-			copy_str(r->int_addr, sizeof(r->int_addr), v, n);
+			if (!r->third_party) /* a THIRD_PARTY already named the internal client */
+				copy_str(r->int_addr, sizeof(r->int_addr), v, n);
 			break;
 		case A_THIRD_PARTY:
 			copy_str(r->int_addr, sizeof(r->int_addr), v, n);
@@ -172,7 +173,6 @@ static bool parse_mapping(const uint8_t *m, size_t len, struct upc_daemon_row *r
 			break;
 		}
 	}
-	/* THIRD_PARTY names the internal client better than what the gateway saw; keep the first one found. */
 	return r->id && kind == 1 && family == 4 && (r->ip_proto == 6 || r->ip_proto == 17) && r->ext_port &&
 	       owner == (uint32_t)getuid();
 }

@@ -245,6 +245,27 @@ static const char *header(const char *head, size_t hlen, const char *name)
 	return NULL;
 }
 
+/* Whether [p, p + len) holds a whole chunked body, up to its last (empty) chunk. */
+static bool chunked_complete(const char *p, size_t len)
+{
+	size_t in = 0;
+	for (;;) {
+		char *e;
+		const char *eol = in < len ? memmem(p + in, len - in, "\r\n", 2) : NULL;
+		if (!eol)
+			return false;
+		unsigned long n = strtoul(p + in, &e, 16);
+		if (e == p + in)
+			return false;
+		in = (size_t)(eol - p) + 2;
+		if (n == 0)
+			return true;
+		if (n > len - in || len - in - n < 2)
+			return false;
+		in += n + 2;
+	}
+}
+
 /* Decodes a chunked body in place; its length, or -1 when incomplete or malformed. */
 static long dechunk(char *p, size_t len)
 {
@@ -298,9 +319,7 @@ PCPMAP_EXPORT_COMPAT void *getHTTPResponse(int s, int *size, int *status_code)
 		size_t have = b.len - hlen;
 		if (want >= 0 && have >= (size_t)want)
 			break;
-		if (chunked && strstr(b.p + hlen, "\r\n0\r\n"))
-			break;
-		if (chunked && have >= 3 && !strncmp(b.p + hlen, "0\r\n", 3))
+		if (chunked && chunked_complete(b.p + hlen, have))
 			break;
 		int n = rbuf_more(&b, s);
 		if (n < 0)

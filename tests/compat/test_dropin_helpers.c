@@ -351,6 +351,17 @@ static void *http_run(void *arg)
 		} else if (!strncmp(req, "GET /chunked ", 13)) {
 			resp = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n "
 			       "world\r\n0\r\n\r\n";
+		} else if (!strncmp(req, "GET /chunked2 ", 14)) {
+			/* A chunk that holds what looks like the last chunk. */
+			resp = "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+			       "chunked\r\n\r\n8\r\na\r\n0\r\nbc\r\n0\r\n\r\n";
+		} else if (!strncmp(req, "GET /slow ", 10)) {
+			/* The head, then the body a moment later. */
+			static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n";
+			if (write(c, head, sizeof(head) - 1) < 0)
+				perror("http server");
+			usleep(100000);
+			resp = "late";
 		} else if (!strncmp(req, "GET /close ", 11)) {
 			resp = "HTTP/1.0 200 OK\r\n\r\nuntil the end";
 		} else if (!strncmp(req, "GET /missing ", 13)) {
@@ -392,6 +403,8 @@ static void test_miniwget(void **state)
 	(void)state;
 	compare_get("/len");
 	compare_get("/chunked");
+	compare_get("/chunked2");
+	compare_get("/slow");
 	compare_get("/close");
 	compare_get("/missing");
 	char addr[64] = "x";
