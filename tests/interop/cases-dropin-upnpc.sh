@@ -84,7 +84,7 @@ table inet pcpmapcase_dropnatpmp {
 }
 NFT
 	"$LAB" gw nft -f "$WORK/dropnatpmp.nft" || fail "cannot drop NAT-PMP on the gateway"
-	[[ -f $DROPIN_DIR/libminiupnpc.so.17 ]] || fail "no drop-in in $DROPIN_DIR (build pcpmap-dropin-miniupnpc)"
+	[[ -f $DROPIN_DIR/libminiupnpc.so.17 ]] || fail "no drop-in in $DROPIN_DIR (build dropin-miniupnpc)"
 }
 
 # The whole scenario for one upnpc binary: RUNNER is run_dropin, or run_plain for a binary built against the
