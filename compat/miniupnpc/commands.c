@@ -411,6 +411,22 @@ static bool daemon_find(uint8_t ip_proto, uint16_t ext, struct upc_daemon_row *r
 	return found;
 }
 
+/* A record made through another gateway (the network changed) is not about this one. Where either side is not
+ * an address (a UPnP control URL), it is taken as this gateway's. Lock held. */
+static bool record_here(const struct upc_record *rec)
+{
+	char a[64], b[64];
+	struct in6_addr x, y;
+	if (!pmc_upc.have_probe || !rec->gateway[0] ||
+	    pmc_split_server(rec->gateway, a, sizeof(a), NULL) < 0 ||
+	    pmc_split_server(pmc_upc.probe.gateway, b, sizeof(b), NULL) < 0)
+		return true;
+	int fa = strchr(a, ':') ? AF_INET6 : AF_INET, fb = strchr(b, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(fa, a, &x) != 1 || inet_pton(fb, b, &y) != 1)
+		return true;
+	return fa == fb && !memcmp(&x, &y, fa == AF_INET ? 4 : 16);
+}
+
 static bool igd_serves(char *ctl, size_t ctllen, char *st, size_t stlen);
 static int igd_call(const char *action, struct UPNParg *args, struct NameValueParserData *pdata);
 
@@ -507,7 +523,7 @@ PCPMAP_EXPORT_COMPAT int UPNP_DeletePortMapping(const char *controlURL, const ch
 		if (pmc_upc.env.debug)
 			pmc_debug(pmc_upc_tag, "%s %u: pcpmapd's mapping %u %s", pmc_upc_proto_name(ip_proto),
 				  ext, drow.id, rc == 0 ? "deleted" : pcpmap_strerror(r));
-	} else if (pmc_upc_record_get(ip_proto, ext, &rec) == 0) {
+	} else if (pmc_upc_record_get(ip_proto, ext, &rec) == 0 && record_here(&rec)) {
 		rc = delete_recorded(&rec);
 	}
 	pmc_upc_unlock();
@@ -544,7 +560,8 @@ PCPMAP_EXPORT_COMPAT int UPNP_DeletePortMappingRange(const char *controlURL, con
 	size_t nrec = 0;
 	if (pmc_upc_record_list(&recs, &nrec) == 0) {
 		for (size_t i = 0; i < nrec; i++) {
-			if (recs[i].ip_proto != ip_proto || recs[i].ext_port < lo || recs[i].ext_port > hi)
+			if (recs[i].ip_proto != ip_proto || recs[i].ext_port < lo || recs[i].ext_port > hi ||
+			    !record_here(&recs[i]))
 				continue;
 			int r = delete_recorded(&recs[i]);
 			if (r == UPNPCOMMAND_SUCCESS && rc == UE_NOT_FOUND)
@@ -801,7 +818,7 @@ static int collect(struct view_row **ret, size_t *ret_n)
 	if (nrec)
 		qsort(recs, nrec, sizeof(*recs), cmp_record);
 	for (size_t i = 0; i < nrec; i++)
-		if (!row_listed(v, n, recs[i].ip_proto, recs[i].ext_port))
+		if (record_here(&recs[i]) && !row_listed(v, n, recs[i].ip_proto, recs[i].ext_port))
 			row_of_record(&recs[i], &v[n++]);
 	free(recs);
 	free(drows);
@@ -866,7 +883,7 @@ PCPMAP_EXPORT_COMPAT int UPNP_GetSpecificPortMappingEntry(const char *controlURL
 		row_of_entry(e, &row);
 	else if (daemon_find(ip_proto, ext, &drow))
 		row_of_daemon(&drow, &row);
-	else if (pmc_upc_record_get(ip_proto, ext, &rec) == 0)
+	else if (pmc_upc_record_get(ip_proto, ext, &rec) == 0 && record_here(&rec))
 		row_of_record(&rec, &row);
 	else
 		rc = UE_NO_SUCH_ENTRY;
