@@ -12,6 +12,7 @@
 
 #include "miniupnpc/miniupnpc.h"
 #include "upnp_compat.h"
+#include "private.h"
 
 #define URL_SCHEME   "pcpmap://"
 #define IGD_DEVICE   "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
@@ -176,6 +177,20 @@ PCPMAP_EXPORT_COMPAT struct UPNPDev *upnpDiscoverDevices(const char *const devic
 	(void)deviceTypes;
 	(void)searchalltypes;
 	return upnpDiscover(delay, multicastif, minissdpdsock, localport, ipv6, ttl, error);
+}
+
+/* miniupnpc's SSDP search without minissdpd: here the same probe. */
+PCPMAP_EXPORT_COMPAT struct UPNPDev *ssdpDiscoverDevices(const char *const deviceTypes[], int delay,
+							 const char *multicastif, int localport, int ipv6,
+							 unsigned char ttl, int *error, int searchalltypes)
+{
+	(void)deviceTypes;
+	(void)multicastif;
+	(void)localport;
+	(void)ipv6;
+	(void)ttl;
+	(void)searchalltypes;
+	return discover(delay, error);
 }
 
 PCPMAP_EXPORT_COMPAT void freeUPNPDevlist(struct UPNPDev *devlist)

@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "records.h"
 #include "upnp_compat.h"
 
 /* Commands wait this long for the gateway by default (PCPMAP_COMPAT_TIMEOUT_MS). */
@@ -82,6 +83,8 @@ void pmc_upc_entry_unlink(struct upc_entry *e)
 void pmc_upc_entry_remove(struct upc_entry *e, bool delete)
 {
 	pmc_upc_entry_unlink(e);
+	if (delete &&!e->pinhole)
+		pmc_upc_record_del(e->ip_proto, e->ext_port);
 	if (delete)
 		pcpmap_mapping_free(e->m);
 	else

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "miniupnpc/miniupnpc.h"
@@ -403,13 +405,105 @@ static void test_threads(void **state)
 	assert_int_equal(n, 0);
 }
 
-int main(void)
+/*
+ * A mapping an earlier process made (`upnpc -a`, then `upnpc -l` and `upnpc -d`): this process lists it, looks
+ * it up and deletes it through PCP with the nonce the earlier one used. The earlier process is this program run
+ * again with --add.
+ */
+static char self_path[4096];
+
+static void test_earlier_process(void **state)
 {
+	char c[16], p[6], d[80], e[4], l[16], ext[6], proto[4], rh[64];
+	unsigned n0 = 0, n = 0;
+	(void)state;
+	int maps0 = atomic_load(&fake.maps);
+	assert_int_equal(UPNP_GetPortMappingNumberOfEntries(CTL, ST, &n0), 0);
+	assert_int_equal(UPNP_GetSpecificPortMappingEntry(CTL, ST, "8150", "TCP", NULL, c, p, d, e, l), 714);
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl(self_path, self_path, "--add", "8150", "8151", lan, (char *)NULL);
+		_exit(127);
+	}
+	int status = -1;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* (Its probe may map and delete a port of its own first.) */
+	assert_true(atomic_load(&fake.maps) >= maps0 + 1);
+	assert_int_equal(atomic_load(&fake.last_port), 8151);
+	int dels0 = atomic_load(&fake.deletes);
+	uint8_t nonce[12], del_nonce[12];
+	fake_nonce(&fake, false, nonce);
+
+	assert_int_equal(UPNP_GetSpecificPortMappingEntry(CTL, ST, "8150", "TCP", NULL, c, p, d, e, l), 0);
+	assert_string_equal(c, lan);
+	assert_string_equal(p, "8151");
+	assert_string_equal(d, "earlier process");
+	assert_string_equal(e, "1");
+	/* Nobody renews it now: what is left of the 3600 s the gateway granted. */
+	assert_true(atoi(l) > 3500 && atoi(l) <= 3600);
+	assert_int_equal(UPNP_GetPortMappingNumberOfEntries(CTL, ST, &n), 0);
+	assert_int_equal(n, n0 + 1);
+	bool listed = false;
+	for (unsigned i = 0; i < n; i++) {
+		char idx[16];
+		snprintf(idx, sizeof(idx), "%u", i);
+		assert_int_equal(UPNP_GetGenericPortMappingEntry(CTL, ST, idx, ext, c, p, proto, d, e, rh, l),
+				 0);
+		listed |= !strcmp(ext, "8150") && !strcmp(proto, "TCP") && !strcmp(p, "8151");
+	}
+	assert_true(listed);
+	struct PortMappingParserData list;
+	assert_int_equal(UPNP_GetListOfPortMappings(CTL, ST, "8150", "8150", "TCP", "0", &list), 0);
+	assert_non_null(list.l_head);
+	assert_int_equal(list.l_head->internalPort, 8151);
+	FreePortListing(&list);
+
+	/* Deleted through PCP with the earlier process's nonce. */
+	assert_int_equal(UPNP_DeletePortMapping(CTL, ST, "8150", "TCP", NULL), 0);
+	assert_int_equal(atomic_load(&fake.deletes), dels0 + 1);
+	fake_nonce(&fake, true, del_nonce);
+	assert_memory_equal(nonce, del_nonce, 12);
+	assert_int_equal(UPNP_GetSpecificPortMappingEntry(CTL, ST, "8150", "TCP", NULL, c, p, d, e, l), 714);
+	assert_int_equal(UPNP_DeletePortMapping(CTL, ST, "8150", "TCP", NULL), 714);
+	assert_int_equal(atomic_load(&fake.deletes), dels0 + 1);
+
+	/* A range covers what earlier processes made too. */
+	pid = fork();
+	if (pid == 0) {
+		execl(self_path, self_path, "--add", "8152", "8153", lan, (char *)NULL);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	dels0 = atomic_load(&fake.deletes);
+	assert_int_equal(UPNP_DeletePortMappingRange(CTL, ST, "8151", "8160", "TCP", "0"), 0);
+	assert_int_equal(atomic_load(&fake.deletes), dels0 + 1);
+	assert_int_equal(UPNP_GetSpecificPortMappingEntry(CTL, ST, "8152", "TCP", NULL, c, p, d, e, l), 714);
+	assert_int_equal(UPNP_DeletePortMappingRange(CTL, ST, "8151", "8160", "TCP", "0"), 730);
+}
+
+int main(int argc, char **argv)
+{
+	/* The earlier process of test_earlier_process(): maps and exits, leaving the mapping. */
+	if (argc == 5 && !strcmp(argv[1], "--add"))
+		return UPNP_AddPortMapping("", "", argv[2], argv[3], argv[4], "earlier process", "TCP", NULL,
+					   "0");
+	if (!realpath(argv[0], self_path))
+		return 1;
+	/* Records of earlier processes stay with this run. */
+	char state_dir[] = "/tmp/pcpmap-upnp-test-XXXXXX";
+	if (!mkdtemp(state_dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	setenv("PCPMAP_COMPAT_STATE_DIR", state_dir, 1);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_invalid_args, reset),
 		cmocka_unit_test(test_strupnperror),
 		cmocka_unit_test_setup(test_discover_and_igd, reset),
 		cmocka_unit_test_setup(test_add_lookup_delete, reset),
+		cmocka_unit_test_setup(test_earlier_process, reset),
 		cmocka_unit_test_setup(test_conflict_at_gateway, reset),
 		cmocka_unit_test_setup(test_refusals, reset),
 		cmocka_unit_test_setup(test_silence, reset),
@@ -429,5 +523,9 @@ int main(void)
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	FreeUPNPUrls(&urls);
 	fake_pcp_stop(&fake);
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", state_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", state_dir);
 	return r;
 }

@@ -3,6 +3,8 @@
 #ifndef IGD_DESC_PARSE_H_INCLUDED
 #define IGD_DESC_PARSE_H_INCLUDED
 
+#include "miniupnpc_declspec.h"
+
 #define MINIUPNPC_URL_MAXSIZE (128)
 
 /** One service of the device: URLs relative to IGDdatas::urlbase, and its service type URN. */
@@ -25,5 +27,19 @@ struct IGDdatas {
 	struct IGDdatas_service IPv6FC; /**< WANIPv6FirewallControl:1 (pinholes) */
 	struct IGDdatas_service tmp;    /**< scratch of the real parser: empty */
 };
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The callbacks of parserootdesc()'s XML parser (data is a struct IGDdatas *), for applications that drive
+ * miniupnpc's parser themselves: an element starts, ends, or has text (name/text and its length). */
+void IGDstartelt(void *data, const char *name, int len) PCPMAP_COMPAT_UPNP_LINK(IGDstartelt);
+void IGDendelt(void *data, const char *name, int len) PCPMAP_COMPAT_UPNP_LINK(IGDendelt);
+void IGDdata(void *data, const char *text, int len) PCPMAP_COMPAT_UPNP_LINK(IGDdata);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -34,6 +34,19 @@
 extern "C" {
 #endif
 
+/** One argument of a SOAP action: element name and value. */
+struct UPNParg {
+	const char *elt;
+	const char *val;
+};
+
+/**
+ * miniupnpc's raw SOAP call. The synthetic IGD has no SOAP endpoint: this always returns NULL (failure) and
+ * sets *bufsize (may be NULL) to 0. Use the UPNP_* commands.
+ */
+char *simpleUPnPcommand(int s, const char *url, const char *service, const char *action, struct UPNParg *args,
+			int *bufsize) PCPMAP_COMPAT_UPNP_LINK(simpleUPnPcommand);
+
 /**
  * Finds the gateway and the protocol pcpmap will use (PCP, NAT-PMP or UPnP), waiting at most delay ms
  * (2000 when delay <= 0). Returns a one-element list describing it (free with freeUPNPDevlist()), or NULL
@@ -58,6 +71,14 @@ struct UPNPDev *upnpDiscoverDevices(const char *const deviceTypes[], int delay, 
 				    const char *minissdpdsock, int localport, int ipv6, unsigned char ttl,
 				    int *error, int searchalltypes)
     PCPMAP_COMPAT_UPNP_LINK(upnpDiscoverDevices);
+
+/**
+ * Parses an IGD's root description (buffer, bufsize bytes of XML) into data, as miniupnpc does: urlbase, the
+ * WANCommonInterfaceConfig service into CIF, the first WANIPConnection or WANPPPConnection into first, a
+ * second one into second, WANIPv6FirewallControl into IPv6FC. data is zeroed first.
+ */
+void parserootdesc(const char *buffer, int bufsize, struct IGDdatas *data)
+    PCPMAP_COMPAT_UPNP_LINK(parserootdesc);
 
 /**
  * URLs of the IGD. Here they are synthetic "pcpmap://GATEWAY/PROTOCOL/..." strings naming the gateway and the

@@ -13,10 +13,15 @@
 #error "pcpmap's miniupnpc headers need GCC or Clang (asm labels)"
 #endif
 /*
- * Source compatible, not binary compatible: each function is linked under the name pcpmap_compat_<name>, so a
- * process may hold the real libminiupnpc (pcpmap's own UPnP backend uses it) beside this library without the
- * dynamic linker mixing the two up. Rebuild with `pkg-config --cflags --libs pcpmap-miniupnpc`.
+ * Each function is linked under the name pcpmap_compat_<name> (libpcpmap-miniupnpc.so.17), so an application
+ * rebuilt with `pkg-config --cflags --libs pcpmap-miniupnpc` names this library unambiguously, whatever else the
+ * process loads. The binary drop-in (libminiupnpc.so.17 in pcpmap's private directory) is the same code built
+ * with PCPMAP_COMPAT_REAL_NAMES defined: the functions then keep miniupnpc's own names.
  */
+#ifdef PCPMAP_COMPAT_REAL_NAMES
+#define PCPMAP_COMPAT_UPNP_LINK(name)
+#else
 #define PCPMAP_COMPAT_UPNP_LINK(name) __asm__("pcpmap_compat_" #name)
+#endif
 
 #endif

@@ -43,6 +43,13 @@ struct PortMappingParserData {
 	portMappingElt curelt;
 };
 
+/**
+ * Parses an IGD:2 port listing (the NewPortListing XML of GetListOfPortMappings, bufsize bytes) into pdata,
+ * appending one PortMapping per PortMappingEntry; pdata must be zeroed or hold an earlier listing.
+ */
+void ParsePortListing(const char *buffer, int bufsize, struct PortMappingParserData *pdata)
+    PCPMAP_COMPAT_UPNP_LINK(ParsePortListing);
+
 /** Frees the entries of a listing and empties it. */
 void FreePortListing(struct PortMappingParserData *pdata) PCPMAP_COMPAT_UPNP_LINK(FreePortListing);
 
