@@ -243,8 +243,12 @@ C
 	check "man page pcpmap-run(1)" test -f /usr/share/man/man1/pcpmap-run.1.gz
 	check "pcpmap-run --print-dir is $dropin" test "$(pcpmap-run --print-dir 2>&1)" = "$dropin"
 	check "$dropin/libnatpmp.so.1 installed" test -e "$dropin/libnatpmp.so.1"
-	check "the drop-in package ships nothing in /usr/lib/$ma itself" \
-		test -z "$(dpkg -L pcpmap-dropin | grep -E "^/usr/lib/$ma/[^/]+$")"
+	check "$dropin/libminiupnpc.so.17 installed" test -e "$dropin/libminiupnpc.so.17"
+	# dpkg -L lists directories too: only files directly in the multiarch directory would be wrong.
+	check "the drop-in package ships no file in /usr/lib/$ma itself" \
+		test -z "$(dpkg -L pcpmap-dropin | grep -E "^/usr/lib/$ma/[^/]+$" | while read -r f; do
+			[ -d "$f" ] || echo "$f"
+		done)"
 	check "no ldconfig trigger for the private drop-in" \
 		test ! -e "/var/lib/dpkg/info/pcpmap-dropin.triggers"
 	if [ -x /usr/bin/natpmpc ]; then
