@@ -442,7 +442,8 @@ static void send_delete(pcpmap_client *c, uint32_t id, bool persistent)
 	pmd_ipc_init(&m, PMD_MSG_DELETE, 0);
 	m.id = id;
 	pmd_ipc_set(&m, PMD_A_ID);
-	if (send_request(c, &m, R_DELETE, 0, &p) == 0) {
+	/* Answered once the gateway answered the delete. */
+	if (send_request(c, &m, R_DELETE, (uint64_t)PMD_IPC_DELETE_WAIT_MS * 1000u, &p) == 0) {
 		p->id = id;
 		p->persistent = persistent;
 		return;

@@ -84,6 +84,13 @@ struct drec {
 	struct pmd_ipc_req *more; /* NULL: none of those strings or filters */
 };
 
+/* A DELETE request that waits for the gateway's answer. */
+struct del_waiter {
+	struct del_waiter *next;
+	struct conn *conn;
+	uint32_t seq;
+};
+
 struct dmap {
 	struct dmap *prev, *next;
 	struct dmap *hnext;         /* in the id index's bucket */
@@ -100,6 +107,8 @@ struct dmap {
 	uint32_t wait_seq;
 	uint64_t wait_deadline;
 	uint64_t cleanup_deadline;
+	bool deleting; /* the delete is in flight: the record stays until the gateway answers */
+	struct del_waiter *del_waiters; /* DELETE requests told the outcome */
 };
 
 struct probe_waiter {

@@ -131,6 +131,11 @@ static void drec_unpack(const struct drec *d, struct pmd_state_rec *r)
 /* Frees a mapping's memory (not its engine handle). */
 static void dmap_free(struct dmap *m)
 {
+	while (m->del_waiters) {
+		struct del_waiter *w = m->del_waiters;
+		m->del_waiters = w->next;
+		free(w);
+	}
 	free(m->rec.more);
 	free(m);
 }
@@ -543,6 +548,9 @@ static void update_rec(struct daemon *d, struct dmap *dm, const struct pcpmap_ma
 	}
 }
 
+static void delete_done(struct daemon *d, struct dmap *dm, const struct pcpmap_mapping_info *info);
+static void delete_failed(struct daemon *d, struct dmap *dm, const struct pcpmap_mapping_info *info);
+
 static void on_event(pcpmap_mapping *pm, enum pcpmap_event ev, const struct pcpmap_mapping_info *info,
 		     void *ud)
 {
@@ -569,6 +577,13 @@ static void on_event(pcpmap_mapping *pm, enum pcpmap_event ev, const struct pcpm
 		}
 		return;
 	}
+	if (dm->deleting && (ev == PCPMAP_EVENT_DELETED || ev == PCPMAP_EVENT_FAILED)) {
+		if (ev == PCPMAP_EVENT_DELETED)
+			delete_done(d, dm, info);
+		else
+			delete_failed(d, dm, info);
+		return;
+	}
 	int lvl = ev == PCPMAP_EVENT_FAILED || ev == PCPMAP_EVENT_LOST ? 5 : 6;
 	logm(lvl, "mapping %u: %s %s %s:%u -> %s:%u via %s%s%s", dm->rec.id, pcpmap_event_name(ev),
 	     ipproto_str(info->ip_proto), info->internal_addr, info->internal_port, info->external_addr,
@@ -582,25 +597,6 @@ static void on_event(pcpmap_mapping *pm, enum pcpmap_event ev, const struct pcpm
 		dm->wait_deadline = 0;
 		timed_sync(d, dm, false);
 	}
-}
-
-/* Frees the engine mapping (a delete on the gateway for MAP) and the record; tells subscribers. */
-static void delete_map(struct daemon *d, struct dmap *dm, const char *why)
-{
-	struct pcpmap_mapping_info info;
-	if (dm->m && pcpmap_mapping_get_info(dm->m, &info) == 0) {
-		info.state = PCPMAP_STATE_DELETING;
-		push_event(d, dm, PCPMAP_EVENT_DELETED, &info);
-	}
-	logm(6, "mapping %u (%s %u, uid %u) deleted: %s", dm->rec.id, ipproto_str(dm->rec.ip_proto),
-	     dm->rec.internal_port, (unsigned)dm->rec.uid, why);
-	if (dm->waiter) {
-		/* A CREATE still waiting for its outcome learns it now. */
-		reply_mapping(d, dm->waiter, dm->wait_seq, dm, NULL);
-		dm->waiter = NULL;
-	}
-	pcpmap_mapping_free(dm->m);
-	map_unlink_free(d, dm);
 }
 
 static int engine_new(struct daemon *d, struct dmap *dm, bool with_nonce)
@@ -628,6 +624,105 @@ static int engine_new(struct daemon *d, struct dmap *dm, bool with_nonce)
 		if (memcmp(info.nonce2, zero, sizeof(zero)))
 			memcpy(dm->rec.nonce2, info.nonce2, PMD_IPC_NONCE_LEN);
 	}
+	return 0;
+}
+
+/* ---- deleting ---- */
+
+/* The gateway confirmed (or there was nothing on it to delete): subscribers hear DELETED, every DELETE waiting
+ * gets its OK, and only now the record goes. */
+static void delete_done(struct daemon *d, struct dmap *dm, const struct pcpmap_mapping_info *info)
+{
+	push_event(d, dm, PCPMAP_EVENT_DELETED, info);
+	for (struct del_waiter *w = dm->del_waiters; w; w = w->next) {
+		struct pmd_ipc_msg m;
+		pmd_ipc_init(&m, PMD_MSG_OK, w->seq);
+		m.id = dm->rec.id;
+		pmd_ipc_set(&m, PMD_A_ID);
+		send_msg(d, w->conn, &m);
+	}
+	logm(6, "mapping %u (%s %u, uid %u) deleted", dm->rec.id, ipproto_str(dm->rec.ip_proto),
+	     dm->rec.internal_port, (unsigned)dm->rec.uid);
+	pcpmap_mapping_free(dm->m);
+	dm->m = NULL;
+	map_unlink_free(d, dm);
+}
+
+/*
+ * The gateway refused the delete or never answered it: nothing was deleted, so nobody is told it was. A
+ * mapping someone still owns (its connection is open, or it is persistent) stays as it was: the daemon takes
+ * it back with its nonce and renews it, and a later DELETE can try again. One nobody owns any more (its
+ * connection closed) is let go: it expires on the gateway on its own.
+ */
+static void delete_failed(struct daemon *d, struct dmap *dm, const struct pcpmap_mapping_info *info)
+{
+	int err = info->error ? info->error : -EIO;
+	bool keep = dm->conn || dm->rec.persistent;
+	push_event(d, dm, PCPMAP_EVENT_FAILED, info);
+	for (struct del_waiter *w = dm->del_waiters; w; w = w->next)
+		reply_error(d, w->conn, w->seq, err, "the gateway did not delete mapping %u: %s%s",
+			    dm->rec.id, pcpmap_strerror(err),
+			    keep ? "; the daemon keeps and renews it: delete it again later" : "");
+	while (dm->del_waiters) {
+		struct del_waiter *w = dm->del_waiters;
+		dm->del_waiters = w->next;
+		free(w);
+	}
+	dm->deleting = false;
+	logm(4, "mapping %u (%s %u, uid %u) not deleted: %s; %s", dm->rec.id, ipproto_str(dm->rec.ip_proto),
+	     dm->rec.internal_port, (unsigned)dm->rec.uid, pcpmap_strerror(err),
+	     keep ? "kept and renewed" : "nobody owns it any more: it expires on its own");
+	pcpmap_mapping_free(dm->m);
+	dm->m = NULL;
+	if (keep) {
+		int e = engine_new(d, dm, true);
+		if (e == 0)
+			return;
+		logm(3, "mapping %u: cannot take it back after the failed delete: %s", dm->rec.id,
+		     pcpmap_strerror(e));
+	}
+	map_unlink_free(d, dm);
+}
+
+/*
+ * Starts deleting dm on the gateway; c (may be NULL) is told the outcome with seq. The record, its quota and
+ * its port stay until the gateway answered (RFC 6887 15: a MAP with lifetime 0 and the same nonce), so a
+ * requester, a subscriber or a LIST never sees a mapping gone that the gateway still holds.
+ * @return 0, or -ENOMEM (nothing started, nobody told).
+ */
+static int delete_start(struct daemon *d, struct dmap *dm, struct conn *c, uint32_t seq, const char *why)
+{
+	if (c) {
+		struct del_waiter *w = calloc(1, sizeof(*w));
+		if (!w)
+			return -ENOMEM;
+		w->conn = c;
+		w->seq = seq;
+		w->next = dm->del_waiters;
+		dm->del_waiters = w;
+	}
+	if (dm->waiter) {
+		/* A CREATE still waiting for its outcome learns it now. */
+		reply_mapping(d, dm->waiter, dm->wait_seq, dm, NULL);
+		dm->waiter = NULL;
+		dm->wait_deadline = 0;
+		timed_sync(d, dm, false);
+	}
+	if (dm->deleting)
+		return 0; /* joins the delete in flight */
+	logm(6, "mapping %u (%s %u, uid %u): deleting: %s", dm->rec.id, ipproto_str(dm->rec.ip_proto),
+	     dm->rec.internal_port, (unsigned)dm->rec.uid, why);
+	struct pcpmap_mapping_info info;
+	int r = dm->m ? pcpmap_mapping_delete(dm->m) : 1;
+	bool have = dm->m && pcpmap_mapping_get_info(dm->m, &info) == 0;
+	if (r == 0 || (r == -EALREADY && have && info.state == PCPMAP_STATE_DELETING)) {
+		dm->deleting = true;
+		return 0;
+	}
+	/* Nothing granted or sent, or a PEER, which cannot be deleted and only expires (RFC 6887 12). */
+	if (have)
+		info.state = PCPMAP_STATE_DELETED;
+	delete_done(d, dm, have ? &info : NULL);
 	return 0;
 }
 
@@ -750,12 +845,9 @@ void do_delete(struct daemon *d, struct conn *c, const struct pmd_ipc_msg *msg)
 	}
 	char why[64];
 	snprintf(why, sizeof(why), "asked by uid %u", (unsigned)c->uid);
-	delete_map(d, dm, why);
-	struct pmd_ipc_msg m;
-	pmd_ipc_init(&m, PMD_MSG_OK, msg->seq);
-	m.id = msg->id;
-	pmd_ipc_set(&m, PMD_A_ID);
-	send_msg(d, c, &m);
+	/* Answered once the gateway answered (delete_done(), delete_failed()). */
+	if (delete_start(d, dm, c, msg->seq, why) < 0)
+		reply_error(d, c, msg->seq, -ENOMEM, "out of memory");
 }
 
 void do_list(struct daemon *d, struct conn *c, const struct pmd_ipc_msg *msg)
@@ -1261,7 +1353,7 @@ void engine_shutdown(struct daemon *d)
 	unsigned kept = 0, deleted = 0, unconfirmed = 0, unsent = 0;
 	d->stopping = true;
 	for (struct dmap *m = d->maps; m; m = m->next) {
-		if (m->rec.persistent && !m->cleanup) {
+		if (m->rec.persistent && !m->cleanup && !m->deleting) {
 			pcpmap_mapping_abandon(m->m);
 			m->m = NULL;
 			kept++;
@@ -1323,11 +1415,20 @@ void engine_conn_closed(struct daemon *d, struct conn *c)
 			dm->wait_deadline = 0;
 			timed_sync(d, dm, false);
 		}
+		for (struct del_waiter **pw = &dm->del_waiters; *pw;) {
+			struct del_waiter *w = *pw;
+			if (w->conn == c) {
+				*pw = w->next;
+				free(w);
+			} else {
+				pw = &w->next;
+			}
+		}
 		if (dm->conn != c)
 			continue;
 		dm->conn = NULL;
 		if (!dm->rec.persistent)
-			delete_map(d, dm, "its connection closed");
+			delete_start(d, dm, NULL, 0, "its connection closed");
 	}
 	for (struct probe_waiter **pw = &d->probe_waiters; *pw;) {
 		if ((*pw)->conn == c) {

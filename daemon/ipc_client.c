@@ -409,10 +409,29 @@ int pmd_ctl_delete(struct pmd_ctl *c, uint32_t id)
 	pmd_ipc_init(&m, PMD_MSG_DELETE, 0);
 	m.id = id;
 	pmd_ipc_set(&m, PMD_A_ID);
-	int r = transact(c, &m, deadline_for(c, 0), &reply);
+	/* The daemon answers once the gateway did. */
+	int r = transact(c, &m, deadline_for(c, PMD_IPC_DELETE_WAIT_MS), &reply);
 	if (r < 0)
 		return r;
 	return reply.type == PMD_MSG_OK ? 0 : -EPROTO;
+}
+
+int pmd_ctl_delete_send(struct pmd_ctl *c, uint32_t id)
+{
+	struct pmd_ipc_msg m;
+	uint8_t buf[PMD_IPC_MAX_MSG];
+	size_t len;
+	pmd_ipc_init(&m, PMD_MSG_DELETE, ++c->seq);
+	if (!m.seq)
+		m.seq = ++c->seq;
+	m.id = id;
+	pmd_ipc_set(&m, PMD_A_ID);
+	int r = pmd_ipc_encode(&m, buf, sizeof(buf), &len);
+	if (r < 0)
+		return r;
+	c->error[0] = '\0';
+	/* Its reply, when it comes, is skipped by the next request's wait like any late one. */
+	return pmd_ctl_send_raw(c, buf, len);
 }
 
 static int list(struct pmd_ctl *c, const uint32_t *id, struct pmd_ctl_mapping **ret, size_t *ret_n)
@@ -543,7 +562,8 @@ int pmd_ctl_subscribe(struct pmd_ctl *c, bool on)
 	struct pmd_ipc_msg m, reply;
 	pmd_ipc_init(&m, PMD_MSG_SUBSCRIBE, 0);
 	m.unsubscribe = !on;
-	int r = transact(c, &m, deadline_for(c, 0), &reply);
+	/* The daemon answers once the gateway did. */
+	int r = transact(c, &m, deadline_for(c, PMD_IPC_DELETE_WAIT_MS), &reply);
 	if (r < 0)
 		return r;
 	return reply.type == PMD_MSG_OK ? 0 : -EPROTO;

@@ -32,10 +32,14 @@
 /* Attribute types with this bit set may be skipped by a reader that does not know them. */
 #define PMD_IPC_ATTR_OPTIONAL 0x8000u
 
+/* The longest the daemon takes to answer a DELETE: it answers once the gateway confirmed or refused, after
+ * the engine's tries (three, about 21 s for PCP). */
+#define PMD_IPC_DELETE_WAIT_MS 60000
+
 /* Message types: requests below 128, replies and events from 128. */
 enum pmd_ipc_type {
 	PMD_MSG_CREATE = 1,         /* request attributes (+ PERSISTENT, WAIT_MS) -> MAPPING */
-	PMD_MSG_DELETE = 2,         /* ID -> OK */
+	PMD_MSG_DELETE = 2,         /* ID -> OK once the gateway confirmed, or ERROR */
 	PMD_MSG_LIST = 3,           /* [ID] -> MAPPING per mapping, then OK with COUNT */
 	PMD_MSG_PROBE = 4,          /* [TIMEOUT_MS] -> PROBE_RESULT */
 	PMD_MSG_GET_EXTERNAL = 5,   /* [TIMEOUT_MS] -> EXTERNAL */

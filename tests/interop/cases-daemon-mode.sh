@@ -281,3 +281,10 @@ declare -F "$fn" >/dev/null || {
 	exit 2
 }
 "$fn"
+# Every case ends with the client's view and the gateway's rules in agreement: the daemon's list while it
+# runs; nothing once the applications and the engine they fell back to are gone.
+if [[ -n $DPID ]]; then
+	expect_gateway_daemon
+else
+	expect_gateway
+fi

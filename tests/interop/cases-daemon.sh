@@ -775,6 +775,55 @@ PY
 	ok "map --daemon outlives the tool, list shows it (JSON and table), unmap --daemon removes it"
 }
 
+# A delete the gateway never answers is no delete: the requester is told it failed and why, subscribers see
+# FAILED rather than DELETED, and the daemon keeps the mapping (its record and its renewals), so a second
+# delete, once the gateway answers again, removes it.
+case_delete_unanswered() {
+	lab_up
+	write_conf
+	start_daemon
+	ctl a root create tcp 7970 --persistent --wait 10000
+	[[ $RC -eq 0 ]] || fail "create failed: $(cat "$WORK/a.out")"
+	local id pa
+	id=$(field "$WORK/a.out" id)
+	pa=$(ext_port "$WORK/a.out")
+	wait_rules "$pa" 2 5 || fail "no gateway rules for $pa"
+	"$LAB" cli "$CTL" -s "$SOCK" events 1 60000 >"$WORK/ev.out" 2>&1 &
+	local evpid=$!
+	for _ in $(seq 50); do
+		grep -q subscribed "$WORK/ev.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	"$LAB" gw-block >/dev/null
+	ctl del root -t 90000 delete "$id"
+	[[ $RC -ne 0 ]] || fail "delete reported done although the gateway never answered: $(cat "$WORK/del.out")"
+	grep -q "^error op=delete errno=ETIMEDOUT message=.*mapping $id" "$WORK/del.out" ||
+		fail "the refusal does not say why: $(cat "$WORK/del.out")"
+	wait "$evpid" || fail "the subscriber got no event: $(cat "$WORK/ev.out")"
+	grep -q "^event=FAILED id=$id state=DELETED .*error=ETIMEDOUT" "$WORK/ev.out" ||
+		fail "the subscriber was not told the delete failed: $(cat "$WORK/ev.out")"
+	"$LAB" gw-unblock >/dev/null
+	local line=
+	for _ in $(seq 100); do
+		ctl ls root list
+		line=$(grep "id=$id " "$WORK/ls.out" || true)
+		grep -Eq 'state=(MAPPED|REFRESHING)' <<<"$line" && break
+		sleep 0.1
+	done
+	grep -Eq "state=(MAPPED|REFRESHING) .*ext=$EXT4:$pa " <<<"$line" ||
+		fail "the daemon no longer holds mapping $id after the failed delete: $(cat "$WORK/ls.out")"
+	expect_gateway_daemon
+	ctl del2 root delete "$id"
+	[[ $RC -eq 0 ]] || fail "second delete failed: $(cat "$WORK/del2.out")"
+	expect_gone "$pa" "mapping $id"
+	ok "an unanswered delete of mapping $id failed with ETIMEDOUT (requester and subscriber told), the daemon" \
+		"kept it on $pa; the delete after the gateway came back removed it"
+}
+
 fn=case_$CASE
 declare -F "$fn" >/dev/null || { echo "unknown case $CASE" >&2; exit 2; }
 "$fn"
+# Every case with a gateway ends with the daemon's list and the gateway's rules in agreement.
+if [[ $NOLAB_CASES != *" $CASE "* && -n $DPID ]] && kill -0 "$DPID" 2>/dev/null; then
+	expect_gateway_daemon
+fi
