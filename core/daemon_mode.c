@@ -64,8 +64,13 @@ struct pending {
 };
 
 struct pm_dmap {
-	struct pm_mapping m; /* the application's handle: m.dmap points back, m.link is in dmode->maps */
-	uint32_t id;         /* the daemon's name for it; 0 while it has none */
+	struct pm_handle h; /* first: the application's pcpmap_mapping */
+	pcpmap_client *client;
+	struct pm_list link; /* in dmode->maps */
+	pcpmap_event_fn cb;
+	void *userdata;
+	bool user_owned; /* false once the application freed or abandoned it */
+	uint32_t id;     /* the daemon's name for it; 0 while it has none */
 	bool persistent;
 	bool in_flight;         /* a CREATE, or the ATTACH of a persistent one, waits for its reply */
 	bool attached;          /* the ATTACH in flight found it */
@@ -111,9 +116,9 @@ static uint64_t now_us(const pcpmap_client *c)
 	return c->env.clock.now_us(c->env.clock.ctx);
 }
 
-static struct pm_dmap *dmap_of(const struct pm_mapping *m)
+static struct pm_dmap *dmap_of(struct pm_handle *h)
 {
-	return m->dmap;
+	return pm_container_of(h, struct pm_dmap, h);
 }
 
 static bool connected(const struct pm_dmode *dm)
@@ -316,13 +321,15 @@ static void reply_timer(struct sched_timer *t, uint64_t now, void *arg)
 
 static void queue_event(pcpmap_client *c, struct pm_dmap *d, enum pcpmap_event ev)
 {
-	if (!d->m.user_owned)
+	if (!d->user_owned)
 		return;
 	struct pm_event *e = calloc(1, sizeof(*e));
 	if (!e)
 		return;
-	e->kind = PM_EVENT_MAPPING;
-	e->m = &d->m;
+	e->kind = PM_EVENT_PROXY;
+	e->handle = (pcpmap_mapping *)&d->h;
+	e->cb = d->cb;
+	e->userdata = d->userdata;
 	e->ev = ev;
 	e->info = d->info;
 	pm_client_queue_event(c, e);
@@ -464,7 +471,7 @@ static struct pm_dmap *find_id(struct pm_dmode *dm, uint32_t id)
 	if (!id)
 		return NULL;
 	for (struct pm_list *l = dm->maps.next; l != &dm->maps; l = l->next) {
-		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, link);
 		if (d->id == id)
 			return d;
 	}
@@ -478,8 +485,8 @@ static void release(pcpmap_client *c, struct pm_dmap *d)
 	for (struct pending *p = dm->head; p; p = p->next)
 		if (p->map == d)
 			p->map = NULL;
-	pm_client_purge_events(c, &d->m);
-	pm_list_del(&d->m.link);
+	pm_client_purge_events(c, &d->h);
+	pm_list_del(&d->link);
 	dm->n_maps--;
 	free(d);
 }
@@ -603,7 +610,7 @@ static void attach_done(pcpmap_client *c)
 {
 	struct pm_dmode *dm = c->dmode;
 	for (struct pm_list *l = dm->maps.next; l != &dm->maps && connected(dm); l = l->next) {
-		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, link);
 		if (!d->persistent || !d->in_flight || d->done)
 			continue;
 		d->in_flight = false;
@@ -618,7 +625,7 @@ static void on_attach_mapping(pcpmap_client *c, const struct pmd_ipc_msg *msg)
 {
 	struct pm_dmode *dm = c->dmode;
 	for (struct pm_list *l = dm->maps.next; l != &dm->maps; l = l->next) {
-		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, link);
 		if (!d->persistent || !d->in_flight || d->attached)
 			continue;
 		bool same = d->id ? d->id == msg->id
@@ -841,7 +848,7 @@ static void report_loss(pcpmap_client *c)
 	/* The daemon deleted what was bound to the connection; persistent mappings it kept. Either way this
 	 * client cannot vouch for any of them until it hears from the daemon again. */
 	for (struct pm_list *l = dm->maps.next; l != &dm->maps; l = l->next) {
-		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, link);
 		bool held = d->held;
 		d->in_flight = false;
 		d->held = false;
@@ -896,7 +903,7 @@ static void reconnect(pcpmap_client *c)
 	}
 	bool any_persistent = false;
 	for (struct pm_list *l = dm->maps.next; l != &dm->maps; l = l->next) {
-		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, link);
 		if (d->persistent && !d->done) {
 			d->in_flight = true;
 			d->attached = false;
@@ -909,7 +916,7 @@ static void reconnect(pcpmap_client *c)
 			return;
 	}
 	for (struct pm_list *l = dm->maps.next; l != &dm->maps && connected(dm); l = l->next) {
-		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, link);
 		if (!d->persistent && !d->done)
 			send_create(c, d);
 	}
@@ -1024,6 +1031,7 @@ int pm_dmode_start(pcpmap_client *c, const struct pcpmap_client_config *cfg)
 	}
 	dm->fd = fd;
 	c->dmode = dm;
+	c->ops = &pm_dmode_ops;
 	c->cfg.daemon_socket = dm->path;
 	if (c->cfg.server)
 		pm_log(c, PCPMAP_LOG_NOTICE, "server %s not used: pcpmapd chooses the gateway",
@@ -1032,7 +1040,7 @@ int pm_dmode_start(pcpmap_client *c, const struct pcpmap_client_config *cfg)
 	return 0;
 }
 
-void pm_dmode_free(pcpmap_client *c)
+static void dmode_stop(pcpmap_client *c)
 {
 	struct pm_dmode *dm = c->dmode;
 	if (!dm)
@@ -1054,9 +1062,9 @@ void pm_dmode_free(pcpmap_client *c)
 		free(dd);
 	}
 	while (!pm_list_empty(&dm->maps)) {
-		struct pm_dmap *d = pm_container_of(dm->maps.next, struct pm_dmap, m.link);
-		pm_client_purge_events(c, &d->m);
-		pm_list_del(&d->m.link);
+		struct pm_dmap *d = pm_container_of(dm->maps.next, struct pm_dmap, link);
+		pm_client_purge_events(c, &d->h);
+		pm_list_del(&d->link);
 		free(d);
 	}
 	c->cfg.daemon_socket = NULL;
@@ -1067,7 +1075,7 @@ void pm_dmode_free(pcpmap_client *c)
 
 PCPMAP_EXPORT bool pcpmap_client_uses_daemon(const pcpmap_client *c)
 {
-	return c && c->dmode;
+	return c && c->ops == &pm_dmode_ops;
 }
 
 /* ---- the API in daemon mode ---- */
@@ -1088,7 +1096,7 @@ static int copy_field(pcpmap_client *c, char *dst, size_t cap, const char *src, 
 	return 0;
 }
 
-int pm_dmode_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcpmap_mapping **ret)
+static int dmode_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcpmap_mapping **ret)
 {
 	struct pm_dmode *dm = c->dmode;
 	int r = pm_request_validate(c, req);
@@ -1139,13 +1147,11 @@ int pm_dmode_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcp
 		free(d);
 		return r;
 	}
-	d->m.client = c;
-	d->m.dmap = d;
-	d->m.id = ++c->next_id;
-	d->m.kind = req->kind;
-	d->m.cb = req->callback;
-	d->m.userdata = req->userdata;
-	d->m.user_owned = true;
+	d->h.ops = &pm_dmode_ops;
+	d->client = c;
+	d->cb = req->callback;
+	d->userdata = req->userdata;
+	d->user_owned = true;
 	d->persistent = req->size >= offsetof(struct pcpmap_request, persistent) + sizeof(req->persistent) &&
 			req->persistent;
 	if (req->size >= offsetof(struct pcpmap_request, nonce) + sizeof(req->nonce) && req->nonce)
@@ -1169,22 +1175,22 @@ int pm_dmode_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcp
 		free(d);
 		return r == -ENOSPC ? -EINVAL : r;
 	}
-	pm_list_init(&d->m.link);
-	pm_list_add_tail(&dm->maps, &d->m.link);
+	pm_list_init(&d->link);
+	pm_list_add_tail(&dm->maps, &d->link);
 	dm->n_maps++;
 	c->now = now_us(c);
 	/* While the daemon is away the request waits for the reconnection. */
 	if (connected(dm))
 		send_create(c, d);
-	*ret = (pcpmap_mapping *)&d->m;
+	*ret = (pcpmap_mapping *)&d->h;
 	return 0;
 }
 
-void pm_dmode_mapping_free(struct pm_mapping *m)
+static void dmode_mapping_free(struct pm_handle *h)
 {
-	pcpmap_client *c = m->client;
-	struct pm_dmap *d = dmap_of(m);
-	m->user_owned = false;
+	struct pm_dmap *d = dmap_of(h);
+	pcpmap_client *c = d->client;
+	d->user_owned = false;
 	if (d->id) {
 		send_delete(c, d->id, d->persistent);
 	} else if (d->in_flight) {
@@ -1198,15 +1204,24 @@ void pm_dmode_mapping_free(struct pm_mapping *m)
 	release(c, d);
 }
 
-void pm_dmode_mapping_abandon(struct pm_mapping *m)
+static void dmode_mapping_abandon(struct pm_handle *h)
 {
-	m->user_owned = false;
-	release(m->client, dmap_of(m));
+	struct pm_dmap *d = dmap_of(h);
+	d->user_owned = false;
+	release(d->client, d);
 }
 
-void pm_dmode_mapping_get_info(const struct pm_mapping *m, struct pcpmap_mapping_info *ret)
+static void dmode_mapping_get_info(const struct pm_handle *h, struct pcpmap_mapping_info *ret)
 {
-	*ret = dmap_of(m)->info;
+	*ret = ((const struct pm_dmap *)(const void *)h)->info; /* h is its first member */
+}
+
+/* The daemon answers a DELETE once the gateway did, but whether to keep a mapping whose delete failed is the
+ * daemon's (it does): not yet offered here. */
+static int dmode_mapping_delete(struct pm_handle *h)
+{
+	(void)h;
+	return -EOPNOTSUPP;
 }
 
 static bool nothing_deleting(pcpmap_client *c, void *ud)
@@ -1221,7 +1236,7 @@ static bool nothing_deleting(pcpmap_client *c, void *ud)
 	return true;
 }
 
-int pm_dmode_flush(pcpmap_client *c, int timeout_ms)
+static int dmode_flush(pcpmap_client *c, int timeout_ms)
 {
 	if (nothing_deleting(c, NULL))
 		return 0;
@@ -1256,8 +1271,8 @@ static int transact(pcpmap_client *c, struct pmd_ipc_msg *m, struct sync_wait *w
 	return w->err;
 }
 
-int pm_dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int timeout_ms,
-			struct pcpmap_mapping_info *ret_info)
+static int dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int timeout_ms,
+			    struct pcpmap_mapping_info *ret_info)
 {
 	struct pm_dmode *dm = c->dmode;
 	int r = pm_request_validate(c, req);
@@ -1353,7 +1368,7 @@ int pm_dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int 
 	return r;
 }
 
-int pm_dmode_probe(pcpmap_client *c, int timeout_ms, pcpmap_probe_fn cb, void *userdata)
+static int dmode_probe(pcpmap_client *c, int timeout_ms, pcpmap_probe_fn cb, void *userdata)
 {
 	struct pm_dmode *dm = c->dmode;
 	if (dm->probing)
@@ -1373,7 +1388,7 @@ int pm_dmode_probe(pcpmap_client *c, int timeout_ms, pcpmap_probe_fn cb, void *u
 	return 0;
 }
 
-int pm_dmode_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret)
+static int dmode_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret)
 {
 	struct pm_dmode *dm = c->dmode;
 	if (!connected(dm))
@@ -1392,3 +1407,27 @@ int pm_dmode_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_re
 	(void)dm;
 	return 0;
 }
+
+/* The daemon watches the gateway's epoch itself. */
+static int dmode_announce(pcpmap_client *c, int timeout_ms, pcpmap_server_fn cb, void *userdata)
+{
+	(void)c;
+	(void)timeout_ms;
+	(void)cb;
+	(void)userdata;
+	return -EOPNOTSUPP;
+}
+
+const struct pm_ops pm_dmode_ops = {
+	.mapping_new = dmode_mapping_new,
+	.mapping_free = dmode_mapping_free,
+	.mapping_delete = dmode_mapping_delete,
+	.mapping_abandon = dmode_mapping_abandon,
+	.mapping_get_info = dmode_mapping_get_info,
+	.flush = dmode_flush,
+	.unmap_sync = dmode_unmap_sync,
+	.probe = dmode_probe,
+	.probe_sync = dmode_probe_sync,
+	.announce = dmode_announce,
+	.stop = dmode_stop,
+};
