@@ -13,6 +13,7 @@
 
 #include "internal.h"
 #include "ipc/ipc.h"
+#include "ipc/ipc_conv.h"
 
 #define CONNECT_WAIT_MS 1000      /* pcpmap_client_new(): the daemon's answer to SUBSCRIBE */
 #define SEND_WAIT_MS    1000      /* a full socket buffer */
@@ -72,6 +73,7 @@ struct pm_dmap {
 	bool user_owned; /* false once the application freed or abandoned it */
 	uint32_t id;     /* the daemon's name for it; 0 while it has none */
 	bool persistent;
+	bool has_nonce2;        /* a pair taken over with its second half's nonce */
 	bool in_flight;         /* a CREATE, or the ATTACH of a persistent one, waits for its reply */
 	bool attached;          /* the ATTACH in flight found it */
 	bool held;              /* the daemon answered for it since the connection began: a drop is a LOST */
@@ -351,81 +353,38 @@ static void notify_mapped(pcpmap_client *c, struct pm_dmap *d)
 	queue_event(c, d, ev);
 }
 
-static uint64_t at(uint64_t now, uint32_t secs)
-{
-	return now + (uint64_t)secs * 1000000u;
-}
-
 /* A MAPPING or EVENT message into the info the engine would give (the daemon's relative seconds onto this
- * client's clock). The detail stays ours: the daemon does not carry it. */
+ * client's clock). The detail stays ours (the daemon does not carry it), and so does the nonce when the
+ * message has none; the daemon says the requested lifetime until one is granted, the engine says 0. */
 static void info_from_msg(pcpmap_client *c, const struct pmd_ipc_msg *msg, struct pcpmap_mapping_info *i)
 {
-	uint64_t now = now_us(c);
 	char detail[sizeof(i->detail)];
-	uint8_t nonce[sizeof(i->nonce)];
+	uint8_t nonce[sizeof(i->nonce)], nonce2[sizeof(i->nonce2)];
 	memcpy(detail, i->detail, sizeof(detail));
 	memcpy(nonce, i->nonce, sizeof(nonce));
-	memset(i, 0, sizeof(*i));
-	i->state = (enum pcpmap_state)msg->state;
-	i->proto = (enum pcpmap_proto)msg->proto;
-	i->kind = msg->req.kind == PCPMAP_KIND_PEER ? PCPMAP_KIND_PEER : PCPMAP_KIND_MAP;
-	i->ip_proto = msg->req.ip_proto;
-	snprintf(i->server, sizeof(i->server), "%s", msg->server);
-	snprintf(i->internal_addr, sizeof(i->internal_addr), "%s", msg->internal_addr);
-	i->internal_port = msg->req.internal_port;
-	snprintf(i->external_addr, sizeof(i->external_addr), "%s", msg->external_addr);
-	i->external_port = msg->external_port;
-	i->external_port2 = msg->external_port2;
-	i->pair_method = (enum pcpmap_pair_method)msg->pair_method;
-	snprintf(i->peer_addr, sizeof(i->peer_addr), "%s", msg->req.peer_addr);
-	i->peer_port = msg->req.peer_port;
-	/* The daemon says the requested lifetime until one is granted; the engine says 0. */
-	if (pmd_ipc_has(msg, PMD_A_EXPIRES_IN)) {
-		i->lifetime = msg->req.lifetime;
-		i->expires_usec = at(now, msg->expires_in);
-	}
-	if (pmd_ipc_has(msg, PMD_A_REFRESH_IN))
-		i->refresh_usec = at(now, msg->refresh_in);
-	if (pmd_ipc_has(msg, PMD_A_RETRY_IN))
-		i->retry_usec = at(now, msg->retry_in);
-	i->epoch = msg->epoch;
-	i->error = msg->error ? -(int)msg->error : 0;
-	i->result_code = msg->result_code;
-	memcpy(i->nonce, pmd_ipc_has(msg, PMD_A_NONCE) ? msg->req.nonce : nonce, sizeof(i->nonce));
-	i->external_is_private = msg->external_private;
+	memcpy(nonce2, i->nonce2, sizeof(nonce2));
+	pmd_conv_info_from_msg(msg, now_us(c), i);
+	if (!pmd_ipc_has(msg, PMD_A_EXPIRES_IN))
+		i->lifetime = 0;
+	if (!pmd_ipc_has(msg, PMD_A_NONCE))
+		memcpy(i->nonce, nonce, sizeof(nonce));
+	if (!pmd_ipc_has(msg, PMD_A_NONCE2))
+		memcpy(i->nonce2, nonce2, sizeof(nonce2));
 	memcpy(i->detail, detail, sizeof(detail));
 }
 
 static void build_create(const struct pm_dmap *d, struct pmd_ipc_msg *m)
 {
-	const struct pmd_ipc_req *q = &d->req;
 	pmd_ipc_init(m, PMD_MSG_CREATE, 0);
-	m->req = *q;
-	/* Always our nonce: the mapping keeps it across daemon restarts and re-creations. */
+	m->req = d->req;
+	pmd_conv_set_req_bits(m);
+	/* Always our nonces: the mapping keeps them across daemon restarts and re-creations. */
 	memcpy(m->req.nonce, d->info.nonce, PMD_IPC_NONCE_LEN);
-	pmd_ipc_set(m, PMD_A_KIND);
-	pmd_ipc_set(m, PMD_A_IP_PROTO);
-	pmd_ipc_set(m, PMD_A_INTERNAL_PORT);
-	pmd_ipc_set(m, PMD_A_FAMILY);
 	pmd_ipc_set(m, PMD_A_NONCE);
-	if (q->suggested_port)
-		pmd_ipc_set(m, PMD_A_SUGGESTED_PORT);
-	if (q->suggested_addr[0])
-		pmd_ipc_set(m, PMD_A_SUGGESTED_ADDR);
-	if (q->lifetime)
-		pmd_ipc_set(m, PMD_A_LIFETIME);
-	if (q->third_party[0])
-		pmd_ipc_set(m, PMD_A_THIRD_PARTY);
-	if (q->description[0])
-		pmd_ipc_set(m, PMD_A_DESCRIPTION);
-	if (q->peer_addr[0])
-		pmd_ipc_set(m, PMD_A_PEER_ADDR);
-	if (q->peer_port)
-		pmd_ipc_set(m, PMD_A_PEER_PORT);
-	if (q->protocols)
-		pmd_ipc_set(m, PMD_A_PROTOCOLS);
-	if (q->deadline_ms)
-		pmd_ipc_set(m, PMD_A_DEADLINE_MS);
+	if (d->has_nonce2) {
+		memcpy(m->nonce2, d->info.nonce2, PMD_IPC_NONCE_LEN);
+		pmd_ipc_set(m, PMD_A_NONCE2);
+	}
 	m->persistent = d->persistent;
 }
 
@@ -499,34 +458,6 @@ static void daemon_detail(char *dst, size_t cap, const char *text)
 	snprintf(dst, cap, "pcpmapd: %.*s", (int)(cap > 10 ? cap - 10 : 0), text);
 }
 
-static void probe_from_msg(const struct pmd_ipc_msg *msg, struct pcpmap_probe_result *r)
-{
-	memset(r, 0, sizeof(*r));
-	snprintf(r->gateway, sizeof(r->gateway), "%s", msg->gateway);
-	r->chosen = (enum pcpmap_proto)msg->proto;
-	snprintf(r->external_addr, sizeof(r->external_addr), "%s", msg->external_addr);
-	r->external_is_private = msg->external_private;
-	for (size_t i = 0; i < msg->n_servers; i++) {
-		const struct pmd_ipc_server *s = &msg->servers[i];
-		struct pcpmap_server_info *si = s->proto == PCPMAP_PROTO_PCP      ? &r->pcp
-						: s->proto == PCPMAP_PROTO_NATPMP ? &r->natpmp
-						: s->proto == PCPMAP_PROTO_UPNP   ? &r->upnp
-										  : NULL;
-		if (!si)
-			continue;
-		si->proto = (enum pcpmap_proto)s->proto;
-		snprintf(si->server, sizeof(si->server), "%s", s->server);
-		snprintf(si->client_addr, sizeof(si->client_addr), "%s", s->client_addr);
-		si->version = s->version == 0xff ? -1 : s->version;
-		si->epoch = s->epoch;
-		si->rtt_usec = s->rtt_usec;
-		si->error = s->error ? -(int)s->error : 0;
-		si->result_code = s->result_code;
-		snprintf(si->external_addr, sizeof(si->external_addr), "%s", s->external_addr);
-		snprintf(si->detail, sizeof(si->detail), "%s", s->detail);
-	}
-}
-
 /* A probe the daemon could not run (or a connection that dropped): nothing was tried from here, so every
  * protocol says why and chosen is NONE. */
 static void probe_failed(int err, const char *message, struct pcpmap_probe_result *r)
@@ -552,7 +483,7 @@ static void finish_probe(pcpmap_client *c, const struct pmd_ipc_msg *msg, int er
 		return;
 	}
 	if (msg && !err)
-		probe_from_msg(msg, r);
+		pmd_conv_probe_from_msg(msg, r);
 	else
 		probe_failed(err, msg ? msg->message : NULL, r);
 	e->kind = PM_EVENT_PROBE;
@@ -596,7 +527,7 @@ static void on_sync_reply(pcpmap_client *c, struct sync_wait *w, const struct pm
 		return;
 	case PMD_MSG_PROBE_RESULT:
 		if (w->probe)
-			probe_from_msg(msg, w->probe);
+			pmd_conv_probe_from_msg(msg, w->probe);
 		w->done = true;
 		return;
 	default:
@@ -1102,12 +1033,6 @@ static int dmode_mapping_new(pcpmap_client *c, const struct pcpmap_request *req,
 	int r = pm_request_validate(c, req);
 	if (r < 0)
 		return r;
-	if ((req->size >= offsetof(struct pcpmap_request, allow_degrade) + sizeof(req->allow_degrade) &&
-	     req->allow_degrade) ||
-	    (req->size >= offsetof(struct pcpmap_request, nonce2) + sizeof(req->nonce2) && req->nonce2)) {
-		pm_log(c, PCPMAP_LOG_ERR, "request: allow_degrade and nonce2 cannot be carried to pcpmapd");
-		return -EOPNOTSUPP;
-	}
 	if (dm->n_maps >= c->cfg.max_mappings) {
 		pm_log(c, PCPMAP_LOG_WARNING, "mapping table full (%u mappings)", c->cfg.max_mappings);
 		return -ENOSPC;
@@ -1115,57 +1040,40 @@ static int dmode_mapping_new(pcpmap_client *c, const struct pcpmap_request *req,
 	struct pm_dmap *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
-	struct pmd_ipc_req *q = &d->req;
-	q->kind = (uint8_t)req->kind;
-	q->ip_proto = req->ip_proto;
-	q->internal_port = req->internal_port;
-	q->family = pmd_ipc_family_to_wire(req->external_family ? req->external_family : AF_INET);
-	q->suggested_port = req->suggested_port;
-	q->lifetime = req->lifetime;
-	q->prefer_failure = req->prefer_failure;
-	q->port_pair = req->port_pair;
-	q->peer_port = req->kind == PCPMAP_KIND_PEER ? req->peer_port : 0;
-	q->protocols =
-	    req->protocols ? req->protocols : (c->cfg.protocols != PCPMAP_PROTOS_ALL ? c->cfg.protocols : 0);
-	q->deadline_ms = req->deadline_ms;
-	r = copy_field(c, q->suggested_addr, sizeof(q->suggested_addr), req->suggested_addr,
-		       "suggested address");
-	if (!r)
-		r = copy_field(c, q->third_party, sizeof(q->third_party), req->third_party, "THIRD_PARTY");
-	if (!r)
-		r = copy_field(c, q->description, sizeof(q->description), req->description, "description");
-	if (!r && req->kind == PCPMAP_KIND_PEER)
-		r = copy_field(c, q->peer_addr, sizeof(q->peer_addr), req->peer_addr, "peer address");
-	for (size_t i = 0; i < req->n_filters && !r; i++) {
-		r = copy_field(c, q->filters[i].addr, sizeof(q->filters[i].addr), req->filters[i].peer_addr,
-			       "filter address");
-		q->filters[i].prefix_len = req->filters[i].prefix_len;
-		q->filters[i].port = req->filters[i].peer_port;
-	}
-	q->n_filters = req->n_filters;
+	/* What the daemon could not read must fail here, not after the mapping exists. */
+	struct pmd_ipc_msg m;
+	const char *what = "request";
+	r = pmd_conv_create_from_request(req, &m, &what);
 	if (r < 0) {
+		pm_log(c, PCPMAP_LOG_ERR,
+		       "request: the %s cannot be sent to pcpmapd (too long, or not UTF-8 without control "
+		       "characters)",
+		       what);
 		free(d);
 		return r;
 	}
+	d->req = m.req;
+	if (!d->req.protocols && c->cfg.protocols != PCPMAP_PROTOS_ALL)
+		d->req.protocols = c->cfg.protocols;
+	d->has_nonce2 = pmd_ipc_has(&m, PMD_A_NONCE2);
+	if (d->has_nonce2)
+		memcpy(d->info.nonce2, m.nonce2, sizeof(d->info.nonce2));
 	d->h.ops = &pm_dmode_ops;
 	d->client = c;
 	d->cb = req->callback;
 	d->userdata = req->userdata;
 	d->user_owned = true;
-	d->persistent = req->size >= offsetof(struct pcpmap_request, persistent) + sizeof(req->persistent) &&
-			req->persistent;
-	if (req->size >= offsetof(struct pcpmap_request, nonce) + sizeof(req->nonce) && req->nonce)
-		memcpy(d->info.nonce, req->nonce, sizeof(d->info.nonce));
+	d->persistent = m.persistent;
+	if (pmd_ipc_has(&m, PMD_A_NONCE))
+		memcpy(d->info.nonce, m.req.nonce, sizeof(d->info.nonce));
 	else
 		c->env.rand.fill(c->env.rand.ctx, d->info.nonce, sizeof(d->info.nonce));
 	d->info.state = PCPMAP_STATE_NOT_SENT;
 	d->info.kind = req->kind;
 	d->info.ip_proto = req->ip_proto;
 	d->info.internal_port = req->internal_port;
-	snprintf(d->info.peer_addr, sizeof(d->info.peer_addr), "%s", q->peer_addr);
-	d->info.peer_port = q->peer_port;
-	/* What the daemon could not read must fail here, not after the mapping exists. */
-	struct pmd_ipc_msg m;
+	snprintf(d->info.peer_addr, sizeof(d->info.peer_addr), "%s", d->req.peer_addr);
+	d->info.peer_port = d->req.peer_port;
 	uint8_t buf[PMD_IPC_MAX_MSG];
 	size_t len;
 	build_create(d, &m);

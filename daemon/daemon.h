@@ -77,7 +77,7 @@ struct drec {
 	uint32_t lifetime, protocols, deadline_ms;
 	uint16_t internal_port, suggested_port, peer_port, external_port;
 	uint8_t kind, ip_proto, family;
-	bool persistent, prefer_failure, port_pair;
+	bool persistent, prefer_failure, port_pair, allow_degrade;
 	uint8_t nonce[PMD_IPC_NONCE_LEN], nonce2[PMD_IPC_NONCE_LEN];
 	int64_t expires;
 	char external_addr[PMD_IPC_ADDR_MAX + 1];

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "daemon/ipc_client.h"
+#include "ipc/ipc_conv.h"
 
 #define EVENT_QUEUE_MAX 4096u
 
@@ -157,43 +158,13 @@ static int recv_msg(struct pmd_ctl *c, uint64_t deadline, struct pmd_ipc_msg *re
 
 void pmd_ctl_mapping_from_msg(const struct pmd_ipc_msg *msg, struct pmd_ctl_mapping *m)
 {
-	uint64_t now = now_us();
 	memset(m, 0, sizeof(*m));
-	struct pcpmap_mapping_info *i = &m->info;
+	pmd_conv_info_from_msg(msg, now_us(), &m->info);
 	m->id = msg->id;
 	m->owner_uid = msg->owner_uid;
 	m->persistent = msg->persistent;
-	m->refresh_in = UINT32_MAX;
-	i->state = (enum pcpmap_state)msg->state;
-	i->proto = (enum pcpmap_proto)msg->proto;
-	i->kind = msg->req.kind == PCPMAP_KIND_PEER ? PCPMAP_KIND_PEER : PCPMAP_KIND_MAP;
-	i->ip_proto = msg->req.ip_proto;
-	snprintf(i->server, sizeof(i->server), "%s", msg->server);
-	snprintf(i->internal_addr, sizeof(i->internal_addr), "%s", msg->internal_addr);
-	i->internal_port = msg->req.internal_port;
-	snprintf(i->external_addr, sizeof(i->external_addr), "%s", msg->external_addr);
-	i->external_port = msg->external_port;
-	i->external_port2 = msg->external_port2;
-	i->pair_method = (enum pcpmap_pair_method)msg->pair_method;
-	snprintf(i->peer_addr, sizeof(i->peer_addr), "%s", msg->req.peer_addr);
-	i->peer_port = msg->req.peer_port;
-	i->lifetime = msg->req.lifetime;
-	if (pmd_ipc_has(msg, PMD_A_EXPIRES_IN))
-		i->expires_usec = now + (uint64_t)msg->expires_in * 1000000u;
-	if (pmd_ipc_has(msg, PMD_A_REFRESH_IN)) {
-		m->refresh_in = msg->refresh_in;
-		i->refresh_usec = now + (uint64_t)msg->refresh_in * 1000000u;
-	}
-	if (pmd_ipc_has(msg, PMD_A_RETRY_IN))
-		i->retry_usec = now + (uint64_t)msg->retry_in * 1000000u;
-	i->epoch = msg->epoch;
-	i->error = msg->error ? -(int)msg->error : 0;
-	i->result_code = msg->result_code;
-	if (pmd_ipc_has(msg, PMD_A_NONCE)) {
-		memcpy(i->nonce, msg->req.nonce, sizeof(i->nonce));
-		m->has_nonce = true;
-	}
-	i->external_is_private = msg->external_private;
+	m->refresh_in = pmd_ipc_has(msg, PMD_A_REFRESH_IN) ? msg->refresh_in : UINT32_MAX;
+	m->has_nonce = pmd_ipc_has(msg, PMD_A_NONCE);
 	snprintf(m->description, sizeof(m->description), "%s", msg->req.description);
 	snprintf(m->third_party, sizeof(m->third_party), "%s", msg->req.third_party);
 }
@@ -294,98 +265,21 @@ static uint64_t deadline_for(const struct pmd_ctl *c, int extra_ms)
 	return now_ms() + (uint64_t)c->timeout_ms + (uint64_t)(extra_ms > 0 ? extra_ms : 0);
 }
 
-static void copy_addr(char *dst, const char *src)
-{
-	snprintf(dst, PMD_IPC_ADDR_MAX + 1, "%s", src ? src : "");
-}
-
 int pmd_ctl_create(struct pmd_ctl *c, const struct pcpmap_request *req, unsigned flags, int wait_ms,
 		   struct pmd_ctl_mapping *ret)
 {
 	struct pmd_ipc_msg m, reply;
 	if (!c || !req)
 		return -EINVAL;
-	pmd_ipc_init(&m, PMD_MSG_CREATE, 0);
-	struct pmd_ipc_req *q = &m.req;
-	q->kind = (uint8_t)req->kind;
-	q->ip_proto = req->ip_proto;
-	q->internal_port = req->internal_port;
-	pmd_ipc_set(&m, PMD_A_KIND);
-	pmd_ipc_set(&m, PMD_A_IP_PROTO);
-	pmd_ipc_set(&m, PMD_A_INTERNAL_PORT);
-	if (req->external_family) {
-		q->family = pmd_ipc_family_to_wire(req->external_family);
-		if (!q->family)
-			return -EINVAL;
-		pmd_ipc_set(&m, PMD_A_FAMILY);
-	}
-	if (req->suggested_port) {
-		q->suggested_port = req->suggested_port;
-		pmd_ipc_set(&m, PMD_A_SUGGESTED_PORT);
-	}
-	if (req->suggested_addr) {
-		if (strlen(req->suggested_addr) > PMD_IPC_ADDR_MAX)
-			return -EINVAL;
-		copy_addr(q->suggested_addr, req->suggested_addr);
-		pmd_ipc_set(&m, PMD_A_SUGGESTED_ADDR);
-	}
-	if (req->lifetime) {
-		q->lifetime = req->lifetime;
-		pmd_ipc_set(&m, PMD_A_LIFETIME);
-	}
-	q->prefer_failure = req->prefer_failure;
-	if (req->third_party) {
-		if (strlen(req->third_party) > PMD_IPC_ADDR_MAX)
-			return -EINVAL;
-		copy_addr(q->third_party, req->third_party);
-		pmd_ipc_set(&m, PMD_A_THIRD_PARTY);
-	}
-	if (req->n_filters > PMD_IPC_MAX_FILTERS || (req->n_filters && !req->filters))
-		return -EINVAL;
-	for (size_t i = 0; i < req->n_filters; i++) {
-		const struct pcpmap_filter *f = &req->filters[i];
-		if (!f->peer_addr || strlen(f->peer_addr) > PMD_IPC_ADDR_MAX)
-			return -EINVAL;
-		copy_addr(q->filters[i].addr, f->peer_addr);
-		q->filters[i].prefix_len = f->prefix_len;
-		q->filters[i].port = f->peer_port;
-	}
-	q->n_filters = req->n_filters;
-	if (req->description) {
-		if (strlen(req->description) > PMD_IPC_DESC_MAX)
-			return -EINVAL;
-		snprintf(q->description, sizeof(q->description), "%s", req->description);
-		pmd_ipc_set(&m, PMD_A_DESCRIPTION);
-	}
-	q->port_pair = req->port_pair;
-	if (req->peer_addr) {
-		if (strlen(req->peer_addr) > PMD_IPC_ADDR_MAX)
-			return -EINVAL;
-		copy_addr(q->peer_addr, req->peer_addr);
-		pmd_ipc_set(&m, PMD_A_PEER_ADDR);
-	}
-	if (req->peer_port) {
-		q->peer_port = req->peer_port;
-		pmd_ipc_set(&m, PMD_A_PEER_PORT);
-	}
-	if (req->protocols) {
-		q->protocols = req->protocols;
-		pmd_ipc_set(&m, PMD_A_PROTOCOLS);
-	}
-	if (req->deadline_ms) {
-		q->deadline_ms = req->deadline_ms;
-		pmd_ipc_set(&m, PMD_A_DEADLINE_MS);
-	}
-	if (req->size >= offsetof(struct pcpmap_request, nonce) + sizeof(req->nonce) && req->nonce) {
-		memcpy(q->nonce, req->nonce, PMD_IPC_NONCE_LEN);
-		pmd_ipc_set(&m, PMD_A_NONCE);
-	}
+	int r = pmd_conv_create_from_request(req, &m, NULL);
+	if (r < 0)
+		return r;
 	m.persistent = flags & PMD_CTL_PERSISTENT;
 	if (wait_ms > 0) {
 		m.wait_ms = (uint32_t)wait_ms;
 		pmd_ipc_set(&m, PMD_A_WAIT_MS);
 	}
-	int r = transact(c, &m, deadline_for(c, wait_ms), &reply);
+	r = transact(c, &m, deadline_for(c, wait_ms), &reply);
 	if (r < 0)
 		return r;
 	if (reply.type != PMD_MSG_MAPPING)
@@ -492,21 +386,6 @@ int pmd_ctl_get(struct pmd_ctl *c, uint32_t id, struct pmd_ctl_mapping *ret)
 	return 0;
 }
 
-static void server_from_msg(const struct pmd_ipc_server *s, struct pcpmap_server_info *i)
-{
-	memset(i, 0, sizeof(*i));
-	i->proto = (enum pcpmap_proto)s->proto;
-	snprintf(i->server, sizeof(i->server), "%s", s->server);
-	snprintf(i->client_addr, sizeof(i->client_addr), "%s", s->client_addr);
-	i->version = s->version == 0xff ? -1 : s->version;
-	i->epoch = s->epoch;
-	i->rtt_usec = s->rtt_usec;
-	i->error = s->error ? -(int)s->error : 0;
-	i->result_code = s->result_code;
-	snprintf(i->external_addr, sizeof(i->external_addr), "%s", s->external_addr);
-	snprintf(i->detail, sizeof(i->detail), "%s", s->detail);
-}
-
 int pmd_ctl_probe(struct pmd_ctl *c, int timeout_ms, struct pcpmap_probe_result *ret)
 {
 	struct pmd_ipc_msg m, reply;
@@ -520,20 +399,7 @@ int pmd_ctl_probe(struct pmd_ctl *c, int timeout_ms, struct pcpmap_probe_result 
 		return r;
 	if (reply.type != PMD_MSG_PROBE_RESULT)
 		return -EPROTO;
-	memset(ret, 0, sizeof(*ret));
-	snprintf(ret->gateway, sizeof(ret->gateway), "%s", reply.gateway);
-	ret->chosen = (enum pcpmap_proto)reply.proto;
-	snprintf(ret->external_addr, sizeof(ret->external_addr), "%s", reply.external_addr);
-	ret->external_is_private = reply.external_private;
-	for (size_t i = 0; i < reply.n_servers; i++) {
-		struct pcpmap_server_info *dst = reply.servers[i].proto == PCPMAP_PROTO_PCP ? &ret->pcp
-						 : reply.servers[i].proto == PCPMAP_PROTO_NATPMP
-						     ? &ret->natpmp
-						 : reply.servers[i].proto == PCPMAP_PROTO_UPNP ? &ret->upnp
-											       : NULL;
-		if (dst)
-			server_from_msg(&reply.servers[i], dst);
-	}
+	pmd_conv_probe_from_msg(&reply, ret);
 	return 0;
 }
 

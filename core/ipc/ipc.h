@@ -105,7 +105,11 @@ enum pmd_ipc_attr {
 	PMD_A_STAT_UPTIME = 47,      /* u64 seconds */
 	PMD_A_CONNECTIONS = 48,      /* u32 connections now */
 	PMD_A_MAPPINGS = 49,         /* u32 mappings now */
-	PMD_A_MAX_ = 50,
+	/* Added after the first release, mandatory on purpose: a daemon that does not know them refuses the
+	 * CREATE (EBADMSG) rather than make a mapping that behaves otherwise than asked (doc/IPC.md). */
+	PMD_A_ALLOW_DEGRADE = 50, /* flag: pcpmap_request::allow_degrade */
+	PMD_A_NONCE2 = 51,        /* 12 bytes: a port pair's second half (pcpmap_request::nonce2) */
+	PMD_A_MAX_ = 52,
 };
 
 struct pmd_ipc_filter {
@@ -150,6 +154,7 @@ struct pmd_ipc_req {
 	uint32_t protocols;
 	uint32_t deadline_ms;
 	uint8_t nonce[PMD_IPC_NONCE_LEN];
+	bool allow_degrade;
 };
 
 /*
@@ -163,6 +168,7 @@ struct pmd_ipc_msg {
 	uint64_t present;
 	uint32_t id;
 	struct pmd_ipc_req req;
+	uint8_t nonce2[PMD_IPC_NONCE_LEN]; /* with PMD_A_NONCE2 */
 	bool persistent;
 	uint32_t wait_ms;
 	uint32_t timeout_ms;

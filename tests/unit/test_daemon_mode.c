@@ -20,6 +20,7 @@
 
 #include "internal.h"
 #include "ipc/ipc.h"
+#include "ipc/ipc_conv.h"
 
 #define EXT4 "203.0.113.1"
 
@@ -373,9 +374,6 @@ static void test_create_event_info_delete(void **state)
 	pcpmap_mapping *m;
 	tcp_request(&req, 0, &r);
 	assert_int_equal(pcpmap_mapping_new(c, &req, &m), -EINVAL);
-	tcp_request(&req, 7100, &r);
-	req.allow_degrade = true;
-	assert_int_equal(pcpmap_mapping_new(c, &req, &m), -EOPNOTSUPP);
 
 	tcp_request(&req, 7100, &r);
 	req.description = "web";
@@ -797,6 +795,126 @@ static void test_probe_and_sync_helpers(void **state)
 	fake_close(&f);
 }
 
+/* One set of requests through both modes: each is accepted by both or refused by both, and what daemon mode
+ * accepts reaches the daemon whole (allow_degrade and nonce2 included). */
+#define N_SAME 12
+static void same_request(int i, struct pcpmap_request *req, struct pcpmap_filter *filters,
+			 const char *desc513, struct recorder *r)
+{
+	static const uint8_t nonce[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+	static const uint8_t nonce2[12] = { 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1 };
+	tcp_request(req, (uint16_t)(7600 + 2 * i), r);
+	switch (i) {
+	case 0: /* plain */
+		break;
+	case 1:
+		req->allow_degrade = true;
+		break;
+	case 2: /* a pair taken over with both its nonces */
+		req->port_pair = true;
+		req->nonce = nonce;
+		req->nonce2 = nonce2;
+		break;
+	case 3:
+		req->description = desc513 + 1; /* 512 bytes: the most a description may have */
+		break;
+	case 4:
+		req->description = desc513;
+		break;
+	case 5:
+		req->internal_port = 0; /* MAP of all ports needs ip_proto 0 */
+		break;
+	case 6:
+		req->kind = PCPMAP_KIND_PEER; /* without a peer */
+		break;
+	case 7:
+		filters[0] =
+		    (struct pcpmap_filter){ .peer_addr = "198.51.100.7", .prefix_len = 32, .peer_port = 80 };
+		filters[1] = (struct pcpmap_filter){ .peer_addr = "198.51.100.0", .prefix_len = 24 };
+		req->filters = filters;
+		req->n_filters = 2;
+		break;
+	case 8:
+		req->third_party = "192.168.77.20";
+		break;
+	case 9:
+		req->suggested_addr = "not an address";
+		break;
+	case 10:
+		req->nonce2 = nonce2; /* no pair: nothing to use it for */
+		break;
+	case 11:
+		req->allow_degrade = true;
+		req->port_pair = true;
+		req->deadline_ms = 5000;
+		break;
+	}
+}
+
+static void test_same_requests_both_modes(void **state)
+{
+	(void)state;
+	struct fake_daemon f;
+	struct recorder r = { 0 };
+	struct pcpmap_filter filters[2];
+	char longdesc[514];
+	memset(longdesc, 'd', 513);
+	longdesc[513] = '\0';
+	pcpmap_client *ce, *cd;
+	struct pcpmap_client_config cfg;
+	pcpmap_client_config_init(&cfg);
+	cfg.server = "127.0.0.1"; /* the engine's first requests go to loopback, where nothing answers */
+	assert_int_equal(pcpmap_client_new(&ce, &cfg), 0);
+	assert_false(pcpmap_client_uses_daemon(ce));
+	assert_int_equal(fake_open(&f), 0);
+	assert_int_equal(client_new(&f, PCPMAP_MODE_DAEMON, &cd), 0);
+	assert_true(pcpmap_client_uses_daemon(cd));
+	int accepted = 0;
+	for (int i = 0; i < N_SAME; i++) {
+		struct pcpmap_request req;
+		pcpmap_mapping *me = NULL, *md = NULL;
+		same_request(i, &req, filters, longdesc, &r);
+		int re = pcpmap_mapping_new(ce, &req, &me);
+		same_request(i, &req, filters, longdesc, &r);
+		int rd = pcpmap_mapping_new(cd, &req, &md);
+		print_message("request %d: engine %d, daemon mode %d\n", i, re, rd);
+		assert_int_equal(re < 0 ? re : 0, rd < 0 ? rd : 0);
+		pcpmap_mapping_abandon(me);
+		if (rd < 0)
+			continue;
+		accepted++;
+		struct pmd_ipc_msg msg;
+		assert_int_equal(fake_recv(&f, &msg, 1000), 0);
+		assert_int_equal(msg.type, PMD_MSG_CREATE);
+		struct pcpmap_request back;
+		struct pcpmap_filter fb[PMD_IPC_MAX_FILTERS];
+		pmd_conv_request_from_req(&msg.req, msg.req.nonce,
+					  pmd_ipc_has(&msg, PMD_A_NONCE2) ? msg.nonce2 : NULL, &back, fb);
+		assert_int_equal(back.internal_port, req.internal_port);
+		assert_int_equal(back.allow_degrade, req.allow_degrade);
+		assert_int_equal(back.port_pair, req.port_pair);
+		assert_int_equal(back.deadline_ms, req.deadline_ms);
+		assert_int_equal(back.n_filters, req.n_filters);
+		if (req.description)
+			assert_string_equal(back.description, req.description);
+		if (req.third_party)
+			assert_string_equal(back.third_party, req.third_party);
+		if (req.nonce)
+			assert_memory_equal(back.nonce, req.nonce, 12);
+		if (req.nonce2 && req.port_pair) {
+			assert_non_null(back.nonce2);
+			assert_memory_equal(back.nonce2, req.nonce2, 12);
+		} else {
+			assert_null(back.nonce2);
+		}
+		pcpmap_mapping_abandon(md);
+	}
+	assert_true(accepted >= 7);
+	pcpmap_client_free(cd);
+	pcpmap_client_free(ce);
+	fake_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -807,6 +925,7 @@ int main(void)
 		cmocka_unit_test(test_lost_and_recreated),
 		cmocka_unit_test(test_persistent_attach),
 		cmocka_unit_test(test_probe_and_sync_helpers),
+		cmocka_unit_test(test_same_requests_both_modes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
