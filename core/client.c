@@ -334,6 +334,17 @@ static void unwatch(pcpmap_client *c, int fd, const struct pm_server *s)
 	}
 }
 
+int pm_client_watch_out(pcpmap_client *c, int fd, bool on)
+{
+	for (struct pm_watch *w = c->watches; w; w = w->next) {
+		if (w->fd != fd || w->server)
+			continue;
+		struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0u), .data.ptr = w };
+		return epoll_ctl(c->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+	}
+	return -ENOENT;
+}
+
 void pm_server_unwatch_fd(struct pm_server *s, int fd)
 {
 	unwatch(s->client, fd, s);

@@ -14,10 +14,11 @@
 #include "internal.h"
 #include "ipc/ipc.h"
 #include "ipc/ipc_conv.h"
+#include "net/ipc_sock.h"
 
-#define CONNECT_WAIT_MS 1000      /* pcpmap_client_new(): the daemon's answer to SUBSCRIBE */
-#define SEND_WAIT_MS    1000      /* a full socket buffer */
-#define REPLY_GRACE_US  10000000u /* a request unanswered this long: the daemon is stuck */
+#define CONNECT_WAIT_MS 1000         /* pcpmap_client_new(): the daemon's answer to SUBSCRIBE */
+#define OUT_MAX_BYTES   (256u << 10) /* queued for a daemon that reads nothing: it is stuck, reconnect */
+#define REPLY_GRACE_US  10000000u    /* a request unanswered this long: the daemon is stuck */
 #define BACKOFF_MIN_US  250000u
 #define BACKOFF_MAX_US  8000000u
 #define PROBE_MAX_MS    60000u /* the daemon's cap on TIMEOUT_MS */
@@ -91,6 +92,13 @@ struct deferred_delete {
 	uint32_t id;
 };
 
+/* An encoded message waiting for room in the socket. */
+struct outmsg {
+	struct outmsg *next;
+	size_t len;
+	uint8_t buf[];
+};
+
 struct pm_dmode {
 	enum pcpmap_mode mode;
 	char *path;
@@ -99,6 +107,8 @@ struct pm_dmode {
 	int lost_error;
 	bool reconnecting;
 	uint32_t seq;
+	struct outmsg *out_head, *out_tail; /* never blocking: what the socket had no room for, in order */
+	size_t out_bytes;
 	struct pending *head, *tail;
 	struct pm_list maps;
 	size_t n_maps;
@@ -150,53 +160,6 @@ static int open_socket(const char *path, int *ret_fd)
 	return 0;
 }
 
-/* Sends one encoded message; waits at most SEND_WAIT_MS for room. */
-static int send_bytes(pcpmap_client *c, int fd, const uint8_t *buf, size_t len)
-{
-	for (;;) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n >= 0) {
-			c->stats.sent++;
-			return 0;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return errno == EPIPE ? -ECONNRESET : -errno;
-		struct pollfd p = { .fd = fd, .events = POLLOUT };
-		int r = poll(&p, 1, SEND_WAIT_MS);
-		if (r == 0)
-			return -ETIMEDOUT;
-		if (r < 0 && errno != EINTR)
-			return -errno;
-	}
-}
-
-/* Reads one message without waiting: 1 with *ret_len set, 0 when none is queued, or -errno (-ECONNRESET at
- * the end of the stream). */
-static int recv_bytes(pcpmap_client *c, int fd, uint8_t *buf, size_t cap, size_t *ret_len)
-{
-	for (;;) {
-		struct iovec iov = { .iov_base = buf, .iov_len = cap };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ECONNRESET;
-		c->stats.received++;
-		/* The daemon never sends more than one message's worth: anything longer is not it. */
-		if ((mh.msg_flags & MSG_TRUNC) || (size_t)n > PMD_IPC_MAX_MSG)
-			return -EBADMSG;
-		*ret_len = (size_t)n;
-		return 1;
-	}
-}
-
 static uint32_t next_seq(struct pm_dmode *dm)
 {
 	if (++dm->seq == 0)
@@ -204,8 +167,71 @@ static uint32_t next_seq(struct pm_dmode *dm)
 	return dm->seq;
 }
 
-static void on_readable(pcpmap_client *c, int fd);
+static void on_io(pcpmap_client *c, int fd);
 static void on_message(pcpmap_client *c, const struct pmd_ipc_msg *msg);
+
+static void out_clear(struct pm_dmode *dm)
+{
+	while (dm->out_head) {
+		struct outmsg *o = dm->out_head;
+		dm->out_head = o->next;
+		free(o);
+	}
+	dm->out_tail = NULL;
+	dm->out_bytes = 0;
+}
+
+/* Sends an encoded message, or queues it behind those waiting for room: never waits. @return 0; -ENOBUFS when
+ * the daemon has left too much unread; -ENOMEM; the socket's error. */
+static int out_send(pcpmap_client *c, const uint8_t *buf, size_t len)
+{
+	struct pm_dmode *dm = c->dmode;
+	if (!dm->out_head) {
+		int r = pm_ipc_send(dm->fd, buf, len);
+		if (r == 0)
+			c->stats.sent++;
+		if (r != -EAGAIN)
+			return r;
+	}
+	if (dm->out_bytes + len > OUT_MAX_BYTES)
+		return -ENOBUFS;
+	struct outmsg *o = malloc(sizeof(*o) + len);
+	if (!o)
+		return -ENOMEM;
+	o->next = NULL;
+	o->len = len;
+	memcpy(o->buf, buf, len);
+	if (dm->out_tail)
+		dm->out_tail->next = o;
+	else
+		dm->out_head = o;
+	dm->out_tail = o;
+	dm->out_bytes += len;
+	if (o == dm->out_head)
+		pm_client_watch_out(c, dm->fd, true);
+	return 0;
+}
+
+/* The socket has room: sends what waits, in order. @return 0, or the socket's error. */
+static int out_flush(pcpmap_client *c)
+{
+	struct pm_dmode *dm = c->dmode;
+	while (dm->out_head) {
+		struct outmsg *o = dm->out_head;
+		int r = pm_ipc_send(dm->fd, o->buf, o->len);
+		if (r == -EAGAIN)
+			return 0;
+		if (r < 0)
+			return r;
+		c->stats.sent++;
+		dm->out_head = o->next;
+		dm->out_bytes -= o->len;
+		free(o);
+	}
+	dm->out_tail = NULL;
+	pm_client_watch_out(c, dm->fd, false);
+	return 0;
+}
 
 /* The connection is gone: close it now, report from the timer (never from inside the call that found out). */
 static void conn_drop(pcpmap_client *c, int err)
@@ -216,6 +242,7 @@ static void conn_drop(pcpmap_client *c, int err)
 	pm_client_unwatch_fd(c, dm->fd);
 	close(dm->fd);
 	dm->fd = -1;
+	out_clear(dm); /* what was queued is asked again, or reported lost, after the reconnection */
 	dm->lost_pending = true;
 	dm->lost_error = err ? err : -ECONNRESET;
 	sched_cancel(&c->sched, &dm->t_reply);
@@ -256,7 +283,7 @@ static int send_request(pcpmap_client *c, struct pmd_ipc_msg *m, enum req_kind k
 		free(p);
 		return r;
 	}
-	r = send_bytes(c, dm->fd, buf, len);
+	r = out_send(c, buf, len);
 	if (r < 0) {
 		free(p);
 		pm_log(c, PCPMAP_LOG_WARNING, "pcpmapd: sending %s failed: %s", pmd_ipc_type_name(m->type),
@@ -712,21 +739,32 @@ static void on_message(pcpmap_client *c, const struct pmd_ipc_msg *msg)
 	}
 }
 
-static void on_readable(pcpmap_client *c, int fd)
+/* The connection is readable or, with messages queued, writable. */
+static void on_io(pcpmap_client *c, int fd)
 {
 	struct pm_dmode *dm = c->dmode;
-	for (unsigned i = 0; i < READS_PER_CALL && dm->fd == fd; i++) {
-		size_t len;
-		int r = recv_bytes(c, fd, dm->buf, sizeof(dm->buf), &len);
-		if (r == 0)
-			return;
+	if (dm->out_head) {
+		int r = out_flush(c);
 		if (r < 0) {
+			pm_log(c, PCPMAP_LOG_WARNING, "pcpmapd: sending failed: %s", pcpmap_strerror(r));
 			conn_drop(c, r);
 			return;
 		}
-		if (pmd_ipc_decode(dm->buf, len, &dm->msg) < 0) {
-			c->stats.dropped++;
+	}
+	for (unsigned i = 0; i < READS_PER_CALL && dm->fd == fd; i++) {
+		size_t len = 0;
+		int r = pm_ipc_recv(fd, dm->buf, &dm->msg, &len);
+		if (len)
+			c->stats.received++;
+		if (r == 0)
+			return;
+		if (r == -EBADMSG || r == -EPROTONOSUPPORT) {
+			c->stats.dropped++; /* not a message of ours; the next may be */
 			continue;
+		}
+		if (r < 0) {
+			conn_drop(c, r);
+			return;
 		}
 		on_message(c, &dm->msg);
 	}
@@ -808,7 +846,7 @@ static void reconnect(pcpmap_client *c)
 	int fd;
 	int r = open_socket(dm->path, &fd);
 	if (r == 0) {
-		r = pm_client_watch_fd(c, fd, on_readable);
+		r = pm_client_watch_fd(c, fd, on_io);
 		if (r < 0)
 			close(fd);
 	}
@@ -881,28 +919,37 @@ static int handshake(pcpmap_client *c, struct pm_dmode *dm, int fd)
 	int r = pmd_ipc_encode(reply, buf, sizeof(buf), &len);
 	if (r < 0)
 		return r;
-	/* A daemon that refuses the connection (a limit) sends its reason and closes, maybe before reading
-	 * us: a failed send still reads the reason. */
-	int sent = send_bytes(c, fd, buf, len);
-	uint64_t end = pcpmap_now_usec() + CONNECT_WAIT_MS * 1000u;
+	/* A fresh connection has room for one message. A daemon that refuses the connection (a limit) sends
+	 * its reason and closes, maybe before reading us: a failed send still reads the reason. */
+	int sent = pm_ipc_send(fd, buf, len);
+	if (sent == 0)
+		c->stats.sent++;
+	uint64_t end = now_us(c) + CONNECT_WAIT_MS * 1000u;
 	for (;;) {
-		size_t n;
-		r = recv_bytes(c, fd, dm->buf, sizeof(dm->buf), &n);
+		size_t n = 0;
+		r = pm_ipc_recv(fd, dm->buf, reply, &n);
+		if (n)
+			c->stats.received++;
+		if (r == -EBADMSG || r == -EPROTONOSUPPORT)
+			return -EPROTO;
 		if (r < 0)
 			return r == -ECONNRESET && sent < 0 ? sent : r;
 		if (r == 0) {
 			if (sent < 0)
 				return sent;
-			uint64_t now = pcpmap_now_usec();
+			/* The one wait of daemon mode, inside pcpmap_client_new() and documented there: the
+			 * injected clock says how long is left, poll() says when nothing came. */
+			uint64_t now = now_us(c);
 			if (now >= end)
 				return -ETIMEDOUT;
 			struct pollfd p = { .fd = fd, .events = POLLIN };
-			if (poll(&p, 1, (int)((end - now + 999) / 1000)) < 0 && errno != EINTR)
+			int pr = poll(&p, 1, (int)((end - now + 999) / 1000));
+			if (pr == 0)
+				return -ETIMEDOUT;
+			if (pr < 0 && errno != EINTR)
 				return -errno;
 			continue;
 		}
-		if (pmd_ipc_decode(dm->buf, n, reply) < 0)
-			return -EPROTO;
 		if (reply->type == PMD_MSG_ERROR && (reply->seq == seq || reply->seq == 0)) {
 			pm_log(c, PCPMAP_LOG_WARNING, "pcpmapd at %s refused the connection: %s", dm->path,
 			       reply->message);
@@ -948,7 +995,7 @@ int pm_dmode_start(pcpmap_client *c, const struct pcpmap_client_config *cfg)
 	if (r == 0)
 		r = handshake(c, dm, fd);
 	if (r == 0)
-		r = pm_client_watch_fd(c, fd, on_readable);
+		r = pm_client_watch_fd(c, fd, on_io);
 	if (r < 0) {
 		if (fd >= 0)
 			close(fd);
@@ -982,6 +1029,7 @@ static void dmode_stop(pcpmap_client *c)
 	}
 	sched_cancel(&c->sched, &dm->t_conn);
 	sched_cancel(&c->sched, &dm->t_reply);
+	out_clear(dm);
 	while (dm->head) {
 		struct pending *p = dm->head;
 		dm->head = p->next;
@@ -1190,7 +1238,7 @@ static int dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, 
 		return -ENOTCONN;
 	if (timeout_ms < 0)
 		timeout_ms = 0;
-	uint64_t end = pcpmap_now_usec() + (uint64_t)timeout_ms * 1000u;
+	uint64_t end = now_us(c) + (uint64_t)timeout_ms * 1000u;
 	/* Local round trips (LIST, DELETE) get at least this long whatever the budget. */
 	const int local_ms = timeout_ms > 1000 ? timeout_ms : 1000;
 	const uint8_t *nonce =
@@ -1232,7 +1280,7 @@ static int dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, 
 		else
 			c->env.rand.fill(c->env.rand.ctx, tmp.info.nonce, sizeof(tmp.info.nonce));
 		build_create(&tmp, &m);
-		uint64_t now = pcpmap_now_usec();
+		uint64_t now = now_us(c);
 		uint32_t left = end > now ? (uint32_t)((end - now) / 1000u) : 0;
 		m.wait_ms = left ? left : 1;
 		pmd_ipc_set(&m, PMD_A_WAIT_MS);
@@ -1264,7 +1312,7 @@ static int dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, 
 	pmd_ipc_init(&m, PMD_MSG_DELETE, 0);
 	m.id = w.id;
 	pmd_ipc_set(&m, PMD_A_ID);
-	uint64_t now = pcpmap_now_usec();
+	uint64_t now = now_us(c);
 	int left_ms = end > now ? (int)((end - now + 999) / 1000u) : 0;
 	r = transact(c, &m, &dw, 0, left_ms > 1000 ? left_ms : 1000);
 	info.state = r == 0 ? PCPMAP_STATE_DELETED : info.state;

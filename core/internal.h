@@ -400,6 +400,9 @@ void pm_gw_free(struct pm_gw *gw);
 void pm_gw_describe(const struct pm_gw *gw, uint32_t mask, char *buf, size_t len);
 int pm_client_watch_fd(pcpmap_client *c, int fd, void (*fn)(pcpmap_client *c, int fd));
 void pm_client_unwatch_fd(pcpmap_client *c, int fd);
+/* Whether a client-level descriptor is also watched for room to write (its callback then runs on either).
+ * @return 0; -ENOENT when fd is not watched; -errno of epoll_ctl(). */
+int pm_client_watch_out(pcpmap_client *c, int fd, bool on);
 /* The blocking helpers' loop: process, then poll until done(), timeout_ms (-1: none; -ETIMEDOUT) or a signal
  * (-EINTR). */
 int pm_client_wait(pcpmap_client *c, bool (*done)(pcpmap_client *c, void *ud), void *ud, int timeout_ms);

@@ -12,6 +12,7 @@
 
 #include "daemon/ipc_client.h"
 #include "ipc/ipc_conv.h"
+#include "net/ipc_sock.h"
 
 #define EVENT_QUEUE_MAX 4096u
 
@@ -105,13 +106,22 @@ const char *pmd_ctl_error(const struct pmd_ctl *c)
 
 int pmd_ctl_send_raw(struct pmd_ctl *c, const void *buf, size_t len)
 {
+	/* A blocking client: waits for room, up to the timeout. */
+	uint64_t deadline = c->timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)c->timeout_ms;
 	for (;;) {
-		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno == EPIPE ? -ECONNRESET : -errno;
-		return 0;
+		int r = pm_ipc_send(c->fd, buf, len);
+		if (r != -EAGAIN)
+			return r;
+		int t = -1;
+		if (deadline != UINT64_MAX) {
+			uint64_t now = now_ms();
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			t = (int)(deadline - now);
+		}
+		struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+		if (poll(&p, 1, t) < 0 && errno != EINTR)
+			return -errno;
 	}
 }
 
@@ -134,25 +144,17 @@ static int recv_msg(struct pmd_ctl *c, uint64_t deadline, struct pmd_ipc_msg *re
 			return -errno;
 		if (r == 0)
 			return -ETIMEDOUT;
-		struct iovec iov = { .iov_base = c->buf, .iov_len = sizeof(c->buf) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-		ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == ECONNRESET) {
+		r = pm_ipc_recv(c->fd, c->buf, ret, NULL);
+		if (r == -ECONNRESET) {
 			/* The daemon closed with our request unread (a refusal at accept): the error is reported
 			 * first, its ERROR message may still be queued behind it. */
-			n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-			if (n <= 0)
+			r = pm_ipc_recv(c->fd, c->buf, ret, NULL);
+			if (r <= 0)
 				return -ECONNRESET;
 		}
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		if (r == 0)
 			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ECONNRESET;
-		if ((mh.msg_flags & MSG_TRUNC) || (size_t)n > PMD_IPC_MAX_MSG)
-			return -EBADMSG;
-		return pmd_ipc_decode(c->buf, (size_t)n, ret);
+		return r < 0 ? r : 0;
 	}
 }
 

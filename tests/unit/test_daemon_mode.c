@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fake_env.h"
 #include "internal.h"
 #include "ipc/ipc.h"
 #include "ipc/ipc_conv.h"
@@ -915,6 +916,81 @@ static void test_same_requests_both_modes(void **state)
 	fake_close(&f);
 }
 
+/* Daemon mode on an injected clock: the requests of a daemon that stopped reading queue up instead of blocking
+ * the caller (the socket holds about ten), go out in order once it reads again, and only the injected clock
+ * decides when an unanswered request means the daemon is stuck (10 s). */
+#define N_QUEUED 300
+static void test_never_blocks_fake_clock(void **state)
+{
+	(void)state;
+	struct fake_daemon f;
+	struct recorder r = { 0 };
+	struct fake_clock clk = { .now_us = 1000000000u };
+	struct fake_rand rnd = { .unit = 0.5 };
+	struct pm_env env;
+	fake_env_init(&env, &clk, &rnd);
+	struct pcpmap_client_config cfg;
+	pcpmap_client_config_init(&cfg);
+	cfg.mode = PCPMAP_MODE_DAEMON;
+	cfg.max_mappings = 2 * N_QUEUED;
+	pcpmap_client *c;
+	assert_int_equal(fake_open(&f), 0);
+	cfg.daemon_socket = f.path;
+	assert_int_equal(pthread_create(&f.thr, NULL, accept_thread, &f), 0);
+	assert_int_equal(pm_client_new_env(&c, &cfg, &env), 0);
+	pthread_join(f.thr, NULL);
+	assert_int_equal(f.thread_err, 0);
+	assert_true(pcpmap_client_uses_daemon(c));
+
+	/* The daemon reads nothing meanwhile: every call returns at once, nothing is dropped. */
+	static pcpmap_mapping *m[N_QUEUED];
+	char desc[513];
+	memset(desc, 'd', 512);
+	desc[512] = '\0';
+	for (int i = 0; i < N_QUEUED; i++) {
+		struct pcpmap_request req;
+		tcp_request(&req, (uint16_t)(7000 + i), &r);
+		req.description = desc; /* 512 bytes: the socket's buffer fills sooner */
+		assert_int_equal(pcpmap_mapping_new(c, &req, &m[i]), 0);
+	}
+	assert_int_equal(pcpmap_client_process(c), 0);
+	struct pcpmap_stats st;
+	pcpmap_client_get_stats(c, &st);
+	print_message("sent at once: %llu of %d\n", (unsigned long long)st.sent, N_QUEUED + 1);
+	assert_true(st.sent < N_QUEUED + 1); /* some wait in the queue */
+
+	/* It reads again: every CREATE arrives, in order, on the same connection. */
+	for (int i = 0; i < N_QUEUED; i++) {
+		struct pmd_ipc_msg msg;
+		int e = -ETIMEDOUT;
+		for (int tries = 0; tries < 50 && e == -ETIMEDOUT; tries++) {
+			assert_int_equal(pcpmap_client_process(c), 0);
+			e = fake_recv(&f, &msg, 20);
+		}
+		assert_int_equal(e, 0);
+		assert_int_equal(msg.type, PMD_MSG_CREATE);
+		assert_int_equal(msg.req.internal_port, 7000 + i);
+	}
+	pcpmap_client_get_stats(c, &st);
+	assert_int_equal(st.sent, N_QUEUED + 1); /* SUBSCRIBE and every CREATE */
+	assert_int_equal(r.n, 0);
+
+	/* Unanswered for 9 s of the injected clock: still connected. At 11 s: the daemon is stuck, the
+	 * connection is dropped (and asked again later). */
+	clk.now_us += 9000000u;
+	assert_int_equal(pcpmap_client_process(c), 0);
+	struct pmd_ipc_msg msg;
+	assert_int_equal(fake_recv(&f, &msg, 50), -ETIMEDOUT);
+	clk.now_us += 2000000u;
+	assert_int_equal(pcpmap_client_process(c), 0);
+	assert_int_equal(fake_recv(&f, &msg, 500), -ECONNRESET);
+
+	for (int i = 0; i < N_QUEUED; i++)
+		pcpmap_mapping_abandon(m[i]);
+	pcpmap_client_free(c);
+	fake_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -926,6 +1002,7 @@ int main(void)
 		cmocka_unit_test(test_persistent_attach),
 		cmocka_unit_test(test_probe_and_sync_helpers),
 		cmocka_unit_test(test_same_requests_both_modes),
+		cmocka_unit_test(test_never_blocks_fake_clock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
