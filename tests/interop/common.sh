@@ -210,7 +210,7 @@ expect_gone() { # PORT [WHAT]
 	[[ -z $r ]] || fail "${2:-the mapping} on port $1 was reported deleted but the gateway still holds: $r"
 }
 
-# The IPv4 port mappings in a pcpmapd list (pcpmapctl-test list output in FILE): MAP mappings the gateway
+# The IPv4 port mappings in a pcpmapd list (`pcpmap daemon list` output in FILE): MAP mappings the gateway
 # granted (MAPPED or REFRESHING), both halves of a port pair.
 daemon_mappings() { # FILE
 	python3 - "$1" <<'PY'
@@ -232,12 +232,12 @@ for line in open(sys.argv[1]):
 PY
 }
 
-# The daemon's whole list (asked over $SOCK with $CTL, which the sourcing script sets) against the gateway's
+# The daemon's whole list (asked over $SOCK, which the sourcing script sets, with `pcpmap daemon list`) against the gateway's
 # rules: they must agree exactly, within 5 s (a delete or renewal in flight settles meanwhile).
 expect_gateway_daemon() {
 	local want have
 	for _ in $(seq 50); do
-		"$LAB" cli "$CTL" -s "$SOCK" list >"$WORK/final-list.out" 2>&1 ||
+		"$LAB" cli "$PCPMAP" daemon -s "$SOCK" list >"$WORK/final-list.out" 2>&1 ||
 			fail "the daemon's list failed: $(cat "$WORK/final-list.out")"
 		want=$(daemon_mappings "$WORK/final-list.out" | sort)
 		have=$(gw_mappings | sort)
