@@ -79,6 +79,7 @@ struct pm_dmap {
 	bool attached;          /* the ATTACH in flight found it */
 	bool held;              /* the daemon answered for it since the connection began: a drop is a LOST */
 	bool done;              /* failed for good or deleted by someone: never asked for again */
+	bool deleting;          /* pcpmap_mapping_delete(): DELETED or FAILED (state DELETED) follows */
 	struct pmd_ipc_req req; /* what CREATE asks, again after a reconnection */
 	struct pcpmap_mapping_info info;
 	bool notified_mapped;
@@ -427,7 +428,7 @@ static void send_create(pcpmap_client *c, struct pm_dmap *d)
 	d->in_flight = true;
 }
 
-static void send_delete(pcpmap_client *c, uint32_t id, bool persistent)
+static void send_delete(pcpmap_client *c, uint32_t id, bool persistent, struct pm_dmap *d)
 {
 	struct pm_dmode *dm = c->dmode;
 	struct pmd_ipc_msg m;
@@ -439,6 +440,7 @@ static void send_delete(pcpmap_client *c, uint32_t id, bool persistent)
 	if (send_request(c, &m, R_DELETE, (uint64_t)PMD_IPC_DELETE_WAIT_MS * 1000u, &p) == 0) {
 		p->id = id;
 		p->persistent = persistent;
+		p->map = d;
 		return;
 	}
 	/* A mapping that is not persistent went with the connection; a persistent one waits for the next. */
@@ -607,13 +609,16 @@ static void on_create_reply(pcpmap_client *c, struct pending *p, const struct pm
 	if (msg->type == PMD_MSG_MAPPING) {
 		if (!d) {
 			if (p->delete_on_reply)
-				send_delete(c, msg->id, p->persistent);
+				send_delete(c, msg->id, p->persistent, NULL);
 			return;
 		}
 		d->in_flight = false;
 		d->held = true;
 		d->id = msg->id;
 		info_from_msg(c, msg, &d->info);
+		if (d->deleting)
+			send_delete(c, d->id, d->persistent,
+				    d); /* pcpmap_mapping_delete() before it was named */
 		return;
 	}
 	if (!d)
@@ -632,6 +637,17 @@ static void on_create_reply(pcpmap_client *c, struct pending *p, const struct pm
 		      msg->message[0] ? msg->message : pcpmap_strerror(d->info.error));
 	pm_log(c, PCPMAP_LOG_WARNING, "pcpmapd refused mapping %s %u: %s",
 	       d->req.ip_proto == 17 ? "udp" : "tcp", d->req.internal_port, d->info.detail);
+	queue_event(c, d, PCPMAP_EVENT_FAILED);
+}
+
+/* pcpmap_mapping_delete() ended without a deletion: FAILED with state DELETED, as the engine reports it. */
+static void delete_refused(pcpmap_client *c, struct pm_dmap *d, int err, const char *why)
+{
+	d->deleting = false;
+	d->done = true;
+	d->info.state = PCPMAP_STATE_DELETED;
+	d->info.error = err;
+	daemon_detail(d->info.detail, sizeof(d->info.detail), why && why[0] ? why : pcpmap_strerror(err));
 	queue_event(c, d, PCPMAP_EVENT_FAILED);
 }
 
@@ -655,10 +671,15 @@ static void on_event(pcpmap_client *c, const struct pmd_ipc_msg *msg)
 	case PCPMAP_EVENT_FAILED:
 		if (d->info.state == PCPMAP_STATE_FAILED)
 			d->done = true;
+		/* The delete failed; the daemon keeps the mapping and renews it (doc/IPC.md). */
+		if (d->deleting && d->info.state == PCPMAP_STATE_DELETED)
+			d->deleting = false;
 		queue_event(c, d, PCPMAP_EVENT_FAILED);
 		return;
 	case PCPMAP_EVENT_DELETED:
-		/* Someone else (root, another client of this uid) deleted it through the daemon. */
+		/* pcpmap_mapping_delete() confirmed, or someone else (root, another client of this uid) deleted
+		 * it through the daemon. */
+		d->deleting = false;
 		d->info.state = PCPMAP_STATE_DELETED;
 		d->id = 0;
 		d->done = true;
@@ -712,6 +733,10 @@ static void on_message(pcpmap_client *c, const struct pmd_ipc_msg *msg)
 	case R_DELETE:
 		if (msg->type == PMD_MSG_ERROR && msg->error != ENOENT)
 			pm_log(c, PCPMAP_LOG_INFO, "pcpmapd: delete of mapping %u: %s", p->id, msg->message);
+		/* The gateway's answer came as an event before this reply; a refusal of the daemon's own (no
+		 * such mapping, not its owner) comes only here. */
+		if (p->map && p->map->deleting && msg->type == PMD_MSG_ERROR)
+			delete_refused(c, p->map, msg_error(msg), msg->message);
 		break;
 	case R_ATTACH:
 		if (msg->type == PMD_MSG_MAPPING)
@@ -729,7 +754,7 @@ static void on_message(pcpmap_client *c, const struct pmd_ipc_msg *msg)
 		if (p->sync)
 			on_sync_reply(c, p->sync, msg);
 		else if (p->delete_on_reply && msg->type == PMD_MSG_MAPPING)
-			send_delete(c, msg->id, false);
+			send_delete(c, msg->id, false, NULL);
 		break;
 	}
 	if (last) {
@@ -823,6 +848,12 @@ static void report_loss(pcpmap_client *c)
 		d->held = false;
 		if (!d->persistent)
 			d->id = 0;
+		if (d->deleting) {
+			/* The daemon deletes what the connection held, and keeps a persistent one (asked again
+			 * after the reconnection): either way this client cannot say the gateway confirmed. */
+			delete_refused(c, d, err, "the connection to pcpmapd dropped during the delete");
+			continue;
+		}
 		if (d->done)
 			continue;
 		d->info.state = PCPMAP_STATE_NOT_SENT;
@@ -868,7 +899,7 @@ static void reconnect(pcpmap_client *c)
 		dm->deletes = dd->next;
 		uint32_t id = dd->id;
 		free(dd);
-		send_delete(c, id, true);
+		send_delete(c, id, true, NULL);
 	}
 	bool any_persistent = false;
 	for (struct pm_list *l = dm->maps.next; l != &dm->maps; l = l->next) {
@@ -1148,7 +1179,7 @@ static void dmode_mapping_free(struct pm_handle *h)
 	pcpmap_client *c = d->client;
 	d->user_owned = false;
 	if (d->id) {
-		send_delete(c, d->id, d->persistent);
+		send_delete(c, d->id, d->persistent, NULL);
 	} else if (d->in_flight) {
 		for (struct pending *p = c->dmode->head; p; p = p->next) {
 			if (p->map == d && p->kind == R_CREATE) {
@@ -1172,12 +1203,26 @@ static void dmode_mapping_get_info(const struct pm_handle *h, struct pcpmap_mapp
 	*ret = ((const struct pm_dmap *)(const void *)h)->info; /* h is its first member */
 }
 
-/* The daemon answers a DELETE once the gateway did, but whether to keep a mapping whose delete failed is the
- * daemon's (it does): not yet offered here. */
+/* The daemon answers a DELETE once the gateway did and tells its subscribers (this client is one): DELETED,
+ * or FAILED with state DELETED; it then keeps a mapping whose delete failed (doc/IPC.md). */
 static int dmode_mapping_delete(struct pm_handle *h)
 {
-	(void)h;
-	return -EOPNOTSUPP;
+	struct pm_dmap *d = dmap_of(h);
+	pcpmap_client *c = d->client;
+	if (d->req.kind == PCPMAP_KIND_PEER)
+		return -EOPNOTSUPP; /* RFC 6887 12: a PEER mapping only expires */
+	if (d->deleting || d->info.state == PCPMAP_STATE_DELETED)
+		return -EALREADY;
+	if (!d->id && !d->in_flight) {
+		/* Never sent, or failed for good: nothing the daemon holds. */
+		d->done = true;
+		d->info.state = PCPMAP_STATE_DELETED;
+		return 1;
+	}
+	d->deleting = true;
+	if (d->id)
+		send_delete(c, d->id, d->persistent, d); /* else: once the CREATE's reply names it */
+	return 0;
 }
 
 static bool nothing_deleting(pcpmap_client *c, void *ud)

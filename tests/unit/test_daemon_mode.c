@@ -991,6 +991,102 @@ static void test_never_blocks_fake_clock(void **state)
 	fake_close(&f);
 }
 
+static void send_error(int fd, uint32_t seq, int err, const char *text)
+{
+	struct pmd_ipc_msg m;
+	pmd_ipc_init(&m, PMD_MSG_ERROR, seq);
+	m.error = (uint32_t)err;
+	pmd_ipc_set(&m, PMD_A_ERRNO);
+	snprintf(m.message, sizeof(m.message), "%s", text);
+	pmd_ipc_set(&m, PMD_A_MESSAGE);
+	assert_int_equal(fake_send(fd, &m), 0);
+}
+
+/* pcpmap_mapping_delete() in daemon mode reports what the daemon reports: DELETED once the gateway confirmed;
+ * FAILED (state DELETED) when it did not, after which the daemon keeps the mapping and it can be deleted
+ * again; FAILED when the daemon itself refuses. */
+static void test_mapping_delete(void **state)
+{
+	(void)state;
+	struct fake_daemon f;
+	struct recorder r = { 0 };
+	pcpmap_client *c;
+	struct pmd_ipc_msg msg;
+	struct pcpmap_mapping_info info;
+	assert_int_equal(fake_open(&f), 0);
+	assert_int_equal(client_new(&f, PCPMAP_MODE_DAEMON, &c), 0);
+
+	/* Confirmed. */
+	pcpmap_mapping *a = mapped(&f, c, &r, 7300, 31, 17300, false);
+	assert_int_equal(pcpmap_mapping_delete(a), 0);
+	assert_int_equal(pcpmap_mapping_delete(a), -EALREADY);
+	assert_int_equal(fake_recv(&f, &msg, 1000), 0);
+	assert_int_equal(msg.type, PMD_MSG_DELETE);
+	assert_int_equal(msg.id, 31);
+	pump(c, &r, r.n + 1, 100);
+	assert_int_equal(r.n, 1); /* nothing until the daemon answers */
+	send_event(&f, PCPMAP_EVENT_DELETED, 31, PCPMAP_STATE_DELETED, 7300, 17300, NULL);
+	send_ok(f.fd, msg.seq, -1);
+	pump(c, &r, 2, 1000);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.evs[1].ev, PCPMAP_EVENT_DELETED);
+	assert_int_equal(pcpmap_mapping_get_info(a, &info), 0);
+	assert_int_equal(info.state, PCPMAP_STATE_DELETED);
+	assert_int_equal(pcpmap_mapping_delete(a), -EALREADY);
+	pcpmap_mapping_free(a); /* nothing more to send */
+	assert_int_equal(fake_recv(&f, &msg, 100), -ETIMEDOUT);
+
+	/* Unanswered by the gateway: one FAILED, then the daemon's renewal, then a second delete. */
+	pcpmap_mapping *b = mapped(&f, c, &r, 7302, 32, 17302, false);
+	assert_int_equal(pcpmap_mapping_delete(b), 0);
+	assert_int_equal(fake_recv(&f, &msg, 1000), 0);
+	assert_int_equal(msg.type, PMD_MSG_DELETE);
+	struct pmd_ipc_msg ev;
+	mapping_msg(&ev, PMD_MSG_EVENT, 0, 32, PCPMAP_STATE_DELETED, 7302, 17302, NULL);
+	ev.event = PCPMAP_EVENT_FAILED;
+	pmd_ipc_set(&ev, PMD_A_EVENT);
+	ev.error = ETIMEDOUT;
+	pmd_ipc_set(&ev, PMD_A_ERRNO);
+	assert_int_equal(fake_send(f.fd, &ev), 0);
+	send_error(f.fd, msg.seq, ETIMEDOUT, "the gateway did not delete mapping 32");
+	pump(c, &r, 4, 1000);
+	pump(c, NULL, 0, 50);
+	assert_int_equal(r.n, 4);
+	assert_int_equal(r.evs[3].ev, PCPMAP_EVENT_FAILED);
+	assert_int_equal(r.evs[3].info.state, PCPMAP_STATE_DELETED);
+	assert_int_equal(r.evs[3].info.error, -ETIMEDOUT);
+	send_event(&f, PCPMAP_EVENT_MAPPED, 32, PCPMAP_STATE_MAPPED, 7302, 17302, NULL);
+	pump(c, NULL, 0, 50);
+	assert_int_equal(pcpmap_mapping_get_info(b, &info), 0);
+	assert_int_equal(info.state, PCPMAP_STATE_MAPPED);
+	assert_int_equal(pcpmap_mapping_delete(b), 0);
+	assert_int_equal(fake_recv(&f, &msg, 1000), 0);
+	assert_int_equal(msg.type, PMD_MSG_DELETE);
+
+	/* Refused by the daemon itself (it no longer holds it): FAILED with its reason. */
+	send_error(f.fd, msg.seq, ENOENT, "no mapping 32");
+	pump(c, &r, 5, 1000);
+	assert_int_equal(r.n, 5);
+	assert_int_equal(r.evs[4].ev, PCPMAP_EVENT_FAILED);
+	assert_int_equal(r.evs[4].info.state, PCPMAP_STATE_DELETED);
+	assert_int_equal(r.evs[4].info.error, -ENOENT);
+	assert_non_null(strstr(r.evs[4].info.detail, "no mapping 32"));
+	pcpmap_mapping_free(b);
+
+	/* PEER cannot be deleted (RFC 6887 12), in either mode. */
+	struct pcpmap_request req;
+	pcpmap_mapping *p;
+	tcp_request(&req, 7304, &r);
+	req.kind = PCPMAP_KIND_PEER;
+	req.peer_addr = "198.51.100.9";
+	req.peer_port = 443;
+	assert_int_equal(pcpmap_mapping_new(c, &req, &p), 0);
+	assert_int_equal(pcpmap_mapping_delete(p), -EOPNOTSUPP);
+	pcpmap_mapping_abandon(p);
+	pcpmap_client_free(c);
+	fake_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1003,6 +1099,7 @@ int main(void)
 		cmocka_unit_test(test_probe_and_sync_helpers),
 		cmocka_unit_test(test_same_requests_both_modes),
 		cmocka_unit_test(test_never_blocks_fake_clock),
+		cmocka_unit_test(test_mapping_delete),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
