@@ -1347,7 +1347,7 @@ static int dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, 
 			pmd_ipc_init(&m, PMD_MSG_DELETE, 0);
 			m.id = w.id;
 			pmd_ipc_set(&m, PMD_A_ID);
-			transact(c, &m, &dw, 0, 1000);
+			transact(c, &m, &dw, (uint64_t)PMD_IPC_DELETE_WAIT_MS * 1000u, 1000);
 			if (ret_info)
 				*ret_info = info;
 			return r;
@@ -1359,7 +1359,9 @@ static int dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, 
 	pmd_ipc_set(&m, PMD_A_ID);
 	uint64_t now = now_us(c);
 	int left_ms = end > now ? (int)((end - now + 999) / 1000u) : 0;
-	r = transact(c, &m, &dw, 0, left_ms > 1000 ? left_ms : 1000);
+	/* Answered once the gateway answered: the reply may come after the caller's budget, which is no sign of a
+	 * stuck daemon. */
+	r = transact(c, &m, &dw, (uint64_t)PMD_IPC_DELETE_WAIT_MS * 1000u, left_ms > 1000 ? left_ms : 1000);
 	info.state = r == 0 ? PCPMAP_STATE_DELETED : info.state;
 	info.error = r;
 	if (r < 0 && dw.message[0])
