@@ -787,6 +787,7 @@ const struct pm_ops pm_engine_ops = {
 	.mapping_delete = pm_engine_mapping_delete,
 	.mapping_abandon = pm_engine_mapping_abandon,
 	.mapping_get_info = pm_engine_mapping_get_info,
+	.mapping_set_callback = pm_engine_mapping_set_callback,
 	.flush = pm_engine_flush,
 	.unmap_sync = pm_engine_unmap_sync,
 	.probe = pm_engine_probe,

@@ -1203,6 +1203,13 @@ static void dmode_mapping_get_info(const struct pm_handle *h, struct pcpmap_mapp
 	*ret = ((const struct pm_dmap *)(const void *)h)->info; /* h is its first member */
 }
 
+static void dmode_mapping_set_callback(struct pm_handle *h, pcpmap_event_fn cb, void *userdata)
+{
+	struct pm_dmap *d = dmap_of(h);
+	d->cb = cb;
+	d->userdata = userdata;
+}
+
 /* The daemon answers a DELETE once the gateway did and tells its subscribers (this client is one): DELETED,
  * or FAILED with state DELETED; it then keeps a mapping whose delete failed (doc/IPC.md). */
 static int dmode_mapping_delete(struct pm_handle *h)
@@ -1427,6 +1434,7 @@ const struct pm_ops pm_dmode_ops = {
 	.mapping_delete = dmode_mapping_delete,
 	.mapping_abandon = dmode_mapping_abandon,
 	.mapping_get_info = dmode_mapping_get_info,
+	.mapping_set_callback = dmode_mapping_set_callback,
 	.flush = dmode_flush,
 	.unmap_sync = dmode_unmap_sync,
 	.probe = dmode_probe,

@@ -450,6 +450,8 @@ struct pm_ops {
 	int (*mapping_delete)(struct pm_handle *h);
 	void (*mapping_abandon)(struct pm_handle *h);
 	void (*mapping_get_info)(const struct pm_handle *h, struct pcpmap_mapping_info *ret);
+	void (*mapping_set_callback)(struct pm_handle *h, pcpmap_event_fn cb,
+				     void *userdata); /* map_sync() */
 	int (*flush)(pcpmap_client *c, int timeout_ms);
 	int (*unmap_sync)(pcpmap_client *c, const struct pcpmap_request *req, int timeout_ms,
 			  struct pcpmap_mapping_info *ret_info);
@@ -467,6 +469,7 @@ void pm_engine_mapping_free(struct pm_handle *h);
 int pm_engine_mapping_delete(struct pm_handle *h);
 void pm_engine_mapping_abandon(struct pm_handle *h);
 void pm_engine_mapping_get_info(const struct pm_handle *h, struct pcpmap_mapping_info *ret);
+void pm_engine_mapping_set_callback(struct pm_handle *h, pcpmap_event_fn cb, void *userdata);
 int pm_engine_flush(pcpmap_client *c, int timeout_ms);
 int pm_engine_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int timeout_ms,
 			 struct pcpmap_mapping_info *ret_info);

@@ -856,6 +856,13 @@ void pm_engine_mapping_abandon(struct pm_handle *h)
 	pm_mapping_destroy((struct pm_mapping *)h);
 }
 
+void pm_engine_mapping_set_callback(struct pm_handle *h, pcpmap_event_fn cb, void *userdata)
+{
+	struct pm_mapping *m = (struct pm_mapping *)h;
+	m->cb = cb;
+	m->userdata = userdata;
+}
+
 void pm_engine_mapping_get_info(const struct pm_handle *h, struct pcpmap_mapping_info *ret)
 {
 	fill_info((const struct pm_mapping *)h, ret);
@@ -1076,9 +1083,9 @@ PCPMAP_EXPORT int pcpmap_map_sync(pcpmap_client *c, const struct pcpmap_request 
 		pcpmap_mapping_free(mh);
 		return err;
 	}
-	struct pm_mapping *m = (struct pm_mapping *)mh;
-	m->cb = w.user_cb;
-	m->userdata = w.user_ud;
+	/* Mapped: the caller's callback from now on (a daemon-mode handle is not an engine mapping). */
+	struct pm_handle *h = (struct pm_handle *)mh;
+	h->ops->mapping_set_callback(h, w.user_cb, w.user_ud);
 	*ret_mapping = mh;
 	return 0;
 }

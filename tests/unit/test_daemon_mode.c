@@ -743,6 +743,13 @@ static void test_probe_and_sync_helpers(void **state)
 	assert_int_equal(msg.type, PMD_MSG_CREATE);
 	assert_memory_equal(msg.req.nonce, nonce, 12);
 	assert_int_equal(r.n, 0); /* map_sync's own wait took the MAPPED */
+	/* From now on the caller's callback hears of the mapping. */
+	send_event(&f, PCPMAP_EVENT_LOST, 3, PCPMAP_STATE_ERROR_WAIT_RESEND, 7600, 0, nonce);
+	pump(c, &r, 1, 1000);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.evs[0].ev, PCPMAP_EVENT_LOST);
+	assert_ptr_equal(r.evs[0].m, m);
+	r.n = 0;
 
 	/* probe_sync */
 	pmd_ipc_init(&reply, PMD_MSG_PROBE_RESULT, seq + 2);
