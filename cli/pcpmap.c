@@ -21,6 +21,7 @@
 #include "top.h"
 #ifdef PCPMAP_CLI_DAEMON
 #include "daemon/ipc_client.h"
+#include "daemon_ctl.h"
 #endif
 
 /* Exit codes (documented in the man page and README). */
@@ -1356,10 +1357,25 @@ static void help_main(void)
 	       "  external-address       print the gateway's external address\n"
 	       "  connections [PROTO]    this host's connections; --pick N makes one's PEER mapping\n"
 	       "  list [--watch]         the mappings pcpmapd holds\n"
+	       "  daemon COMMAND         pcpmapd's control requests one by one (create, delete, list, "
+	       "events...)\n"
 	       "  top                    full-screen view: connections, mappings, events\n\n"
 	       "'%s COMMAND --help' tells more. Exit codes: 0 success, 1 internal error, 2 usage,\n"
 	       "3 no gateway or no supported protocol, 4 refused by the gateway, 5 timeout.\n",
 	       prog, prog);
+}
+
+static int cmd_daemon(int argc, char **argv, struct opts *o)
+{
+	(void)o;
+#ifdef PCPMAP_CLI_DAEMON
+	return cli_daemon(argc, argv);
+#else
+	(void)argc;
+	(void)argv;
+	fprintf(stderr, "%s daemon: this pcpmap was built without pcpmapd support\n", prog);
+	return EXIT_NO_SUPPORT;
+#endif
 }
 
 static int cmd_top(int argc, char **argv, struct opts *o)
@@ -1381,6 +1397,7 @@ static const struct {
 	{ "external-address", cmd_external },
 	{ "connections", cmd_connections },
 	{ "list", cmd_list },
+	{ "daemon", cmd_daemon },
 	{ "top", cmd_top },
 	/* clang-format on */
 };

@@ -417,15 +417,16 @@ static void delete_selected(struct app *a, uint64_t now)
 #ifdef PCPMAP_CLI_DAEMON
 	if (r->daemon_id && a->ctl) {
 		uint32_t id = r->daemon_id;
-		int e = pmd_ctl_delete(a->ctl, id);
+		/* The daemon answers once the gateway did: not worth freezing the view for. */
+		int e = pmd_ctl_delete_send(a->ctl, id);
 		if (e < 0)
-			top_model_log(&a->m, now, "pcpmapd refused to delete #%u (%s): %s%s%s", id, label,
-				      strerror(-e), pmd_ctl_error(a->ctl)[0] ? ": " : "",
-				      pmd_ctl_error(a->ctl));
+			top_model_log(&a->m, now, "cannot ask pcpmapd to delete #%u (%s): %s", id, label,
+				      strerror(-e));
 		else
-			top_model_log(&a->m, now, "pcpmapd deleted #%u (%s)", id, label);
-		if (e == 0)
-			top_model_remove_map(&a->m, r->key);
+			top_model_log(&a->m, now,
+				      "asked pcpmapd to delete #%u (%s): DELETING until the gateway answers, "
+				      "then gone (or kept, if the gateway refused)",
+				      id, label);
 		list_daemon(a, now);
 		return;
 	}

@@ -197,6 +197,7 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 	sched_timer_init(&c->announce.timer, announce_timer, c, "announce");
 	pm_probe_init(c);
 	pm_resilience_init(c);
+	c->ops = &pm_engine_ops;
 	r = pm_dmode_start(c, cfg);
 	if (r < 0) {
 		pcpmap_client_free(c);
@@ -220,7 +221,8 @@ PCPMAP_EXPORT pcpmap_client *pcpmap_client_free(pcpmap_client *c)
 	if (!c)
 		return NULL;
 	/* Daemon mode: closing the connection makes the daemon delete what is not persistent. */
-	pm_dmode_free(c);
+	if (c->ops && c->ops->stop)
+		c->ops->stop(c);
 	/* One best-effort delete per live mapping, then drop everything. */
 	while (!pm_list_empty(&c->mappings)) {
 		struct pm_mapping *m = pm_container_of(c->mappings.next, struct pm_mapping, link);
@@ -332,6 +334,17 @@ static void unwatch(pcpmap_client *c, int fd, const struct pm_server *s)
 	}
 }
 
+int pm_client_watch_out(pcpmap_client *c, int fd, bool on)
+{
+	for (struct pm_watch *w = c->watches; w; w = w->next) {
+		if (w->fd != fd || w->server)
+			continue;
+		struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0u), .data.ptr = w };
+		return epoll_ctl(c->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+	}
+	return -ENOENT;
+}
+
 void pm_server_unwatch_fd(struct pm_server *s, int fd)
 {
 	unwatch(s->client, fd, s);
@@ -352,13 +365,14 @@ void pm_client_queue_event(pcpmap_client *c, struct pm_event *e)
 	c->ev_tail = e;
 }
 
-void pm_client_purge_events(pcpmap_client *c, const struct pm_mapping *m)
+void pm_client_purge_events(pcpmap_client *c, const void *mapping)
 {
 	struct pm_event **pp = &c->ev_head;
 	c->ev_tail = NULL;
 	while (*pp) {
 		struct pm_event *e = *pp;
-		if (e->m == m) {
+		if ((e->m && (const void *)e->m == mapping) ||
+		    (e->handle && (const void *)e->handle == mapping)) {
 			*pp = e->next;
 			free(e);
 			continue;
@@ -384,6 +398,9 @@ static void dispatch_events(pcpmap_client *c)
 			if (e->probe_cb)
 				e->probe_cb(c, e->probe_result, e->userdata);
 			free(e->probe_result);
+		} else if (e->kind == PM_EVENT_PROXY) {
+			if (e->cb)
+				e->cb(e->handle, e->ev, &e->info, e->userdata);
 		} else if (e->m && e->m->user_owned && e->m->cb) {
 			e->m->cb((pcpmap_mapping *)e->m, e->ev, &e->info, e->m->userdata);
 		}
@@ -731,16 +748,11 @@ int pm_client_announce_on(pcpmap_client *c, struct pm_server *s, int timeout_ms,
 	return 0;
 }
 
-PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpmap_server_fn cb,
-					 void *userdata)
+static int engine_announce(pcpmap_client *c, int timeout_ms, pcpmap_server_fn cb, void *userdata)
 {
 	struct pm_server *s;
 	int r;
 
-	if (!c || timeout_ms < 0)
-		return -EINVAL;
-	if (c->dmode)
-		return -EOPNOTSUPP; /* the daemon watches the gateway's epoch itself */
 	if (c->announce.server)
 		return -EBUSY;
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
@@ -762,6 +774,26 @@ PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpma
 		return r;
 	return pm_client_announce_on(c, s, timeout_ms, cb, userdata);
 }
+
+PCPMAP_EXPORT int pcpmap_client_announce(pcpmap_client *c, int timeout_ms, pcpmap_server_fn cb,
+					 void *userdata)
+{
+	return c && timeout_ms >= 0 ? c->ops->announce(c, timeout_ms, cb, userdata) : -EINVAL;
+}
+
+const struct pm_ops pm_engine_ops = {
+	.mapping_new = pm_engine_mapping_new,
+	.mapping_free = pm_engine_mapping_free,
+	.mapping_delete = pm_engine_mapping_delete,
+	.mapping_abandon = pm_engine_mapping_abandon,
+	.mapping_get_info = pm_engine_mapping_get_info,
+	.mapping_set_callback = pm_engine_mapping_set_callback,
+	.flush = pm_engine_flush,
+	.unmap_sync = pm_engine_unmap_sync,
+	.probe = pm_engine_probe,
+	.probe_sync = pm_engine_probe_sync,
+	.announce = engine_announce,
+};
 
 void pm_server_on_announce(struct pm_server *s, const struct pcpmap_server_info *info)
 {

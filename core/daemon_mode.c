@@ -13,10 +13,12 @@
 
 #include "internal.h"
 #include "ipc/ipc.h"
+#include "ipc/ipc_conv.h"
+#include "net/ipc_sock.h"
 
-#define CONNECT_WAIT_MS 1000      /* pcpmap_client_new(): the daemon's answer to SUBSCRIBE */
-#define SEND_WAIT_MS    1000      /* a full socket buffer */
-#define REPLY_GRACE_US  10000000u /* a request unanswered this long: the daemon is stuck */
+#define CONNECT_WAIT_MS 1000         /* pcpmap_client_new(): the daemon's answer to SUBSCRIBE */
+#define OUT_MAX_BYTES   (256u << 10) /* queued for a daemon that reads nothing: it is stuck, reconnect */
+#define REPLY_GRACE_US  10000000u    /* a request unanswered this long: the daemon is stuck */
 #define BACKOFF_MIN_US  250000u
 #define BACKOFF_MAX_US  8000000u
 #define PROBE_MAX_MS    60000u /* the daemon's cap on TIMEOUT_MS */
@@ -64,13 +66,20 @@ struct pending {
 };
 
 struct pm_dmap {
-	struct pm_mapping m; /* the application's handle: m.dmap points back, m.link is in dmode->maps */
-	uint32_t id;         /* the daemon's name for it; 0 while it has none */
+	struct pm_handle h; /* first: the application's pcpmap_mapping */
+	pcpmap_client *client;
+	struct pm_list link; /* in dmode->maps */
+	pcpmap_event_fn cb;
+	void *userdata;
+	bool user_owned; /* false once the application freed or abandoned it */
+	uint32_t id;     /* the daemon's name for it; 0 while it has none */
 	bool persistent;
+	bool has_nonce2;        /* a pair taken over with its second half's nonce */
 	bool in_flight;         /* a CREATE, or the ATTACH of a persistent one, waits for its reply */
 	bool attached;          /* the ATTACH in flight found it */
 	bool held;              /* the daemon answered for it since the connection began: a drop is a LOST */
 	bool done;              /* failed for good or deleted by someone: never asked for again */
+	bool deleting;          /* pcpmap_mapping_delete(): DELETED or FAILED (state DELETED) follows */
 	struct pmd_ipc_req req; /* what CREATE asks, again after a reconnection */
 	struct pcpmap_mapping_info info;
 	bool notified_mapped;
@@ -84,6 +93,13 @@ struct deferred_delete {
 	uint32_t id;
 };
 
+/* An encoded message waiting for room in the socket. */
+struct outmsg {
+	struct outmsg *next;
+	size_t len;
+	uint8_t buf[];
+};
+
 struct pm_dmode {
 	enum pcpmap_mode mode;
 	char *path;
@@ -92,6 +108,8 @@ struct pm_dmode {
 	int lost_error;
 	bool reconnecting;
 	uint32_t seq;
+	struct outmsg *out_head, *out_tail; /* never blocking: what the socket had no room for, in order */
+	size_t out_bytes;
 	struct pending *head, *tail;
 	struct pm_list maps;
 	size_t n_maps;
@@ -111,9 +129,9 @@ static uint64_t now_us(const pcpmap_client *c)
 	return c->env.clock.now_us(c->env.clock.ctx);
 }
 
-static struct pm_dmap *dmap_of(const struct pm_mapping *m)
+static struct pm_dmap *dmap_of(struct pm_handle *h)
 {
-	return m->dmap;
+	return pm_container_of(h, struct pm_dmap, h);
 }
 
 static bool connected(const struct pm_dmode *dm)
@@ -143,53 +161,6 @@ static int open_socket(const char *path, int *ret_fd)
 	return 0;
 }
 
-/* Sends one encoded message; waits at most SEND_WAIT_MS for room. */
-static int send_bytes(pcpmap_client *c, int fd, const uint8_t *buf, size_t len)
-{
-	for (;;) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n >= 0) {
-			c->stats.sent++;
-			return 0;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return errno == EPIPE ? -ECONNRESET : -errno;
-		struct pollfd p = { .fd = fd, .events = POLLOUT };
-		int r = poll(&p, 1, SEND_WAIT_MS);
-		if (r == 0)
-			return -ETIMEDOUT;
-		if (r < 0 && errno != EINTR)
-			return -errno;
-	}
-}
-
-/* Reads one message without waiting: 1 with *ret_len set, 0 when none is queued, or -errno (-ECONNRESET at
- * the end of the stream). */
-static int recv_bytes(pcpmap_client *c, int fd, uint8_t *buf, size_t cap, size_t *ret_len)
-{
-	for (;;) {
-		struct iovec iov = { .iov_base = buf, .iov_len = cap };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ECONNRESET;
-		c->stats.received++;
-		/* The daemon never sends more than one message's worth: anything longer is not it. */
-		if ((mh.msg_flags & MSG_TRUNC) || (size_t)n > PMD_IPC_MAX_MSG)
-			return -EBADMSG;
-		*ret_len = (size_t)n;
-		return 1;
-	}
-}
-
 static uint32_t next_seq(struct pm_dmode *dm)
 {
 	if (++dm->seq == 0)
@@ -197,8 +168,71 @@ static uint32_t next_seq(struct pm_dmode *dm)
 	return dm->seq;
 }
 
-static void on_readable(pcpmap_client *c, int fd);
+static void on_io(pcpmap_client *c, int fd);
 static void on_message(pcpmap_client *c, const struct pmd_ipc_msg *msg);
+
+static void out_clear(struct pm_dmode *dm)
+{
+	while (dm->out_head) {
+		struct outmsg *o = dm->out_head;
+		dm->out_head = o->next;
+		free(o);
+	}
+	dm->out_tail = NULL;
+	dm->out_bytes = 0;
+}
+
+/* Sends an encoded message, or queues it behind those waiting for room: never waits. @return 0; -ENOBUFS when
+ * the daemon has left too much unread; -ENOMEM; the socket's error. */
+static int out_send(pcpmap_client *c, const uint8_t *buf, size_t len)
+{
+	struct pm_dmode *dm = c->dmode;
+	if (!dm->out_head) {
+		int r = pm_ipc_send(dm->fd, buf, len);
+		if (r == 0)
+			c->stats.sent++;
+		if (r != -EAGAIN)
+			return r;
+	}
+	if (dm->out_bytes + len > OUT_MAX_BYTES)
+		return -ENOBUFS;
+	struct outmsg *o = malloc(sizeof(*o) + len);
+	if (!o)
+		return -ENOMEM;
+	o->next = NULL;
+	o->len = len;
+	memcpy(o->buf, buf, len);
+	if (dm->out_tail)
+		dm->out_tail->next = o;
+	else
+		dm->out_head = o;
+	dm->out_tail = o;
+	dm->out_bytes += len;
+	if (o == dm->out_head)
+		pm_client_watch_out(c, dm->fd, true);
+	return 0;
+}
+
+/* The socket has room: sends what waits, in order. @return 0, or the socket's error. */
+static int out_flush(pcpmap_client *c)
+{
+	struct pm_dmode *dm = c->dmode;
+	while (dm->out_head) {
+		struct outmsg *o = dm->out_head;
+		int r = pm_ipc_send(dm->fd, o->buf, o->len);
+		if (r == -EAGAIN)
+			return 0;
+		if (r < 0)
+			return r;
+		c->stats.sent++;
+		dm->out_head = o->next;
+		dm->out_bytes -= o->len;
+		free(o);
+	}
+	dm->out_tail = NULL;
+	pm_client_watch_out(c, dm->fd, false);
+	return 0;
+}
 
 /* The connection is gone: close it now, report from the timer (never from inside the call that found out). */
 static void conn_drop(pcpmap_client *c, int err)
@@ -209,6 +243,7 @@ static void conn_drop(pcpmap_client *c, int err)
 	pm_client_unwatch_fd(c, dm->fd);
 	close(dm->fd);
 	dm->fd = -1;
+	out_clear(dm); /* what was queued is asked again, or reported lost, after the reconnection */
 	dm->lost_pending = true;
 	dm->lost_error = err ? err : -ECONNRESET;
 	sched_cancel(&c->sched, &dm->t_reply);
@@ -249,7 +284,7 @@ static int send_request(pcpmap_client *c, struct pmd_ipc_msg *m, enum req_kind k
 		free(p);
 		return r;
 	}
-	r = send_bytes(c, dm->fd, buf, len);
+	r = out_send(c, buf, len);
 	if (r < 0) {
 		free(p);
 		pm_log(c, PCPMAP_LOG_WARNING, "pcpmapd: sending %s failed: %s", pmd_ipc_type_name(m->type),
@@ -316,13 +351,15 @@ static void reply_timer(struct sched_timer *t, uint64_t now, void *arg)
 
 static void queue_event(pcpmap_client *c, struct pm_dmap *d, enum pcpmap_event ev)
 {
-	if (!d->m.user_owned)
+	if (!d->user_owned)
 		return;
 	struct pm_event *e = calloc(1, sizeof(*e));
 	if (!e)
 		return;
-	e->kind = PM_EVENT_MAPPING;
-	e->m = &d->m;
+	e->kind = PM_EVENT_PROXY;
+	e->handle = (pcpmap_mapping *)&d->h;
+	e->cb = d->cb;
+	e->userdata = d->userdata;
 	e->ev = ev;
 	e->info = d->info;
 	pm_client_queue_event(c, e);
@@ -344,81 +381,38 @@ static void notify_mapped(pcpmap_client *c, struct pm_dmap *d)
 	queue_event(c, d, ev);
 }
 
-static uint64_t at(uint64_t now, uint32_t secs)
-{
-	return now + (uint64_t)secs * 1000000u;
-}
-
 /* A MAPPING or EVENT message into the info the engine would give (the daemon's relative seconds onto this
- * client's clock). The detail stays ours: the daemon does not carry it. */
+ * client's clock). The detail stays ours (the daemon does not carry it), and so does the nonce when the
+ * message has none; the daemon says the requested lifetime until one is granted, the engine says 0. */
 static void info_from_msg(pcpmap_client *c, const struct pmd_ipc_msg *msg, struct pcpmap_mapping_info *i)
 {
-	uint64_t now = now_us(c);
 	char detail[sizeof(i->detail)];
-	uint8_t nonce[sizeof(i->nonce)];
+	uint8_t nonce[sizeof(i->nonce)], nonce2[sizeof(i->nonce2)];
 	memcpy(detail, i->detail, sizeof(detail));
 	memcpy(nonce, i->nonce, sizeof(nonce));
-	memset(i, 0, sizeof(*i));
-	i->state = (enum pcpmap_state)msg->state;
-	i->proto = (enum pcpmap_proto)msg->proto;
-	i->kind = msg->req.kind == PCPMAP_KIND_PEER ? PCPMAP_KIND_PEER : PCPMAP_KIND_MAP;
-	i->ip_proto = msg->req.ip_proto;
-	snprintf(i->server, sizeof(i->server), "%s", msg->server);
-	snprintf(i->internal_addr, sizeof(i->internal_addr), "%s", msg->internal_addr);
-	i->internal_port = msg->req.internal_port;
-	snprintf(i->external_addr, sizeof(i->external_addr), "%s", msg->external_addr);
-	i->external_port = msg->external_port;
-	i->external_port2 = msg->external_port2;
-	i->pair_method = (enum pcpmap_pair_method)msg->pair_method;
-	snprintf(i->peer_addr, sizeof(i->peer_addr), "%s", msg->req.peer_addr);
-	i->peer_port = msg->req.peer_port;
-	/* The daemon says the requested lifetime until one is granted; the engine says 0. */
-	if (pmd_ipc_has(msg, PMD_A_EXPIRES_IN)) {
-		i->lifetime = msg->req.lifetime;
-		i->expires_usec = at(now, msg->expires_in);
-	}
-	if (pmd_ipc_has(msg, PMD_A_REFRESH_IN))
-		i->refresh_usec = at(now, msg->refresh_in);
-	if (pmd_ipc_has(msg, PMD_A_RETRY_IN))
-		i->retry_usec = at(now, msg->retry_in);
-	i->epoch = msg->epoch;
-	i->error = msg->error ? -(int)msg->error : 0;
-	i->result_code = msg->result_code;
-	memcpy(i->nonce, pmd_ipc_has(msg, PMD_A_NONCE) ? msg->req.nonce : nonce, sizeof(i->nonce));
-	i->external_is_private = msg->external_private;
+	memcpy(nonce2, i->nonce2, sizeof(nonce2));
+	pmd_conv_info_from_msg(msg, now_us(c), i);
+	if (!pmd_ipc_has(msg, PMD_A_EXPIRES_IN))
+		i->lifetime = 0;
+	if (!pmd_ipc_has(msg, PMD_A_NONCE))
+		memcpy(i->nonce, nonce, sizeof(nonce));
+	if (!pmd_ipc_has(msg, PMD_A_NONCE2))
+		memcpy(i->nonce2, nonce2, sizeof(nonce2));
 	memcpy(i->detail, detail, sizeof(detail));
 }
 
 static void build_create(const struct pm_dmap *d, struct pmd_ipc_msg *m)
 {
-	const struct pmd_ipc_req *q = &d->req;
 	pmd_ipc_init(m, PMD_MSG_CREATE, 0);
-	m->req = *q;
-	/* Always our nonce: the mapping keeps it across daemon restarts and re-creations. */
+	m->req = d->req;
+	pmd_conv_set_req_bits(m);
+	/* Always our nonces: the mapping keeps them across daemon restarts and re-creations. */
 	memcpy(m->req.nonce, d->info.nonce, PMD_IPC_NONCE_LEN);
-	pmd_ipc_set(m, PMD_A_KIND);
-	pmd_ipc_set(m, PMD_A_IP_PROTO);
-	pmd_ipc_set(m, PMD_A_INTERNAL_PORT);
-	pmd_ipc_set(m, PMD_A_FAMILY);
 	pmd_ipc_set(m, PMD_A_NONCE);
-	if (q->suggested_port)
-		pmd_ipc_set(m, PMD_A_SUGGESTED_PORT);
-	if (q->suggested_addr[0])
-		pmd_ipc_set(m, PMD_A_SUGGESTED_ADDR);
-	if (q->lifetime)
-		pmd_ipc_set(m, PMD_A_LIFETIME);
-	if (q->third_party[0])
-		pmd_ipc_set(m, PMD_A_THIRD_PARTY);
-	if (q->description[0])
-		pmd_ipc_set(m, PMD_A_DESCRIPTION);
-	if (q->peer_addr[0])
-		pmd_ipc_set(m, PMD_A_PEER_ADDR);
-	if (q->peer_port)
-		pmd_ipc_set(m, PMD_A_PEER_PORT);
-	if (q->protocols)
-		pmd_ipc_set(m, PMD_A_PROTOCOLS);
-	if (q->deadline_ms)
-		pmd_ipc_set(m, PMD_A_DEADLINE_MS);
+	if (d->has_nonce2) {
+		memcpy(m->nonce2, d->info.nonce2, PMD_IPC_NONCE_LEN);
+		pmd_ipc_set(m, PMD_A_NONCE2);
+	}
 	m->persistent = d->persistent;
 }
 
@@ -434,7 +428,7 @@ static void send_create(pcpmap_client *c, struct pm_dmap *d)
 	d->in_flight = true;
 }
 
-static void send_delete(pcpmap_client *c, uint32_t id, bool persistent)
+static void send_delete(pcpmap_client *c, uint32_t id, bool persistent, struct pm_dmap *d)
 {
 	struct pm_dmode *dm = c->dmode;
 	struct pmd_ipc_msg m;
@@ -442,9 +436,11 @@ static void send_delete(pcpmap_client *c, uint32_t id, bool persistent)
 	pmd_ipc_init(&m, PMD_MSG_DELETE, 0);
 	m.id = id;
 	pmd_ipc_set(&m, PMD_A_ID);
-	if (send_request(c, &m, R_DELETE, 0, &p) == 0) {
+	/* Answered once the gateway answered the delete. */
+	if (send_request(c, &m, R_DELETE, (uint64_t)PMD_IPC_DELETE_WAIT_MS * 1000u, &p) == 0) {
 		p->id = id;
 		p->persistent = persistent;
+		p->map = d;
 		return;
 	}
 	/* A mapping that is not persistent went with the connection; a persistent one waits for the next. */
@@ -463,7 +459,7 @@ static struct pm_dmap *find_id(struct pm_dmode *dm, uint32_t id)
 	if (!id)
 		return NULL;
 	for (struct pm_list *l = dm->maps.next; l != &dm->maps; l = l->next) {
-		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, link);
 		if (d->id == id)
 			return d;
 	}
@@ -477,8 +473,8 @@ static void release(pcpmap_client *c, struct pm_dmap *d)
 	for (struct pending *p = dm->head; p; p = p->next)
 		if (p->map == d)
 			p->map = NULL;
-	pm_client_purge_events(c, &d->m);
-	pm_list_del(&d->m.link);
+	pm_client_purge_events(c, &d->h);
+	pm_list_del(&d->link);
 	dm->n_maps--;
 	free(d);
 }
@@ -489,34 +485,6 @@ static void release(pcpmap_client *c, struct pm_dmap *d)
 static void daemon_detail(char *dst, size_t cap, const char *text)
 {
 	snprintf(dst, cap, "pcpmapd: %.*s", (int)(cap > 10 ? cap - 10 : 0), text);
-}
-
-static void probe_from_msg(const struct pmd_ipc_msg *msg, struct pcpmap_probe_result *r)
-{
-	memset(r, 0, sizeof(*r));
-	snprintf(r->gateway, sizeof(r->gateway), "%s", msg->gateway);
-	r->chosen = (enum pcpmap_proto)msg->proto;
-	snprintf(r->external_addr, sizeof(r->external_addr), "%s", msg->external_addr);
-	r->external_is_private = msg->external_private;
-	for (size_t i = 0; i < msg->n_servers; i++) {
-		const struct pmd_ipc_server *s = &msg->servers[i];
-		struct pcpmap_server_info *si = s->proto == PCPMAP_PROTO_PCP      ? &r->pcp
-						: s->proto == PCPMAP_PROTO_NATPMP ? &r->natpmp
-						: s->proto == PCPMAP_PROTO_UPNP   ? &r->upnp
-										  : NULL;
-		if (!si)
-			continue;
-		si->proto = (enum pcpmap_proto)s->proto;
-		snprintf(si->server, sizeof(si->server), "%s", s->server);
-		snprintf(si->client_addr, sizeof(si->client_addr), "%s", s->client_addr);
-		si->version = s->version == 0xff ? -1 : s->version;
-		si->epoch = s->epoch;
-		si->rtt_usec = s->rtt_usec;
-		si->error = s->error ? -(int)s->error : 0;
-		si->result_code = s->result_code;
-		snprintf(si->external_addr, sizeof(si->external_addr), "%s", s->external_addr);
-		snprintf(si->detail, sizeof(si->detail), "%s", s->detail);
-	}
 }
 
 /* A probe the daemon could not run (or a connection that dropped): nothing was tried from here, so every
@@ -544,7 +512,7 @@ static void finish_probe(pcpmap_client *c, const struct pmd_ipc_msg *msg, int er
 		return;
 	}
 	if (msg && !err)
-		probe_from_msg(msg, r);
+		pmd_conv_probe_from_msg(msg, r);
 	else
 		probe_failed(err, msg ? msg->message : NULL, r);
 	e->kind = PM_EVENT_PROBE;
@@ -588,7 +556,7 @@ static void on_sync_reply(pcpmap_client *c, struct sync_wait *w, const struct pm
 		return;
 	case PMD_MSG_PROBE_RESULT:
 		if (w->probe)
-			probe_from_msg(msg, w->probe);
+			pmd_conv_probe_from_msg(msg, w->probe);
 		w->done = true;
 		return;
 	default:
@@ -602,7 +570,7 @@ static void attach_done(pcpmap_client *c)
 {
 	struct pm_dmode *dm = c->dmode;
 	for (struct pm_list *l = dm->maps.next; l != &dm->maps && connected(dm); l = l->next) {
-		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, link);
 		if (!d->persistent || !d->in_flight || d->done)
 			continue;
 		d->in_flight = false;
@@ -617,7 +585,7 @@ static void on_attach_mapping(pcpmap_client *c, const struct pmd_ipc_msg *msg)
 {
 	struct pm_dmode *dm = c->dmode;
 	for (struct pm_list *l = dm->maps.next; l != &dm->maps; l = l->next) {
-		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, link);
 		if (!d->persistent || !d->in_flight || d->attached)
 			continue;
 		bool same = d->id ? d->id == msg->id
@@ -641,13 +609,16 @@ static void on_create_reply(pcpmap_client *c, struct pending *p, const struct pm
 	if (msg->type == PMD_MSG_MAPPING) {
 		if (!d) {
 			if (p->delete_on_reply)
-				send_delete(c, msg->id, p->persistent);
+				send_delete(c, msg->id, p->persistent, NULL);
 			return;
 		}
 		d->in_flight = false;
 		d->held = true;
 		d->id = msg->id;
 		info_from_msg(c, msg, &d->info);
+		if (d->deleting)
+			send_delete(c, d->id, d->persistent,
+				    d); /* pcpmap_mapping_delete() before it was named */
 		return;
 	}
 	if (!d)
@@ -666,6 +637,17 @@ static void on_create_reply(pcpmap_client *c, struct pending *p, const struct pm
 		      msg->message[0] ? msg->message : pcpmap_strerror(d->info.error));
 	pm_log(c, PCPMAP_LOG_WARNING, "pcpmapd refused mapping %s %u: %s",
 	       d->req.ip_proto == 17 ? "udp" : "tcp", d->req.internal_port, d->info.detail);
+	queue_event(c, d, PCPMAP_EVENT_FAILED);
+}
+
+/* pcpmap_mapping_delete() ended without a deletion: FAILED with state DELETED, as the engine reports it. */
+static void delete_refused(pcpmap_client *c, struct pm_dmap *d, int err, const char *why)
+{
+	d->deleting = false;
+	d->done = true;
+	d->info.state = PCPMAP_STATE_DELETED;
+	d->info.error = err;
+	daemon_detail(d->info.detail, sizeof(d->info.detail), why && why[0] ? why : pcpmap_strerror(err));
 	queue_event(c, d, PCPMAP_EVENT_FAILED);
 }
 
@@ -689,10 +671,15 @@ static void on_event(pcpmap_client *c, const struct pmd_ipc_msg *msg)
 	case PCPMAP_EVENT_FAILED:
 		if (d->info.state == PCPMAP_STATE_FAILED)
 			d->done = true;
+		/* The delete failed; the daemon keeps the mapping and renews it (doc/IPC.md). */
+		if (d->deleting && d->info.state == PCPMAP_STATE_DELETED)
+			d->deleting = false;
 		queue_event(c, d, PCPMAP_EVENT_FAILED);
 		return;
 	case PCPMAP_EVENT_DELETED:
-		/* Someone else (root, another client of this uid) deleted it through the daemon. */
+		/* pcpmap_mapping_delete() confirmed, or someone else (root, another client of this uid) deleted
+		 * it through the daemon. */
+		d->deleting = false;
 		d->info.state = PCPMAP_STATE_DELETED;
 		d->id = 0;
 		d->done = true;
@@ -746,6 +733,10 @@ static void on_message(pcpmap_client *c, const struct pmd_ipc_msg *msg)
 	case R_DELETE:
 		if (msg->type == PMD_MSG_ERROR && msg->error != ENOENT)
 			pm_log(c, PCPMAP_LOG_INFO, "pcpmapd: delete of mapping %u: %s", p->id, msg->message);
+		/* The gateway's answer came as an event before this reply; a refusal of the daemon's own (no
+		 * such mapping, not its owner) comes only here. */
+		if (p->map && p->map->deleting && msg->type == PMD_MSG_ERROR)
+			delete_refused(c, p->map, msg_error(msg), msg->message);
 		break;
 	case R_ATTACH:
 		if (msg->type == PMD_MSG_MAPPING)
@@ -763,7 +754,7 @@ static void on_message(pcpmap_client *c, const struct pmd_ipc_msg *msg)
 		if (p->sync)
 			on_sync_reply(c, p->sync, msg);
 		else if (p->delete_on_reply && msg->type == PMD_MSG_MAPPING)
-			send_delete(c, msg->id, false);
+			send_delete(c, msg->id, false, NULL);
 		break;
 	}
 	if (last) {
@@ -773,21 +764,32 @@ static void on_message(pcpmap_client *c, const struct pmd_ipc_msg *msg)
 	}
 }
 
-static void on_readable(pcpmap_client *c, int fd)
+/* The connection is readable or, with messages queued, writable. */
+static void on_io(pcpmap_client *c, int fd)
 {
 	struct pm_dmode *dm = c->dmode;
-	for (unsigned i = 0; i < READS_PER_CALL && dm->fd == fd; i++) {
-		size_t len;
-		int r = recv_bytes(c, fd, dm->buf, sizeof(dm->buf), &len);
-		if (r == 0)
-			return;
+	if (dm->out_head) {
+		int r = out_flush(c);
 		if (r < 0) {
+			pm_log(c, PCPMAP_LOG_WARNING, "pcpmapd: sending failed: %s", pcpmap_strerror(r));
 			conn_drop(c, r);
 			return;
 		}
-		if (pmd_ipc_decode(dm->buf, len, &dm->msg) < 0) {
-			c->stats.dropped++;
+	}
+	for (unsigned i = 0; i < READS_PER_CALL && dm->fd == fd; i++) {
+		size_t len = 0;
+		int r = pm_ipc_recv(fd, dm->buf, &dm->msg, &len);
+		if (len)
+			c->stats.received++;
+		if (r == 0)
+			return;
+		if (r == -EBADMSG || r == -EPROTONOSUPPORT) {
+			c->stats.dropped++; /* not a message of ours; the next may be */
 			continue;
+		}
+		if (r < 0) {
+			conn_drop(c, r);
+			return;
 		}
 		on_message(c, &dm->msg);
 	}
@@ -840,12 +842,18 @@ static void report_loss(pcpmap_client *c)
 	/* The daemon deleted what was bound to the connection; persistent mappings it kept. Either way this
 	 * client cannot vouch for any of them until it hears from the daemon again. */
 	for (struct pm_list *l = dm->maps.next; l != &dm->maps; l = l->next) {
-		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, link);
 		bool held = d->held;
 		d->in_flight = false;
 		d->held = false;
 		if (!d->persistent)
 			d->id = 0;
+		if (d->deleting) {
+			/* The daemon deletes what the connection held, and keeps a persistent one (asked again
+			 * after the reconnection): either way this client cannot say the gateway confirmed. */
+			delete_refused(c, d, err, "the connection to pcpmapd dropped during the delete");
+			continue;
+		}
 		if (d->done)
 			continue;
 		d->info.state = PCPMAP_STATE_NOT_SENT;
@@ -869,7 +877,7 @@ static void reconnect(pcpmap_client *c)
 	int fd;
 	int r = open_socket(dm->path, &fd);
 	if (r == 0) {
-		r = pm_client_watch_fd(c, fd, on_readable);
+		r = pm_client_watch_fd(c, fd, on_io);
 		if (r < 0)
 			close(fd);
 	}
@@ -891,11 +899,11 @@ static void reconnect(pcpmap_client *c)
 		dm->deletes = dd->next;
 		uint32_t id = dd->id;
 		free(dd);
-		send_delete(c, id, true);
+		send_delete(c, id, true, NULL);
 	}
 	bool any_persistent = false;
 	for (struct pm_list *l = dm->maps.next; l != &dm->maps; l = l->next) {
-		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, link);
 		if (d->persistent && !d->done) {
 			d->in_flight = true;
 			d->attached = false;
@@ -908,7 +916,7 @@ static void reconnect(pcpmap_client *c)
 			return;
 	}
 	for (struct pm_list *l = dm->maps.next; l != &dm->maps && connected(dm); l = l->next) {
-		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, m.link);
+		struct pm_dmap *d = pm_container_of(l, struct pm_dmap, link);
 		if (!d->persistent && !d->done)
 			send_create(c, d);
 	}
@@ -942,28 +950,37 @@ static int handshake(pcpmap_client *c, struct pm_dmode *dm, int fd)
 	int r = pmd_ipc_encode(reply, buf, sizeof(buf), &len);
 	if (r < 0)
 		return r;
-	/* A daemon that refuses the connection (a limit) sends its reason and closes, maybe before reading
-	 * us: a failed send still reads the reason. */
-	int sent = send_bytes(c, fd, buf, len);
-	uint64_t end = pcpmap_now_usec() + CONNECT_WAIT_MS * 1000u;
+	/* A fresh connection has room for one message. A daemon that refuses the connection (a limit) sends
+	 * its reason and closes, maybe before reading us: a failed send still reads the reason. */
+	int sent = pm_ipc_send(fd, buf, len);
+	if (sent == 0)
+		c->stats.sent++;
+	uint64_t end = now_us(c) + CONNECT_WAIT_MS * 1000u;
 	for (;;) {
-		size_t n;
-		r = recv_bytes(c, fd, dm->buf, sizeof(dm->buf), &n);
+		size_t n = 0;
+		r = pm_ipc_recv(fd, dm->buf, reply, &n);
+		if (n)
+			c->stats.received++;
+		if (r == -EBADMSG || r == -EPROTONOSUPPORT)
+			return -EPROTO;
 		if (r < 0)
 			return r == -ECONNRESET && sent < 0 ? sent : r;
 		if (r == 0) {
 			if (sent < 0)
 				return sent;
-			uint64_t now = pcpmap_now_usec();
+			/* The one wait of daemon mode, inside pcpmap_client_new() and documented there: the
+			 * injected clock says how long is left, poll() says when nothing came. */
+			uint64_t now = now_us(c);
 			if (now >= end)
 				return -ETIMEDOUT;
 			struct pollfd p = { .fd = fd, .events = POLLIN };
-			if (poll(&p, 1, (int)((end - now + 999) / 1000)) < 0 && errno != EINTR)
+			int pr = poll(&p, 1, (int)((end - now + 999) / 1000));
+			if (pr == 0)
+				return -ETIMEDOUT;
+			if (pr < 0 && errno != EINTR)
 				return -errno;
 			continue;
 		}
-		if (pmd_ipc_decode(dm->buf, n, reply) < 0)
-			return -EPROTO;
 		if (reply->type == PMD_MSG_ERROR && (reply->seq == seq || reply->seq == 0)) {
 			pm_log(c, PCPMAP_LOG_WARNING, "pcpmapd at %s refused the connection: %s", dm->path,
 			       reply->message);
@@ -1009,7 +1026,7 @@ int pm_dmode_start(pcpmap_client *c, const struct pcpmap_client_config *cfg)
 	if (r == 0)
 		r = handshake(c, dm, fd);
 	if (r == 0)
-		r = pm_client_watch_fd(c, fd, on_readable);
+		r = pm_client_watch_fd(c, fd, on_io);
 	if (r < 0) {
 		if (fd >= 0)
 			close(fd);
@@ -1023,6 +1040,7 @@ int pm_dmode_start(pcpmap_client *c, const struct pcpmap_client_config *cfg)
 	}
 	dm->fd = fd;
 	c->dmode = dm;
+	c->ops = &pm_dmode_ops;
 	c->cfg.daemon_socket = dm->path;
 	if (c->cfg.server)
 		pm_log(c, PCPMAP_LOG_NOTICE, "server %s not used: pcpmapd chooses the gateway",
@@ -1031,7 +1049,7 @@ int pm_dmode_start(pcpmap_client *c, const struct pcpmap_client_config *cfg)
 	return 0;
 }
 
-void pm_dmode_free(pcpmap_client *c)
+static void dmode_stop(pcpmap_client *c)
 {
 	struct pm_dmode *dm = c->dmode;
 	if (!dm)
@@ -1042,6 +1060,7 @@ void pm_dmode_free(pcpmap_client *c)
 	}
 	sched_cancel(&c->sched, &dm->t_conn);
 	sched_cancel(&c->sched, &dm->t_reply);
+	out_clear(dm);
 	while (dm->head) {
 		struct pending *p = dm->head;
 		dm->head = p->next;
@@ -1053,9 +1072,9 @@ void pm_dmode_free(pcpmap_client *c)
 		free(dd);
 	}
 	while (!pm_list_empty(&dm->maps)) {
-		struct pm_dmap *d = pm_container_of(dm->maps.next, struct pm_dmap, m.link);
-		pm_client_purge_events(c, &d->m);
-		pm_list_del(&d->m.link);
+		struct pm_dmap *d = pm_container_of(dm->maps.next, struct pm_dmap, link);
+		pm_client_purge_events(c, &d->h);
+		pm_list_del(&d->link);
 		free(d);
 	}
 	c->cfg.daemon_socket = NULL;
@@ -1066,7 +1085,7 @@ void pm_dmode_free(pcpmap_client *c)
 
 PCPMAP_EXPORT bool pcpmap_client_uses_daemon(const pcpmap_client *c)
 {
-	return c && c->dmode;
+	return c && c->ops == &pm_dmode_ops;
 }
 
 /* ---- the API in daemon mode ---- */
@@ -1087,18 +1106,12 @@ static int copy_field(pcpmap_client *c, char *dst, size_t cap, const char *src, 
 	return 0;
 }
 
-int pm_dmode_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcpmap_mapping **ret)
+static int dmode_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcpmap_mapping **ret)
 {
 	struct pm_dmode *dm = c->dmode;
 	int r = pm_request_validate(c, req);
 	if (r < 0)
 		return r;
-	if ((req->size >= offsetof(struct pcpmap_request, allow_degrade) + sizeof(req->allow_degrade) &&
-	     req->allow_degrade) ||
-	    (req->size >= offsetof(struct pcpmap_request, nonce2) + sizeof(req->nonce2) && req->nonce2)) {
-		pm_log(c, PCPMAP_LOG_ERR, "request: allow_degrade and nonce2 cannot be carried to pcpmapd");
-		return -EOPNOTSUPP;
-	}
 	if (dm->n_maps >= c->cfg.max_mappings) {
 		pm_log(c, PCPMAP_LOG_WARNING, "mapping table full (%u mappings)", c->cfg.max_mappings);
 		return -ENOSPC;
@@ -1106,59 +1119,40 @@ int pm_dmode_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcp
 	struct pm_dmap *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
-	struct pmd_ipc_req *q = &d->req;
-	q->kind = (uint8_t)req->kind;
-	q->ip_proto = req->ip_proto;
-	q->internal_port = req->internal_port;
-	q->family = pmd_ipc_family_to_wire(req->external_family ? req->external_family : AF_INET);
-	q->suggested_port = req->suggested_port;
-	q->lifetime = req->lifetime;
-	q->prefer_failure = req->prefer_failure;
-	q->port_pair = req->port_pair;
-	q->peer_port = req->kind == PCPMAP_KIND_PEER ? req->peer_port : 0;
-	q->protocols =
-	    req->protocols ? req->protocols : (c->cfg.protocols != PCPMAP_PROTOS_ALL ? c->cfg.protocols : 0);
-	q->deadline_ms = req->deadline_ms;
-	r = copy_field(c, q->suggested_addr, sizeof(q->suggested_addr), req->suggested_addr,
-		       "suggested address");
-	if (!r)
-		r = copy_field(c, q->third_party, sizeof(q->third_party), req->third_party, "THIRD_PARTY");
-	if (!r)
-		r = copy_field(c, q->description, sizeof(q->description), req->description, "description");
-	if (!r && req->kind == PCPMAP_KIND_PEER)
-		r = copy_field(c, q->peer_addr, sizeof(q->peer_addr), req->peer_addr, "peer address");
-	for (size_t i = 0; i < req->n_filters && !r; i++) {
-		r = copy_field(c, q->filters[i].addr, sizeof(q->filters[i].addr), req->filters[i].peer_addr,
-			       "filter address");
-		q->filters[i].prefix_len = req->filters[i].prefix_len;
-		q->filters[i].port = req->filters[i].peer_port;
-	}
-	q->n_filters = req->n_filters;
+	/* What the daemon could not read must fail here, not after the mapping exists. */
+	struct pmd_ipc_msg m;
+	const char *what = "request";
+	r = pmd_conv_create_from_request(req, &m, &what);
 	if (r < 0) {
+		pm_log(c, PCPMAP_LOG_ERR,
+		       "request: the %s cannot be sent to pcpmapd (too long, or not UTF-8 without control "
+		       "characters)",
+		       what);
 		free(d);
 		return r;
 	}
-	d->m.client = c;
-	d->m.dmap = d;
-	d->m.id = ++c->next_id;
-	d->m.kind = req->kind;
-	d->m.cb = req->callback;
-	d->m.userdata = req->userdata;
-	d->m.user_owned = true;
-	d->persistent = req->size >= offsetof(struct pcpmap_request, persistent) + sizeof(req->persistent) &&
-			req->persistent;
-	if (req->size >= offsetof(struct pcpmap_request, nonce) + sizeof(req->nonce) && req->nonce)
-		memcpy(d->info.nonce, req->nonce, sizeof(d->info.nonce));
+	d->req = m.req;
+	if (!d->req.protocols && c->cfg.protocols != PCPMAP_PROTOS_ALL)
+		d->req.protocols = c->cfg.protocols;
+	d->has_nonce2 = pmd_ipc_has(&m, PMD_A_NONCE2);
+	if (d->has_nonce2)
+		memcpy(d->info.nonce2, m.nonce2, sizeof(d->info.nonce2));
+	d->h.ops = &pm_dmode_ops;
+	d->client = c;
+	d->cb = req->callback;
+	d->userdata = req->userdata;
+	d->user_owned = true;
+	d->persistent = m.persistent;
+	if (pmd_ipc_has(&m, PMD_A_NONCE))
+		memcpy(d->info.nonce, m.req.nonce, sizeof(d->info.nonce));
 	else
 		c->env.rand.fill(c->env.rand.ctx, d->info.nonce, sizeof(d->info.nonce));
 	d->info.state = PCPMAP_STATE_NOT_SENT;
 	d->info.kind = req->kind;
 	d->info.ip_proto = req->ip_proto;
 	d->info.internal_port = req->internal_port;
-	snprintf(d->info.peer_addr, sizeof(d->info.peer_addr), "%s", q->peer_addr);
-	d->info.peer_port = q->peer_port;
-	/* What the daemon could not read must fail here, not after the mapping exists. */
-	struct pmd_ipc_msg m;
+	snprintf(d->info.peer_addr, sizeof(d->info.peer_addr), "%s", d->req.peer_addr);
+	d->info.peer_port = d->req.peer_port;
 	uint8_t buf[PMD_IPC_MAX_MSG];
 	size_t len;
 	build_create(d, &m);
@@ -1168,24 +1162,24 @@ int pm_dmode_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcp
 		free(d);
 		return r == -ENOSPC ? -EINVAL : r;
 	}
-	pm_list_init(&d->m.link);
-	pm_list_add_tail(&dm->maps, &d->m.link);
+	pm_list_init(&d->link);
+	pm_list_add_tail(&dm->maps, &d->link);
 	dm->n_maps++;
 	c->now = now_us(c);
 	/* While the daemon is away the request waits for the reconnection. */
 	if (connected(dm))
 		send_create(c, d);
-	*ret = (pcpmap_mapping *)&d->m;
+	*ret = (pcpmap_mapping *)&d->h;
 	return 0;
 }
 
-void pm_dmode_mapping_free(struct pm_mapping *m)
+static void dmode_mapping_free(struct pm_handle *h)
 {
-	pcpmap_client *c = m->client;
-	struct pm_dmap *d = dmap_of(m);
-	m->user_owned = false;
+	struct pm_dmap *d = dmap_of(h);
+	pcpmap_client *c = d->client;
+	d->user_owned = false;
 	if (d->id) {
-		send_delete(c, d->id, d->persistent);
+		send_delete(c, d->id, d->persistent, NULL);
 	} else if (d->in_flight) {
 		for (struct pending *p = c->dmode->head; p; p = p->next) {
 			if (p->map == d && p->kind == R_CREATE) {
@@ -1197,15 +1191,45 @@ void pm_dmode_mapping_free(struct pm_mapping *m)
 	release(c, d);
 }
 
-void pm_dmode_mapping_abandon(struct pm_mapping *m)
+static void dmode_mapping_abandon(struct pm_handle *h)
 {
-	m->user_owned = false;
-	release(m->client, dmap_of(m));
+	struct pm_dmap *d = dmap_of(h);
+	d->user_owned = false;
+	release(d->client, d);
 }
 
-void pm_dmode_mapping_get_info(const struct pm_mapping *m, struct pcpmap_mapping_info *ret)
+static void dmode_mapping_get_info(const struct pm_handle *h, struct pcpmap_mapping_info *ret)
 {
-	*ret = dmap_of(m)->info;
+	*ret = ((const struct pm_dmap *)(const void *)h)->info; /* h is its first member */
+}
+
+static void dmode_mapping_set_callback(struct pm_handle *h, pcpmap_event_fn cb, void *userdata)
+{
+	struct pm_dmap *d = dmap_of(h);
+	d->cb = cb;
+	d->userdata = userdata;
+}
+
+/* The daemon answers a DELETE once the gateway did and tells its subscribers (this client is one): DELETED,
+ * or FAILED with state DELETED; it then keeps a mapping whose delete failed (doc/IPC.md). */
+static int dmode_mapping_delete(struct pm_handle *h)
+{
+	struct pm_dmap *d = dmap_of(h);
+	pcpmap_client *c = d->client;
+	if (d->req.kind == PCPMAP_KIND_PEER)
+		return -EOPNOTSUPP; /* RFC 6887 12: a PEER mapping only expires */
+	if (d->deleting || d->info.state == PCPMAP_STATE_DELETED)
+		return -EALREADY;
+	if (!d->id && !d->in_flight) {
+		/* Never sent, or failed for good: nothing the daemon holds. */
+		d->done = true;
+		d->info.state = PCPMAP_STATE_DELETED;
+		return 1;
+	}
+	d->deleting = true;
+	if (d->id)
+		send_delete(c, d->id, d->persistent, d); /* else: once the CREATE's reply names it */
+	return 0;
 }
 
 static bool nothing_deleting(pcpmap_client *c, void *ud)
@@ -1220,7 +1244,7 @@ static bool nothing_deleting(pcpmap_client *c, void *ud)
 	return true;
 }
 
-int pm_dmode_flush(pcpmap_client *c, int timeout_ms)
+static int dmode_flush(pcpmap_client *c, int timeout_ms)
 {
 	if (nothing_deleting(c, NULL))
 		return 0;
@@ -1255,8 +1279,8 @@ static int transact(pcpmap_client *c, struct pmd_ipc_msg *m, struct sync_wait *w
 	return w->err;
 }
 
-int pm_dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int timeout_ms,
-			struct pcpmap_mapping_info *ret_info)
+static int dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int timeout_ms,
+			    struct pcpmap_mapping_info *ret_info)
 {
 	struct pm_dmode *dm = c->dmode;
 	int r = pm_request_validate(c, req);
@@ -1266,7 +1290,7 @@ int pm_dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int 
 		return -ENOTCONN;
 	if (timeout_ms < 0)
 		timeout_ms = 0;
-	uint64_t end = pcpmap_now_usec() + (uint64_t)timeout_ms * 1000u;
+	uint64_t end = now_us(c) + (uint64_t)timeout_ms * 1000u;
 	/* Local round trips (LIST, DELETE) get at least this long whatever the budget. */
 	const int local_ms = timeout_ms > 1000 ? timeout_ms : 1000;
 	const uint8_t *nonce =
@@ -1308,7 +1332,7 @@ int pm_dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int 
 		else
 			c->env.rand.fill(c->env.rand.ctx, tmp.info.nonce, sizeof(tmp.info.nonce));
 		build_create(&tmp, &m);
-		uint64_t now = pcpmap_now_usec();
+		uint64_t now = now_us(c);
 		uint32_t left = end > now ? (uint32_t)((end - now) / 1000u) : 0;
 		m.wait_ms = left ? left : 1;
 		pmd_ipc_set(&m, PMD_A_WAIT_MS);
@@ -1330,7 +1354,7 @@ int pm_dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int 
 			pmd_ipc_init(&m, PMD_MSG_DELETE, 0);
 			m.id = w.id;
 			pmd_ipc_set(&m, PMD_A_ID);
-			transact(c, &m, &dw, 0, 1000);
+			transact(c, &m, &dw, (uint64_t)PMD_IPC_DELETE_WAIT_MS * 1000u, 1000);
 			if (ret_info)
 				*ret_info = info;
 			return r;
@@ -1340,9 +1364,11 @@ int pm_dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int 
 	pmd_ipc_init(&m, PMD_MSG_DELETE, 0);
 	m.id = w.id;
 	pmd_ipc_set(&m, PMD_A_ID);
-	uint64_t now = pcpmap_now_usec();
+	uint64_t now = now_us(c);
 	int left_ms = end > now ? (int)((end - now + 999) / 1000u) : 0;
-	r = transact(c, &m, &dw, 0, left_ms > 1000 ? left_ms : 1000);
+	/* Answered once the gateway answered: the reply may come after the caller's budget, which is no sign of a
+	 * stuck daemon. */
+	r = transact(c, &m, &dw, (uint64_t)PMD_IPC_DELETE_WAIT_MS * 1000u, left_ms > 1000 ? left_ms : 1000);
 	info.state = r == 0 ? PCPMAP_STATE_DELETED : info.state;
 	info.error = r;
 	if (r < 0 && dw.message[0])
@@ -1352,7 +1378,7 @@ int pm_dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int 
 	return r;
 }
 
-int pm_dmode_probe(pcpmap_client *c, int timeout_ms, pcpmap_probe_fn cb, void *userdata)
+static int dmode_probe(pcpmap_client *c, int timeout_ms, pcpmap_probe_fn cb, void *userdata)
 {
 	struct pm_dmode *dm = c->dmode;
 	if (dm->probing)
@@ -1372,7 +1398,7 @@ int pm_dmode_probe(pcpmap_client *c, int timeout_ms, pcpmap_probe_fn cb, void *u
 	return 0;
 }
 
-int pm_dmode_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret)
+static int dmode_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret)
 {
 	struct pm_dmode *dm = c->dmode;
 	if (!connected(dm))
@@ -1391,3 +1417,28 @@ int pm_dmode_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_re
 	(void)dm;
 	return 0;
 }
+
+/* The daemon watches the gateway's epoch itself. */
+static int dmode_announce(pcpmap_client *c, int timeout_ms, pcpmap_server_fn cb, void *userdata)
+{
+	(void)c;
+	(void)timeout_ms;
+	(void)cb;
+	(void)userdata;
+	return -EOPNOTSUPP;
+}
+
+const struct pm_ops pm_dmode_ops = {
+	.mapping_new = dmode_mapping_new,
+	.mapping_free = dmode_mapping_free,
+	.mapping_delete = dmode_mapping_delete,
+	.mapping_abandon = dmode_mapping_abandon,
+	.mapping_get_info = dmode_mapping_get_info,
+	.mapping_set_callback = dmode_mapping_set_callback,
+	.flush = dmode_flush,
+	.unmap_sync = dmode_unmap_sync,
+	.probe = dmode_probe,
+	.probe_sync = dmode_probe_sync,
+	.announce = dmode_announce,
+	.stop = dmode_stop,
+};

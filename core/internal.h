@@ -17,8 +17,14 @@
 
 struct pm_server;
 struct pm_mapping;
-struct pm_dmap;
 struct pm_dmode;
+struct pm_ops;
+
+/* What the application holds as a pcpmap_mapping: the first member of the engine's struct pm_mapping and of
+ * daemon mode's proxy (core/daemon_mode.c), so each public call on a mapping dispatches through it. */
+struct pm_handle {
+	const struct pm_ops *ops;
+};
 
 /* What a gateway is known to speak (learned once, re-learned on failure). */
 enum pm_pstat { PM_P_UNKNOWN = 0, PM_P_PROBING, PM_P_YES, PM_P_NO };
@@ -72,6 +78,7 @@ struct pm_server {
 };
 
 struct pm_mapping {
+	struct pm_handle h; /* first: the application's pcpmap_mapping */
 	struct pcpmap_client *client;
 	struct pm_gw *gw;
 	struct pm_server *server;
@@ -150,16 +157,17 @@ struct pm_mapping {
 	bool restart_pending; /* re-homed: the main timer starts it again */
 	uint64_t remap_at;    /* not before this time */
 
-	struct pm_dmap *dmap; /* daemon mode: a proxy of one of pcpmapd's mappings (core/daemon_mode.c) */
 	struct pm_mapping *nonce_next; /* chain of the client's nonce index */
 };
 
-enum pm_event_kind { PM_EVENT_MAPPING = 0, PM_EVENT_SERVER, PM_EVENT_PROBE };
+enum pm_event_kind { PM_EVENT_MAPPING = 0, PM_EVENT_SERVER, PM_EVENT_PROBE, PM_EVENT_PROXY };
 
 struct pm_event {
 	struct pm_event *next;
 	enum pm_event_kind kind;
 	struct pm_mapping *m;
+	pcpmap_mapping *handle; /* PM_EVENT_PROXY: a daemon-mode mapping, with its callback */
+	pcpmap_event_fn cb;
 	enum pcpmap_event ev;
 	struct pcpmap_mapping_info info;
 	pcpmap_server_fn server_cb;
@@ -240,7 +248,9 @@ struct pcpmap_client {
 		pcpmap_mapping *ext_map;
 	} probe;
 
-	/* Daemon mode (core/daemon_mode.c): NULL when this client runs the engine itself. */
+	/* The implementation behind the public API, chosen once in pcpmap_client_new(): pm_engine_ops, or
+	 * pm_dmode_ops with dmode its state (core/daemon_mode.c). */
+	const struct pm_ops *ops;
 	struct pm_dmode *dmode;
 };
 
@@ -297,6 +307,9 @@ void pm_gw_free(struct pm_gw *gw);
 void pm_gw_describe(const struct pm_gw *gw, uint32_t mask, char *buf, size_t len);
 int pm_client_watch_fd(pcpmap_client *c, int fd, void (*fn)(pcpmap_client *c, int fd));
 void pm_client_unwatch_fd(pcpmap_client *c, int fd);
+/* Whether a client-level descriptor is also watched for room to write (its callback then runs on either).
+ * @return 0; -ENOENT when fd is not watched; -errno of epoll_ctl(). */
+int pm_client_watch_out(pcpmap_client *c, int fd, bool on);
 /* The blocking helpers' loop: process, then poll until done(), timeout_ms (-1: none; -ETIMEDOUT) or a signal
  * (-EINTR). */
 int pm_client_wait(pcpmap_client *c, bool (*done)(pcpmap_client *c, void *ud), void *ud, int timeout_ms);
@@ -330,21 +343,49 @@ void pm_probe_fini(pcpmap_client *c);
 int pm_client_announce_on(pcpmap_client *c, struct pm_server *s, int timeout_ms, pcpmap_server_fn cb,
 			  void *userdata);
 void pm_client_queue_event(pcpmap_client *c, struct pm_event *e);
-void pm_client_purge_events(pcpmap_client *c, const struct pm_mapping *m);
+/* Drops the queued events of a mapping (an engine struct pm_mapping or a daemon-mode handle). */
+void pm_client_purge_events(pcpmap_client *c, const void *mapping);
 
-/* Daemon mode (core/daemon_mode.c): the client is a proxy of pcpmapd's (doc/DESIGN.md). */
-/* With cfg's mode AUTO or DAEMON, connects and subscribes (at most 1 s); 0 also when AUTO falls back. */
+/*
+ * The public API's implementations: the engine in this process, or pcpmapd (daemon mode, core/daemon_mode.c,
+ * doc/DESIGN.md). Chosen once in pcpmap_client_new(); the public functions check their arguments and
+ * dispatch: client calls through c->ops, mapping calls through the handle's ops.
+ */
+struct pm_ops {
+	int (*mapping_new)(pcpmap_client *c, const struct pcpmap_request *req, pcpmap_mapping **ret);
+	void (*mapping_free)(struct pm_handle *h);
+	int (*mapping_delete)(struct pm_handle *h);
+	void (*mapping_abandon)(struct pm_handle *h);
+	void (*mapping_get_info)(const struct pm_handle *h, struct pcpmap_mapping_info *ret);
+	void (*mapping_set_callback)(struct pm_handle *h, pcpmap_event_fn cb,
+				     void *userdata); /* map_sync() */
+	int (*flush)(pcpmap_client *c, int timeout_ms);
+	int (*unmap_sync)(pcpmap_client *c, const struct pcpmap_request *req, int timeout_ms,
+			  struct pcpmap_mapping_info *ret_info);
+	int (*probe)(pcpmap_client *c, int timeout_ms, pcpmap_probe_fn cb, void *userdata);
+	int (*probe_sync)(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret);
+	int (*announce)(pcpmap_client *c, int timeout_ms, pcpmap_server_fn cb, void *userdata);
+	void (*stop)(pcpmap_client *c); /* first step of pcpmap_client_free(); NULL: nothing to do */
+};
+extern const struct pm_ops pm_engine_ops;
+extern const struct pm_ops pm_dmode_ops;
+
+/* The engine's side of the table (mapping.c, probe.c, client.c). */
+int pm_engine_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcpmap_mapping **ret);
+void pm_engine_mapping_free(struct pm_handle *h);
+int pm_engine_mapping_delete(struct pm_handle *h);
+void pm_engine_mapping_abandon(struct pm_handle *h);
+void pm_engine_mapping_get_info(const struct pm_handle *h, struct pcpmap_mapping_info *ret);
+void pm_engine_mapping_set_callback(struct pm_handle *h, pcpmap_event_fn cb, void *userdata);
+int pm_engine_flush(pcpmap_client *c, int timeout_ms);
+int pm_engine_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int timeout_ms,
+			 struct pcpmap_mapping_info *ret_info);
+int pm_engine_probe(pcpmap_client *c, int timeout_ms, pcpmap_probe_fn cb, void *userdata);
+int pm_engine_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret);
+
+/* With cfg's mode AUTO or DAEMON, connects and subscribes (at most 1 s) and, connected, sets c->ops to
+ * pm_dmode_ops; 0 also when AUTO falls back to the engine. */
 int pm_dmode_start(pcpmap_client *c, const struct pcpmap_client_config *cfg);
-void pm_dmode_free(pcpmap_client *c);
-int pm_dmode_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcpmap_mapping **ret);
-void pm_dmode_mapping_free(struct pm_mapping *m);
-void pm_dmode_mapping_abandon(struct pm_mapping *m);
-void pm_dmode_mapping_get_info(const struct pm_mapping *m, struct pcpmap_mapping_info *ret);
-int pm_dmode_flush(pcpmap_client *c, int timeout_ms);
-int pm_dmode_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int timeout_ms,
-			struct pcpmap_mapping_info *ret_info);
-int pm_dmode_probe(pcpmap_client *c, int timeout_ms, pcpmap_probe_fn cb, void *userdata);
-int pm_dmode_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret);
 /* The engine's checks of a request (mapping.c), without making a mapping. */
 int pm_request_validate(pcpmap_client *c, const struct pcpmap_request *req);
 

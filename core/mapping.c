@@ -631,6 +631,7 @@ static struct pm_mapping *mapping_alloc(pcpmap_client *c)
 	struct pm_mapping *m = calloc(1, sizeof(*m));
 	if (!m)
 		return NULL;
+	m->h.ops = &pm_engine_ops;
 	m->client = c;
 	m->id = ++c->next_id;
 	pm_list_init(&m->link);
@@ -746,10 +747,11 @@ int pm_request_validate(pcpmap_client *c, const struct pcpmap_request *req)
 
 PCPMAP_EXPORT int pcpmap_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcpmap_mapping **ret)
 {
-	if (!c || !req || !ret)
-		return -EINVAL;
-	if (c->dmode)
-		return pm_dmode_mapping_new(c, req, ret);
+	return c && req && ret ? c->ops->mapping_new(c, req, ret) : -EINVAL;
+}
+
+int pm_engine_mapping_new(pcpmap_client *c, const struct pcpmap_request *req, pcpmap_mapping **ret)
+{
 	if (c->n_mappings >= c->cfg.max_mappings) {
 		pm_log(c, PCPMAP_LOG_WARNING, "mapping table full (%u mappings)", c->cfg.max_mappings);
 		return -ENOSPC;
@@ -775,20 +777,22 @@ PCPMAP_EXPORT int pcpmap_mapping_new(pcpmap_client *c, const struct pcpmap_reque
 
 PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_free(pcpmap_mapping *handle)
 {
-	struct pm_mapping *m = (struct pm_mapping *)handle;
-	if (!m)
-		return NULL;
-	if (m->dmap) {
-		pm_dmode_mapping_free(m);
-		return NULL;
-	}
+	struct pm_handle *h = (struct pm_handle *)handle;
+	if (h)
+		h->ops->mapping_free(h);
+	return NULL;
+}
+
+void pm_engine_mapping_free(struct pm_handle *h)
+{
+	struct pm_mapping *m = (struct pm_mapping *)h;
 	pcpmap_client *c = m->client;
 	m->user_owned = false;
 	pm_client_purge_events(c, m);
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
 	if (m->state == PCPMAP_STATE_DELETED) {
 		pm_mapping_destroy(m); /* pcpmap_mapping_delete() already finished */
-		return NULL;
+		return;
 	}
 	if (m->pair) {
 		struct pm_mapping *p = m->pair;
@@ -803,19 +807,21 @@ PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_free(pcpmap_mapping *handle)
 	 * while the gateway's protocols were probed, then failed) has nothing to delete anywhere. */
 	if (m->kind == PCPMAP_KIND_PEER || !m->server) {
 		pm_mapping_destroy(m);
-		return NULL;
+		return;
 	}
 	pm_mapping_fsm(m, FSM_EV_DELETE);
-	return NULL;
+	return;
 }
 
 PCPMAP_EXPORT int pcpmap_mapping_delete(pcpmap_mapping *handle)
 {
-	struct pm_mapping *m = (struct pm_mapping *)handle;
-	if (!m)
-		return -EINVAL;
-	if (m->dmap)
-		return -EOPNOTSUPP;
+	struct pm_handle *h = (struct pm_handle *)handle;
+	return h ? h->ops->mapping_delete(h) : -EINVAL;
+}
+
+int pm_engine_mapping_delete(struct pm_handle *h)
+{
+	struct pm_mapping *m = (struct pm_mapping *)h;
 	if (m->kind == PCPMAP_KIND_PEER)
 		return -EOPNOTSUPP;
 	if (m->state == PCPMAP_STATE_DELETING || m->state == PCPMAP_STATE_DELETED)
@@ -839,25 +845,37 @@ PCPMAP_EXPORT int pcpmap_mapping_delete(pcpmap_mapping *handle)
 
 PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_abandon(pcpmap_mapping *handle)
 {
-	struct pm_mapping *m = (struct pm_mapping *)handle;
-	if (m && m->dmap)
-		pm_dmode_mapping_abandon(m);
-	else if (m)
-		pm_mapping_destroy(m);
+	struct pm_handle *h = (struct pm_handle *)handle;
+	if (h)
+		h->ops->mapping_abandon(h);
 	return NULL;
+}
+
+void pm_engine_mapping_abandon(struct pm_handle *h)
+{
+	pm_mapping_destroy((struct pm_mapping *)h);
+}
+
+void pm_engine_mapping_set_callback(struct pm_handle *h, pcpmap_event_fn cb, void *userdata)
+{
+	struct pm_mapping *m = (struct pm_mapping *)h;
+	m->cb = cb;
+	m->userdata = userdata;
+}
+
+void pm_engine_mapping_get_info(const struct pm_handle *h, struct pcpmap_mapping_info *ret)
+{
+	fill_info((const struct pm_mapping *)h, ret);
 }
 
 PCPMAP_EXPORT int pcpmap_mapping_get_info_sized(const pcpmap_mapping *handle, struct pcpmap_mapping_info *ret,
 						size_t size)
 {
-	const struct pm_mapping *m = (const struct pm_mapping *)handle;
+	const struct pm_handle *h = (const struct pm_handle *)handle;
 	struct pcpmap_mapping_info full;
-	if (!m || !ret || size < PM_INFO_SIZE_V0)
+	if (!h || !ret || size < PM_INFO_SIZE_V0)
 		return -EINVAL;
-	if (m->dmap)
-		pm_dmode_mapping_get_info(m, &full);
-	else
-		fill_info(m, &full);
+	h->ops->mapping_get_info(h, &full);
 	memcpy(ret, &full, size < sizeof(full) ? size : sizeof(full));
 	return 0;
 }
@@ -1065,9 +1083,9 @@ PCPMAP_EXPORT int pcpmap_map_sync(pcpmap_client *c, const struct pcpmap_request 
 		pcpmap_mapping_free(mh);
 		return err;
 	}
-	struct pm_mapping *m = (struct pm_mapping *)mh;
-	m->cb = w.user_cb;
-	m->userdata = w.user_ud;
+	/* Mapped: the caller's callback from now on (a daemon-mode handle is not an engine mapping). */
+	struct pm_handle *h = (struct pm_handle *)mh;
+	h->ops->mapping_set_callback(h, w.user_cb, w.user_ud);
 	*ret_mapping = mh;
 	return 0;
 }
@@ -1083,10 +1101,11 @@ static bool nothing_deleting(pcpmap_client *c, void *ud)
 
 PCPMAP_EXPORT int pcpmap_client_flush(pcpmap_client *c, int timeout_ms)
 {
-	if (!c)
-		return -EINVAL;
-	if (c->dmode)
-		return pm_dmode_flush(c, timeout_ms);
+	return c ? c->ops->flush(c, timeout_ms) : -EINVAL;
+}
+
+int pm_engine_flush(pcpmap_client *c, int timeout_ms)
+{
 	if (nothing_deleting(c, NULL))
 		return 0;
 	return pm_client_wait(c, nothing_deleting, NULL, timeout_ms < 0 ? 0 : timeout_ms);
@@ -1119,13 +1138,17 @@ static void unmap_cb(pcpmap_mapping *mh, enum pcpmap_event ev, const struct pcpm
 PCPMAP_EXPORT int pcpmap_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int timeout_ms,
 				    struct pcpmap_mapping_info *ret_info)
 {
+	if (!c || !req || req->kind != PCPMAP_KIND_MAP)
+		return -EINVAL;
+	return c->ops->unmap_sync(c, req, timeout_ms, ret_info);
+}
+
+int pm_engine_unmap_sync(pcpmap_client *c, const struct pcpmap_request *req, int timeout_ms,
+			 struct pcpmap_mapping_info *ret_info)
+{
 	struct unmap_wait w = { 0 };
 	int err;
 
-	if (!c || !req || req->kind != PCPMAP_KIND_MAP)
-		return -EINVAL;
-	if (c->dmode)
-		return pm_dmode_unmap_sync(c, req, timeout_ms, ret_info);
 	if (c->n_mappings >= c->cfg.max_mappings)
 		return -ENOSPC;
 	struct pm_mapping *m = mapping_alloc(c);

@@ -169,11 +169,12 @@ static void probe_timer(struct sched_timer *t, uint64_t now, void *arg)
 
 PCPMAP_EXPORT int pcpmap_client_probe(pcpmap_client *c, int timeout_ms, pcpmap_probe_fn cb, void *userdata)
 {
+	return c && timeout_ms > 0 ? c->ops->probe(c, timeout_ms, cb, userdata) : -EINVAL;
+}
+
+int pm_engine_probe(pcpmap_client *c, int timeout_ms, pcpmap_probe_fn cb, void *userdata)
+{
 	struct pm_gw *gw;
-	if (!c || timeout_ms <= 0)
-		return -EINVAL;
-	if (c->dmode)
-		return pm_dmode_probe(c, timeout_ms, cb, userdata);
 	if (c->probe.active)
 		return -EBUSY;
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
@@ -248,12 +249,10 @@ static void sync_cb(pcpmap_client *c, const struct pcpmap_probe_result *r, void 
 	w->done = true;
 }
 
-static int probe_sync_full(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret)
+int pm_engine_probe_sync(pcpmap_client *c, int timeout_ms, struct pcpmap_probe_result *ret)
 {
 	struct probe_wait w = { .ret = ret };
-	if (c->dmode)
-		return timeout_ms <= 0 ? -EINVAL : pm_dmode_probe_sync(c, timeout_ms, ret);
-	int r = pcpmap_client_probe(c, timeout_ms, sync_cb, &w);
+	int r = pm_engine_probe(c, timeout_ms, sync_cb, &w);
 	if (r < 0)
 		return r;
 	r = pm_client_wait(c, probe_done, &w, -1);
@@ -268,10 +267,10 @@ PCPMAP_EXPORT int pcpmap_probe_sync_sized(pcpmap_client *c, int timeout_ms, stru
 					  size_t size)
 {
 	struct pcpmap_probe_result full;
-	if (!c || !ret || size < PM_PROBE_SIZE_V0)
+	if (!c || !ret || size < PM_PROBE_SIZE_V0 || timeout_ms <= 0)
 		return -EINVAL;
 	memset(&full, 0, sizeof(full));
-	int r = probe_sync_full(c, timeout_ms, &full);
+	int r = c->ops->probe_sync(c, timeout_ms, &full);
 	if (r == 0)
 		memcpy(ret, &full, size < sizeof(full) ? size : sizeof(full));
 	return r;

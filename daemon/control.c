@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "net/ipc_sock.h"
 
 /* ---- connections: output ---- */
 
@@ -42,15 +43,11 @@ void conn_send(struct daemon *d, struct conn *c, const uint8_t *buf, size_t len)
 	if (c->dead)
 		return;
 	if (!c->out_head) {
-		for (;;) {
-			ssize_t n = send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (n >= 0)
-				return; /* SOCK_SEQPACKET: all or nothing */
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			conn_kill(c, errno == EPIPE || errno == ECONNRESET ? NULL : "send failed");
+		int r = pm_ipc_send(c->fd, buf, len);
+		if (r == 0)
+			return;
+		if (r != -EAGAIN) {
+			conn_kill(c, r == -ECONNRESET ? NULL : "send failed");
 			return;
 		}
 	}
@@ -80,12 +77,10 @@ void conn_flush(struct daemon *d, struct conn *c)
 {
 	while (c->out_head && !c->dead) {
 		struct outmsg *o = c->out_head;
-		ssize_t n = send(c->fd, o->buf, o->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
+		int r = pm_ipc_send(c->fd, o->buf, o->len);
+		if (r == -EAGAIN)
+			return;
+		if (r < 0) {
 			conn_kill(c, NULL);
 			return;
 		}

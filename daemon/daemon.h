@@ -77,11 +77,18 @@ struct drec {
 	uint32_t lifetime, protocols, deadline_ms;
 	uint16_t internal_port, suggested_port, peer_port, external_port;
 	uint8_t kind, ip_proto, family;
-	bool persistent, prefer_failure, port_pair;
+	bool persistent, prefer_failure, port_pair, allow_degrade;
 	uint8_t nonce[PMD_IPC_NONCE_LEN], nonce2[PMD_IPC_NONCE_LEN];
 	int64_t expires;
 	char external_addr[PMD_IPC_ADDR_MAX + 1];
 	struct pmd_ipc_req *more; /* NULL: none of those strings or filters */
+};
+
+/* A DELETE request that waits for the gateway's answer. */
+struct del_waiter {
+	struct del_waiter *next;
+	struct conn *conn;
+	uint32_t seq;
 };
 
 struct dmap {
@@ -100,6 +107,8 @@ struct dmap {
 	uint32_t wait_seq;
 	uint64_t wait_deadline;
 	uint64_t cleanup_deadline;
+	bool deleting; /* the delete is in flight: the record stays until the gateway answers */
+	struct del_waiter *del_waiters; /* DELETE requests told the outcome */
 };
 
 struct probe_waiter {

@@ -13,6 +13,7 @@
 #include "daemon/daemon.h"
 #include "daemon/policy.h"
 #include "daemon/sockown.h"
+#include "ipc/ipc_conv.h"
 
 static struct daemon *engine_d; /* for the library's callbacks, which carry only the mapping */
 
@@ -90,6 +91,7 @@ static int drec_pack(struct drec *d, const struct pmd_state_rec *r)
 		.persistent = r->persistent,
 		.prefer_failure = q->prefer_failure,
 		.port_pair = q->port_pair,
+		.allow_degrade = q->allow_degrade,
 		.expires = r->expires,
 		.more = more,
 	};
@@ -121,6 +123,7 @@ static void drec_unpack(const struct drec *d, struct pmd_state_rec *r)
 	q->family = d->family;
 	q->prefer_failure = d->prefer_failure;
 	q->port_pair = d->port_pair;
+	q->allow_degrade = d->allow_degrade;
 	memcpy(q->nonce, d->nonce, sizeof(q->nonce));
 	memcpy(r->nonce2, d->nonce2, sizeof(r->nonce2));
 	memcpy(r->external_addr, d->external_addr, sizeof(r->external_addr));
@@ -131,6 +134,11 @@ static void drec_unpack(const struct drec *d, struct pmd_state_rec *r)
 /* Frees a mapping's memory (not its engine handle). */
 static void dmap_free(struct dmap *m)
 {
+	while (m->del_waiters) {
+		struct del_waiter *w = m->del_waiters;
+		m->del_waiters = w->next;
+		free(w);
+	}
 	free(m->rec.more);
 	free(m);
 }
@@ -366,81 +374,19 @@ static void fill_mapping(struct dmap *dm, const struct pcpmap_mapping_info *in, 
 	}
 	struct pmd_state_rec full;
 	drec_unpack(&dm->rec, &full);
-	const struct pmd_ipc_req *q = &full.req;
 	m->id = dm->rec.id;
 	pmd_ipc_set(m, PMD_A_ID);
-	m->req = *q;
-	pmd_ipc_set(m, PMD_A_KIND);
-	pmd_ipc_set(m, PMD_A_IP_PROTO);
-	pmd_ipc_set(m, PMD_A_INTERNAL_PORT);
-	pmd_ipc_set(m, PMD_A_FAMILY);
-	if (q->suggested_port)
-		pmd_ipc_set(m, PMD_A_SUGGESTED_PORT);
-	if (q->suggested_addr[0])
-		pmd_ipc_set(m, PMD_A_SUGGESTED_ADDR);
-	if (q->third_party[0])
-		pmd_ipc_set(m, PMD_A_THIRD_PARTY);
-	if (q->description[0])
-		pmd_ipc_set(m, PMD_A_DESCRIPTION);
-	if (q->kind == PCPMAP_KIND_PEER) {
-		pmd_ipc_set(m, PMD_A_PEER_ADDR);
-		pmd_ipc_set(m, PMD_A_PEER_PORT);
-	}
-	if (q->protocols)
-		pmd_ipc_set(m, PMD_A_PROTOCOLS);
-	if (q->deadline_ms)
-		pmd_ipc_set(m, PMD_A_DEADLINE_MS);
+	m->req = full.req;
+	/* Replies leave out what the first release did not know (ALLOW_DEGRADE, NONCE2): a client of that
+	 * release refuses a message with an attribute it does not know. */
+	m->req.allow_degrade = false;
+	pmd_conv_set_req_bits(m);
 	if (show_nonce) {
-		memcpy(m->req.nonce, have_info ? info.nonce : q->nonce, PMD_IPC_NONCE_LEN);
+		memcpy(m->req.nonce, have_info ? info.nonce : full.req.nonce, PMD_IPC_NONCE_LEN);
 		pmd_ipc_set(m, PMD_A_NONCE);
 	}
-	/* The granted lifetime once there is one, the requested one before. */
-	if (info.lifetime)
-		m->req.lifetime = info.lifetime;
-	pmd_ipc_set(m, PMD_A_LIFETIME);
 	m->persistent = dm->rec.persistent;
-	m->state = (uint8_t)info.state;
-	pmd_ipc_set(m, PMD_A_STATE);
-	m->proto = (uint8_t)info.proto;
-	pmd_ipc_set(m, PMD_A_PROTO);
-	pmd_ipc_copy_str(m->server, sizeof(m->server), info.server);
-	pmd_ipc_set(m, PMD_A_SERVER);
-	pmd_ipc_copy_str(m->internal_addr, sizeof(m->internal_addr), info.internal_addr);
-	pmd_ipc_set(m, PMD_A_INTERNAL_ADDR);
-	pmd_ipc_copy_str(m->external_addr, sizeof(m->external_addr), info.external_addr);
-	pmd_ipc_set(m, PMD_A_EXTERNAL_ADDR);
-	m->external_port = info.external_port;
-	pmd_ipc_set(m, PMD_A_EXTERNAL_PORT);
-	if (info.external_port2) {
-		m->external_port2 = info.external_port2;
-		pmd_ipc_set(m, PMD_A_EXTERNAL_PORT2);
-	}
-	if (info.pair_method) {
-		m->pair_method = (uint8_t)info.pair_method;
-		pmd_ipc_set(m, PMD_A_PAIR_METHOD);
-	}
-	if (info.expires_usec) {
-		m->expires_in = secs_until(info.expires_usec, now);
-		pmd_ipc_set(m, PMD_A_EXPIRES_IN);
-	}
-	if (info.refresh_usec) {
-		m->refresh_in = secs_until(info.refresh_usec, now);
-		pmd_ipc_set(m, PMD_A_REFRESH_IN);
-	}
-	if (info.retry_usec && info.state == PCPMAP_STATE_ERROR_WAIT_RESEND) {
-		m->retry_in = secs_until(info.retry_usec, now);
-		pmd_ipc_set(m, PMD_A_RETRY_IN);
-	}
-	m->epoch = info.epoch;
-	pmd_ipc_set(m, PMD_A_EPOCH);
-	if (info.error) {
-		m->error = (uint32_t)(info.error < 0 ? -info.error : info.error);
-		pmd_ipc_set(m, PMD_A_ERRNO);
-	}
-	if (info.result_code) {
-		m->result_code = (uint16_t)info.result_code;
-		pmd_ipc_set(m, PMD_A_RESULT_CODE);
-	}
+	pmd_conv_msg_from_info(&info, now, m);
 	m->owner_uid = dm->rec.uid;
 	pmd_ipc_set(m, PMD_A_OWNER_UID);
 	m->external_private = info.external_is_private;
@@ -483,34 +429,6 @@ static void push_event(struct daemon *d, struct dmap *dm, enum pcpmap_event ev,
 
 /* ---- mappings: engine side ---- */
 
-static void to_request(const struct pmd_ipc_req *q, bool with_nonce, struct pcpmap_request *r,
-		       struct pcpmap_filter filters[PMD_IPC_MAX_FILTERS])
-{
-	pcpmap_request_init(r, q->kind == PCPMAP_KIND_PEER ? PCPMAP_KIND_PEER : PCPMAP_KIND_MAP);
-	r->ip_proto = q->ip_proto;
-	r->internal_port = q->internal_port;
-	r->external_family = q->family == 6 ? AF_INET6 : AF_INET;
-	r->suggested_port = q->suggested_port;
-	r->suggested_addr = q->suggested_addr[0] ? q->suggested_addr : NULL;
-	r->lifetime = q->lifetime;
-	r->prefer_failure = q->prefer_failure;
-	r->third_party = q->third_party[0] ? q->third_party : NULL;
-	for (size_t i = 0; i < q->n_filters; i++) {
-		filters[i].peer_addr = q->filters[i].addr;
-		filters[i].prefix_len = q->filters[i].prefix_len;
-		filters[i].peer_port = q->filters[i].port;
-	}
-	r->filters = q->n_filters ? filters : NULL;
-	r->n_filters = q->n_filters;
-	r->description = q->description[0] ? q->description : NULL;
-	r->port_pair = q->port_pair;
-	r->peer_addr = q->peer_addr[0] ? q->peer_addr : NULL;
-	r->peer_port = q->peer_port;
-	r->protocols = q->protocols;
-	r->deadline_ms = q->deadline_ms;
-	r->nonce = with_nonce ? q->nonce : NULL;
-}
-
 /* Keeps the record in step with the engine: nonces (a pair retry draws new ones), last grant, expiry. */
 static void update_rec(struct daemon *d, struct dmap *dm, const struct pcpmap_mapping_info *info)
 {
@@ -543,6 +461,9 @@ static void update_rec(struct daemon *d, struct dmap *dm, const struct pcpmap_ma
 	}
 }
 
+static void delete_done(struct daemon *d, struct dmap *dm, const struct pcpmap_mapping_info *info);
+static void delete_failed(struct daemon *d, struct dmap *dm, const struct pcpmap_mapping_info *info);
+
 static void on_event(pcpmap_mapping *pm, enum pcpmap_event ev, const struct pcpmap_mapping_info *info,
 		     void *ud)
 {
@@ -569,6 +490,13 @@ static void on_event(pcpmap_mapping *pm, enum pcpmap_event ev, const struct pcpm
 		}
 		return;
 	}
+	if (dm->deleting && (ev == PCPMAP_EVENT_DELETED || ev == PCPMAP_EVENT_FAILED)) {
+		if (ev == PCPMAP_EVENT_DELETED)
+			delete_done(d, dm, info);
+		else
+			delete_failed(d, dm, info);
+		return;
+	}
 	int lvl = ev == PCPMAP_EVENT_FAILED || ev == PCPMAP_EVENT_LOST ? 5 : 6;
 	logm(lvl, "mapping %u: %s %s %s:%u -> %s:%u via %s%s%s", dm->rec.id, pcpmap_event_name(ev),
 	     ipproto_str(info->ip_proto), info->internal_addr, info->internal_port, info->external_addr,
@@ -584,25 +512,6 @@ static void on_event(pcpmap_mapping *pm, enum pcpmap_event ev, const struct pcpm
 	}
 }
 
-/* Frees the engine mapping (a delete on the gateway for MAP) and the record; tells subscribers. */
-static void delete_map(struct daemon *d, struct dmap *dm, const char *why)
-{
-	struct pcpmap_mapping_info info;
-	if (dm->m && pcpmap_mapping_get_info(dm->m, &info) == 0) {
-		info.state = PCPMAP_STATE_DELETING;
-		push_event(d, dm, PCPMAP_EVENT_DELETED, &info);
-	}
-	logm(6, "mapping %u (%s %u, uid %u) deleted: %s", dm->rec.id, ipproto_str(dm->rec.ip_proto),
-	     dm->rec.internal_port, (unsigned)dm->rec.uid, why);
-	if (dm->waiter) {
-		/* A CREATE still waiting for its outcome learns it now. */
-		reply_mapping(d, dm->waiter, dm->wait_seq, dm, NULL);
-		dm->waiter = NULL;
-	}
-	pcpmap_mapping_free(dm->m);
-	map_unlink_free(d, dm);
-}
-
 static int engine_new(struct daemon *d, struct dmap *dm, bool with_nonce)
 {
 	struct pcpmap_request r;
@@ -610,10 +519,10 @@ static int engine_new(struct daemon *d, struct dmap *dm, bool with_nonce)
 	static const uint8_t zero[PMD_IPC_NONCE_LEN];
 	struct pmd_state_rec full;
 	drec_unpack(&dm->rec, &full);
-	to_request(&full.req, with_nonce, &r, filters);
 	/* A pair taken back whole: its second half keeps its own nonce. */
-	if (with_nonce && r.port_pair && memcmp(dm->rec.nonce2, zero, sizeof(zero)))
-		r.nonce2 = dm->rec.nonce2;
+	bool nonce2 = with_nonce && memcmp(dm->rec.nonce2, zero, sizeof(zero));
+	pmd_conv_request_from_req(&full.req, with_nonce ? full.req.nonce : NULL,
+				  nonce2 ? dm->rec.nonce2 : NULL, &r, filters);
 	r.callback = on_event;
 	r.userdata = dm;
 	d->capture = true;
@@ -628,6 +537,105 @@ static int engine_new(struct daemon *d, struct dmap *dm, bool with_nonce)
 		if (memcmp(info.nonce2, zero, sizeof(zero)))
 			memcpy(dm->rec.nonce2, info.nonce2, PMD_IPC_NONCE_LEN);
 	}
+	return 0;
+}
+
+/* ---- deleting ---- */
+
+/* The gateway confirmed (or there was nothing on it to delete): subscribers hear DELETED, every DELETE waiting
+ * gets its OK, and only now the record goes. */
+static void delete_done(struct daemon *d, struct dmap *dm, const struct pcpmap_mapping_info *info)
+{
+	push_event(d, dm, PCPMAP_EVENT_DELETED, info);
+	for (struct del_waiter *w = dm->del_waiters; w; w = w->next) {
+		struct pmd_ipc_msg m;
+		pmd_ipc_init(&m, PMD_MSG_OK, w->seq);
+		m.id = dm->rec.id;
+		pmd_ipc_set(&m, PMD_A_ID);
+		send_msg(d, w->conn, &m);
+	}
+	logm(6, "mapping %u (%s %u, uid %u) deleted", dm->rec.id, ipproto_str(dm->rec.ip_proto),
+	     dm->rec.internal_port, (unsigned)dm->rec.uid);
+	pcpmap_mapping_free(dm->m);
+	dm->m = NULL;
+	map_unlink_free(d, dm);
+}
+
+/*
+ * The gateway refused the delete or never answered it: nothing was deleted, so nobody is told it was. A
+ * mapping someone still owns (its connection is open, or it is persistent) stays as it was: the daemon takes
+ * it back with its nonce and renews it, and a later DELETE can try again. One nobody owns any more (its
+ * connection closed) is let go: it expires on the gateway on its own.
+ */
+static void delete_failed(struct daemon *d, struct dmap *dm, const struct pcpmap_mapping_info *info)
+{
+	int err = info->error ? info->error : -EIO;
+	bool keep = dm->conn || dm->rec.persistent;
+	push_event(d, dm, PCPMAP_EVENT_FAILED, info);
+	for (struct del_waiter *w = dm->del_waiters; w; w = w->next)
+		reply_error(d, w->conn, w->seq, err, "the gateway did not delete mapping %u: %s%s",
+			    dm->rec.id, pcpmap_strerror(err),
+			    keep ? "; the daemon keeps and renews it: delete it again later" : "");
+	while (dm->del_waiters) {
+		struct del_waiter *w = dm->del_waiters;
+		dm->del_waiters = w->next;
+		free(w);
+	}
+	dm->deleting = false;
+	logm(4, "mapping %u (%s %u, uid %u) not deleted: %s; %s", dm->rec.id, ipproto_str(dm->rec.ip_proto),
+	     dm->rec.internal_port, (unsigned)dm->rec.uid, pcpmap_strerror(err),
+	     keep ? "kept and renewed" : "nobody owns it any more: it expires on its own");
+	pcpmap_mapping_free(dm->m);
+	dm->m = NULL;
+	if (keep) {
+		int e = engine_new(d, dm, true);
+		if (e == 0)
+			return;
+		logm(3, "mapping %u: cannot take it back after the failed delete: %s", dm->rec.id,
+		     pcpmap_strerror(e));
+	}
+	map_unlink_free(d, dm);
+}
+
+/*
+ * Starts deleting dm on the gateway; c (may be NULL) is told the outcome with seq. The record, its quota and
+ * its port stay until the gateway answered (RFC 6887 15: a MAP with lifetime 0 and the same nonce), so a
+ * requester, a subscriber or a LIST never sees a mapping gone that the gateway still holds.
+ * @return 0, or -ENOMEM (nothing started, nobody told).
+ */
+static int delete_start(struct daemon *d, struct dmap *dm, struct conn *c, uint32_t seq, const char *why)
+{
+	if (c) {
+		struct del_waiter *w = calloc(1, sizeof(*w));
+		if (!w)
+			return -ENOMEM;
+		w->conn = c;
+		w->seq = seq;
+		w->next = dm->del_waiters;
+		dm->del_waiters = w;
+	}
+	if (dm->waiter) {
+		/* A CREATE still waiting for its outcome learns it now. */
+		reply_mapping(d, dm->waiter, dm->wait_seq, dm, NULL);
+		dm->waiter = NULL;
+		dm->wait_deadline = 0;
+		timed_sync(d, dm, false);
+	}
+	if (dm->deleting)
+		return 0; /* joins the delete in flight */
+	logm(6, "mapping %u (%s %u, uid %u): deleting: %s", dm->rec.id, ipproto_str(dm->rec.ip_proto),
+	     dm->rec.internal_port, (unsigned)dm->rec.uid, why);
+	struct pcpmap_mapping_info info;
+	int r = dm->m ? pcpmap_mapping_delete(dm->m) : 1;
+	bool have = dm->m && pcpmap_mapping_get_info(dm->m, &info) == 0;
+	if (r == 0 || (r == -EALREADY && have && info.state == PCPMAP_STATE_DELETING)) {
+		dm->deleting = true;
+		return 0;
+	}
+	/* Nothing granted or sent, or a PEER, which cannot be deleted and only expires (RFC 6887 12). */
+	if (have)
+		info.state = PCPMAP_STATE_DELETED;
+	delete_done(d, dm, have ? &info : NULL);
 	return 0;
 }
 
@@ -701,6 +709,8 @@ void do_create(struct daemon *d, struct conn *c, struct pmd_ipc_msg *msg)
 				      .uid = (uint32_t)c->uid,
 				      .persistent = msg->persistent };
 	full.req = *q;
+	if (pmd_ipc_has(msg, PMD_A_NONCE2) && pmd_ipc_has(msg, PMD_A_NONCE) && q->port_pair)
+		memcpy(full.nonce2, msg->nonce2, sizeof(full.nonce2));
 	if (drec_pack(&dm->rec, &full) < 0) {
 		free(dm);
 		reply_error(d, c, seq, -ENOMEM, "out of memory");
@@ -750,12 +760,9 @@ void do_delete(struct daemon *d, struct conn *c, const struct pmd_ipc_msg *msg)
 	}
 	char why[64];
 	snprintf(why, sizeof(why), "asked by uid %u", (unsigned)c->uid);
-	delete_map(d, dm, why);
-	struct pmd_ipc_msg m;
-	pmd_ipc_init(&m, PMD_MSG_OK, msg->seq);
-	m.id = msg->id;
-	pmd_ipc_set(&m, PMD_A_ID);
-	send_msg(d, c, &m);
+	/* Answered once the gateway answered (delete_done(), delete_failed()). */
+	if (delete_start(d, dm, c, msg->seq, why) < 0)
+		reply_error(d, c, msg->seq, -ENOMEM, "out of memory");
 }
 
 void do_list(struct daemon *d, struct conn *c, const struct pmd_ipc_msg *msg)
@@ -777,21 +784,6 @@ void do_list(struct daemon *d, struct conn *c, const struct pmd_ipc_msg *msg)
 	m.count = n;
 	pmd_ipc_set(&m, PMD_A_COUNT);
 	send_msg(d, c, &m);
-}
-
-static void server_to_msg(const struct pcpmap_server_info *s, struct pmd_ipc_server *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->proto = (uint8_t)s->proto;
-	o->version = s->version < 0 || s->version > 254 ? 0xff : (uint8_t)s->version;
-	o->result_code = (uint16_t)s->result_code;
-	o->epoch = s->epoch;
-	o->rtt_usec = s->rtt_usec;
-	o->error = (uint32_t)(s->error < 0 ? -s->error : s->error);
-	pmd_ipc_copy_str(o->server, sizeof(o->server), s->server);
-	pmd_ipc_copy_str(o->client_addr, sizeof(o->client_addr), s->client_addr);
-	pmd_ipc_copy_str(o->external_addr, sizeof(o->external_addr), s->external_addr);
-	pmd_ipc_copy_str(o->detail, sizeof(o->detail), s->detail);
 }
 
 static void reply_external(struct daemon *d, struct conn *c, uint32_t seq, const char *addr,
@@ -830,17 +822,7 @@ static void on_probe(pcpmap_client *cl, const struct pcpmap_probe_result *r, voi
 		} else {
 			struct pmd_ipc_msg m;
 			pmd_ipc_init(&m, PMD_MSG_PROBE_RESULT, w->seq);
-			pmd_ipc_copy_str(m.gateway, sizeof(m.gateway), r->gateway);
-			pmd_ipc_set(&m, PMD_A_GATEWAY);
-			m.proto = (uint8_t)r->chosen;
-			pmd_ipc_set(&m, PMD_A_PROTO);
-			pmd_ipc_copy_str(m.external_addr, sizeof(m.external_addr), r->external_addr);
-			pmd_ipc_set(&m, PMD_A_EXTERNAL_ADDR);
-			m.external_private = r->external_is_private;
-			const struct pcpmap_server_info *s[3] = { &r->pcp, &r->natpmp, &r->upnp };
-			for (size_t i = 0; i < 3; i++)
-				if (s[i]->proto != PCPMAP_PROTO_NONE)
-					server_to_msg(s[i], &m.servers[m.n_servers++]);
+			pmd_conv_probe_to_msg(r, &m);
 			send_msg(d, w->conn, &m);
 		}
 		free(w);
@@ -1261,7 +1243,7 @@ void engine_shutdown(struct daemon *d)
 	unsigned kept = 0, deleted = 0, unconfirmed = 0, unsent = 0;
 	d->stopping = true;
 	for (struct dmap *m = d->maps; m; m = m->next) {
-		if (m->rec.persistent && !m->cleanup) {
+		if (m->rec.persistent && !m->cleanup && !m->deleting) {
 			pcpmap_mapping_abandon(m->m);
 			m->m = NULL;
 			kept++;
@@ -1323,11 +1305,20 @@ void engine_conn_closed(struct daemon *d, struct conn *c)
 			dm->wait_deadline = 0;
 			timed_sync(d, dm, false);
 		}
+		for (struct del_waiter **pw = &dm->del_waiters; *pw;) {
+			struct del_waiter *w = *pw;
+			if (w->conn == c) {
+				*pw = w->next;
+				free(w);
+			} else {
+				pw = &w->next;
+			}
+		}
 		if (dm->conn != c)
 			continue;
 		dm->conn = NULL;
 		if (!dm->rec.persistent)
-			delete_map(d, dm, "its connection closed");
+			delete_start(d, dm, NULL, 0, "its connection closed");
 	}
 	for (struct probe_waiter **pw = &d->probe_waiters; *pw;) {
 		if ((*pw)->conn == c) {

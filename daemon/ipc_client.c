@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "daemon/ipc_client.h"
+#include "ipc/ipc_conv.h"
+#include "net/ipc_sock.h"
 
 #define EVENT_QUEUE_MAX 4096u
 
@@ -104,13 +106,22 @@ const char *pmd_ctl_error(const struct pmd_ctl *c)
 
 int pmd_ctl_send_raw(struct pmd_ctl *c, const void *buf, size_t len)
 {
+	/* A blocking client: waits for room, up to the timeout. */
+	uint64_t deadline = c->timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)c->timeout_ms;
 	for (;;) {
-		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno == EPIPE ? -ECONNRESET : -errno;
-		return 0;
+		int r = pm_ipc_send(c->fd, buf, len);
+		if (r != -EAGAIN)
+			return r;
+		int t = -1;
+		if (deadline != UINT64_MAX) {
+			uint64_t now = now_ms();
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			t = (int)(deadline - now);
+		}
+		struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+		if (poll(&p, 1, t) < 0 && errno != EINTR)
+			return -errno;
 	}
 }
 
@@ -133,67 +144,29 @@ static int recv_msg(struct pmd_ctl *c, uint64_t deadline, struct pmd_ipc_msg *re
 			return -errno;
 		if (r == 0)
 			return -ETIMEDOUT;
-		struct iovec iov = { .iov_base = c->buf, .iov_len = sizeof(c->buf) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-		ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == ECONNRESET) {
+		r = pm_ipc_recv(c->fd, c->buf, ret, NULL);
+		if (r == -ECONNRESET) {
 			/* The daemon closed with our request unread (a refusal at accept): the error is reported
 			 * first, its ERROR message may still be queued behind it. */
-			n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-			if (n <= 0)
+			r = pm_ipc_recv(c->fd, c->buf, ret, NULL);
+			if (r <= 0)
 				return -ECONNRESET;
 		}
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		if (r == 0)
 			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ECONNRESET;
-		if ((mh.msg_flags & MSG_TRUNC) || (size_t)n > PMD_IPC_MAX_MSG)
-			return -EBADMSG;
-		return pmd_ipc_decode(c->buf, (size_t)n, ret);
+		return r < 0 ? r : 0;
 	}
 }
 
 void pmd_ctl_mapping_from_msg(const struct pmd_ipc_msg *msg, struct pmd_ctl_mapping *m)
 {
-	uint64_t now = now_us();
 	memset(m, 0, sizeof(*m));
-	struct pcpmap_mapping_info *i = &m->info;
+	pmd_conv_info_from_msg(msg, now_us(), &m->info);
 	m->id = msg->id;
 	m->owner_uid = msg->owner_uid;
 	m->persistent = msg->persistent;
-	m->refresh_in = UINT32_MAX;
-	i->state = (enum pcpmap_state)msg->state;
-	i->proto = (enum pcpmap_proto)msg->proto;
-	i->kind = msg->req.kind == PCPMAP_KIND_PEER ? PCPMAP_KIND_PEER : PCPMAP_KIND_MAP;
-	i->ip_proto = msg->req.ip_proto;
-	snprintf(i->server, sizeof(i->server), "%s", msg->server);
-	snprintf(i->internal_addr, sizeof(i->internal_addr), "%s", msg->internal_addr);
-	i->internal_port = msg->req.internal_port;
-	snprintf(i->external_addr, sizeof(i->external_addr), "%s", msg->external_addr);
-	i->external_port = msg->external_port;
-	i->external_port2 = msg->external_port2;
-	i->pair_method = (enum pcpmap_pair_method)msg->pair_method;
-	snprintf(i->peer_addr, sizeof(i->peer_addr), "%s", msg->req.peer_addr);
-	i->peer_port = msg->req.peer_port;
-	i->lifetime = msg->req.lifetime;
-	if (pmd_ipc_has(msg, PMD_A_EXPIRES_IN))
-		i->expires_usec = now + (uint64_t)msg->expires_in * 1000000u;
-	if (pmd_ipc_has(msg, PMD_A_REFRESH_IN)) {
-		m->refresh_in = msg->refresh_in;
-		i->refresh_usec = now + (uint64_t)msg->refresh_in * 1000000u;
-	}
-	if (pmd_ipc_has(msg, PMD_A_RETRY_IN))
-		i->retry_usec = now + (uint64_t)msg->retry_in * 1000000u;
-	i->epoch = msg->epoch;
-	i->error = msg->error ? -(int)msg->error : 0;
-	i->result_code = msg->result_code;
-	if (pmd_ipc_has(msg, PMD_A_NONCE)) {
-		memcpy(i->nonce, msg->req.nonce, sizeof(i->nonce));
-		m->has_nonce = true;
-	}
-	i->external_is_private = msg->external_private;
+	m->refresh_in = pmd_ipc_has(msg, PMD_A_REFRESH_IN) ? msg->refresh_in : UINT32_MAX;
+	m->has_nonce = pmd_ipc_has(msg, PMD_A_NONCE);
 	snprintf(m->description, sizeof(m->description), "%s", msg->req.description);
 	snprintf(m->third_party, sizeof(m->third_party), "%s", msg->req.third_party);
 }
@@ -294,98 +267,21 @@ static uint64_t deadline_for(const struct pmd_ctl *c, int extra_ms)
 	return now_ms() + (uint64_t)c->timeout_ms + (uint64_t)(extra_ms > 0 ? extra_ms : 0);
 }
 
-static void copy_addr(char *dst, const char *src)
-{
-	snprintf(dst, PMD_IPC_ADDR_MAX + 1, "%s", src ? src : "");
-}
-
 int pmd_ctl_create(struct pmd_ctl *c, const struct pcpmap_request *req, unsigned flags, int wait_ms,
 		   struct pmd_ctl_mapping *ret)
 {
 	struct pmd_ipc_msg m, reply;
 	if (!c || !req)
 		return -EINVAL;
-	pmd_ipc_init(&m, PMD_MSG_CREATE, 0);
-	struct pmd_ipc_req *q = &m.req;
-	q->kind = (uint8_t)req->kind;
-	q->ip_proto = req->ip_proto;
-	q->internal_port = req->internal_port;
-	pmd_ipc_set(&m, PMD_A_KIND);
-	pmd_ipc_set(&m, PMD_A_IP_PROTO);
-	pmd_ipc_set(&m, PMD_A_INTERNAL_PORT);
-	if (req->external_family) {
-		q->family = pmd_ipc_family_to_wire(req->external_family);
-		if (!q->family)
-			return -EINVAL;
-		pmd_ipc_set(&m, PMD_A_FAMILY);
-	}
-	if (req->suggested_port) {
-		q->suggested_port = req->suggested_port;
-		pmd_ipc_set(&m, PMD_A_SUGGESTED_PORT);
-	}
-	if (req->suggested_addr) {
-		if (strlen(req->suggested_addr) > PMD_IPC_ADDR_MAX)
-			return -EINVAL;
-		copy_addr(q->suggested_addr, req->suggested_addr);
-		pmd_ipc_set(&m, PMD_A_SUGGESTED_ADDR);
-	}
-	if (req->lifetime) {
-		q->lifetime = req->lifetime;
-		pmd_ipc_set(&m, PMD_A_LIFETIME);
-	}
-	q->prefer_failure = req->prefer_failure;
-	if (req->third_party) {
-		if (strlen(req->third_party) > PMD_IPC_ADDR_MAX)
-			return -EINVAL;
-		copy_addr(q->third_party, req->third_party);
-		pmd_ipc_set(&m, PMD_A_THIRD_PARTY);
-	}
-	if (req->n_filters > PMD_IPC_MAX_FILTERS || (req->n_filters && !req->filters))
-		return -EINVAL;
-	for (size_t i = 0; i < req->n_filters; i++) {
-		const struct pcpmap_filter *f = &req->filters[i];
-		if (!f->peer_addr || strlen(f->peer_addr) > PMD_IPC_ADDR_MAX)
-			return -EINVAL;
-		copy_addr(q->filters[i].addr, f->peer_addr);
-		q->filters[i].prefix_len = f->prefix_len;
-		q->filters[i].port = f->peer_port;
-	}
-	q->n_filters = req->n_filters;
-	if (req->description) {
-		if (strlen(req->description) > PMD_IPC_DESC_MAX)
-			return -EINVAL;
-		snprintf(q->description, sizeof(q->description), "%s", req->description);
-		pmd_ipc_set(&m, PMD_A_DESCRIPTION);
-	}
-	q->port_pair = req->port_pair;
-	if (req->peer_addr) {
-		if (strlen(req->peer_addr) > PMD_IPC_ADDR_MAX)
-			return -EINVAL;
-		copy_addr(q->peer_addr, req->peer_addr);
-		pmd_ipc_set(&m, PMD_A_PEER_ADDR);
-	}
-	if (req->peer_port) {
-		q->peer_port = req->peer_port;
-		pmd_ipc_set(&m, PMD_A_PEER_PORT);
-	}
-	if (req->protocols) {
-		q->protocols = req->protocols;
-		pmd_ipc_set(&m, PMD_A_PROTOCOLS);
-	}
-	if (req->deadline_ms) {
-		q->deadline_ms = req->deadline_ms;
-		pmd_ipc_set(&m, PMD_A_DEADLINE_MS);
-	}
-	if (req->size >= offsetof(struct pcpmap_request, nonce) + sizeof(req->nonce) && req->nonce) {
-		memcpy(q->nonce, req->nonce, PMD_IPC_NONCE_LEN);
-		pmd_ipc_set(&m, PMD_A_NONCE);
-	}
+	int r = pmd_conv_create_from_request(req, &m, NULL);
+	if (r < 0)
+		return r;
 	m.persistent = flags & PMD_CTL_PERSISTENT;
 	if (wait_ms > 0) {
 		m.wait_ms = (uint32_t)wait_ms;
 		pmd_ipc_set(&m, PMD_A_WAIT_MS);
 	}
-	int r = transact(c, &m, deadline_for(c, wait_ms), &reply);
+	r = transact(c, &m, deadline_for(c, wait_ms), &reply);
 	if (r < 0)
 		return r;
 	if (reply.type != PMD_MSG_MAPPING)
@@ -409,10 +305,29 @@ int pmd_ctl_delete(struct pmd_ctl *c, uint32_t id)
 	pmd_ipc_init(&m, PMD_MSG_DELETE, 0);
 	m.id = id;
 	pmd_ipc_set(&m, PMD_A_ID);
-	int r = transact(c, &m, deadline_for(c, 0), &reply);
+	/* The daemon answers once the gateway did. */
+	int r = transact(c, &m, deadline_for(c, PMD_IPC_DELETE_WAIT_MS), &reply);
 	if (r < 0)
 		return r;
 	return reply.type == PMD_MSG_OK ? 0 : -EPROTO;
+}
+
+int pmd_ctl_delete_send(struct pmd_ctl *c, uint32_t id)
+{
+	struct pmd_ipc_msg m;
+	uint8_t buf[PMD_IPC_MAX_MSG];
+	size_t len;
+	pmd_ipc_init(&m, PMD_MSG_DELETE, ++c->seq);
+	if (!m.seq)
+		m.seq = ++c->seq;
+	m.id = id;
+	pmd_ipc_set(&m, PMD_A_ID);
+	int r = pmd_ipc_encode(&m, buf, sizeof(buf), &len);
+	if (r < 0)
+		return r;
+	c->error[0] = '\0';
+	/* Its reply, when it comes, is skipped by the next request's wait like any late one. */
+	return pmd_ctl_send_raw(c, buf, len);
 }
 
 static int list(struct pmd_ctl *c, const uint32_t *id, struct pmd_ctl_mapping **ret, size_t *ret_n)
@@ -473,21 +388,6 @@ int pmd_ctl_get(struct pmd_ctl *c, uint32_t id, struct pmd_ctl_mapping *ret)
 	return 0;
 }
 
-static void server_from_msg(const struct pmd_ipc_server *s, struct pcpmap_server_info *i)
-{
-	memset(i, 0, sizeof(*i));
-	i->proto = (enum pcpmap_proto)s->proto;
-	snprintf(i->server, sizeof(i->server), "%s", s->server);
-	snprintf(i->client_addr, sizeof(i->client_addr), "%s", s->client_addr);
-	i->version = s->version == 0xff ? -1 : s->version;
-	i->epoch = s->epoch;
-	i->rtt_usec = s->rtt_usec;
-	i->error = s->error ? -(int)s->error : 0;
-	i->result_code = s->result_code;
-	snprintf(i->external_addr, sizeof(i->external_addr), "%s", s->external_addr);
-	snprintf(i->detail, sizeof(i->detail), "%s", s->detail);
-}
-
 int pmd_ctl_probe(struct pmd_ctl *c, int timeout_ms, struct pcpmap_probe_result *ret)
 {
 	struct pmd_ipc_msg m, reply;
@@ -501,20 +401,7 @@ int pmd_ctl_probe(struct pmd_ctl *c, int timeout_ms, struct pcpmap_probe_result 
 		return r;
 	if (reply.type != PMD_MSG_PROBE_RESULT)
 		return -EPROTO;
-	memset(ret, 0, sizeof(*ret));
-	snprintf(ret->gateway, sizeof(ret->gateway), "%s", reply.gateway);
-	ret->chosen = (enum pcpmap_proto)reply.proto;
-	snprintf(ret->external_addr, sizeof(ret->external_addr), "%s", reply.external_addr);
-	ret->external_is_private = reply.external_private;
-	for (size_t i = 0; i < reply.n_servers; i++) {
-		struct pcpmap_server_info *dst = reply.servers[i].proto == PCPMAP_PROTO_PCP ? &ret->pcp
-						 : reply.servers[i].proto == PCPMAP_PROTO_NATPMP
-						     ? &ret->natpmp
-						 : reply.servers[i].proto == PCPMAP_PROTO_UPNP ? &ret->upnp
-											       : NULL;
-		if (dst)
-			server_from_msg(&reply.servers[i], dst);
-	}
+	pmd_conv_probe_from_msg(&reply, ret);
 	return 0;
 }
 
@@ -543,7 +430,8 @@ int pmd_ctl_subscribe(struct pmd_ctl *c, bool on)
 	struct pmd_ipc_msg m, reply;
 	pmd_ipc_init(&m, PMD_MSG_SUBSCRIBE, 0);
 	m.unsubscribe = !on;
-	int r = transact(c, &m, deadline_for(c, 0), &reply);
+	/* The daemon answers once the gateway did. */
+	int r = transact(c, &m, deadline_for(c, PMD_IPC_DELETE_WAIT_MS), &reply);
 	if (r < 0)
 		return r;
 	return reply.type == PMD_MSG_OK ? 0 : -EPROTO;

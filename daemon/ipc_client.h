@@ -88,8 +88,15 @@ const char *pmd_ctl_error(const struct pmd_ctl *c);
 int pmd_ctl_create(struct pmd_ctl *c, const struct pcpmap_request *req, unsigned flags, int wait_ms,
 		   struct pmd_ctl_mapping *ret);
 
-/* Deletes mapping id (owner or root). @return 0, -ENOENT, -EPERM. */
+/* Deletes mapping id (owner or root) and waits for the gateway's answer, up to the timeout plus
+ * PMD_IPC_DELETE_WAIT_MS. @return 0 once the gateway confirmed; -ENOENT, -EPERM; the gateway's refusal
+ * (-EACCES) or -ETIMEDOUT when it never answered: then the daemon keeps the mapping. */
 int pmd_ctl_delete(struct pmd_ctl *c, uint32_t id);
+
+/* Asks the daemon to delete mapping id without waiting for the outcome (an interactive view that must not
+ * stall on a gateway that does not answer): the list shows it DELETING, then gone, or kept when the gateway
+ * refused. @return 0 once sent; -ECONNRESET, -errno of the send. */
+int pmd_ctl_delete_send(struct pmd_ctl *c, uint32_t id);
 
 /* Every mapping the daemon holds (malloc'd array in *ret, free() it). @return 0 or -errno. */
 int pmd_ctl_list(struct pmd_ctl *c, struct pmd_ctl_mapping **ret, size_t *ret_n);

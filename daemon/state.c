@@ -135,6 +135,7 @@ static const struct field fields[] = {
 	STR("description", req.description),
 	NUM("port_pair", T_BOOL, req.port_pair, 0, 0, false),
 	NUM("nonce2", T_NONCE, nonce2, 0, 0, false),
+	NUM("allow_degrade", T_BOOL, req.allow_degrade, 0, 0, false),
 	STR("peer_addr", req.peer_addr),
 	NUM("peer_port", T_U16, req.peer_port, 0, 65535, false),
 	NUM("protocols", T_U32, req.protocols, 0, UINT32_MAX, false),

@@ -78,6 +78,8 @@ static const struct adef attrs[PMD_A_MAX_] = {
 	A(PMD_A_STAT_UPTIME, K_U64, stat_uptime, 0),
 	A(PMD_A_CONNECTIONS, K_U32, connections, 0),
 	A(PMD_A_MAPPINGS, K_U32, mappings, 0),
+	A(PMD_A_ALLOW_DEGRADE, K_FLAG, req.allow_degrade, 0),
+	A(PMD_A_NONCE2, K_NONCE, nonce2, 0),
 };
 
 static const char *const type_names[] = {

@@ -32,10 +32,14 @@
 /* Attribute types with this bit set may be skipped by a reader that does not know them. */
 #define PMD_IPC_ATTR_OPTIONAL 0x8000u
 
+/* The longest the daemon takes to answer a DELETE: it answers once the gateway confirmed or refused, after
+ * the engine's tries (three, about 21 s for PCP). */
+#define PMD_IPC_DELETE_WAIT_MS 60000
+
 /* Message types: requests below 128, replies and events from 128. */
 enum pmd_ipc_type {
 	PMD_MSG_CREATE = 1,         /* request attributes (+ PERSISTENT, WAIT_MS) -> MAPPING */
-	PMD_MSG_DELETE = 2,         /* ID -> OK */
+	PMD_MSG_DELETE = 2,         /* ID -> OK once the gateway confirmed, or ERROR */
 	PMD_MSG_LIST = 3,           /* [ID] -> MAPPING per mapping, then OK with COUNT */
 	PMD_MSG_PROBE = 4,          /* [TIMEOUT_MS] -> PROBE_RESULT */
 	PMD_MSG_GET_EXTERNAL = 5,   /* [TIMEOUT_MS] -> EXTERNAL */
@@ -101,7 +105,11 @@ enum pmd_ipc_attr {
 	PMD_A_STAT_UPTIME = 47,      /* u64 seconds */
 	PMD_A_CONNECTIONS = 48,      /* u32 connections now */
 	PMD_A_MAPPINGS = 49,         /* u32 mappings now */
-	PMD_A_MAX_ = 50,
+	/* Added after the first release, mandatory on purpose: a daemon that does not know them refuses the
+	 * CREATE (EBADMSG) rather than make a mapping that behaves otherwise than asked (doc/IPC.md). */
+	PMD_A_ALLOW_DEGRADE = 50, /* flag: pcpmap_request::allow_degrade */
+	PMD_A_NONCE2 = 51,        /* 12 bytes: a port pair's second half (pcpmap_request::nonce2) */
+	PMD_A_MAX_ = 52,
 };
 
 struct pmd_ipc_filter {
@@ -146,6 +154,7 @@ struct pmd_ipc_req {
 	uint32_t protocols;
 	uint32_t deadline_ms;
 	uint8_t nonce[PMD_IPC_NONCE_LEN];
+	bool allow_degrade;
 };
 
 /*
@@ -159,6 +168,7 @@ struct pmd_ipc_msg {
 	uint64_t present;
 	uint32_t id;
 	struct pmd_ipc_req req;
+	uint8_t nonce2[PMD_IPC_NONCE_LEN]; /* with PMD_A_NONCE2 */
 	bool persistent;
 	uint32_t wait_ms;
 	uint32_t timeout_ms;

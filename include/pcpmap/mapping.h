@@ -212,10 +212,11 @@ PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_free(pcpmap_mapping *m);
  * once the gateway confirmed, or a FAILED event (state DELETED, info.error saying why: -EACCES for a
  * refusal, -ETIMEDOUT when three tries went unanswered, the server's ICMP error) when nothing was deleted.
  * The handle stays valid until pcpmap_mapping_free() or pcpmap_mapping_abandon(), which no longer send
- * anything for it. Engine mode only for now.
+ * anything for it. In daemon mode pcpmapd deletes it and the same events follow; after a FAILED the daemon
+ * keeps the mapping and renews it (MAPPED may follow), so it can be deleted again.
  * @return 0 when the delete went out (an event follows); 1 when nothing was granted or sent, so there is
  *         nothing to delete (no event follows); -EINVAL for NULL; -EALREADY when a delete is in flight or
- *         done; -EOPNOTSUPP for a PEER mapping (RFC 6887 12: it can only expire) and in daemon mode.
+ *         done; -EOPNOTSUPP for a PEER mapping (RFC 6887 12: it can only expire).
  */
 PCPMAP_EXPORT int pcpmap_mapping_delete(pcpmap_mapping *m);
 

@@ -13,7 +13,6 @@ CASE_SCRIPT=cases-daemon-mode.sh
 # shellcheck source=tests/interop/common.sh
 source "$HERE/common.sh"
 PCPMAPD=${PCPMAPD_BIN:-$PCPMAP_BUILD_DIR/daemon/pcpmapd}
-CTL=${PCPMAPCTL_BIN:-$PCPMAP_BUILD_DIR/daemon/pcpmapctl-test}
 APP=${PCPMAP_DMODE_APP:-$PCPMAP_BUILD_DIR/tests/interop/daemon_mode_app}
 SOCK=$WORK/run/pcpmapd.sock
 STATE=$WORK/state
@@ -37,7 +36,7 @@ case_cleanup() {
 }
 
 case_lab_ready() {
-	[[ -x $PCPMAPD && -x $CTL && -x $APP ]] || fail "build $PCPMAPD, $CTL and $APP first"
+	[[ -x $PCPMAPD && -x $PCPMAP && -x $APP ]] || fail "build $PCPMAPD, $PCPMAP and $APP first"
 	rm -f "$WORK/lab.out"
 }
 
@@ -46,7 +45,7 @@ start_daemon() {
 	"$LAB" cli "$PCPMAPD" -c "$CONF" -s "$SOCK" -S "$STATE" >>"$WORK/daemon.log" 2>&1 &
 	DPID=$!
 	for _ in $(seq 50); do
-		if "$LAB" cli "$CTL" -s "$SOCK" stats >>"$WORK/ctl-poll.out" 2>&1; then
+		if "$LAB" cli "$PCPMAP" daemon -s "$SOCK" stats >>"$WORK/ctl-poll.out" 2>&1; then
 			return 0
 		fi
 		kill -0 "$DPID" 2>/dev/null || fail "pcpmapd exited at start"
@@ -116,7 +115,7 @@ wait_rules() { # PORT COUNT SECONDS
 }
 
 daemon_list() { # NAME: the daemon's mappings into $WORK/NAME.out
-	"$LAB" cli "$CTL" -s "$SOCK" list >"$WORK/$1.out" 2>&1 || fail "list failed: $(cat "$WORK/$1.out")"
+	"$LAB" cli "$PCPMAP" daemon -s "$SOCK" list >"$WORK/$1.out" 2>&1 || fail "list failed: $(cat "$WORK/$1.out")"
 }
 
 # Whether an application in the client namespace holds UDP sockets (the engine's towards the gateway).
@@ -270,7 +269,7 @@ case_persistent() {
 	grep -q 'persistent=yes' <<<"$line" || fail "not persistent: $line"
 	id=$(grep -o 'id=[0-9]*' <<<"$line" | head -n1 | cut -d= -f2)
 	"$LAB" reach tcp "$pa" 7600 || fail "the persistent mapping is not reachable"
-	"$LAB" cli "$CTL" -s "$SOCK" delete "$id" >>"$WORK/ctl-delete.out" 2>&1 || fail "could not delete it"
+	"$LAB" cli "$PCPMAP" daemon -s "$SOCK" delete "$id" >>"$WORK/ctl-delete.out" 2>&1 || fail "could not delete it"
 	wait_rules "$pa" 0 5 || fail "rule still there after the delete"
 	ok "persistent tcp 7600 -> $pa outlived its program (id $id), the plain one did not"
 }
@@ -281,3 +280,10 @@ declare -F "$fn" >/dev/null || {
 	exit 2
 }
 "$fn"
+# Every case ends with the client's view and the gateway's rules in agreement: the daemon's list while it
+# runs; nothing once the applications and the engine they fell back to are gone.
+if [[ -n $DPID ]]; then
+	expect_gateway_daemon
+else
+	expect_gateway
+fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Interop cases for pcpmapd: the daemon runs in the lab's client namespace with a temporary socket and state
-# directory and is driven by daemon/pcpmapctl-test (built from daemon/ipc_client.c), as root and as nobody.
+# directory and is driven by `pcpmap daemon` (cli/daemon_ctl.c, on daemon/ipc_client.c), as root and as nobody.
 # Usage: cases-daemon.sh CASE   (root). Each case builds its own lab (PCPMAP_LAB=pmd-...), proves the result
 # on the gateway (nft rules) and, where it matters, end to end; it always tears the lab down.
 # Exit 0 pass, 1 fail, 77 skip. The cases in NOLAB_CASES need no lab and (but for one step) no root: their
@@ -13,7 +13,6 @@ CASE_SCRIPT=cases-daemon.sh
 # shellcheck source=tests/interop/common.sh
 source "$HERE/common.sh"
 PCPMAPD=${PCPMAPD_BIN:-$PCPMAP_BUILD_DIR/daemon/pcpmapd}
-CTL=${PCPMAPCTL_BIN:-$PCPMAP_BUILD_DIR/daemon/pcpmapctl-test}
 NOLAB_CASES=" config unsafe_dirs restore_limits refusal_log "
 # nobody must reach the socket below it.
 chmod 755 "$WORK"
@@ -39,7 +38,7 @@ case_cleanup() {
 }
 
 case_lab_ready() {
-	[[ -x $PCPMAPD && -x $CTL ]] || fail "build $PCPMAPD and $CTL first"
+	[[ -x $PCPMAPD && -x $PCPMAP ]] || fail "build $PCPMAPD and $PCPMAP first"
 }
 
 write_conf() {
@@ -57,7 +56,7 @@ start_daemon() {
 	"$LAB" cli "$PCPMAPD" -c "$CONF" -s "$SOCK" -S "$STATE" >>"$WORK/daemon.log" 2>&1 &
 	DPID=$!
 	for _ in $(seq 50); do
-		if "$LAB" cli "$CTL" -s "$SOCK" stats >>"$WORK/ctl-poll.out" 2>&1; then
+		if "$LAB" cli "$PCPMAP" daemon -s "$SOCK" stats >>"$WORK/ctl-poll.out" 2>&1; then
 			return 0
 		fi
 		kill -0 "$DPID" 2>/dev/null || fail "pcpmapd exited at start"
@@ -80,9 +79,9 @@ ctl() { # NAME USER ARGS...
 	shift 2
 	RC=0
 	if [[ $user == root ]]; then
-		"$LAB" cli "$CTL" -s "$SOCK" "$@" >"$WORK/$name.out" 2>&1 || RC=$?
+		"$LAB" cli "$PCPMAP" daemon -s "$SOCK" "$@" >"$WORK/$name.out" 2>&1 || RC=$?
 	else
-		"$LAB" cli setpriv --reuid="$user" --regid=nogroup --clear-groups "$CTL" -s "$SOCK" "$@" \
+		"$LAB" cli setpriv --reuid="$user" --regid=nogroup --clear-groups "$PCPMAP" daemon -s "$SOCK" "$@" \
 			>"$WORK/$name.out" 2>&1 || RC=$?
 	fi
 }
@@ -93,9 +92,9 @@ hold() { # NAME USER CREATE-ARGS...
 	shift 2
 	mkfifo "$WORK/$name.in"
 	if [[ $user == root ]]; then
-		"$LAB" cli "$CTL" -s "$SOCK" create "$@" --hold <>"$WORK/$name.in" >"$WORK/$name.out" 2>&1 &
+		"$LAB" cli "$PCPMAP" daemon -s "$SOCK" create "$@" --hold <>"$WORK/$name.in" >"$WORK/$name.out" 2>&1 &
 	else
-		"$LAB" cli setpriv --reuid="$user" --regid=nogroup --clear-groups "$CTL" -s "$SOCK" create "$@" \
+		"$LAB" cli setpriv --reuid="$user" --regid=nogroup --clear-groups "$PCPMAP" daemon -s "$SOCK" create "$@" \
 			--hold <>"$WORK/$name.in" >"$WORK/$name.out" 2>&1 &
 	fi
 	HOLD_PID[$name]=$!
@@ -174,7 +173,7 @@ start_nolab_daemon() { # extra pcpmapd arguments
 	"$PCPMAPD" -c "$CONF" -s "$SOCK" -S "$STATE" "$@" >>"$WORK/daemon.log" 2>&1 &
 	DPID=$!
 	for _ in $(seq 50); do
-		"$CTL" -s "$SOCK" stats >>"$WORK/ctl-poll.out" 2>&1 && return 0
+		"$PCPMAP" daemon -s "$SOCK" stats >>"$WORK/ctl-poll.out" 2>&1 && return 0
 		kill -0 "$DPID" 2>/dev/null || fail "pcpmapd exited at start: $(tail -n 5 "$WORK/daemon.log")"
 		sleep 0.1
 	done
@@ -191,7 +190,7 @@ refused_start() { # WHAT SOCKET STATE-DIR
 }
 
 case_unsafe_dirs() {
-	[[ -x $PCPMAPD && -x $CTL ]] || fail "build $PCPMAPD and $CTL first"
+	[[ -x $PCPMAPD && -x $PCPMAP ]] || fail "build $PCPMAPD and $PCPMAP first"
 	write_nolab_conf
 	local root=no
 	[[ $(id -u) -eq 0 ]] && root=yes
@@ -249,7 +248,7 @@ case_unsafe_dirs() {
 
 # State records beyond max_mappings and max_mappings_per_uid are not restored but kept beside the state.
 case_restore_limits() {
-	[[ -x $PCPMAPD && -x $CTL ]] || fail "build $PCPMAPD and $CTL first"
+	[[ -x $PCPMAPD && -x $PCPMAP ]] || fail "build $PCPMAPD and $PCPMAP first"
 	write_nolab_conf
 	printf 'max_mappings = 3\nmax_mappings_per_uid = 2\n' >>"$CONF"
 	mkdir -m 700 "$STATE"
@@ -267,7 +266,7 @@ case_restore_limits() {
 		echo "this line is corrupt"
 	} >"$STATE/mappings.state"
 	start_nolab_daemon
-	"$CTL" -s "$SOCK" list >"$WORK/ls.out" 2>&1 || fail "list failed: $(cat "$WORK/ls.out")"
+	"$PCPMAP" daemon -s "$SOCK" list >"$WORK/ls.out" 2>&1 || fail "list failed: $(cat "$WORK/ls.out")"
 	grep -q '^count=3$' "$WORK/ls.out" || fail "restored beyond the limits: $(cat "$WORK/ls.out")"
 	for i in 1 2 5; do
 		grep -q "id=$i " "$WORK/ls.out" || fail "mapping $i not restored: $(cat "$WORK/ls.out")"
@@ -292,12 +291,12 @@ case_restore_limits() {
 
 # A client that keeps connecting over the limit gets its refusal each time, the log one line a second.
 case_refusal_log() {
-	[[ -x $PCPMAPD && -x $CTL ]] || fail "build $PCPMAPD and $CTL first"
+	[[ -x $PCPMAPD && -x $PCPMAP ]] || fail "build $PCPMAPD and $PCPMAP first"
 	write_nolab_conf
 	printf 'max_connections = 1\nmax_connections_per_uid = 1\n' >>"$CONF"
 	start_nolab_daemon
 	mkfifo "$WORK/h.in"
-	"$CTL" -s "$SOCK" create tcp 7320 --count 0 --hold <>"$WORK/h.in" >"$WORK/h.out" 2>&1 &
+	"$PCPMAP" daemon -s "$SOCK" create tcp 7320 --count 0 --hold <>"$WORK/h.in" >"$WORK/h.out" 2>&1 &
 	HOLD_PID[h]=$!
 	for _ in $(seq 50); do
 		grep -q '^holding' "$WORK/h.out" && break
@@ -306,12 +305,12 @@ case_refusal_log() {
 	grep -q '^holding' "$WORK/h.out" || fail "holder did not connect: $(cat "$WORK/h.out")"
 	local i t0=$SECONDS
 	for i in $(seq 40); do
-		"$CTL" -s "$SOCK" stats >"$WORK/r.out" 2>&1 && fail "connection $i over the limit accepted"
+		"$PCPMAP" daemon -s "$SOCK" stats >"$WORK/r.out" 2>&1 && fail "connection $i over the limit accepted"
 		grep -q 'errno=EUSERS' "$WORK/r.out" || fail "refusal $i: $(cat "$WORK/r.out")"
 	done
 	local elapsed=$((SECONDS - t0 + 1)) lines
 	sleep 1.1
-	"$CTL" -s "$SOCK" stats >"$WORK/r.out" 2>&1 && fail "connection over the limit accepted"
+	"$PCPMAP" daemon -s "$SOCK" stats >"$WORK/r.out" 2>&1 && fail "connection over the limit accepted"
 	lines=$(grep -c 'refused: too many connections' "$WORK/daemon.log" || true)
 	[[ $lines -le $((elapsed + 2)) ]] || fail "$lines log lines for 41 refusals in about $elapsed s"
 	grep -q 'more refusals not logged since the last one' "$WORK/daemon.log" ||
@@ -351,7 +350,7 @@ case_uid_isolation() {
 	idb=$(field "$WORK/b.out" id)
 	pa=$(ext_port "$WORK/a.out")
 	ctl del1 nobody delete "$ida"
-	{ [[ $RC -eq 1 ]] && grep -q 'errno=EPERM' "$WORK/del1.out"; } || fail "nobody deleted root's mapping: $(cat "$WORK/del1.out")"
+	{ [[ $RC -eq 4 ]] && grep -q 'errno=EPERM' "$WORK/del1.out"; } || fail "nobody deleted root's mapping: $(cat "$WORK/del1.out")"
 	grep -q "belongs to uid 0" "$WORK/del1.out" || fail "refusal does not say whose: $(cat "$WORK/del1.out")"
 	[[ $(rule_count "$pa") -eq 2 ]] || fail "root's rule gone after a refused delete"
 	# nobody sees root's mapping and its owner, but not its nonce; its own nonce it sees.
@@ -687,10 +686,10 @@ case_events() {
 	lab_up
 	write_conf
 	start_daemon
-	"$LAB" cli setpriv --reuid=nobody --regid=nogroup --clear-groups "$CTL" -s "$SOCK" events 2 15000 \
+	"$LAB" cli setpriv --reuid=nobody --regid=nogroup --clear-groups "$PCPMAP" daemon -s "$SOCK" events 2 15000 \
 		>"$WORK/ev.out" 2>&1 &
 	local evpid=$!
-	"$LAB" cli "$CTL" -s "$SOCK" events 4 15000 >"$WORK/evroot.out" 2>&1 &
+	"$LAB" cli "$PCPMAP" daemon -s "$SOCK" events 4 15000 >"$WORK/evroot.out" 2>&1 &
 	local evroot=$!
 	for _ in $(seq 50); do
 		grep -q subscribed "$WORK/ev.out" 2>/dev/null && grep -q subscribed "$WORK/evroot.out" 2>/dev/null && break
@@ -778,6 +777,55 @@ PY
 	ok "map --daemon outlives the tool, list shows it (JSON and table), unmap --daemon removes it"
 }
 
+# A delete the gateway never answers is no delete: the requester is told it failed and why, subscribers see
+# FAILED rather than DELETED, and the daemon keeps the mapping (its record and its renewals), so a second
+# delete, once the gateway answers again, removes it.
+case_delete_unanswered() {
+	lab_up
+	write_conf
+	start_daemon
+	ctl a root create tcp 7970 --persistent --wait 10000
+	[[ $RC -eq 0 ]] || fail "create failed: $(cat "$WORK/a.out")"
+	local id pa
+	id=$(field "$WORK/a.out" id)
+	pa=$(ext_port "$WORK/a.out")
+	wait_rules "$pa" 2 5 || fail "no gateway rules for $pa"
+	"$LAB" cli "$PCPMAP" daemon -s "$SOCK" events 1 60000 >"$WORK/ev.out" 2>&1 &
+	local evpid=$!
+	for _ in $(seq 50); do
+		grep -q subscribed "$WORK/ev.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	"$LAB" gw-block >/dev/null
+	ctl del root -t 90000 delete "$id"
+	[[ $RC -ne 0 ]] || fail "delete reported done although the gateway never answered: $(cat "$WORK/del.out")"
+	grep -q "^error op=delete errno=ETIMEDOUT message=.*mapping $id" "$WORK/del.out" ||
+		fail "the refusal does not say why: $(cat "$WORK/del.out")"
+	wait "$evpid" || fail "the subscriber got no event: $(cat "$WORK/ev.out")"
+	grep -q "^event=FAILED id=$id state=DELETED .*error=ETIMEDOUT" "$WORK/ev.out" ||
+		fail "the subscriber was not told the delete failed: $(cat "$WORK/ev.out")"
+	"$LAB" gw-unblock >/dev/null
+	local line=
+	for _ in $(seq 100); do
+		ctl ls root list
+		line=$(grep "id=$id " "$WORK/ls.out" || true)
+		grep -Eq 'state=(MAPPED|REFRESHING)' <<<"$line" && break
+		sleep 0.1
+	done
+	grep -Eq "state=(MAPPED|REFRESHING) .*ext=$EXT4:$pa " <<<"$line" ||
+		fail "the daemon no longer holds mapping $id after the failed delete: $(cat "$WORK/ls.out")"
+	expect_gateway_daemon
+	ctl del2 root delete "$id"
+	[[ $RC -eq 0 ]] || fail "second delete failed: $(cat "$WORK/del2.out")"
+	expect_gone "$pa" "mapping $id"
+	ok "an unanswered delete of mapping $id failed with ETIMEDOUT (requester and subscriber told), the daemon" \
+		"kept it on $pa; the delete after the gateway came back removed it"
+}
+
 fn=case_$CASE
 declare -F "$fn" >/dev/null || { echo "unknown case $CASE" >&2; exit 2; }
 "$fn"
+# Every case with a gateway ends with the daemon's list and the gateway's rules in agreement.
+if [[ $NOLAB_CASES != *" $CASE "* && -n $DPID ]] && kill -0 "$DPID" 2>/dev/null; then
+	expect_gateway_daemon
+fi

@@ -201,7 +201,6 @@ case_upnp_only() {
 
 PCPMAPD=$PCPMAP_BUILD_DIR/daemon/pcpmapd
 DMODE_APP=$PCPMAP_BUILD_DIR/tests/interop/daemon_mode_app
-CTL=$PCPMAP_BUILD_DIR/daemon/pcpmapctl-test
 DPID=
 case_cleanup() {
 	if [[ -n $DPID ]]; then
@@ -233,7 +232,7 @@ case_daemon() {
 		echo "SKIP [$CASE]: /usr/bin/upnpc is not installed (Debian package miniupnpc)"
 		exit 77
 	}
-	[[ -x $PCPMAPD && -x $DMODE_APP && -x $CTL ]] || fail "build pcpmapd, pcpmapctl-test and daemon_mode_app first"
+	[[ -x $PCPMAPD && -x $DMODE_APP && -x $PCPMAP ]] || fail "build pcpmapd, pcpmap and daemon_mode_app first"
 	pcp_only_lab
 	start_daemon
 	# Another program's persistent mapping, held by the daemon after that program is gone.
@@ -248,8 +247,8 @@ case_daemon() {
 	run add run_dropin /usr/bin/upnpc -e "dropin daemon" -a "$CLI4" 7331 7331 TCP
 	[[ $RC -eq 0 ]] || fail "upnpc -a exited $RC"
 	# The daemon holds it, persistent.
-	"$LAB" cli "$CTL" -s "${EXTRA_ENV[0]#PCPMAPD_SOCKET=}" list >"$WORK/dlist.out" 2>&1 ||
-		fail "pcpmapctl-test list failed: $(cat "$WORK/dlist.out")"
+	"$LAB" cli "$PCPMAP" daemon -s "${EXTRA_ENV[0]#PCPMAPD_SOCKET=}" list >"$WORK/dlist.out" 2>&1 ||
+		fail "pcpmap daemon list failed: $(cat "$WORK/dlist.out")"
 	grep "int=$CLI4:7331 " "$WORK/dlist.out" | grep -q 'persistent=yes' ||
 		fail "pcpmapd does not hold upnpc's permanent lease as persistent: $(cat "$WORK/dlist.out")"
 	rules_have "dport 7331" || fail "the permanent lease went with upnpc"

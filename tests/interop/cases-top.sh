@@ -218,7 +218,7 @@ case_daemon_others() {
 	wait_screen 'MAPPED +[A-Za-z-]+ +tcp map +192\.168\.77\.2:7401' 3 || dump "7401 not shown"
 	keys k d # the row above the new one: 7400
 	wait_no_rule 7400 5 || dump "'d' did not delete the daemon's mapping of 7400"
-	wait_screen 'pcpmapd deleted #[0-9]+ \(udp 7400\)' 3 || dump "no delete in the event log"
+	wait_screen 'asked pcpmapd to delete #[0-9]+ \(udp 7400\)' 3 || dump "no delete in the event log"
 	keys q
 	wait_no_rule 7401 5 || fail "the mapping made in the view survived 'q'"
 	wait_screen 'made in the view deleted by pcpmapd' 3 || dump "no summary after 'q'"

@@ -5,7 +5,8 @@
 #   case_lab_ready  runs after each successful lab_up (e.g. checks that the programs it needs are built)
 # Provides: LAB, LAB_STATE, PCPMAP, CASE, WORK, GW4, EXT4, the EXIT trap (which also fails a passing case
 # whose programs reported a sanitizer error in $WORK), fail, ok, keep, lab_up, pm, json_field, rules_have, and
-# the gateway cross-checks client_mappings, gw_mappings, expect_gateway, expect_gone.
+# the gateway cross-checks client_mappings, gw_mappings, expect_gateway, expect_gone, and for the daemon's cases
+# daemon_mappings and expect_gateway_daemon.
 # The rules tests/interop/scaffold-check.sh holds every case script to: it sources this file, sets no trap of
 # its own (case_cleanup instead), and every output of a program of ours lands in $WORK/*.out, *.err or *.log
 # (never /dev/null; output captured in a variable is handed to keep), where the sanitizer check reads it.
@@ -214,4 +215,41 @@ expect_gone() { # PORT [WHAT]
 	local r
 	r=$("$LAB" rules | grep -w -- "dport $1" || true)
 	[[ -z $r ]] || fail "${2:-the mapping} on port $1 was reported deleted but the gateway still holds: $r"
+}
+
+# The IPv4 port mappings in a pcpmapd list (`pcpmap daemon list` output in FILE): MAP mappings the gateway
+# granted (MAPPED or REFRESHING), both halves of a port pair.
+daemon_mappings() { # FILE
+	python3 - "$1" <<'PY'
+import sys
+names = {"6": "tcp", "17": "udp"}
+for line in open(sys.argv[1]):
+    if not line.startswith("mapping "):
+        continue
+    f = dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
+    if f.get("kind") != "map" or f.get("state") not in ("MAPPED", "REFRESHING"):
+        continue
+    ia, ip = f["int"].rsplit(":", 1)
+    if ":" in ia:
+        continue
+    proto = names.get(f["ip_proto"], "?")
+    print(f"{proto} {f['ext'].rsplit(':', 1)[1]} {ia}:{ip}")
+    if "ext2" in f:
+        print(f"{proto} {f['ext2']} {ia}:{int(ip) + 1}")
+PY
+}
+
+# The daemon's whole list (asked over $SOCK, which the sourcing script sets, with `pcpmap daemon list`) against the gateway's
+# rules: they must agree exactly, within 5 s (a delete or renewal in flight settles meanwhile).
+expect_gateway_daemon() {
+	local want have
+	for _ in $(seq 50); do
+		"$LAB" cli "$PCPMAP" daemon -s "$SOCK" list >"$WORK/final-list.out" 2>&1 ||
+			fail "the daemon's list failed: $(cat "$WORK/final-list.out")"
+		want=$(daemon_mappings "$WORK/final-list.out" | sort)
+		have=$(gw_mappings | sort)
+		[[ $want != "$have" ]] || return 0
+		sleep 0.1
+	done
+	fail "the gateway's mappings differ from the daemon's: daemon [${want//$'\n'/, }], gateway [${have//$'\n'/, }]"
 }

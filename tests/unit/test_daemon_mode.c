@@ -18,8 +18,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fake_env.h"
 #include "internal.h"
 #include "ipc/ipc.h"
+#include "ipc/ipc_conv.h"
 
 #define EXT4 "203.0.113.1"
 
@@ -373,9 +375,6 @@ static void test_create_event_info_delete(void **state)
 	pcpmap_mapping *m;
 	tcp_request(&req, 0, &r);
 	assert_int_equal(pcpmap_mapping_new(c, &req, &m), -EINVAL);
-	tcp_request(&req, 7100, &r);
-	req.allow_degrade = true;
-	assert_int_equal(pcpmap_mapping_new(c, &req, &m), -EOPNOTSUPP);
 
 	tcp_request(&req, 7100, &r);
 	req.description = "web";
@@ -744,6 +743,13 @@ static void test_probe_and_sync_helpers(void **state)
 	assert_int_equal(msg.type, PMD_MSG_CREATE);
 	assert_memory_equal(msg.req.nonce, nonce, 12);
 	assert_int_equal(r.n, 0); /* map_sync's own wait took the MAPPED */
+	/* From now on the caller's callback hears of the mapping. */
+	send_event(&f, PCPMAP_EVENT_LOST, 3, PCPMAP_STATE_ERROR_WAIT_RESEND, 7600, 0, nonce);
+	pump(c, &r, 1, 1000);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.evs[0].ev, PCPMAP_EVENT_LOST);
+	assert_ptr_equal(r.evs[0].m, m);
+	r.n = 0;
 
 	/* probe_sync */
 	pmd_ipc_init(&reply, PMD_MSG_PROBE_RESULT, seq + 2);
@@ -797,6 +803,297 @@ static void test_probe_and_sync_helpers(void **state)
 	fake_close(&f);
 }
 
+/* One set of requests through both modes: each is accepted by both or refused by both, and what daemon mode
+ * accepts reaches the daemon whole (allow_degrade and nonce2 included). */
+#define N_SAME 12
+static void same_request(int i, struct pcpmap_request *req, struct pcpmap_filter *filters,
+			 const char *desc513, struct recorder *r)
+{
+	static const uint8_t nonce[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+	static const uint8_t nonce2[12] = { 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1 };
+	tcp_request(req, (uint16_t)(7600 + 2 * i), r);
+	switch (i) {
+	case 0: /* plain */
+		break;
+	case 1:
+		req->allow_degrade = true;
+		break;
+	case 2: /* a pair taken over with both its nonces */
+		req->port_pair = true;
+		req->nonce = nonce;
+		req->nonce2 = nonce2;
+		break;
+	case 3:
+		req->description = desc513 + 1; /* 512 bytes: the most a description may have */
+		break;
+	case 4:
+		req->description = desc513;
+		break;
+	case 5:
+		req->internal_port = 0; /* MAP of all ports needs ip_proto 0 */
+		break;
+	case 6:
+		req->kind = PCPMAP_KIND_PEER; /* without a peer */
+		break;
+	case 7:
+		filters[0] =
+		    (struct pcpmap_filter){ .peer_addr = "198.51.100.7", .prefix_len = 32, .peer_port = 80 };
+		filters[1] = (struct pcpmap_filter){ .peer_addr = "198.51.100.0", .prefix_len = 24 };
+		req->filters = filters;
+		req->n_filters = 2;
+		break;
+	case 8:
+		req->third_party = "192.168.77.20";
+		break;
+	case 9:
+		req->suggested_addr = "not an address";
+		break;
+	case 10:
+		req->nonce2 = nonce2; /* no pair: nothing to use it for */
+		break;
+	case 11:
+		req->allow_degrade = true;
+		req->port_pair = true;
+		req->deadline_ms = 5000;
+		break;
+	}
+}
+
+static void test_same_requests_both_modes(void **state)
+{
+	(void)state;
+	struct fake_daemon f;
+	struct recorder r = { 0 };
+	struct pcpmap_filter filters[2];
+	char longdesc[514];
+	memset(longdesc, 'd', 513);
+	longdesc[513] = '\0';
+	pcpmap_client *ce, *cd;
+	struct pcpmap_client_config cfg;
+	pcpmap_client_config_init(&cfg);
+	cfg.server = "127.0.0.1"; /* the engine's first requests go to loopback, where nothing answers */
+	assert_int_equal(pcpmap_client_new(&ce, &cfg), 0);
+	assert_false(pcpmap_client_uses_daemon(ce));
+	assert_int_equal(fake_open(&f), 0);
+	assert_int_equal(client_new(&f, PCPMAP_MODE_DAEMON, &cd), 0);
+	assert_true(pcpmap_client_uses_daemon(cd));
+	int accepted = 0;
+	for (int i = 0; i < N_SAME; i++) {
+		struct pcpmap_request req;
+		pcpmap_mapping *me = NULL, *md = NULL;
+		same_request(i, &req, filters, longdesc, &r);
+		int re = pcpmap_mapping_new(ce, &req, &me);
+		same_request(i, &req, filters, longdesc, &r);
+		int rd = pcpmap_mapping_new(cd, &req, &md);
+		print_message("request %d: engine %d, daemon mode %d\n", i, re, rd);
+		assert_int_equal(re < 0 ? re : 0, rd < 0 ? rd : 0);
+		pcpmap_mapping_abandon(me);
+		if (rd < 0)
+			continue;
+		accepted++;
+		struct pmd_ipc_msg msg;
+		assert_int_equal(fake_recv(&f, &msg, 1000), 0);
+		assert_int_equal(msg.type, PMD_MSG_CREATE);
+		struct pcpmap_request back;
+		struct pcpmap_filter fb[PMD_IPC_MAX_FILTERS];
+		pmd_conv_request_from_req(&msg.req, msg.req.nonce,
+					  pmd_ipc_has(&msg, PMD_A_NONCE2) ? msg.nonce2 : NULL, &back, fb);
+		assert_int_equal(back.internal_port, req.internal_port);
+		assert_int_equal(back.allow_degrade, req.allow_degrade);
+		assert_int_equal(back.port_pair, req.port_pair);
+		assert_int_equal(back.deadline_ms, req.deadline_ms);
+		assert_int_equal(back.n_filters, req.n_filters);
+		if (req.description)
+			assert_string_equal(back.description, req.description);
+		if (req.third_party)
+			assert_string_equal(back.third_party, req.third_party);
+		if (req.nonce)
+			assert_memory_equal(back.nonce, req.nonce, 12);
+		if (req.nonce2 && req.port_pair) {
+			assert_non_null(back.nonce2);
+			assert_memory_equal(back.nonce2, req.nonce2, 12);
+		} else {
+			assert_null(back.nonce2);
+		}
+		pcpmap_mapping_abandon(md);
+	}
+	assert_true(accepted >= 7);
+	pcpmap_client_free(cd);
+	pcpmap_client_free(ce);
+	fake_close(&f);
+}
+
+/* Daemon mode on an injected clock: the requests of a daemon that stopped reading queue up instead of blocking
+ * the caller (the socket holds about ten), go out in order once it reads again, and only the injected clock
+ * decides when an unanswered request means the daemon is stuck (10 s). */
+#define N_QUEUED 300
+static void test_never_blocks_fake_clock(void **state)
+{
+	(void)state;
+	struct fake_daemon f;
+	struct recorder r = { 0 };
+	struct fake_clock clk = { .now_us = 1000000000u };
+	struct fake_rand rnd = { .unit = 0.5 };
+	struct pm_env env;
+	fake_env_init(&env, &clk, &rnd);
+	struct pcpmap_client_config cfg;
+	pcpmap_client_config_init(&cfg);
+	cfg.mode = PCPMAP_MODE_DAEMON;
+	cfg.max_mappings = 2 * N_QUEUED;
+	pcpmap_client *c;
+	assert_int_equal(fake_open(&f), 0);
+	cfg.daemon_socket = f.path;
+	assert_int_equal(pthread_create(&f.thr, NULL, accept_thread, &f), 0);
+	assert_int_equal(pm_client_new_env(&c, &cfg, &env), 0);
+	pthread_join(f.thr, NULL);
+	assert_int_equal(f.thread_err, 0);
+	assert_true(pcpmap_client_uses_daemon(c));
+
+	/* The daemon reads nothing meanwhile: every call returns at once, nothing is dropped. */
+	static pcpmap_mapping *m[N_QUEUED];
+	char desc[513];
+	memset(desc, 'd', 512);
+	desc[512] = '\0';
+	for (int i = 0; i < N_QUEUED; i++) {
+		struct pcpmap_request req;
+		tcp_request(&req, (uint16_t)(7000 + i), &r);
+		req.description = desc; /* 512 bytes: the socket's buffer fills sooner */
+		assert_int_equal(pcpmap_mapping_new(c, &req, &m[i]), 0);
+	}
+	assert_int_equal(pcpmap_client_process(c), 0);
+	struct pcpmap_stats st;
+	pcpmap_client_get_stats(c, &st);
+	print_message("sent at once: %llu of %d\n", (unsigned long long)st.sent, N_QUEUED + 1);
+	assert_true(st.sent < N_QUEUED + 1); /* some wait in the queue */
+
+	/* It reads again: every CREATE arrives, in order, on the same connection. */
+	for (int i = 0; i < N_QUEUED; i++) {
+		struct pmd_ipc_msg msg;
+		int e = -ETIMEDOUT;
+		for (int tries = 0; tries < 50 && e == -ETIMEDOUT; tries++) {
+			assert_int_equal(pcpmap_client_process(c), 0);
+			e = fake_recv(&f, &msg, 20);
+		}
+		assert_int_equal(e, 0);
+		assert_int_equal(msg.type, PMD_MSG_CREATE);
+		assert_int_equal(msg.req.internal_port, 7000 + i);
+	}
+	pcpmap_client_get_stats(c, &st);
+	assert_int_equal(st.sent, N_QUEUED + 1); /* SUBSCRIBE and every CREATE */
+	assert_int_equal(r.n, 0);
+
+	/* Unanswered for 9 s of the injected clock: still connected. At 11 s: the daemon is stuck, the
+	 * connection is dropped (and asked again later). */
+	clk.now_us += 9000000u;
+	assert_int_equal(pcpmap_client_process(c), 0);
+	struct pmd_ipc_msg msg;
+	assert_int_equal(fake_recv(&f, &msg, 50), -ETIMEDOUT);
+	clk.now_us += 2000000u;
+	assert_int_equal(pcpmap_client_process(c), 0);
+	assert_int_equal(fake_recv(&f, &msg, 500), -ECONNRESET);
+
+	for (int i = 0; i < N_QUEUED; i++)
+		pcpmap_mapping_abandon(m[i]);
+	pcpmap_client_free(c);
+	fake_close(&f);
+}
+
+static void send_error(int fd, uint32_t seq, int err, const char *text)
+{
+	struct pmd_ipc_msg m;
+	pmd_ipc_init(&m, PMD_MSG_ERROR, seq);
+	m.error = (uint32_t)err;
+	pmd_ipc_set(&m, PMD_A_ERRNO);
+	snprintf(m.message, sizeof(m.message), "%s", text);
+	pmd_ipc_set(&m, PMD_A_MESSAGE);
+	assert_int_equal(fake_send(fd, &m), 0);
+}
+
+/* pcpmap_mapping_delete() in daemon mode reports what the daemon reports: DELETED once the gateway confirmed;
+ * FAILED (state DELETED) when it did not, after which the daemon keeps the mapping and it can be deleted
+ * again; FAILED when the daemon itself refuses. */
+static void test_mapping_delete(void **state)
+{
+	(void)state;
+	struct fake_daemon f;
+	struct recorder r = { 0 };
+	pcpmap_client *c;
+	struct pmd_ipc_msg msg;
+	struct pcpmap_mapping_info info;
+	assert_int_equal(fake_open(&f), 0);
+	assert_int_equal(client_new(&f, PCPMAP_MODE_DAEMON, &c), 0);
+
+	/* Confirmed. */
+	pcpmap_mapping *a = mapped(&f, c, &r, 7300, 31, 17300, false);
+	assert_int_equal(pcpmap_mapping_delete(a), 0);
+	assert_int_equal(pcpmap_mapping_delete(a), -EALREADY);
+	assert_int_equal(fake_recv(&f, &msg, 1000), 0);
+	assert_int_equal(msg.type, PMD_MSG_DELETE);
+	assert_int_equal(msg.id, 31);
+	pump(c, &r, r.n + 1, 100);
+	assert_int_equal(r.n, 1); /* nothing until the daemon answers */
+	send_event(&f, PCPMAP_EVENT_DELETED, 31, PCPMAP_STATE_DELETED, 7300, 17300, NULL);
+	send_ok(f.fd, msg.seq, -1);
+	pump(c, &r, 2, 1000);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.evs[1].ev, PCPMAP_EVENT_DELETED);
+	assert_int_equal(pcpmap_mapping_get_info(a, &info), 0);
+	assert_int_equal(info.state, PCPMAP_STATE_DELETED);
+	assert_int_equal(pcpmap_mapping_delete(a), -EALREADY);
+	pcpmap_mapping_free(a); /* nothing more to send */
+	assert_int_equal(fake_recv(&f, &msg, 100), -ETIMEDOUT);
+
+	/* Unanswered by the gateway: one FAILED, then the daemon's renewal, then a second delete. */
+	pcpmap_mapping *b = mapped(&f, c, &r, 7302, 32, 17302, false);
+	assert_int_equal(pcpmap_mapping_delete(b), 0);
+	assert_int_equal(fake_recv(&f, &msg, 1000), 0);
+	assert_int_equal(msg.type, PMD_MSG_DELETE);
+	struct pmd_ipc_msg ev;
+	mapping_msg(&ev, PMD_MSG_EVENT, 0, 32, PCPMAP_STATE_DELETED, 7302, 17302, NULL);
+	ev.event = PCPMAP_EVENT_FAILED;
+	pmd_ipc_set(&ev, PMD_A_EVENT);
+	ev.error = ETIMEDOUT;
+	pmd_ipc_set(&ev, PMD_A_ERRNO);
+	assert_int_equal(fake_send(f.fd, &ev), 0);
+	send_error(f.fd, msg.seq, ETIMEDOUT, "the gateway did not delete mapping 32");
+	pump(c, &r, 4, 1000);
+	pump(c, NULL, 0, 50);
+	assert_int_equal(r.n, 4);
+	assert_int_equal(r.evs[3].ev, PCPMAP_EVENT_FAILED);
+	assert_int_equal(r.evs[3].info.state, PCPMAP_STATE_DELETED);
+	assert_int_equal(r.evs[3].info.error, -ETIMEDOUT);
+	send_event(&f, PCPMAP_EVENT_MAPPED, 32, PCPMAP_STATE_MAPPED, 7302, 17302, NULL);
+	pump(c, NULL, 0, 50);
+	assert_int_equal(pcpmap_mapping_get_info(b, &info), 0);
+	assert_int_equal(info.state, PCPMAP_STATE_MAPPED);
+	assert_int_equal(pcpmap_mapping_delete(b), 0);
+	assert_int_equal(fake_recv(&f, &msg, 1000), 0);
+	assert_int_equal(msg.type, PMD_MSG_DELETE);
+
+	/* Refused by the daemon itself (it no longer holds it): FAILED with its reason. */
+	send_error(f.fd, msg.seq, ENOENT, "no mapping 32");
+	pump(c, &r, 5, 1000);
+	assert_int_equal(r.n, 5);
+	assert_int_equal(r.evs[4].ev, PCPMAP_EVENT_FAILED);
+	assert_int_equal(r.evs[4].info.state, PCPMAP_STATE_DELETED);
+	assert_int_equal(r.evs[4].info.error, -ENOENT);
+	assert_non_null(strstr(r.evs[4].info.detail, "no mapping 32"));
+	pcpmap_mapping_free(b);
+
+	/* PEER cannot be deleted (RFC 6887 12), in either mode. */
+	struct pcpmap_request req;
+	pcpmap_mapping *p;
+	tcp_request(&req, 7304, &r);
+	req.kind = PCPMAP_KIND_PEER;
+	req.peer_addr = "198.51.100.9";
+	req.peer_port = 443;
+	assert_int_equal(pcpmap_mapping_new(c, &req, &p), 0);
+	assert_int_equal(pcpmap_mapping_delete(p), -EOPNOTSUPP);
+	pcpmap_mapping_abandon(p);
+	pcpmap_client_free(c);
+	fake_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -807,6 +1104,9 @@ int main(void)
 		cmocka_unit_test(test_lost_and_recreated),
 		cmocka_unit_test(test_persistent_attach),
 		cmocka_unit_test(test_probe_and_sync_helpers),
+		cmocka_unit_test(test_same_requests_both_modes),
+		cmocka_unit_test(test_never_blocks_fake_clock),
+		cmocka_unit_test(test_mapping_delete),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

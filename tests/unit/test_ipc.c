@@ -125,6 +125,8 @@ static void fill_all(struct pmd_ipc_msg *m, size_t addr_len)
 	m->req.protocols = 0xe;
 	m->req.deadline_ms = 5;
 	memset(m->req.nonce, 0xab, sizeof(m->req.nonce));
+	m->req.allow_degrade = true;
+	memset(m->nonce2, 0xcd, sizeof(m->nonce2));
 	m->persistent = true;
 	m->wait_ms = 3;
 	m->timeout_ms = 4;
@@ -262,7 +264,7 @@ static void test_malformed(void **state)
 	expect_bad("01 03 0000 00000001 00000003 000100");           /* truncated attribute header */
 	expect_bad("01 03 0000 00000001 00000006 0001 0004 0000");   /* value past the end */
 	expect_bad("01 03 0000 00000001 00000004 0000 0000");        /* attribute 0 */
-	expect_bad("01 03 0000 00000001 00000004 0032 0000");        /* attribute 50 (mandatory, unknown) */
+	expect_bad("01 03 0000 00000001 00000004 0034 0000");        /* attribute 52 (mandatory, unknown) */
 	expect_bad("01 03 0000 00000001 00000004 7fff 0000");        /* unknown mandatory */
 	expect_bad("01 02 0000 00000001 00000007 0001 0003 000001"); /* u32 of 3 bytes */
 	expect_bad("01 02 0000 00000001 00000009 0001 0005 0000000001");             /* u32 of 5 bytes */

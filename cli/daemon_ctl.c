@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pcpmapctl-test: a small client of pcpmapd built on daemon/ipc_client.c, for the interop cases
- * (tests/interop/cases-daemon.sh) and for poking a running daemon by hand. Not installed.
- * Output is one `key=value ...` line per object so shell tests can grep it.
+ * `pcpmap daemon`: pcpmapd's control protocol command by command (doc/IPC.md), on daemon/ipc_client.c: to
+ * inspect and drive a running daemon by hand or from scripts (the interop cases use it). Output is one
+ * `key=value ...` line per object, so scripts can grep it.
  */
+#ifdef PCPMAP_CLI_DAEMON
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -20,12 +21,14 @@
 #include <pcpmap/pcpmap.h>
 
 #include "daemon/ipc_client.h"
+#include "daemon_ctl.h"
 
+/* The tool's exit codes (pcpmap --help). */
 enum {
 	RC_OK = 0,
-	RC_REFUSED = 1,
 	RC_USAGE = 2,
-	RC_CONNECT = 3,
+	RC_CONNECT = 3, /* pcpmapd not reachable */
+	RC_REFUSED = 4, /* pcpmapd (or the gateway, through it) refused */
 };
 
 static const char *errname(int err)
@@ -378,24 +381,30 @@ static int cmd_idle(struct pmd_ctl *c, int count, int seconds, int port)
 	return RC_OK;
 }
 
-static void usage(void)
+static void usage(FILE *to)
 {
 	fprintf(
-	    stderr,
-	    "Usage: pcpmapctl-test [-s SOCKET] [-t TIMEOUT_MS] COMMAND\n"
+	    to,
+	    "Usage: pcpmap daemon [-s SOCKET] [-t TIMEOUT_MS] COMMAND\n"
+	    "Speaks pcpmapd's control protocol (doc/IPC.md) one request at a time; prints key=value lines.\n"
 	    "  create PROTO PORT [--persistent] [--wait MS] [--lifetime S] [-e PORT] [--external-address A]\n"
 	    "         [--prefer-failure] [--third-party A] [--filter A/P,PORT] [--description T] [--pair]\n"
 	    "         [--peer A --peer-port P] [-6] [--nonce HEX] [--protocols MASK] [--deadline MS]\n"
 	    "         [--count N] [--hold]\n"
 	    "  delete ID | get ID | list | probe [MS] | external [MS] | events N [MS] | stats\n"
-	    "  raw HEX... | idle COUNT SECONDS BASEPORT\n");
+	    "  raw HEX... (one message as hex bytes) | idle COUNT SECONDS BASEPORT (wakeups while idle)\n"
+	    "Exit codes: 0 success, 2 usage, 3 pcpmapd not reachable, 4 refused (error line on stdout).\n");
 }
 
-int main(int argc, char **argv)
+int cli_daemon(int argc, char **argv)
 {
 	const char *sock = NULL;
 	int timeout = 30000;
 	int i = 1;
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		usage(stdout);
+		return RC_OK;
+	}
 	for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
 		if (!strcmp(argv[i], "-s"))
 			sock = argv[i + 1];
@@ -405,7 +414,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	if (i >= argc) {
-		usage();
+		usage(stderr);
 		return RC_USAGE;
 	}
 	struct pmd_ctl *c;
@@ -449,10 +458,11 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "idle") && rest == 3)
 		rc = cmd_idle(c, atoi(args[0]), atoi(args[1]), atoi(args[2]));
 	else {
-		usage();
+		usage(stderr);
 		rc = RC_USAGE;
 	}
 	fflush(stdout);
 	pmd_ctl_close(c);
 	return rc;
 }
+#endif
