@@ -91,6 +91,7 @@ struct pm_gw {
 	bool suspended;              /* no route to it: nothing is sent until one returns */
 	struct sched_timer t_decide; /* end of the grace window for a better protocol */
 	struct sched_timer t_upnp;   /* deferred start of UPnP discovery */
+	struct pm_gw_memo *memo;     /* warm starts (core/gwcache.c); NULL when not remembered */
 };
 
 struct pm_server {
@@ -292,6 +293,8 @@ struct pcpmap_client {
 
 	/* Daemon mode (core/daemon_mode.c): NULL when this client runs the engine itself. */
 	struct pm_dmode *dmode;
+
+	char cache_dir[256]; /* gateway cache (core/gwcache.c); "" when disabled */
 };
 
 /* Creation with injected clock and randomness (tests use a fake clock). */
@@ -388,6 +391,8 @@ void pm_gw_close_server(struct pm_gw *gw, enum pcpmap_proto p);
 void pm_gw_free(struct pm_gw *gw);
 /* "tried PCP (port unreachable), NAT-PMP (no answer), ..." for the protocols in mask. */
 void pm_gw_describe(const struct pm_gw *gw, uint32_t mask, char *buf, size_t len);
+/* Forgets what the gateway speaks and probes it again from scratch (a remembered protocol was silent). */
+void pm_gw_relearn(struct pm_gw *gw);
 int pm_client_watch_fd(pcpmap_client *c, int fd, void (*fn)(pcpmap_client *c, int fd));
 void pm_client_unwatch_fd(pcpmap_client *c, int fd);
 /* The blocking helpers' loop: process, then poll until done(), timeout_ms (-1: none; -ETIMEDOUT) or a signal

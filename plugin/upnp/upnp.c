@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gwcache.h"
 #include "upnp/upnp_int.h"
 
 #define UPNP_IRT_US 3000000u /* a job includes discovery (<= 2 s) and a few HTTP round trips */
@@ -59,6 +60,11 @@ static int upnp_server_open(struct pm_server *s)
 	p->igd.gw = s->addr;
 	p->igd.local = s->local;
 	p->igd.stop = &p->q.stop;
+	/* A warm start: the remembered control URL first (the worker discovers when it does not answer). */
+	const struct pm_gwc_entry *memo = pm_gw_memo_upnp_hint(s);
+	if (memo && upnp_igd_remember(&p->igd, memo->url, memo->st, memo->lan) == 0)
+		pm_log(s->client, PCPMAP_LOG_DEBUG, "UPnP: remembered IGD %s (%s), our address %s", memo->url,
+		       memo->st, memo->lan);
 	r = upnp_queue_start(&p->q, UPNP_QUEUE_DEFAULT, upnp_igd_run, upnp_igd_keep, &p->igd);
 	if (r < 0) {
 		free(p);
@@ -299,8 +305,11 @@ static void deliver(struct pm_server *s, struct upnp_priv *p, const struct upnp_
 {
 	pcpmap_client *c = s->client;
 	const char *peer = j->igd_url[0] ? j->igd_url : s->name;
-	if (j->igd_url[0])
+	if (j->igd_url[0]) {
 		p->igd_seen = true;
+		/* Remembered before the result reaches the engine, whose choice stores it. */
+		pm_gw_memo_upnp(s, j->igd_url, j->igd_st, j->igd_lan);
+	}
 	for (unsigned i = 0; i < j->n_trace && i < UPNP_TRACE_MAX; i++)
 		pm_trace(c, true, PCPMAP_PROTO_UPNP, peer, NULL, 0, j->trace[i]);
 	log_notes(s, p, j);

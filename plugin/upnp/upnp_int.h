@@ -44,6 +44,7 @@ enum {
 #define UPNP_ADDR_LEN      64
 #define UPNP_URL_LEN       128
 #define UPNP_DESC_LEN      64
+#define UPNP_ST_LEN        96
 #define UPNP_UID_LEN       8 /* miniupnpc's uniqueID buffer */
 #define UPNP_QUEUE_DEFAULT 256
 
@@ -75,6 +76,7 @@ struct upnp_job {
 	char out_ext[UPNP_ADDR_LEN]; /* external address ("" if unknown) */
 	char igd_url[UPNP_URL_LEN];  /* control URL of the IGD used */
 	char igd_lan[UPNP_ADDR_LEN]; /* our address as the IGD sees it */
+	char igd_st[UPNP_ST_LEN];    /* the service type its control URL serves */
 	int igd_version;             /* 1 or 2 */
 	int igd_status;              /* GetValidIGD's answer */
 	uint64_t igd_discovery_us;   /* time the discovery took, when UPNP_NOTE_DISCOVERED */
@@ -146,6 +148,9 @@ struct upnp_igd_ops {
 	/* Finds a usable IGD (GetValidIGD 1 or 2) and fills g->url, g->lan, g->status, g->v2, g->has_6fc,
 	 * g->window_ms. 0, -ETIMEDOUT when nothing usable answered, -ECANCELED when stopped. */
 	int (*discover)(struct upnp_igd *g);
+	/* Uses g->url and g->st as if discovered (a warm start's remembered IGD, not yet verified): 0 or
+	 * -ENOMEM. May be NULL (no warm start). */
+	int (*adopt)(struct upnp_igd *g);
 	void (*forget)(struct upnp_igd *g); /* frees what discover() kept */
 	int (*get_ext)(struct upnp_igd *g, char ext[UPNP_ADDR_LEN]);
 	int (*add)(struct upnp_igd *g, const struct upnp_add_args *a);
@@ -176,6 +181,8 @@ struct upnp_igd {
 	bool v2;    /* WANIPConnection:2: AddAnyPortMapping; lease 0 becomes 604800 */
 	bool has_6fc;
 	char url[UPNP_URL_LEN]; /* control URL */
+	char st[UPNP_ST_LEN];   /* its service type */
+	bool remembered;        /* url and st come from the gateway cache and have not answered yet */
 	char lan[UPNP_ADDR_LEN];
 	int window_ms;
 	uint64_t discovery_us;
@@ -197,6 +204,9 @@ void upnp_igd_run(void *ctx, struct upnp_job *j);
 bool upnp_igd_keep(const struct upnp_job *j);
 /* Frees the IGD state (after the worker stopped). */
 void upnp_igd_fini(struct upnp_igd *g);
+/* Before the worker starts: uses a remembered IGD (control URL, service type, our LAN address) without
+ * discovery; the first job that finds it silent or wrong discovers and runs again. 0 or -errno. */
+int upnp_igd_remember(struct upnp_igd *g, const char *url, const char *st, const char *lan);
 
 /* Pure helpers, shared with the tests. */
 #define UPNP_PERMANENT_AS_S 7200u   /* a permanent lease is reported as this lifetime: presence check */
