@@ -210,6 +210,7 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 	}
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
 	c->default_gateway = pm_net_default_gateway;
+	c->neighbour_lladdr = pm_net_neighbour_lladdr;
 	sched_timer_init(&c->announce.timer, announce_timer, c, "announce");
 	pm_probe_init(c);
 	pm_resilience_init(c);

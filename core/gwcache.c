@@ -435,7 +435,7 @@ static void gw_mac(const struct pm_gw *gw, char *buf, size_t len)
 	const struct pm_sockaddr *a = &gw->addr;
 	const void *addr = a->u.sa.sa_family == AF_INET ? (const void *)&a->u.in.sin_addr
 							: (const void *)&a->u.in6.sin6_addr;
-	if (pm_net_neighbour_lladdr(a->u.sa.sa_family, addr, buf, len) < 0)
+	if (gw->client->neighbour_lladdr(a->u.sa.sa_family, addr, buf, len) < 0)
 		buf[0] = '\0';
 }
 

@@ -295,6 +295,7 @@ struct pcpmap_client {
 	struct pm_dmode *dmode;
 
 	char cache_dir[256]; /* gateway cache (core/gwcache.c); "" when disabled */
+	int (*neighbour_lladdr)(int family, const void *addr, char *ret, size_t len); /* tests inject one */
 };
 
 /* Creation with injected clock and randomness (tests use a fake clock). */
