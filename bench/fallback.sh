@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${PCPMAP_BUILD_DIR:-$PWD/build}
 RUNS=${1:-20}
-export PCPMAP_LAB=pmfallback PCPMAP_BUILD_DIR=$BUILD
+export PCPMAP_LAB=${PCPMAP_LAB_TAG:-}pmfallback PCPMAP_BUILD_DIR=$BUILD
 LAB=tests/interop/lab.sh
 SPAWN=$BUILD/bench/bench_spawn
 PM=$BUILD/cli/pcpmap
@@ -54,6 +54,22 @@ mode "gateway off (ICMP unreachable on every port): time to the error"
 $LAB gw-stop
 run "pcpmap map --once" 24000 "$PM" map tcp '{port}' --once
 run "natpmpc -a" 24100 natpmpc -g 192.168.77.1 -a '{port}' '{port}' tcp 600
+
+mode "gateway off, its ICMP errors rate-limited (1/s): time to the error, one run a second"
+$LAB gw-stop
+$LAB gw nft -f - <<EOF
+table inet pcpmapbench_icmplimit {
+	chain output {
+		type filter hook output priority 0; policy accept;
+		icmp type destination-unreachable limit rate over 1/second burst 1 packets drop
+	}
+}
+EOF
+for i in 1 2 3; do
+	sleep 1.1 # one refusal's worth of ICMP budget per run
+	run "pcpmap map --once (run $i)" $((24500 + i)) "$PM" map tcp '{port}' --once --no-cache
+done
+RUNS=1 run "natpmpc -a" 24600 natpmpc -g 192.168.77.1 -a '{port}' '{port}' tcp 600
 
 mode "gateway silent (everything dropped): time to the error at the CLI's default timeout"
 $LAB gw-block

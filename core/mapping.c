@@ -801,7 +801,11 @@ PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_free(pcpmap_mapping *handle)
 	}
 	/* PEER cannot delete (RFC 6887 12): leave it to expire. A mapping that never had a server (parked
 	 * while the gateway's protocols were probed, then failed) has nothing to delete anywhere. */
-	if (m->kind == PCPMAP_KIND_PEER || !m->server) {
+	/* Never granted, and its server refused by ICMP port unreachable since it last answered: nothing
+	 * listens there to hold or delete anything, and a delete would wait out its tries for nothing (the
+	 * ICMP error that would end it is often rate-limited). */
+	if (m->kind == PCPMAP_KIND_PEER || !m->server ||
+	    (!m->have_grant && m->server->unreachable_count > 0 && m->server->last_error == -ECONNREFUSED)) {
 		pm_mapping_destroy(m);
 		return NULL;
 	}

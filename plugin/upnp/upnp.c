@@ -122,6 +122,15 @@ static void safe_desc(const char *in, char *out, size_t cap)
 	out[n] = '\0';
 }
 
+/* PCP and NAT-PMP were refused by ICMP port unreachable: the gateway is up and answers at once, so an IGD
+ * on it answers a unicast M-SEARCH quickly too, and silence means none (the ICMP error that would say so is
+ * often rate-limited, which made a gateway that is off cost the full 2 s of discovery). */
+static bool udp_refused(const struct pm_server *s)
+{
+	const struct pm_gw *gw = s->gw;
+	return gw && gw->status[PCPMAP_PROTO_PCP] == PM_P_NO && gw->err[PCPMAP_PROTO_PCP] == -ECONNREFUSED;
+}
+
 static int post(struct upnp_priv *p, struct upnp_job *j)
 {
 	if (j->op != UPNP_OP_FAIL && upnp_queue_find(&p->q, same_request, j)) {
@@ -144,6 +153,7 @@ static int upnp_send(struct pm_server *s, struct pm_mapping *m, bool del)
 	if (!j)
 		return -ENOMEM;
 	j->op = del ? UPNP_OP_UNMAP : UPNP_OP_MAP;
+	j->max_windows = udp_refused(s) ? UPNP_REFUSED_WINDOWS : 0;
 	j->del = del;
 	j->named = del && m->unmap_only;
 	j->id = m->id;
@@ -186,6 +196,7 @@ static int post_server_job(struct pm_server *s, enum upnp_op op)
 	if (!j)
 		return -ENOMEM;
 	j->op = op;
+	j->max_windows = udp_refused(s) ? UPNP_REFUSED_WINDOWS : 0;
 	return post(p, j);
 }
 

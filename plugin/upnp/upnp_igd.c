@@ -199,6 +199,7 @@ static int ensure_igd(struct upnp_igd *g, struct upnp_job *j, bool force)
 	}
 	invalidate(g);
 	uint64_t t0 = pcpmap_now_usec();
+	g->max_windows = j->max_windows;
 	int r = g->ops->discover(g);
 	uint64_t dt = pcpmap_now_usec() - t0;
 	j->notes |= UPNP_NOTE_DISCOVERED;

@@ -60,10 +60,11 @@ struct upnp_job {
 	int family;       /* AF_INET: port mapping; AF_INET6: pinhole */
 	uint8_t ip_proto; /* IPPROTO_TCP or IPPROTO_UDP */
 	uint16_t internal_port;
-	uint16_t ext_port;   /* granted port (renew) or suggestion (0: none) */
-	bool renew;          /* the mapping holds a grant: presence check, then re-add the same values */
-	bool prefer_failure; /* exactly ext_port or nothing */
-	uint32_t lease;      /* requested lifetime, seconds */
+	uint16_t ext_port;    /* granted port (renew) or suggestion (0: none) */
+	bool renew;           /* the mapping holds a grant: presence check, then re-add the same values */
+	unsigned max_windows; /* a discovery it runs listens this many windows at most (0: all) */
+	bool prefer_failure;  /* exactly ext_port or nothing */
+	uint32_t lease;       /* requested lifetime, seconds */
 	char client[UPNP_ADDR_LEN]; /* THIRD_PARTY address, "" for our own (miniupnpc's lan address) */
 	char desc[UPNP_DESC_LEN];
 
@@ -185,6 +186,7 @@ struct upnp_igd {
 	bool remembered;        /* url and st come from the gateway cache and have not answered yet */
 	char lan[UPNP_ADDR_LEN];
 	int window_ms;
+	unsigned max_windows; /* set per job before discover(): windows to listen at most (0: all) */
 	uint64_t discovery_us;
 
 	bool have_ext; /* external address cache (GetExternalIPAddress once per server) */
@@ -224,6 +226,9 @@ uint32_t upnp_reported_lifetime(uint32_t sent_lease, bool v2);
  * usable IGD answered; the search returns as soon as one does) or a negative errno; 0 means nothing usable
  * within the window. Returns the index of the window that found it, -ETIMEDOUT when none did, or the
  * search's error. */
+/* Windows a discovery gets when the gateway refused PCP and NAT-PMP with ICMP port unreachable (it is up,
+ * and an IGD on it answers a unicast M-SEARCH well within them; its silence then is not worth 2 s). */
+#define UPNP_REFUSED_WINDOWS 2
 extern const int upnp_discovery_windows_ms[];
 extern const size_t upnp_n_discovery_windows;
 int upnp_discover_escalating(int (*search)(void *ctx, int window_ms), void *ctx, const int *windows_ms,

@@ -550,7 +550,10 @@ static int mini_discover(struct upnp_igd *g)
 	int r = search_open(&s);
 	if (r < 0)
 		return classic_discover(g);
-	r = upnp_discover_escalating(search_window, &s, upnp_discovery_windows_ms, upnp_n_discovery_windows);
+	size_t n = upnp_n_discovery_windows;
+	if (g->max_windows && g->max_windows < n)
+		n = g->max_windows;
+	r = upnp_discover_escalating(search_window, &s, upnp_discovery_windows_ms, n);
 	close(s.fd);
 	if (s.ufd >= 0)
 		close(s.ufd);

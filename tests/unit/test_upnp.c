@@ -67,6 +67,7 @@ struct fake_igd {
 	int entry_fail_first; /* this many get_entry calls fail with entry_rc, then the table answers */
 	int n_entries;
 	int adopt_calls;
+	unsigned discover_max_windows;
 
 	int ext_rc;
 	int n_ext;
@@ -132,6 +133,7 @@ static void tab_del(uint16_t ext)
 static int f_discover(struct upnp_igd *g)
 {
 	fk.discover_calls++;
+	fk.discover_max_windows = g->max_windows;
 	if (fk.discover_rc)
 		return fk.discover_rc;
 	g->status = fk.status;
@@ -1509,6 +1511,33 @@ static void test_engine_discovery_failure(void **state)
 	eng_fini(&e);
 }
 
+/* A gateway that refused PCP (and so NAT-PMP, same port) by ICMP is up: its discovery is shortened, since
+ * the ICMP error for an absent SSDP listener is often rate-limited and silence would cost 2 s. Without
+ * that evidence discovery gets every window. */
+static void test_engine_discovery_short_after_refusal(void **state)
+{
+	(void)state;
+	struct eng e;
+	eng_init(&e);
+	struct pm_gw *gw;
+	assert_int_equal(pm_client_gateway_for(e.c, AF_INET, &gw), 0);
+	eng_map(&e, IPPROTO_TCP, 8081, AF_INET);
+	eng_wait_events(&e, 1);
+	assert_int_equal(fk.discover_max_windows, 0);
+	eng_fini(&e);
+
+	fake_reset();
+	eng_init(&e);
+	assert_int_equal(pm_client_gateway_for(e.c, AF_INET, &gw), 0);
+	gw->status[PCPMAP_PROTO_PCP] = PM_P_NO;
+	gw->err[PCPMAP_PROTO_PCP] = -ECONNREFUSED;
+	eng_map(&e, IPPROTO_TCP, 8082, AF_INET);
+	eng_wait_events(&e, 1);
+	assert_int_equal(e.ev[0], PCPMAP_EVENT_MAPPED);
+	assert_int_equal(fk.discover_max_windows, UPNP_REFUSED_WINDOWS);
+	eng_fini(&e);
+}
+
 static void test_engine_pinhole(void **state)
 {
 	(void)state;
@@ -1611,6 +1640,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_engine_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_discovery_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_pinhole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine_discovery_short_after_refusal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_announce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remembered_igd_skips_discovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remembered_igd_refuted_discovers, setup, teardown),
