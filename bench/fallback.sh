@@ -67,7 +67,7 @@ table inet pcpmapbench_icmplimit {
 EOF
 for i in 1 2 3; do
 	sleep 1.1 # one refusal's worth of ICMP budget per run
-	run "pcpmap map --once (run $i)" $((24500 + i)) "$PM" map tcp '{port}' --once --no-cache
+	RUNS=1 run "pcpmap map --once (run $i)" $((24500 + i)) "$PM" map tcp '{port}' --once --no-cache
 done
 RUNS=1 run "natpmpc -a" 24600 natpmpc -g 192.168.77.1 -a '{port}' '{port}' tcp 600
 
