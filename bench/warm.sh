@@ -10,7 +10,10 @@ RUNS=${1:-20}
 export PCPMAP_LAB=${PCPMAP_LAB_TAG:-}pmwarm PCPMAP_BUILD_DIR=$BUILD
 LAB=tests/interop/lab.sh
 SPAWN=$BUILD/bench/bench_spawn
-PM=$BUILD/cli/pcpmap
+PM=${PCPMAP_BIN:-$BUILD/cli/pcpmap}
+NOCACHE=--no-cache
+# A pcpmap without the gateway cache (an older build, for a before/after table) is always cold.
+"$PM" map --help 2>/dev/null | grep -q -- --no-cache || NOCACHE=
 XDG=$(mktemp -d /tmp/pcpmap-bench-warm.XXXXXX)
 export XDG_RUNTIME_DIR=$XDG
 trap '$LAB down >/dev/null 2>&1 || true; rm -rf "$XDG"' EXIT
@@ -31,7 +34,7 @@ mode() { # TITLE BASE NATPMP(yes/no) UPNP(yes/no) then lab setup commands
 	$LAB up --natpmp "$np" --upnp "$up" >/dev/null
 	for c in "$@"; do $LAB "$c" >/dev/null; done
 	rm -rf "${XDG:?}"/pcpmap
-	median "pcpmap map --once, cold" "$RUNS" "$base" "$PM" map tcp '{port}' --once --no-cache
+	median "pcpmap map --once, cold" "$RUNS" "$base" "$PM" map tcp '{port}' --once $NOCACHE
 	cold=$M
 	$LAB cli "$PM" map tcp $((base + 99)) --once >/dev/null # the run that fills the cache
 	median "pcpmap map --once, warm" "$RUNS" $((base + 100)) "$PM" map tcp '{port}' --once
