@@ -28,7 +28,7 @@ median() { # LABEL RUNS BASE CMD... -> prints bench_spawn's line, stores the med
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 mode() { # TITLE BASE NATPMP(yes/no) UPNP(yes/no) then lab setup commands
-	local title=$1 base=$2 np=$3 up=$4 cold warm nat= upc=
+	local title=$1 base=$2 np=$3 up=$4 cold warm nat= upc= upu=
 	shift 4
 	echo "$title"
 	$LAB up --natpmp "$np" --upnp "$up" >/dev/null
@@ -47,10 +47,15 @@ mode() { # TITLE BASE NATPMP(yes/no) UPNP(yes/no) then lab setup commands
 		median "upnpc -i -a" $((RUNS < 3 ? RUNS : 3)) $((base + 300)) upnpc -i -a 192.168.77.2 '{port}' \
 			'{port}' TCP
 		upc=$M
+		# upnpc told where the IGD is (no discovery): the floor a warm UPnP start is compared with.
+		median "upnpc -u rootDesc -i -a" "$RUNS" $((base + 400)) upnpc -u http://192.168.77.1:5000/rootDesc.xml \
+			-i -a 192.168.77.2 '{port}' '{port}' TCP
+		upu=$M
 	fi
 	printf '  => cold %s ms, warm %s ms' "$cold" "$warm"
 	[[ -z $nat ]] || printf ', warm/natpmpc %s, cold/natpmpc %s' "$(ratio "$warm" "$nat")" "$(ratio "$cold" "$nat")"
 	[[ -z $upc ]] || printf ', warm/upnpc %s, cold/upnpc %s' "$(ratio "$warm" "$upc")" "$(ratio "$cold" "$upc")"
+	[[ -z $upu ]] || printf ', warm/(upnpc -u) %s' "$(ratio "$warm" "$upu")"
 	printf '\n'
 }
 
