@@ -184,7 +184,8 @@ int main(int argc, char **argv)
 		lib[i] = m.rss;
 		libp[i] = m.pss;
 		if (getenv("BENCH_RSS_SHOW"))
-			printf("    run %d: application RSS %ld kB%s\n", i + 1, lib[i], i ? " (warm)" : " (cold)");
+			printf("    run %d: application RSS %ld kB%s\n", i + 1, lib[i],
+			       i ? " (warm)" : " (cold)");
 		m = holder(pm, true, (uint16_t)(base + 1), i == 0 && getenv("BENCH_RSS_SHOW"));
 		cli[i] = m.rss;
 		clip[i] = m.pss;

@@ -140,7 +140,8 @@ int main(int argc, char **argv)
 	uint64_t *raw = calloc((size_t)runs, sizeof(uint64_t)),
 		 *inproc = calloc((size_t)runs, sizeof(uint64_t));
 	uint64_t *proc = calloc((size_t)runs, sizeof(uint64_t)),
-		 *npmp = calloc((size_t)runs, sizeof(uint64_t)), *warm = calloc((size_t)runs, sizeof(uint64_t));
+		 *npmp = calloc((size_t)runs, sizeof(uint64_t)),
+		 *warm = calloc((size_t)runs, sizeof(uint64_t));
 	if (!raw || !inproc || !proc || !npmp || !warm)
 		return 1;
 	char portbuf[16], gwbuf[64];
