@@ -429,6 +429,14 @@ static bool gw_key(const struct pm_gw *gw, char *buf, size_t len)
 	return n > 0 && (size_t)n < len;
 }
 
+/* The cache speaks for clients that prefer protocols in the default order (PCP, NAT-PMP, UPnP): one that
+ * prefers UPnP neither trusts a remembered PCP nor records its own choice for the others. */
+static bool default_order(const pcpmap_client *c)
+{
+	return c->order[0] == PCPMAP_PROTO_PCP && c->order[1] == PCPMAP_PROTO_NATPMP &&
+	       c->order[2] == PCPMAP_PROTO_UPNP;
+}
+
 static void gw_mac(const struct pm_gw *gw, char *buf, size_t len)
 {
 	buf[0] = '\0';
@@ -445,7 +453,7 @@ void pm_gw_memo_open(struct pm_gw *gw)
 {
 	pcpmap_client *c = gw->client;
 	char key[PM_GWC_ADDR_LEN], why[160] = "";
-	if (!memo_enabled(c) || !gw_key(gw, key, sizeof(key)))
+	if (!memo_enabled(c) || !default_order(c) || !gw_key(gw, key, sizeof(key)))
 		return;
 	struct pm_gw_memo *mm = calloc(1, sizeof(*mm));
 	if (!mm)
@@ -598,6 +606,12 @@ void pm_gw_memo_chosen(struct pm_gw *gw, enum pcpmap_proto p)
 		return;
 	if (p == PCPMAP_PROTO_UPNP && !mm->entry.url[0])
 		return; /* nothing usable to remember without the IGD */
+	/* A choice narrowed by this client's configuration (--protocol upnp) says nothing about what the
+	 * gateway offers others: a better protocol it was not allowed to try is not known to be absent. */
+	const pcpmap_client *c = gw->client;
+	for (size_t i = 0; i < 3 && c->order[i] != p; i++)
+		if (c->backends[c->order[i]] && !(c->cfg.protocols & PCPMAP_PROTO_BIT(c->order[i])))
+			return;
 	struct pm_gwc_entry *e = &mm->entry;
 	bool relearned = !mm->warm || e->proto != p;
 	e->proto = p;

@@ -564,6 +564,37 @@ static void test_disabled_neither_reads_nor_writes(void **state)
 	snprintf(path, sizeof(path), "%s/%s", tmpdir, PM_GWC_FILE_NAME);
 }
 
+/* A client limited to UPnP learns nothing about PCP there: its choice is not remembered for others. */
+static void test_narrowed_choice_not_remembered(void **state)
+{
+	struct ctx *x = *state;
+	char path[128];
+	x->n = 0;
+	x->rnd.unit = 0.5;
+	fake_env_init(&x->env, &x->clk, &x->rnd);
+	struct pcpmap_client_config cfg;
+	pcpmap_client_config_init(&cfg);
+	cfg.server = "192.0.2.1";
+	cfg.no_announce_listener = true;
+	cfg.no_netlink_monitor = true;
+	cfg.cache_dir = tmpdir;
+	cfg.protocols = PCPMAP_PROTO_BIT(PCPMAP_PROTO_UPNP);
+	assert_int_equal(pm_client_new_env(&x->c, &cfg, &x->env), 0);
+	x->c->neighbour_lladdr = fake_neighbour;
+	fake_backends_install(x->c);
+	struct pm_mapping *m = start(x, 1010);
+	assert_int_equal(flog.probes[PCPMAP_PROTO_UPNP], 1);
+	x->c->now = x->clk.now_us;
+	pm_gw_memo_upnp(flog.srv[PCPMAP_PROTO_UPNP], UPNP_URL, UPNP_ST, "192.0.2.2");
+	struct pcpmap_server_info info = { .rtt_usec = 50000 };
+	pm_server_on_probe(flog.srv[PCPMAP_PROTO_UPNP], 0, &info);
+	assert_int_equal(m->gw->chosen, PCPMAP_PROTO_UPNP);
+	grant(x, m);
+	assert_int_equal(x->evs[0], PCPMAP_EVENT_MAPPED);
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, PM_GWC_FILE_NAME);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -582,6 +613,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_old_entry_probes, eng_setup, eng_teardown),
 		cmocka_unit_test_setup_teardown(test_disabled_neither_reads_nor_writes, eng_setup,
 						eng_teardown),
+		cmocka_unit_test_setup_teardown(test_narrowed_choice_not_remembered, eng_setup, eng_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
