@@ -347,6 +347,10 @@ static int make_client(struct opts *o, pcpmap_client **ret)
 	cfg.server = o->gateway;
 	cfg.protocols = o->protocols;
 	cfg.no_gw_cache = o->no_cache;
+	/* A --once run leaves before any announcement or route change could matter to it: the listeners on
+	 * 5350 and the rtnetlink monitor would only delay its request (sockets, joins, two link dumps). */
+	cfg.no_announce_listener = o->once;
+	cfg.no_netlink_monitor = o->once;
 	memcpy(cfg.protocol_order, o->order, sizeof(cfg.protocol_order));
 	if (o->daemon) {
 		cfg.mode = PCPMAP_MODE_DAEMON;
