@@ -25,7 +25,7 @@
 #define PM_GWC_ADDR_LEN  48
 #define PM_GWC_MAC_LEN   48
 #define PM_GWC_URL_LEN   128
-#define PM_GWC_ST_LEN    96
+#define PM_GWC_ST_LEN    128
 
 /* What PCP did at the gateway when the entry was learned. */
 enum pm_gwc_pcp { PM_GWC_PCP_UNKNOWN = 0, PM_GWC_PCP_YES, PM_GWC_PCP_SILENT, PM_GWC_PCP_REFUSED };

@@ -44,8 +44,8 @@ enum {
 #define UPNP_ADDR_LEN      64
 #define UPNP_URL_LEN       128
 #define UPNP_DESC_LEN      64
-#define UPNP_ST_LEN        96
-#define UPNP_UID_LEN       8 /* miniupnpc's uniqueID buffer */
+#define UPNP_ST_LEN        128 /* miniupnpc's servicetype buffer (MINIUPNPC_URL_MAXSIZE) */
+#define UPNP_UID_LEN       8   /* miniupnpc's uniqueID buffer */
 #define UPNP_QUEUE_DEFAULT 256
 
 struct upnp_job {
