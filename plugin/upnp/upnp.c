@@ -128,7 +128,10 @@ static void safe_desc(const char *in, char *out, size_t cap)
 static bool udp_refused(const struct pm_server *s)
 {
 	const struct pm_gw *gw = s->gw;
-	return gw && gw->status[PCPMAP_PROTO_PCP] == PM_P_NO && gw->err[PCPMAP_PROTO_PCP] == -ECONNREFUSED;
+	/* Only the first time: a gateway re-probed after nothing answered gets every window, so an IGD slower
+	 * than the short ones is still found at the next attempt (3 s later). */
+	return gw && gw->status[PCPMAP_PROTO_PCP] == PM_P_NO && gw->err[PCPMAP_PROTO_PCP] == -ECONNREFUSED &&
+	       gw->fail_count == 0;
 }
 
 static int post(struct upnp_priv *p, struct upnp_job *j)

@@ -1536,6 +1536,18 @@ static void test_engine_discovery_short_after_refusal(void **state)
 	assert_int_equal(e.ev[0], PCPMAP_EVENT_MAPPED);
 	assert_int_equal(fk.discover_max_windows, UPNP_REFUSED_WINDOWS);
 	eng_fini(&e);
+
+	/* Nothing answered the first time: the next attempt listens every window (a slow IGD is found then). */
+	fake_reset();
+	eng_init(&e);
+	assert_int_equal(pm_client_gateway_for(e.c, AF_INET, &gw), 0);
+	gw->status[PCPMAP_PROTO_PCP] = PM_P_NO;
+	gw->err[PCPMAP_PROTO_PCP] = -ECONNREFUSED;
+	gw->fail_count = 1;
+	eng_map(&e, IPPROTO_TCP, 8083, AF_INET);
+	eng_wait_events(&e, 1);
+	assert_int_equal(fk.discover_max_windows, 0);
+	eng_fini(&e);
 }
 
 static void test_engine_pinhole(void **state)
