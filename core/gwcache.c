@@ -508,7 +508,9 @@ void pm_gw_memo_close(struct pm_gw *gw)
 static uint64_t verify_wait_us(const struct pm_gwc_entry *e)
 {
 	uint64_t w = 10ull * e->rtt_us;
-	return w < 50000u ? 50000u : w > 500000u ? 500000u : w;
+	/* At least 200 ms: a loaded gateway (or host) takes tens of ms at times, and a false alarm moves the
+	 * mapping to a cold probe (NAT-PMP: its late grant is then deleted). At most 1 s, as the grace. */
+	return w < 200000u ? 200000u : w > 1000000u ? 1000000u : w;
 }
 
 bool pm_gw_memo_warm_start(struct pm_gw *gw)
