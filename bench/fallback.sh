@@ -11,7 +11,9 @@ SPAWN=$BUILD/bench/bench_spawn
 PM=${PCPMAP_BIN:-$BUILD/cli/pcpmap}
 NOCACHE=--no-cache # every run cold (a build without the gateway cache is always cold)
 "$PM" map --help 2>/dev/null | grep -q -- --no-cache || NOCACHE=
-trap '$LAB down >/dev/null 2>&1 || true' EXIT
+XDG=$(mktemp -d /tmp/pcpmap-bench-fallback.XXXXXX) # the gateway cache of this run only
+export XDG_RUNTIME_DIR=$XDG
+trap '$LAB down >/dev/null 2>&1 || true; rm -rf "$XDG"' EXIT
 
 run() { # LABEL BASE CMD...
 	local label=$1 base=$2
