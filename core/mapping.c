@@ -800,10 +800,10 @@ PCPMAP_EXPORT pcpmap_mapping *pcpmap_mapping_free(pcpmap_mapping *handle)
 			pm_mapping_destroy(p);
 	}
 	/* PEER cannot delete (RFC 6887 12): leave it to expire. A mapping that never had a server (parked
-	 * while the gateway's protocols were probed, then failed) has nothing to delete anywhere. */
-	/* Never granted, and its server refused by ICMP port unreachable since it last answered: nothing
-	 * listens there to hold or delete anything, and a delete would wait out its tries for nothing (the
-	 * ICMP error that would end it is often rate-limited). */
+	 * while the gateway's protocols were probed, then failed) has nothing to delete anywhere, nor has one
+	 * never granted whose server refused it by ICMP port unreachable since it last answered: nothing
+	 * listens there, and a delete would wait out its tries (the ICMP error that would end them is often
+	 * rate-limited). */
 	if (m->kind == PCPMAP_KIND_PEER || !m->server ||
 	    (!m->have_grant && m->server->unreachable_count > 0 && m->server->last_error == -ECONNREFUSED)) {
 		pm_mapping_destroy(m);
