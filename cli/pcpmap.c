@@ -57,6 +57,7 @@ struct opts {
 	bool allow_degrade;
 	uint32_t pick; /* connections --pick N, 0 = list only */
 	bool daemon;   /* hand the mapping to pcpmapd */
+	bool no_cache; /* neither read nor write the gateway cache */
 	bool watch;    /* list --watch */
 	const char *socket;
 };
@@ -346,6 +347,11 @@ static int make_client(struct opts *o, pcpmap_client **ret)
 	pcpmap_client_config_init(&cfg);
 	cfg.server = o->gateway;
 	cfg.protocols = o->protocols;
+	cfg.no_gw_cache = o->no_cache;
+	/* A --once run leaves before any announcement or route change could matter to it: the listeners on
+	 * 5350 and the rtnetlink monitor would only delay its request (sockets, joins, two link dumps). */
+	cfg.no_announce_listener = o->once;
+	cfg.no_netlink_monitor = o->once;
 	memcpy(cfg.protocol_order, o->order, sizeof(cfg.protocol_order));
 	if (o->daemon) {
 		cfg.mode = PCPMAP_MODE_DAEMON;
@@ -558,6 +564,7 @@ enum {
 	OPT_DAEMON,
 	OPT_WATCH,
 	OPT_SOCKET,
+	OPT_NO_CACHE,
 };
 
 static const struct option common_long[] = {
@@ -584,6 +591,7 @@ static const struct option common_long[] = {
 	{ "daemon", no_argument, NULL, OPT_DAEMON },
 	{ "watch", no_argument, NULL, OPT_WATCH },
 	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "no-cache", no_argument, NULL, OPT_NO_CACHE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -737,6 +745,9 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, vo
 		case OPT_SOCKET:
 			o->socket = optarg;
 			break;
+		case OPT_NO_CACHE:
+			o->no_cache = true;
+			break;
 		case OPT_PICK:
 			if (parse_u32(optarg, 1, UINT32_MAX, &v) < 0)
 				return usage_error(
@@ -772,6 +783,8 @@ static void help_map(void)
 	    "      --allow-degrade     map even if the gateway's protocol cannot express --filter,\n"
 	    "                          --prefer-failure or --description (the result says what was dropped)\n"
 	    "  -g, --gateway ADDR      gateway address (default: the default route's gateway)\n"
+	    "      --no-cache          probe the gateway as if never seen (no gateway cache read or "
+	    "written)\n"
 	    "  -t, --timeout MS        how long to wait for the first answer (default 3000)\n"
 	    "  -j, --json              JSON lines on stdout\n"
 	    "  -v, --verbose           protocol trace on stderr (-vv adds bytes and debug logs)\n",

@@ -1,8 +1,10 @@
 /* The engine's side of core/backend.h: the read-only view and the queries a backend gets instead of the
  * engine's structs. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "gwcache.h"
 #include "internal.h"
 
 void pm_mapping_req(const struct pm_mapping *m, struct pm_req *req)
@@ -186,4 +188,27 @@ void pm_server_on_ext_addr(struct pm_server *s, const struct pcp_addr *addr)
 		    memcmp(&m->ext_addr, addr, sizeof(*addr)) != 0)
 			pm_mapping_fsm(m, FSM_EV_RENEW_TIMER);
 	}
+}
+
+bool pm_server_refused(const struct pm_server *s, enum pcpmap_proto p, bool first_only)
+{
+	const struct pm_gw *gw = s->gw;
+	return gw && gw->status[p] == PM_P_NO && gw->err[p] == -ECONNREFUSED &&
+	       (!first_only || gw->fail_count == 0);
+}
+
+int pm_server_upnp_memo(const struct pm_server *s, struct pm_upnp_memo *ret)
+{
+	const struct pm_gwc_entry *e = pm_gw_memo_upnp_hint(s);
+	if (!e)
+		return -ENOENT;
+	ret->url = e->url;
+	ret->st = e->st;
+	ret->lan = e->lan;
+	return 0;
+}
+
+void pm_server_upnp_found(struct pm_server *s, const char *url, const char *st, const char *lan)
+{
+	pm_gw_memo_upnp(s, url, st, lan);
 }

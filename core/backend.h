@@ -119,6 +119,20 @@ void pm_server_set_priv(struct pm_server *s, void *priv);
 int pm_server_last_error(const struct pm_server *s);
 /* True while an announcement (pcpmap_announce()) waits for this server's answer. */
 bool pm_server_announcing(const struct pm_server *s);
+/* True when the gateway refused protocol p by ICMP (port unreachable) at its last probe; with first_only,
+ * only while no full probe of the gateway has failed yet. */
+bool pm_server_refused(const struct pm_server *s, enum pcpmap_proto p, bool first_only);
+
+/* Warm starts (core/gwcache.c). The IGD remembered for this server's gateway: 0 and the strings (owned by
+ * the engine, valid until the server closes), or -ENOENT. */
+struct pm_upnp_memo {
+	const char *url; /* control URL */
+	const char *st;  /* service type */
+	const char *lan; /* our address as the IGD saw it */
+};
+int pm_server_upnp_memo(const struct pm_server *s, struct pm_upnp_memo *ret);
+/* The UPnP backend found (or rediscovered) an IGD at this server's gateway. */
+void pm_server_upnp_found(struct pm_server *s, const char *url, const char *st, const char *lan);
 
 /* The client's clock, timers and settings. */
 uint64_t pm_client_now(const pcpmap_client *c);

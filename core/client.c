@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gwcache.h"
 #include "internal.h"
 
 struct pm_watch {
@@ -147,6 +148,21 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 	memcpy(&c->cfg, cfg, cfg->size);
 	c->cfg.size = sizeof(c->cfg);
 	c->cfg.daemon_socket = NULL; /* the daemon mode keeps its own copy */
+	c->cfg.cache_dir = NULL;     /* copied into c->cache_dir */
+	if (!c->cfg.no_gw_cache) {
+		const char *dir =
+		    cfg->size >= offsetof(struct pcpmap_client_config, cache_dir) + sizeof(char *)
+			? cfg->cache_dir
+			: NULL;
+		if (dir && (!dir[0] || strlen(dir) >= sizeof(c->cache_dir))) {
+			free(c);
+			return -EINVAL;
+		}
+		if (dir)
+			snprintf(c->cache_dir, sizeof(c->cache_dir), "%s", dir);
+		else if (pm_gwcache_default_dir(c->cache_dir, sizeof(c->cache_dir)) < 0)
+			c->cache_dir[0] = '\0';
+	}
 	if (cfg->server) {
 		c->server_str = strdup(cfg->server);
 		if (!c->server_str) {
@@ -194,6 +210,7 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 	}
 	c->now = c->env.clock.now_us(c->env.clock.ctx);
 	c->default_gateway = pm_net_default_gateway;
+	c->neighbour_lladdr = pm_net_neighbour_lladdr;
 	sched_timer_init(&c->announce.timer, announce_timer, c, "announce");
 	pm_probe_init(c);
 	pm_resilience_init(c);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gwcache.h"
 #include "internal.h"
 
 #define GRACE_MIN_US        20000u /* wait at least this long for a better protocol after a worse one answered */
@@ -148,6 +149,7 @@ void pm_gw_free(struct pm_gw *gw)
 			server_free(gw->srv[p]);
 	sched_cancel(&c->sched, &gw->t_decide);
 	sched_cancel(&c->sched, &gw->t_upnp);
+	pm_gw_memo_close(gw);
 	pm_list_del(&gw->link);
 	free(gw);
 }
@@ -161,6 +163,7 @@ void pm_client_free_gateways(pcpmap_client *c)
 				server_free(gw->srv[p]);
 		sched_cancel(&c->sched, &gw->t_decide);
 		sched_cancel(&c->sched, &gw->t_upnp);
+		pm_gw_memo_close(gw);
 		pm_list_del(&gw->link);
 		free(gw);
 	}
@@ -223,6 +226,7 @@ int pm_client_gateway_for(pcpmap_client *c, int family, struct pm_gw **ret)
 	sched_timer_init(&gw->t_upnp, upnp_timer, gw, "gateway-upnp-probe");
 	pm_list_init(&gw->link);
 	pm_list_add_tail(&c->gateways, &gw->link);
+	pm_gw_memo_open(gw);
 	pm_resilience_start(c);
 	*ret = gw;
 	return 0;
@@ -521,7 +525,8 @@ static bool delete_pending(struct pm_mapping *m)
 void pm_gw_attach(struct pm_mapping *m)
 {
 	struct pm_gw *gw = m->gw;
-	if (gw->chosen) {
+	/* A remembered gateway: straight to its protocol, the request itself verifies it. */
+	if (gw->chosen || pm_gw_memo_warm_start(gw)) {
 		attach(m);
 		return;
 	}
@@ -609,6 +614,7 @@ static void choose(struct pm_gw *gw, enum pcpmap_proto p)
 	gw->chosen = p;
 	gw->fail_count = 0;
 	sched_cancel(&c->sched, &gw->t_decide);
+	pm_gw_memo_chosen(gw, p);
 }
 
 /* Re-evaluates every mapping of the gateway that is still looking for a protocol after the gateway's
@@ -708,6 +714,17 @@ static void decide(struct pm_gw *gw)
 	}
 }
 
+void pm_gw_relearn(struct pm_gw *gw)
+{
+	pcpmap_client *c = gw->client;
+	gw->chosen = PCPMAP_PROTO_NONE;
+	for (int p = 0; p < PM_NPROTO; p++)
+		gw->status[p] = PM_P_UNKNOWN;
+	gw->probe_started = 0;
+	sched_cancel(&c->sched, &gw->t_decide);
+	reattach_all(gw);
+}
+
 static void decide_timer(struct sched_timer *t, uint64_t now, void *arg)
 {
 	(void)t;
@@ -744,6 +761,7 @@ void pm_server_on_reachable(struct pm_server *s)
 {
 	s->unreachable_count = 0;
 	s->last_error = 0;
+	pm_gw_memo_answered(s);
 	if (s->gw && s->gw->status[s->ops->proto] != PM_P_YES) {
 		uint64_t rtt =
 		    s->client->now - (s->gw->probe_started ? s->gw->probe_started : s->client->now);
@@ -760,6 +778,7 @@ void pm_server_on_unreachable(struct pm_server *s, int err)
 	s->last_error = err;
 	s->unreachable_count++;
 	pm_probe_on_answer(s, p, err, NULL);
+	pm_gw_memo_failed(s);
 
 	if (c->announce.server == s) {
 		struct pcpmap_server_info info;

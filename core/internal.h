@@ -47,6 +47,7 @@ struct pm_gw {
 	bool suspended;              /* no route to it: nothing is sent until one returns */
 	struct sched_timer t_decide; /* end of the grace window for a better protocol */
 	struct sched_timer t_upnp;   /* deferred start of UPnP discovery */
+	struct pm_gw_memo *memo;     /* warm starts (core/gwcache.c); NULL when not remembered */
 };
 
 struct pm_server {
@@ -252,6 +253,9 @@ struct pcpmap_client {
 	 * pm_dmode_ops with dmode its state (core/daemon_mode.c). */
 	const struct pm_ops *ops;
 	struct pm_dmode *dmode;
+
+	char cache_dir[256]; /* gateway cache (core/gwcache.c); "" when disabled */
+	int (*neighbour_lladdr)(int family, const void *addr, char *ret, size_t len); /* tests inject one */
 };
 
 /* Creation with injected clock and randomness (tests use a fake clock). */
@@ -305,6 +309,8 @@ void pm_gw_close_server(struct pm_gw *gw, enum pcpmap_proto p);
 void pm_gw_free(struct pm_gw *gw);
 /* "tried PCP (port unreachable), NAT-PMP (no answer), ..." for the protocols in mask. */
 void pm_gw_describe(const struct pm_gw *gw, uint32_t mask, char *buf, size_t len);
+/* Forgets what the gateway speaks and probes it again from scratch (a remembered protocol was silent). */
+void pm_gw_relearn(struct pm_gw *gw);
 int pm_client_watch_fd(pcpmap_client *c, int fd, void (*fn)(pcpmap_client *c, int fd));
 void pm_client_unwatch_fd(pcpmap_client *c, int fd);
 /* Whether a client-level descriptor is also watched for room to write (its callback then runs on either).

@@ -804,8 +804,12 @@ void pm_engine_mapping_free(struct pm_handle *h)
 			pm_mapping_destroy(p);
 	}
 	/* PEER cannot delete (RFC 6887 12): leave it to expire. A mapping that never had a server (parked
-	 * while the gateway's protocols were probed, then failed) has nothing to delete anywhere. */
-	if (m->kind == PCPMAP_KIND_PEER || !m->server) {
+	 * while the gateway's protocols were probed, then failed) has nothing to delete anywhere, nor has one
+	 * never granted whose server refused it by ICMP port unreachable since it last answered: nothing
+	 * listens there, and a delete would wait out its tries (the ICMP error that would end them is often
+	 * rate-limited). */
+	if (m->kind == PCPMAP_KIND_PEER || !m->server ||
+	    (!m->have_grant && m->server->unreachable_count > 0 && m->server->last_error == -ECONNREFUSED)) {
 		pm_mapping_destroy(m);
 		return;
 	}

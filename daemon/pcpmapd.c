@@ -145,6 +145,8 @@ static void client_config(const struct pmd_cfg *cfg, struct daemon *d, struct pc
 	cc->remap_interval_ms = cfg->remap_interval_ms;
 	cc->no_announce_listener = !cfg->announce_listener;
 	cc->no_netlink_monitor = !cfg->netlink_monitor;
+	/* The gateway cache (warm starts) lives with the rest of the daemon's state. */
+	cc->cache_dir = d->state_dir[0] ? d->state_dir : NULL;
 	cc->log = engine_log;
 	cc->log_userdata = d;
 	/* Warnings always reach us, to explain refusals; logm() filters what is printed. */

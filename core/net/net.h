@@ -47,6 +47,11 @@ int pm_net_parse_default_route(const void *buf, size_t len, int family, struct p
  */
 int pm_net_default_gateway(int family, struct pm_gateway *ret);
 
+/* The link-layer address of neighbour addr (4 or 16 bytes of family) as "02:77:00:00:00:01", from the
+ * kernel's neighbour table (an entry being resolved or failed does not count). 0; -ENOENT when the table
+ * holds none; -ENOSPC when len is short; -ETIMEDOUT or -errno of the netlink socket. */
+int pm_net_neighbour_lladdr(int family, const void *addr, char *ret, size_t len);
+
 /* Event monitor: a non-blocking NETLINK_ROUTE socket subscribed to
  * RTMGRP_IPV4_ROUTE|RTMGRP_IPV6_ROUTE|RTMGRP_IPV4_IFADDR|RTMGRP_IPV6_IFADDR|RTMGRP_LINK. */
 enum pm_net_event { PM_NET_EV_ROUTE = 1, PM_NET_EV_ADDR = 2, PM_NET_EV_LINK = 4 };

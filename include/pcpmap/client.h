@@ -94,6 +94,15 @@ struct pcpmap_client_config {
 	/** Ceiling of confirmations in flight to one client's gateways after a possible state loss; 0 means
 	    PCPMAP_DEFAULT_REMAP_MAX_IN_FLIGHT. */
 	uint32_t remap_max_in_flight;
+	/**
+	 * Directory of the gateway cache (warm starts: which protocol each gateway spoke and where its UPnP IGD
+	 * answers, so the next start skips discovery). NULL: $XDG_RUNTIME_DIR/pcpmap, else /run/pcpmap for root,
+	 * else no cache. The file is created mode 0600 (the directory 0700 when missing) and written by atomic
+	 * rename; a remembered protocol is used only once a request to it has been answered.
+	 */
+	const char *cache_dir;
+	/** Neither read nor write the gateway cache: every client start probes the gateway. */
+	bool no_gw_cache;
 };
 
 /** Default of pcpmap_client_config::remap_max_in_flight. */

@@ -921,6 +921,17 @@ static void fetch_timer(struct sched_timer *t, uint64_t now, void *arg)
 	pcpmap_client *c = pm_server_client(s);
 	(void)t;
 	(void)now;
+	/* Port 5351 of the gateway refused PCP by ICMP: NAT-PMP shares it, so retransmitting only draws more ICMP
+	 * errors, which the gateway rate-limits (and then the next client's refusal never arrives). */
+	if (pm_server_refused(s, PCPMAP_PROTO_NATPMP, false)) {
+		np->fetching = false;
+		struct pcpmap_server_info info;
+		server_info(s, 0, 0, &info);
+		info.error = -ECONNREFUSED;
+		pm_server_on_probe(s, -ECONNREFUSED, &info);
+		release_parked(s);
+		return;
+	}
 	if (np->fetch_tries >= NATPMP_MAX_TRIES) {
 		/* RFC 6886 3.1: no answer to 9 tries. */
 		np->fetching = false;

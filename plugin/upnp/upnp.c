@@ -61,6 +61,12 @@ static int upnp_server_open(struct pm_server *s)
 	p->igd.gw = *pm_server_addr(s);
 	p->igd.local = local;
 	p->igd.stop = &p->q.stop;
+	/* A warm start: the remembered control URL first (the worker discovers when it does not answer). */
+	struct pm_upnp_memo memo;
+	if (pm_server_upnp_memo(s, &memo) == 0 &&
+	    upnp_igd_remember(&p->igd, memo.url, memo.st, memo.lan) == 0)
+		pm_log(pm_server_client(s), PCPMAP_LOG_DEBUG, "UPnP: remembered IGD %s (%s), our address %s",
+		       memo.url, memo.st, memo.lan);
 	r = upnp_queue_start(&p->q, UPNP_QUEUE_DEFAULT, upnp_igd_run, upnp_igd_keep, &p->igd);
 	if (r < 0) {
 		free(p);
@@ -118,6 +124,16 @@ static void safe_desc(const char *in, char *out, size_t cap)
 	out[n] = '\0';
 }
 
+/* PCP and NAT-PMP were refused by ICMP port unreachable: the gateway is up and answers at once, so an IGD
+ * on it answers a unicast M-SEARCH quickly too, and silence means none (the ICMP error that would say so is
+ * often rate-limited, which made a gateway that is off cost the full 2 s of discovery). */
+static bool udp_refused(const struct pm_server *s)
+{
+	/* Only the first time: a gateway re-probed after nothing answered gets every window, so an IGD slower
+	 * than the short ones is still found at the next attempt (3 s later). */
+	return pm_server_refused(s, PCPMAP_PROTO_PCP, true);
+}
+
 static int post(struct upnp_priv *p, struct upnp_job *j)
 {
 	if (j->op != UPNP_OP_FAIL && upnp_queue_find(&p->q, same_request, j)) {
@@ -143,6 +159,7 @@ static int upnp_send(struct pm_server *s, struct pm_mapping *mapping, bool del)
 	if (!j)
 		return -ENOMEM;
 	j->op = del ? UPNP_OP_UNMAP : UPNP_OP_MAP;
+	j->max_windows = udp_refused(s) ? UPNP_REFUSED_WINDOWS : 0;
 	j->del = del;
 	j->named = del && m->unmap_only;
 	j->id = m->id;
@@ -185,6 +202,7 @@ static int post_server_job(struct pm_server *s, enum upnp_op op)
 	if (!j)
 		return -ENOMEM;
 	j->op = op;
+	j->max_windows = udp_refused(s) ? UPNP_REFUSED_WINDOWS : 0;
 	return post(p, j);
 }
 
@@ -305,8 +323,11 @@ static void deliver(struct pm_server *s, struct upnp_priv *p, const struct upnp_
 {
 	pcpmap_client *c = pm_server_client(s);
 	const char *peer = j->igd_url[0] ? j->igd_url : pm_server_name(s);
-	if (j->igd_url[0])
+	if (j->igd_url[0]) {
 		p->igd_seen = true;
+		/* Remembered before the result reaches the engine, whose choice stores it. */
+		pm_server_upnp_found(s, j->igd_url, j->igd_st, j->igd_lan);
+	}
 	for (unsigned i = 0; i < j->n_trace && i < UPNP_TRACE_MAX; i++)
 		pm_trace(c, true, PCPMAP_PROTO_UPNP, peer, NULL, 0, j->trace[i]);
 	log_notes(s, p, j);

@@ -177,12 +177,14 @@ static void invalidate(struct upnp_igd *g)
 		g->ops->forget(g);
 	g->valid = false;
 	g->have_ext = false;
+	g->remembered = false;
 }
 
 static void copy_igd(const struct upnp_igd *g, struct upnp_job *j)
 {
 	snprintf(j->igd_url, sizeof(j->igd_url), "%s", g->url);
 	snprintf(j->igd_lan, sizeof(j->igd_lan), "%s", g->lan);
+	snprintf(j->igd_st, sizeof(j->igd_st), "%s", g->st);
 	j->igd_version = g->v2 ? 2 : 1;
 	j->igd_status = g->status;
 	j->igd_window_ms = g->window_ms;
@@ -197,6 +199,7 @@ static int ensure_igd(struct upnp_igd *g, struct upnp_job *j, bool force)
 	}
 	invalidate(g);
 	uint64_t t0 = pcpmap_now_usec();
+	g->max_windows = j->max_windows;
 	int r = g->ops->discover(g);
 	uint64_t dt = pcpmap_now_usec() - t0;
 	j->notes |= UPNP_NOTE_DISCOVERED;
@@ -569,9 +572,63 @@ bool upnp_igd_keep(const struct upnp_job *j)
 	return j->op == UPNP_OP_UNMAP;
 }
 
+int upnp_igd_remember(struct upnp_igd *g, const char *url, const char *st, const char *lan)
+{
+	if (!g->ops->adopt)
+		return -EOPNOTSUPP;
+	snprintf(g->url, sizeof(g->url), "%s", url);
+	snprintf(g->st, sizeof(g->st), "%s", st);
+	snprintf(g->lan, sizeof(g->lan), "%s", lan);
+	g->v2 = strlen(st) > 2 && strcmp(st + strlen(st) - 2, ":2") == 0;
+	g->status = 1;
+	g->has_6fc = false;
+	int r = g->ops->adopt(g);
+	if (r < 0)
+		return r;
+	g->valid = true;
+	g->remembered = true;
+	return 0;
+}
+
+/* A remembered IGD that fails its first job (unreachable, or the URL no longer serves that action): the
+ * answer says the memory is stale, not that the gateway lacks UPnP. */
+static bool memory_refuted(int code)
+{
+	return transport_error(code) || code == -EPROTO || code == 401 || code == 404 || code == 501;
+}
+
+static void run_op(struct upnp_igd *g, struct upnp_job *j);
+
 void upnp_igd_run(void *ctx, struct upnp_job *j)
 {
 	struct upnp_igd *g = ctx;
+	if (g->remembered && j->family == AF_INET6)
+		invalidate(g); /* pinholes need the firewall service, which is not remembered */
+	bool remembered = g->remembered && j->op != UPNP_OP_PROBE && j->op != UPNP_OP_FAIL;
+	run_op(g, j);
+	if (!remembered)
+		return;
+	if (!memory_refuted(j->code) || atomic_load(g->stop)) {
+		g->remembered = false;
+		return;
+	}
+	char t[64];
+	trace(j, "UPnP: the remembered IGD %s did not serve the request (%s): discovering", g->url,
+	      code_text(j->code, t, sizeof(t)));
+	invalidate(g);
+	/* Run again from scratch: nothing of the first try is kept but its trace. */
+	j->code = 0;
+	j->notes = 0;
+	j->out_port = 0;
+	j->out_lifetime = 0;
+	j->out_lease = 0;
+	j->out_ext[0] = '\0';
+	j->detail[0] = '\0';
+	run_op(g, j);
+}
+
+static void run_op(struct upnp_igd *g, struct upnp_job *j)
+{
 	int r;
 
 	if (j->op == UPNP_OP_FAIL)

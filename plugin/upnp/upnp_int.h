@@ -45,7 +45,8 @@ enum {
 #define UPNP_ADDR_LEN      64
 #define UPNP_URL_LEN       128
 #define UPNP_DESC_LEN      64
-#define UPNP_UID_LEN       8 /* miniupnpc's uniqueID buffer */
+#define UPNP_ST_LEN        128 /* miniupnpc's servicetype buffer (MINIUPNPC_URL_MAXSIZE) */
+#define UPNP_UID_LEN       8   /* miniupnpc's uniqueID buffer */
 #define UPNP_QUEUE_DEFAULT 256
 
 struct upnp_job {
@@ -60,10 +61,11 @@ struct upnp_job {
 	int family;       /* AF_INET: port mapping; AF_INET6: pinhole */
 	uint8_t ip_proto; /* IPPROTO_TCP or IPPROTO_UDP */
 	uint16_t internal_port;
-	uint16_t ext_port;   /* granted port (renew) or suggestion (0: none) */
-	bool renew;          /* the mapping holds a grant: presence check, then re-add the same values */
-	bool prefer_failure; /* exactly ext_port or nothing */
-	uint32_t lease;      /* requested lifetime, seconds */
+	uint16_t ext_port;    /* granted port (renew) or suggestion (0: none) */
+	bool renew;           /* the mapping holds a grant: presence check, then re-add the same values */
+	unsigned max_windows; /* a discovery it runs listens this many windows at most (0: all) */
+	bool prefer_failure;  /* exactly ext_port or nothing */
+	uint32_t lease;       /* requested lifetime, seconds */
 	char client[UPNP_ADDR_LEN]; /* THIRD_PARTY address, "" for our own (miniupnpc's lan address) */
 	char desc[UPNP_DESC_LEN];
 
@@ -76,6 +78,7 @@ struct upnp_job {
 	char out_ext[UPNP_ADDR_LEN]; /* external address ("" if unknown) */
 	char igd_url[UPNP_URL_LEN];  /* control URL of the IGD used */
 	char igd_lan[UPNP_ADDR_LEN]; /* our address as the IGD sees it */
+	char igd_st[UPNP_ST_LEN];    /* the service type its control URL serves */
 	int igd_version;             /* 1 or 2 */
 	int igd_status;              /* GetValidIGD's answer */
 	uint64_t igd_discovery_us;   /* time the discovery took, when UPNP_NOTE_DISCOVERED */
@@ -147,6 +150,9 @@ struct upnp_igd_ops {
 	/* Finds a usable IGD (GetValidIGD 1 or 2) and fills g->url, g->lan, g->status, g->v2, g->has_6fc,
 	 * g->window_ms. 0, -ETIMEDOUT when nothing usable answered, -ECANCELED when stopped. */
 	int (*discover)(struct upnp_igd *g);
+	/* Uses g->url and g->st as if discovered (a warm start's remembered IGD, not yet verified): 0 or
+	 * -ENOMEM. May be NULL (no warm start). */
+	int (*adopt)(struct upnp_igd *g);
 	void (*forget)(struct upnp_igd *g); /* frees what discover() kept */
 	int (*get_ext)(struct upnp_igd *g, char ext[UPNP_ADDR_LEN]);
 	int (*add)(struct upnp_igd *g, const struct upnp_add_args *a);
@@ -177,8 +183,11 @@ struct upnp_igd {
 	bool v2;    /* WANIPConnection:2: AddAnyPortMapping; lease 0 becomes 604800 */
 	bool has_6fc;
 	char url[UPNP_URL_LEN]; /* control URL */
+	char st[UPNP_ST_LEN];   /* its service type */
+	bool remembered;        /* url and st come from the gateway cache and have not answered yet */
 	char lan[UPNP_ADDR_LEN];
 	int window_ms;
+	unsigned max_windows; /* set per job before discover(): windows to listen at most (0: all) */
 	uint64_t discovery_us;
 
 	bool have_ext; /* external address cache (GetExternalIPAddress once per server) */
@@ -198,6 +207,9 @@ void upnp_igd_run(void *ctx, struct upnp_job *j);
 bool upnp_igd_keep(const struct upnp_job *j);
 /* Frees the IGD state (after the worker stopped). */
 void upnp_igd_fini(struct upnp_igd *g);
+/* Before the worker starts: uses a remembered IGD (control URL, service type, our LAN address) without
+ * discovery; the first job that finds it silent or wrong discovers and runs again. 0 or -errno. */
+int upnp_igd_remember(struct upnp_igd *g, const char *url, const char *st, const char *lan);
 
 /* Pure helpers, shared with the tests. */
 #define UPNP_PERMANENT_AS_S 7200u   /* a permanent lease is reported as this lifetime: presence check */
@@ -215,6 +227,9 @@ uint32_t upnp_reported_lifetime(uint32_t sent_lease, bool v2);
  * usable IGD answered; the search returns as soon as one does) or a negative errno; 0 means nothing usable
  * within the window. Returns the index of the window that found it, -ETIMEDOUT when none did, or the
  * search's error. */
+/* Windows a discovery gets when the gateway refused PCP and NAT-PMP with ICMP port unreachable (it is up,
+ * and an IGD on it answers a unicast M-SEARCH well within them; its silence then is not worth 2 s). */
+#define UPNP_REFUSED_WINDOWS 2
 extern const int upnp_discovery_windows_ms[];
 extern const size_t upnp_n_discovery_windows;
 int upnp_discover_escalating(int (*search)(void *ctx, int window_ms), void *ctx, const int *windows_ms,

@@ -392,6 +392,7 @@ static void adopt(struct upnp_igd *g, int st, char *lan)
 	g->has_6fc = m->data.IPv6FC.servicetype[0] && m->data.IPv6FC.controlurl[0] &&
 		     m->urls.controlURL_6FC && m->urls.controlURL_6FC[0];
 	snprintf(g->url, sizeof(g->url), "%s", m->urls.controlURL ? m->urls.controlURL : "");
+	snprintf(g->st, sizeof(g->st), "%s", m->data.first.servicetype);
 	snprintf(g->lan, sizeof(g->lan), "%s", lan);
 }
 
@@ -549,7 +550,10 @@ static int mini_discover(struct upnp_igd *g)
 	int r = search_open(&s);
 	if (r < 0)
 		return classic_discover(g);
-	r = upnp_discover_escalating(search_window, &s, upnp_discovery_windows_ms, upnp_n_discovery_windows);
+	size_t n = upnp_n_discovery_windows;
+	if (g->max_windows && g->max_windows < n)
+		n = g->max_windows;
+	r = upnp_discover_escalating(search_window, &s, upnp_discovery_windows_ms, n);
 	close(s.fd);
 	if (s.ufd >= 0)
 		close(s.ufd);
@@ -560,6 +564,32 @@ static int mini_discover(struct upnp_igd *g)
 	if (r != -ECANCELED && r != -ETIMEDOUT && r != -ECONNREFUSED)
 		return classic_discover(g); /* could not send at all */
 	return r;
+}
+
+/* A remembered IGD: its control URL and service type are all the SOAP calls need (no description fetch). */
+static int mini_adopt(struct upnp_igd *g)
+{
+	struct mini *m = M(g);
+	if (!m) {
+		m = calloc(1, sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		g->impl = m;
+	} else if (m->have) {
+		mu.FreeUPNPUrls(&m->urls);
+	}
+	memset(&m->urls, 0, sizeof(m->urls));
+	memset(&m->data, 0, sizeof(m->data));
+	m->have = false;
+	if (strlen(g->st) >= sizeof(m->data.first.servicetype))
+		return -ENAMETOOLONG;
+	/* FreeUPNPUrls() frees these with free(): allocated with malloc() as miniupnpc does. */
+	m->urls.controlURL = strdup(g->url);
+	if (!m->urls.controlURL)
+		return -ENOMEM;
+	snprintf(m->data.first.servicetype, sizeof(m->data.first.servicetype), "%s", g->st);
+	m->have = true;
+	return 0;
 }
 
 static void mini_forget(struct upnp_igd *g)
@@ -689,6 +719,7 @@ static int mini_del_pinhole(struct upnp_igd *g, const char *uid)
 
 const struct upnp_igd_ops upnp_miniupnpc_ops = {
 	.discover = mini_discover,
+	.adopt = mini_adopt,
 	.forget = mini_forget,
 	.get_ext = mini_get_ext,
 	.add = mini_add,

@@ -96,7 +96,7 @@ expect "pcpmap announce --" "--gateway --timeout --json --verbose --help"
 expect "pcpmap probe --pro" "--protocol"
 expect "pcpmap map -" "-g -t -j -v -h -4 -6 -e --gateway --timeout --json --verbose --help --ipv4 --ipv6 \
 --external-port --external-address --lifetime --prefer-failure --third-party --filter --description --pair \
---once --protocol --allow-degrade --daemon --socket"
+--once --protocol --allow-degrade --daemon --socket --no-cache"
 expect_has "pcpmap announce " "--gateway --timeout --json"
 # --protocol lists
 expect "pcpmap map --protocol " "pcp natpmp upnp"

@@ -9,7 +9,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB=$HERE/lab.sh
 CASES="map_tcp map_udp sigterm_delete presence_check gateway_restart conflict refused ipv6_pinhole no_gateway
-silent_gateway time_to_mapping unmap once_unmap_hint"
+silent_gateway time_to_mapping unmap once_unmap_hint warm_start"
 if [[ ${1-} == list ]]; then
 	echo "$CASES"
 	exit 0
@@ -341,7 +341,7 @@ case_time_to_mapping() {
 	local i t0 t1 ours=() theirs=() disc=() d
 	for i in 1 2 3 4 5; do
 		t0=$(date +%s%N)
-		pm m$i map tcp $((7200 + i)) --once --json -v
+		pm m$i map tcp $((7200 + i)) --once --json -v --no-cache # cold: each run discovers
 		t1=$(date +%s%N)
 		[[ $RC -eq 0 ]] || fail "run $i exited $RC"
 		ours+=($(((t1 - t0) / 1000)))
@@ -369,6 +369,47 @@ case_time_to_mapping() {
 	[[ $o -lt $u ]] || fail "pcpmap ($o us) not faster than upnpc ($u us)"
 	[[ $o -lt 1000000 ]] || fail "pcpmap took $o us: discovery waited for a full window"
 	ok "pcpmap $((o / 1000)) ms vs upnpc $((u / 1000)) ms (discovery $dm ms)"
+}
+
+# Warm start: the second `map --once` uses the IGD the first one found (gateway cache) and sends no SSDP; a
+# stale URL in the cache is tried once, refuted, and the IGD discovered again.
+case_warm_start() {
+	lab_up
+	local cache=$XDG_RUNTIME_DIR/pcpmap/gateways cold warm ext
+	count_start ssdp "udp dport 1900"
+	RC=0
+	"$LAB" cli "$PCPMAP" map tcp 7400 --once --json -v >"$WORK/cold.out" 2>"$WORK/cold.err" || RC=$?
+	[[ $RC -eq 0 ]] || fail "cold map exited $RC"
+	cold=$(count_read ssdp)
+	[[ $cold -gt 0 ]] || fail "the cold start sent no SSDP (counter $cold): the counter does not count"
+	grep -q 'UPnP discovery: IGD' "$WORK/cold.err" || fail "the cold start did not discover the IGD"
+	[[ -f $cache ]] || fail "no gateway cache written"
+	[[ $(stat -c %a "$cache") == 600 ]] || fail "gateway cache not mode 0600"
+	grep -q 'proto=upnp pcp=refused .*url=http://192.168.77.1:5000/' "$cache" ||
+		fail "gateway cache lacks the IGD: $(cat "$cache")"
+	count_start ssdp "udp dport 1900"
+	"$LAB" cli "$PCPMAP" map tcp 7401 --once --json -v >"$WORK/warm.out" 2>"$WORK/warm.err" || RC=$?
+	[[ $RC -eq 0 ]] || fail "warm map exited $RC"
+	warm=$(count_read ssdp)
+	[[ $warm -eq 0 ]] || fail "the warm start sent $warm SSDP packets"
+	grep -q 'using UPnP as remembered' "$WORK/warm.err" || fail "the warm start did not use the cache"
+	if grep -q 'UPnP discovery' "$WORK/warm.err"; then fail "the warm start discovered"; fi
+	if grep -q -- '-> 192.168.77.1:5351' "$WORK/warm.err"; then fail "the warm start asked PCP or NAT-PMP"; fi
+	[[ $(json_field "$WORK/warm.out" protocol) == UPnP ]] || fail "warm mapping not carried by UPnP"
+	ext=$(json_field "$WORK/warm.out" external.port)
+	rules_have "$ext" || fail "no gateway rule for port $ext"
+	"$LAB" reach tcp "$ext" 7401 || fail "TCP to $EXT4:$ext did not reach the client"
+	# A stale control URL (an IGD restarted on another HTTP port): refuted by its first request, the same
+	# run discovers and maps, and the cache is corrected.
+	sed -i 's|url=http://192.168.77.1:5000/|url=http://192.168.77.1:5999/|' "$cache"
+	"$LAB" cli "$PCPMAP" map tcp 7402 --once --json -v >"$WORK/stale.out" 2>"$WORK/stale.err" || RC=$?
+	[[ $RC -eq 0 ]] || fail "map with a stale cache exited $RC"
+	grep -q 'remembered IGD http://192.168.77.1:5999/.* did not serve the request' "$WORK/stale.err" ||
+		fail "the stale URL was not tried and refuted"
+	grep -q 'UPnP discovery: IGD' "$WORK/stale.err" || fail "no discovery after the stale URL"
+	grep -q 'url=http://192.168.77.1:5000/' "$cache" || fail "cache not corrected: $(cat "$cache")"
+	expect_gateway_from "$WORK/cold.out" "$WORK/warm.out" "$WORK/stale.out"
+	ok "cold start $cold SSDP packets, warm start none; a stale IGD URL is refuted and rediscovered"
 }
 
 fn=case_$CASE

@@ -494,6 +494,35 @@ case_fallback_pcp_dropped_natpmp() {
 	ok "PCP silently dropped: mapped through NAT-PMP in $ms ms (whole process), reachable"
 }
 
+# Warm start on a gateway that drops PCP: the second run asks NAT-PMP only (no PCP packet reaches the
+# gateway), the first one's PCP silence is remembered in the gateway cache.
+case_warm_pcp_dropped_natpmp() {
+	lab_up --upnp no
+	"$LAB" gw-drop-pcp
+	local cache=$XDG_RUNTIME_DIR/pcpmap/gateways pcp
+	pm cold map tcp 7035 --once --json -v
+	[[ $RC -eq 0 ]] || fail "cold map exited $RC"
+	[[ $(json_field "$WORK/cold.out" protocol) == NAT-PMP ]] || fail "cold map not carried by NAT-PMP"
+	grep -q 'proto=natpmp pcp=silent' "$cache" || fail "PCP's silence not remembered: $(cat "$cache")"
+	count_start pcp "udp dport 5351 @th,64,8 0x02"
+	pm warm map tcp 7036 --once --json -v
+	[[ $RC -eq 0 ]] || fail "warm map exited $RC"
+	pcp=$(count_read pcp)
+	[[ $pcp -eq 0 ]] || fail "the warm start sent $pcp PCP packets"
+	grep -q 'using NAT-PMP as remembered (PCP silent there)' "$WORK/warm.out" || fail "cache not used"
+	[[ $(json_field "$WORK/warm.out" protocol) == NAT-PMP ]] || fail "warm map not carried by NAT-PMP"
+	expect_gateway_from "$WORK/cold.out" "$WORK/warm.out"
+	"$LAB" reach tcp "$(json_field "$WORK/warm.out" external.port)" 7036 || fail "not reachable"
+	# PCP comes back (the gateway was fixed) while the memory says NAT-PMP: the memory is used until it is
+	# an hour old; --no-cache probes and finds PCP at once.
+	"$LAB" gw-undrop-pcp
+	pm fresh map tcp 7037 --once --json --no-cache
+	[[ $RC -eq 0 ]] || fail "--no-cache map exited $RC"
+	[[ $(json_field "$WORK/fresh.out" protocol) == PCP ]] || fail "--no-cache did not find PCP"
+	grep -q 'proto=natpmp' "$cache" || fail "--no-cache wrote the cache"
+	ok "warm start through NAT-PMP sent no PCP packet; --no-cache probes afresh"
+}
+
 case_fallback_no_upnp_uses_pcp() {
 	lab_up --upnp no
 	pm map map udp 7031 --once --json

@@ -3,9 +3,9 @@
 # CASE_SCRIPT (its name, for usage), passes its arguments, and may define these hooks:
 #   case_cleanup    stops what the case started (daemons, background clients) when the script exits
 #   case_lab_ready  runs after each successful lab_up (e.g. checks that the programs it needs are built)
-# Provides: LAB, LAB_STATE, PCPMAP, CASE, WORK, GW4, EXT4, the EXIT trap (which also fails a passing case
-# whose programs reported a sanitizer error in $WORK), fail, ok, keep, lab_up, pm, json_field, rules_have, and
-# the gateway cross-checks client_mappings, gw_mappings, expect_gateway, expect_gone, and for the daemon's cases
+# Provides: LAB, LAB_STATE, PCPMAP, CASE, WORK (with XDG_RUNTIME_DIR=$WORK/xdg: a gateway cache per case), GW4,
+# EXT4, the EXIT trap (which also fails a passing case whose programs reported a sanitizer error in $WORK),
+# fail, ok, keep, lab_up, pm, json_field, rules_have, and the gateway cross-checks client_mappings, gw_mappings, expect_gateway, expect_gone, and for the daemon's cases
 # daemon_mappings and expect_gateway_daemon.
 # The rules tests/interop/scaffold-check.sh holds every case script to: it sources this file, sets no trap of
 # its own (case_cleanup instead), and every output of a program of ours lands in $WORK/*.out, *.err or *.log
@@ -34,6 +34,10 @@ PCPMAP_LAB=$(lab_name)
 export PCPMAP_LAB
 LAB_STATE=/run/pcpmap-lab/$PCPMAP_LAB
 WORK=$(mktemp -d "/tmp/pcpmap-interop-$CASE_PREFIX.XXXXXX")
+# The gateway cache (warm starts) of the programs a case runs stays in the case: every lab's gateway has the
+# same addresses, so a shared /run/pcpmap would carry one case's gateway into another's.
+mkdir -m 0700 "$WORK/xdg"
+export XDG_RUNTIME_DIR=$WORK/xdg
 GW4=192.168.77.1
 EXT4=203.0.113.1
 
@@ -88,6 +92,25 @@ keep() {
 }
 ok() {
 	echo "ok [$CASE]: $*"
+}
+
+# Counts packets the gateway receives: count_start NAME RULE (an nft match, e.g. "udp dport 1900"), then
+# count_read NAME prints how many matched since.
+count_start() {
+	"$LAB" gw nft -f - <<EOF
+table inet pcpmaptest_$1
+delete table inet pcpmaptest_$1
+table inet pcpmaptest_$1 {
+	chain input {
+		type filter hook input priority filter - 20; policy accept;
+		$2 counter
+	}
+}
+EOF
+}
+
+count_read() {
+	"$LAB" gw nft list table inet "pcpmaptest_$1" | grep -o 'packets [0-9]*' | awk '{print $2}'
 }
 
 # LAB_UP_ARGS (optional, set by the sourcing script) go to every `lab.sh up`, before the case's own.

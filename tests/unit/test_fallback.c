@@ -423,6 +423,40 @@ static void test_configured_order_prefers_upnp(void **state)
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], 0);
 }
 
+/* The gateway is off: every protocol refused by ICMP port unreachable. Freeing the failed mapping sends no
+ * delete: the server refused its request, nothing of it can be held there, and a delete would only make
+ * pcpmap_client_flush() (and the CLI's exit) wait for an answer that never comes when the gateway's ICMP is
+ * rate-limited. */
+static void test_free_after_refusal_sends_no_delete(void **state)
+{
+	struct ctx *x = *state;
+	pcpmap_mapping *m = start(x, 1010, 0);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], 1);
+	fake_gw_unreachable(PCPMAP_PROTO_PCP, -ECONNREFUSED);
+	fake_gw_probe(PCPMAP_PROTO_UPNP, -ECONNREFUSED, NULL);
+	at(x, T0 + 1 * MS);
+	at(x, T0 + 2 * MS);
+	assert_int_equal(x->evs[0], PCPMAP_EVENT_FAILED);
+	assert_int_equal(x->infos[0].error, -ECONNREFUSED);
+	pcpmap_mapping_free(m);
+	assert_int_equal(flog.deletes[PCPMAP_PROTO_PCP], 0);
+	assert_int_equal(pcpmap_client_flush(x->c, 0), 0); /* nothing left in flight */
+}
+
+/* A grant, then the gateway refuses a renewal by ICMP: the grant may still be there (only the daemon
+ * stopped), so freeing still tries to delete it. */
+static void test_free_after_grant_still_deletes(void **state)
+{
+	struct ctx *x = *state;
+	pcpmap_mapping *m = start(x, 1011, 0);
+	at(x, T0 + 2 * MS);
+	grant(x, m);
+	fake_gw_unreachable(PCPMAP_PROTO_PCP, -ECONNREFUSED);
+	at(x, T0 + 3 * MS);
+	pcpmap_mapping_free(m);
+	assert_int_equal(flog.deletes[PCPMAP_PROTO_PCP], 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -441,6 +475,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_filter_degrades_only_when_allowed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_says_what_was_tried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_configured_order_prefers_upnp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_after_refusal_sends_no_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_after_grant_still_deletes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

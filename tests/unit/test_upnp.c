@@ -64,7 +64,10 @@ struct fake_igd {
 		uint16_t iport;
 	} tab[MAX_CALLS];
 	int entry_rc;
+	int entry_fail_first; /* this many get_entry calls fail with entry_rc, then the table answers */
 	int n_entries;
+	int adopt_calls;
+	unsigned discover_max_windows;
 
 	int ext_rc;
 	int n_ext;
@@ -130,6 +133,7 @@ static void tab_del(uint16_t ext)
 static int f_discover(struct upnp_igd *g)
 {
 	fk.discover_calls++;
+	fk.discover_max_windows = g->max_windows;
 	if (fk.discover_rc)
 		return fk.discover_rc;
 	g->status = fk.status;
@@ -137,7 +141,15 @@ static int f_discover(struct upnp_igd *g)
 	g->has_6fc = fk.has_6fc;
 	g->window_ms = 100;
 	snprintf(g->url, sizeof(g->url), "http://192.168.77.1:5000/ctl/IPConn");
+	snprintf(g->st, sizeof(g->st), "urn:schemas-upnp-org:service:WANIPConnection:%d", fk.v2 ? 2 : 1);
 	snprintf(g->lan, sizeof(g->lan), "%s", fk.lan);
+	return 0;
+}
+
+static int f_adopt(struct upnp_igd *g)
+{
+	(void)g;
+	fk.adopt_calls++;
 	return 0;
 }
 
@@ -214,7 +226,7 @@ static int f_get_entry(struct upnp_igd *g, uint16_t ext_port, const char *proto,
 	(void)g;
 	(void)proto;
 	fk.n_entries++;
-	if (fk.entry_rc)
+	if (fk.entry_rc && (!fk.entry_fail_first || fk.n_entries <= fk.entry_fail_first))
 		return fk.entry_rc;
 	int i = tab_find(ext_port);
 	if (i < 0)
@@ -258,6 +270,7 @@ static int f_del_pinhole(struct upnp_igd *g, const char *uid)
 
 static const struct upnp_igd_ops fake_ops = {
 	.discover = f_discover,
+	.adopt = f_adopt,
 	.forget = f_forget,
 	.get_ext = f_get_ext,
 	.add = f_add,
@@ -488,6 +501,74 @@ static int script_725(uint16_t ext, uint32_t lease, bool any, uint16_t *got)
 	(void)any;
 	*got = ext;
 	return lease ? 725 : 0;
+}
+
+/* A warm start: the remembered control URL serves the first job without any discovery. */
+static void test_remembered_igd_skips_discovery(void **state)
+{
+	(void)state;
+	struct upnp_igd g;
+	struct upnp_job j;
+	igd_init(&g);
+	assert_int_equal(upnp_igd_remember(&g, "http://192.168.77.1:5000/ctl/IPConn",
+					   "urn:schemas-upnp-org:service:WANIPConnection:2", "192.168.77.2"),
+			 0);
+	assert_int_equal(fk.adopt_calls, 1);
+	assert_true(g.v2);
+	job_map(&j, 1, 4000, 4000, 600);
+	upnp_igd_run(&g, &j);
+	assert_int_equal(j.code, 0);
+	assert_int_equal(fk.discover_calls, 0);
+	assert_false(j.notes & UPNP_NOTE_DISCOVERED);
+	assert_int_equal(fk.n_adds, 1);
+	assert_string_equal(fk.adds[0].client, "192.168.77.2");
+	assert_string_equal(j.igd_st, "urn:schemas-upnp-org:service:WANIPConnection:2");
+	assert_false(g.remembered); /* it answered: an ordinary IGD from now on */
+	upnp_igd_fini(&g);
+}
+
+/* A remembered IGD that does not answer any more: the same job discovers and runs again, and its result is
+ * the second run's (nothing of the failed try reaches the engine). */
+static void test_remembered_igd_refuted_discovers(void **state)
+{
+	(void)state;
+	struct upnp_igd g;
+	struct upnp_job j;
+	igd_init(&g);
+	assert_int_equal(upnp_igd_remember(&g, "http://192.168.77.1:49152/old/ctl",
+					   "urn:schemas-upnp-org:service:WANIPConnection:1", "192.168.77.2"),
+			 0);
+	fk.entry_rc = -ECONNREFUSED;
+	fk.entry_fail_first = 1;
+	job_map(&j, 1, 4001, 4001, 600);
+	upnp_igd_run(&g, &j);
+	assert_int_equal(j.code, 0);
+	assert_int_equal(fk.discover_calls, 1);
+	assert_true(j.notes & UPNP_NOTE_DISCOVERED);
+	assert_true(traced(&j, "remembered IGD http://192.168.77.1:49152/old/ctl did not serve"));
+	assert_string_equal(j.igd_url, "http://192.168.77.1:5000/ctl/IPConn");
+	assert_int_equal(fk.n_adds, 1);
+	assert_int_equal(j.out_port, 4001);
+	upnp_igd_fini(&g);
+}
+
+/* A refusal that is the IGD's answer (a conflict) is no reason to doubt the memory. */
+static void test_remembered_igd_refusal_trusted(void **state)
+{
+	(void)state;
+	struct upnp_igd g;
+	struct upnp_job j;
+	igd_init(&g);
+	assert_int_equal(upnp_igd_remember(&g, "http://192.168.77.1:5000/ctl/IPConn",
+					   "urn:schemas-upnp-org:service:WANIPConnection:1", "192.168.77.2"),
+			 0);
+	tab_set(4002, "192.168.77.9", 4002); /* another host holds the port */
+	job_map(&j, 1, 4002, 4002, 600);
+	j.prefer_failure = true;
+	upnp_igd_run(&g, &j);
+	assert_int_equal(j.code, 718);
+	assert_int_equal(fk.discover_calls, 0);
+	upnp_igd_fini(&g);
 }
 
 static void test_job_725_permanent_lease(void **state)
@@ -1430,6 +1511,45 @@ static void test_engine_discovery_failure(void **state)
 	eng_fini(&e);
 }
 
+/* A gateway that refused PCP (and so NAT-PMP, same port) by ICMP is up: its discovery is shortened, since
+ * the ICMP error for an absent SSDP listener is often rate-limited and silence would cost 2 s. Without
+ * that evidence discovery gets every window. */
+static void test_engine_discovery_short_after_refusal(void **state)
+{
+	(void)state;
+	struct eng e;
+	eng_init(&e);
+	struct pm_gw *gw;
+	assert_int_equal(pm_client_gateway_for(e.c, AF_INET, &gw), 0);
+	eng_map(&e, IPPROTO_TCP, 8081, AF_INET);
+	eng_wait_events(&e, 1);
+	assert_int_equal(fk.discover_max_windows, 0);
+	eng_fini(&e);
+
+	fake_reset();
+	eng_init(&e);
+	assert_int_equal(pm_client_gateway_for(e.c, AF_INET, &gw), 0);
+	gw->status[PCPMAP_PROTO_PCP] = PM_P_NO;
+	gw->err[PCPMAP_PROTO_PCP] = -ECONNREFUSED;
+	eng_map(&e, IPPROTO_TCP, 8082, AF_INET);
+	eng_wait_events(&e, 1);
+	assert_int_equal(e.ev[0], PCPMAP_EVENT_MAPPED);
+	assert_int_equal(fk.discover_max_windows, UPNP_REFUSED_WINDOWS);
+	eng_fini(&e);
+
+	/* Nothing answered the first time: the next attempt listens every window (a slow IGD is found then). */
+	fake_reset();
+	eng_init(&e);
+	assert_int_equal(pm_client_gateway_for(e.c, AF_INET, &gw), 0);
+	gw->status[PCPMAP_PROTO_PCP] = PM_P_NO;
+	gw->err[PCPMAP_PROTO_PCP] = -ECONNREFUSED;
+	gw->fail_count = 1;
+	eng_map(&e, IPPROTO_TCP, 8083, AF_INET);
+	eng_wait_events(&e, 1);
+	assert_int_equal(fk.discover_max_windows, 0);
+	eng_fini(&e);
+}
+
 static void test_engine_pinhole(void **state)
 {
 	(void)state;
@@ -1532,7 +1652,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_engine_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_discovery_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_pinhole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine_discovery_short_after_refusal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_announce, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remembered_igd_skips_discovery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remembered_igd_refuted_discovers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remembered_igd_refusal_trusted, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The link-layer address of a neighbour (the gateway) from the kernel's neighbour table (rtnetlink
+ * RTM_GETNEIGH dump through libmnl): what tells one 192.168.1.1 from another for the gateway cache.
+ * Every message and attribute is bounds-checked as in route.c.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include "net/nlattr.h"
+#include "net/net.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/neighbour.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+
+#define NEIGH_BUF_SIZE 32768
+
+struct neigh_scan {
+	int family;
+	const void *addr;
+	size_t alen;
+	uint32_t seq, portid;
+	bool done, found;
+	int err;
+	unsigned char ll[32];
+	size_t ll_len;
+};
+
+/* States in which the kernel's address is a fact, not a guess being resolved. */
+#define NUD_USABLE (NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT | NUD_NOARP)
+
+static int scan_msg(const struct nlmsghdr *nlh, struct neigh_scan *s)
+{
+	if (nlh->nlmsg_seq != s->seq || nlh->nlmsg_pid != s->portid)
+		return 0;
+	if (nlh->nlmsg_type == NLMSG_DONE) {
+		s->done = true;
+		return 1;
+	}
+	if (nlh->nlmsg_type == NLMSG_ERROR) {
+		int e = 0;
+		if (pm_net_kernel_errno(nlh, &e) < 0)
+			return -EBADMSG;
+		s->err = e;
+		s->done = true;
+		return 1;
+	}
+	if (nlh->nlmsg_type != RTM_NEWNEIGH)
+		return 0;
+	struct ndmsg nd;
+	const struct nlattr *tb[NDA_MAX + 1];
+	size_t off = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(nd));
+	if (nlh->nlmsg_len < off)
+		return -EBADMSG;
+	memcpy(&nd, mnl_nlmsg_get_payload(nlh), sizeof(nd));
+	if (pm_net_attrs_parse((const char *)nlh + off, nlh->nlmsg_len - off, tb, NDA_MAX) < 0)
+		return -EBADMSG;
+	if (nd.ndm_family != s->family || !(nd.ndm_state & NUD_USABLE) || !tb[NDA_DST] || !tb[NDA_LLADDR])
+		return 0;
+	if (mnl_attr_get_payload_len(tb[NDA_DST]) != s->alen ||
+	    memcmp(mnl_attr_get_payload(tb[NDA_DST]), s->addr, s->alen) != 0)
+		return 0;
+	size_t ll = mnl_attr_get_payload_len(tb[NDA_LLADDR]);
+	if (ll == 0 || ll > sizeof(s->ll))
+		return 0;
+	memcpy(s->ll, mnl_attr_get_payload(tb[NDA_LLADDR]), ll);
+	s->ll_len = ll;
+	s->found = true;
+	return 0;
+}
+
+static int scan_buf(const char *buf, size_t len, struct neigh_scan *s)
+{
+	size_t left = len;
+	const char *p = buf;
+	while (left > 0) {
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)(const void *)p;
+		if (!mnl_nlmsg_ok(nlh, (int)left) || nlh->nlmsg_len > left)
+			return -EBADMSG;
+		int r = scan_msg(nlh, s);
+		if (r != 0)
+			return r < 0 ? r : 0;
+		size_t step = MNL_ALIGN((size_t)nlh->nlmsg_len);
+		if (step >= left)
+			break;
+		p += step;
+		left -= step;
+	}
+	return 0;
+}
+
+int pm_net_neighbour_lladdr(int family, const void *addr, char *ret, size_t len)
+{
+	union {
+		struct nlmsghdr align;
+		char b[NEIGH_BUF_SIZE];
+	} * rx;
+	union {
+		struct nlmsghdr align;
+		char b[MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct ndmsg))];
+	} req;
+	struct timeval tv = { .tv_sec = 1 };
+	struct neigh_scan s;
+	int r = 0;
+
+	if (!addr || !ret || (family != AF_INET && family != AF_INET6))
+		return -EINVAL;
+	rx = malloc(sizeof(*rx));
+	if (!rx)
+		return -ENOMEM;
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+	if (!nl) {
+		r = -errno;
+		free(rx);
+		return r;
+	}
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
+	    setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+		r = -errno;
+		goto out;
+	}
+	memset(&req, 0, sizeof(req));
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req.b);
+	nlh->nlmsg_type = RTM_GETNEIGH;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = 1;
+	struct ndmsg nd;
+	memset(&nd, 0, sizeof(nd));
+	nd.ndm_family = (unsigned char)family;
+	memcpy(mnl_nlmsg_put_extra_header(nlh, sizeof(nd)), &nd, sizeof(nd));
+
+	memset(&s, 0, sizeof(s));
+	s.family = family;
+	s.addr = addr;
+	s.alen = family == AF_INET ? 4 : 16;
+	s.seq = nlh->nlmsg_seq;
+	s.portid = mnl_socket_get_portid(nl);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		r = -errno;
+		goto out;
+	}
+	while (!s.done) {
+		ssize_t n = mnl_socket_recvfrom(nl, rx->b, sizeof(rx->b));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = (errno == EAGAIN || errno == EWOULDBLOCK) ? -ETIMEDOUT : -errno;
+			goto out;
+		}
+		if (n == 0) {
+			r = -EPIPE;
+			goto out;
+		}
+		r = scan_buf(rx->b, (size_t)n, &s);
+		if (r < 0)
+			goto out;
+	}
+	if (s.err < 0) {
+		r = s.err;
+		goto out;
+	}
+	if (!s.found) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (len < s.ll_len * 3) {
+		r = -ENOSPC;
+		goto out;
+	}
+	size_t off = 0;
+	for (size_t i = 0; i < s.ll_len; i++) {
+		snprintf(ret + off, len - off, "%s%02x", i ? ":" : "", s.ll[i]);
+		off += i ? 3 : 2;
+	}
+	r = 0;
+out:
+	mnl_socket_close(nl);
+	free(rx);
+	return r;
+}
