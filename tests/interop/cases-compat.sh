@@ -17,7 +17,7 @@ CASE_PREFIX=pmc
 CASE_SCRIPT=cases-compat.sh
 # shellcheck source=tests/interop/common.sh
 source "$HERE/common.sh"
-BIN=$WORK/bin
+BIN=$PCPMAP_BUILD_DIR/tests/compat-apps # build_apps
 CLI4=192.168.77.2
 GWLOG=$LAB_STATE/miniupnpd.log
 LEASES=$LAB_STATE/leases
@@ -32,11 +32,24 @@ case_cleanup() {
 	fi
 }
 
+# The four application binaries, built once per build tree and shared by the cases (they run in parallel):
+# rebuilt under a lock when the libraries, the applications or build-both.sh changed since.
 build_apps() {
-	bash "$SRC/tests/compat/build-both.sh" "$SRC" "$PCPMAP_BUILD_DIR" "$BIN" >"$WORK/build.out" 2>&1 || {
-		cat "$WORK/build.out"
-		fail "build-both.sh failed"
-	}
+	local dir=$BIN
+	mkdir -p "$dir"
+	exec {lock}>"$dir.lock"
+	flock "$lock"
+	if [[ ! -f $dir/built ]] || [[ -n $(find "$PCPMAP_BUILD_DIR" "$SRC/tests/compat" -path "$dir" -prune -o \
+		\( -name '*.so*' -o -name '*.pc' -o -name '*_app.c' -o -name build-both.sh \) -newer "$dir/built" -print -quit) ]]; then
+		rm -f "$dir/built"
+		bash "$SRC/tests/compat/build-both.sh" "$SRC" "$PCPMAP_BUILD_DIR" "$dir" >"$WORK/build.out" 2>&1 || {
+			exec {lock}>&-
+			cat "$WORK/build.out"
+			fail "build-both.sh failed"
+		}
+		touch "$dir/built"
+	fi
+	exec {lock}>&-
 }
 
 # Runs an application in the client namespace: app NAME BINARY ARGS...; stdout+stderr in $WORK/NAME.out, $RC.
@@ -123,7 +136,7 @@ natpmp_case() { # BUILD PROTOCOL
 	fi
 	rules_have 7100 || fail "no gateway rule for port 7100"
 	"$LAB" reach tcp 7100 7100 >/dev/null || fail "TCP to $EXT4:7100 did not reach the client"
-	# The application asks again after 5 s, as libnatpmp users renew.
+	# The application asks again after 2 s, as libnatpmp users renew.
 	wait_line "$WORK/held.out" "renewed TCP 7100 -> public 7100" 10
 	"$LAB" reach tcp 7100 7100 >/dev/null || fail "TCP 7100 unreachable after the renewal"
 	touch "$WORK/stop"
