@@ -40,7 +40,8 @@ build_apps() {
 	exec {lock}>"$dir.lock"
 	flock "$lock"
 	if [[ ! -f $dir/built ]] || [[ -n $(find "$PCPMAP_BUILD_DIR" "$SRC/tests/compat" -path "$dir" -prune -o \
-		\( -name '*.so*' -o -name '*.pc' -o -name '*_app.c' -o -name build-both.sh \) -newer "$dir/built" -print -quit) ]]; then
+		\( -name '*.so*' -o -name '*.pc' -o -name '*_app.c' -o -name build-both.sh \) \
+		-newer "$dir/built" -print -quit) ]]; then
 		rm -f "$dir/built"
 		bash "$SRC/tests/compat/build-both.sh" "$SRC" "$PCPMAP_BUILD_DIR" "$dir" >"$WORK/build.out" 2>&1 || {
 			exec {lock}>&-
