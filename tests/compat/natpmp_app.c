@@ -28,7 +28,7 @@
 #define ENABLE_STRNATPMPERR
 #include <natpmp.h>
 
-#define RENEW_EVERY_S 5
+#define RENEW_EVERY_S 2
 
 /* The classic loop: wait on the socket for the library's timeout, then let it read or retransmit. */
 static int wait_response(natpmp_t *n, natpmpresp_t *resp, int type, uint16_t privateport)

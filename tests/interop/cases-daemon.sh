@@ -712,13 +712,15 @@ case_idle_wakeups() {
 	lab_up
 	write_conf
 	start_daemon
-	local secs=${PCPMAPD_IDLE_SECONDS:-20}
+	# The engine asks for no wakeup before the first renewal (test_client, fake clock); this checks that the
+	# daemon adds none of its own: any tick of 5 s or less fails (0 expected, 1 tolerated).
+	local secs=${PCPMAPD_IDLE_SECONDS:-10}
 	ctl idle root idle 10 "$secs" 8000
 	[[ $RC -eq 0 ]] || fail "idle bench failed: $(cat "$WORK/idle.out")"
 	local w
 	w=$(field "$WORK/idle.out" wakeups)
 	cat "$WORK/idle.out"
-	[[ $w -le 2 ]] || fail "$w wakeups in $secs s idle with 10 mappings"
+	[[ $w -le $((secs / 10)) ]] || fail "$w wakeups in $secs s idle with 10 mappings"
 	ok "10 mappings held, $secs s idle: $w wakeups"
 }
 
@@ -730,18 +732,20 @@ case_renew_timer() {
 	local pa
 	pa=$(ext_port "$WORK/a.out")
 	ctl s0 root stats
-	sleep 20
+	# Renewals 4-5 s into each 8 s grant: two in 12 s. The slots themselves are test_timing's and test_client's
+	# (fake clock); this checks that the daemon's timerfd delivers them.
+	sleep 12
 	ctl s1 root stats
 	local renewals w
 	renewals=$(grep -c 'mapping 1: MAPPED --RENEW' "$WORK/daemon.log" || true)
 	w=$(($(field "$WORK/s1.out" wakeups) - $(field "$WORK/s0.out" wakeups) - 1))
-	[[ $renewals -ge 3 ]] || fail "only $renewals renewals in 20 s of an 8 s lifetime"
+	[[ $renewals -ge 2 ]] || fail "only $renewals renewals in 12 s of an 8 s lifetime"
 	[[ $w -le $((renewals * 4 + 4)) ]] || fail "$w wakeups for $renewals renewals"
 	ctl ls root list
 	grep -q "ext=$EXT4:$pa .*owner=65534" "$WORK/ls.out" || fail "mapping changed: $(cat "$WORK/ls.out")"
 	grep "ext=$EXT4:$pa " "$WORK/ls.out" | grep -Eq 'state=(MAPPED|REFRESHING)' || fail "not mapped"
 	[[ $(rule_count "$pa") -eq 2 ]] || fail "rules changed"
-	ok "$renewals renewals in 20 s at lifetime 8 s driven by the timerfd, $w wakeups, same port $pa"
+	ok "$renewals renewals in 12 s at lifetime 8 s driven by the timerfd, $w wakeups, same port $pa"
 }
 
 # The tool's daemon commands: map --daemon hands a persistent mapping to pcpmapd, list shows it (JSON

@@ -11,7 +11,8 @@
 # any exit the packages are purged and the machine's policy-rc.d and unit state are put back.
 #
 # Usage: tests/packaging/check-debs.sh [OUTDIR]   (OUTDIR keeps the .debs; default: a temporary dir)
-# The package build runs the unit tests as dpkg-buildpackage does; PCPMAP_DEB_NOCHECK=1 skips them.
+# The package build runs the unit tests as dpkg-buildpackage does; PCPMAP_DEB_NOCHECK=1 skips them (scripts/test.sh
+# sets it: its first build has the package's hardening flags and has run those tests).
 # Exit 0 pass, 1 fail, 77 skip (no dpkg-buildpackage, not root).
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -66,7 +67,7 @@ if ! "$root/packaging/build-deb.sh" "${build_opts[@]}" "$out" >"$tmp/build.log" 
 	tail -n 60 "$tmp/build.log"
 	die "packaging/build-deb.sh failed (log above)"
 fi
-echo "check-debs: packages built in $(($(date +%s) - start)) s"
+echo "check-debs: packages built in $(($(date +%s) - start)) s${build_opts[*]:+ (${build_opts[*]}: without their unit tests)}"
 shopt -s nullglob
 changes=("$out"/pcpmap_*.changes)
 [ ${#changes[@]} = 1 ] || die "expected one pcpmap_*.changes in $out"

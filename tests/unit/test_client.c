@@ -259,6 +259,34 @@ static void test_renewal_suggests_assigned_and_stays_quiet(void **state)
 	assert_int_equal(i.refresh_usec, T0 + 562500000 + 562500000);
 }
 
+/* Held mappings ask for no wakeup before their first renewal slot: the loop that drives the engine (pcpmapd's
+ * timerfd, an application's poll) sleeps until then. The interop case daemon idle_wakeups checks the daemon's
+ * side of this against miniupnpd. */
+static void test_held_mappings_sleep_until_first_renewal(void **state)
+{
+	struct ctx *x = *state;
+	struct pcp_msg req, resp;
+	for (uint16_t k = 0; k < 10; k++)
+		start_map(x, IPPROTO_TCP, (uint16_t)(7100 + k), 1000);
+	for (int k = 0; k < 10; k++) {
+		assert_int_equal(fake_server_recv(&x->srv, &req, 1000), 0);
+		fake_server_success(&req, &resp, "203.0.113.1", req.internal_port, 1000, 100);
+		assert_int_equal(fake_server_reply(&x->srv, &resp), 0);
+	}
+	advance_to(x, T0);
+	assert_int_equal(x->n_evs, 10);
+	/* RFC 6887 11.2.1 with RAND 0.5: the first renewal is 9/16 of the 1000 s granted. */
+	assert_int_equal(pcpmap_client_get_timeout(x->c), 562500);
+	advance_to(x, T0 + 562499 * 1000ull);
+	assert_true(fake_server_idle(&x->srv, 0));
+	assert_int_equal(pcpmap_client_get_timeout(x->c), 1);
+	advance_to(x, T0 + 562500 * 1000ull);
+	for (int k = 0; k < 10; k++) {
+		assert_int_equal(fake_server_recv(&x->srv, &req, 1000), 0);
+		assert_int_equal(req.lifetime, 1000);
+	}
+}
+
 static void test_unanswered_renewal_slots_then_lost(void **state)
 {
 	struct ctx *x = *state;
@@ -980,6 +1008,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_jitter_bounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deadline_bounds_first_contact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_renewal_suggests_assigned_and_stays_quiet, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_held_mappings_sleep_until_first_renewal, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unanswered_renewal_slots_then_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_short_error_holds_then_retries, setup, teardown),
