@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
@@ -65,13 +66,24 @@ void pm_trace(const pcpmap_client *c, bool sent, enum pcpmap_proto proto, const 
 		c->cfg.trace(c->cfg.trace_userdata, sent, proto, peer, bytes, len, decoded);
 }
 
-PCPMAP_EXPORT void pcpmap_client_config_init(struct pcpmap_client_config *cfg)
+/* The struct as the first ABI published it (up to remap_max_in_flight): what binaries that call the unsized
+ * pcpmap_client_config_init() symbol hold. */
+#define PM_CONFIG_SIZE_V0 offsetof(struct pcpmap_client_config, cache_dir)
+
+PCPMAP_EXPORT void pcpmap_client_config_init_sized(struct pcpmap_client_config *cfg, size_t size)
 {
-	if (!cfg)
+	if (!cfg || size < offsetof(struct pcpmap_client_config, trace_userdata) + sizeof(void *))
 		return;
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->size = sizeof(*cfg);
+	if (size > sizeof(*cfg))
+		size = sizeof(*cfg);
+	memset(cfg, 0, size);
+	cfg->size = size;
 	cfg->log_level = PCPMAP_LOG_INFO;
+}
+
+PCPMAP_EXPORT void(pcpmap_client_config_init)(struct pcpmap_client_config *cfg)
+{
+	pcpmap_client_config_init_sized(cfg, PM_CONFIG_SIZE_V0);
 }
 
 /* "a.b.c.d", "a.b.c.d:port", "v6", "[v6]:port", "fe80::1%eth0". */

@@ -110,6 +110,14 @@ struct pcpmap_client_config {
 
 /** Fills cfg with defaults (every protocol, default gateway, no logging). Accepts NULL (does nothing). */
 PCPMAP_EXPORT void pcpmap_client_config_init(struct pcpmap_client_config *cfg);
+/**
+ * Fills cfg with defaults (every protocol, default gateway, no logging) and sets cfg->size. size is the
+ * caller's sizeof(*cfg): only that much is written, so a program built against an older, shorter struct
+ * keeps working with a newer library. Accepts NULL, or a size shorter than the first published struct (does
+ * nothing; pcpmap_client_new() then refuses cfg). Call it as pcpmap_client_config_init(cfg).
+ */
+PCPMAP_EXPORT void pcpmap_client_config_init_sized(struct pcpmap_client_config *cfg, size_t size);
+#define pcpmap_client_config_init(cfg) pcpmap_client_config_init_sized((cfg), sizeof(*(cfg)))
 
 /**
  * Creates a client. No packet is sent until a mapping or probe asks for it. With PCPMAP_MODE_AUTO or

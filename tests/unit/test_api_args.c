@@ -31,7 +31,8 @@ static void test_client_entry_points(void **state)
 	(pcpmap_client_get_stats)(NULL, NULL);
 	pcpmap_client_stop(NULL);
 	pcpmap_client_set_log_level(NULL, PCPMAP_LOG_DEBUG);
-	pcpmap_client_config_init(NULL);
+	pcpmap_client_config_init_sized(NULL, sizeof(struct pcpmap_client_config));
+	(pcpmap_client_config_init)(NULL);
 	assert_false(pcpmap_client_uses_daemon(NULL));
 	assert_null(pcpmap_client_free(NULL));
 }
@@ -101,9 +102,39 @@ static void test_request_check_says_why(void **state)
 	pcpmap_client_free(c);
 }
 
+/* A program built before the config grew calls the unsized symbol with its shorter struct: nothing past
+ * that struct is written, and the client starts from it with the newer fields at their defaults. */
+static void test_config_init_keeps_to_old_struct(void **state)
+{
+	(void)state;
+	const size_t old_size = offsetof(struct pcpmap_client_config, cache_dir);
+	union {
+		struct pcpmap_client_config cfg;
+		unsigned char bytes[sizeof(struct pcpmap_client_config) + 16];
+	} u;
+	memset(&u, 0xa5, sizeof(u));
+	(pcpmap_client_config_init)(&u.cfg);
+	assert_int_equal(u.cfg.size, old_size);
+	for (size_t i = old_size; i < sizeof(u.bytes); i++)
+		assert_int_equal(u.bytes[i], 0xa5);
+	u.cfg.server = "127.0.0.1";
+	u.cfg.no_announce_listener = true;
+	u.cfg.no_netlink_monitor = true;
+	pcpmap_client *c;
+	assert_int_equal(pcpmap_client_new(&c, &u.cfg), 0);
+	pcpmap_client_free(c);
+	/* The sized call writes exactly what it is given, and no more than the library knows. */
+	memset(&u, 0xa5, sizeof(u));
+	pcpmap_client_config_init_sized(&u.cfg, sizeof(u.bytes));
+	assert_int_equal(u.cfg.size, sizeof(struct pcpmap_client_config));
+	for (size_t i = sizeof(struct pcpmap_client_config); i < sizeof(u.bytes); i++)
+		assert_int_equal(u.bytes[i], 0xa5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_init_keeps_to_old_struct),
 		cmocka_unit_test(test_client_entry_points),
 		cmocka_unit_test(test_mapping_entry_points),
 		cmocka_unit_test(test_sized_outputs_stay_in_bounds),
