@@ -194,7 +194,7 @@ struct pm_mapping {
 	bool has_pair_nonce;          /* the companion's nonce was given (taking a pair over) */
 	uint8_t pair_nonce[PCP_NONCE_LEN];
 	bool allow_degrade;
-	char detail[160];     /* what was tried / what was dropped */
+	char *detail;         /* what was tried / what was dropped; NULL until pm_mapping_set_detail() */
 	bool remap_pending;   /* queued for a paced re-creation */
 	bool remap_in_flight; /* its confirmation is out and counts against the window */
 	bool restart_pending; /* re-homed: the main timer starts it again */
@@ -446,6 +446,13 @@ void pm_mapping_fsm(struct pm_mapping *m, enum fsm_event ev);
 void pm_mapping_destroy(struct pm_mapping *m);
 void pm_mapping_send_final_delete(struct pm_mapping *m);
 void pm_mapping_pair_companion_failed(struct pm_mapping *p);
+/* Sets the mapping's detail (at most PM_DETAIL_MAX - 1 bytes), allocated on first use: few mappings ever have
+ * one, and 160 bytes in each of 10,000 held mappings would be 1.6 MB for nothing. Out of memory keeps the old
+ * text. */
+#define PM_DETAIL_MAX 160
+void pm_mapping_set_detail(struct pm_mapping *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* pm_gw_describe() into the mapping's detail. */
+void pm_mapping_describe_gw(struct pm_mapping *m);
 /* Moves a mapping to server s (or none), telling the old server's backend. */
 void pm_mapping_set_server(struct pm_mapping *m, struct pm_server *s);
 bool pm_addr_is_private(const struct pcp_addr *a);

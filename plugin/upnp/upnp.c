@@ -277,7 +277,7 @@ static void deliver_mapping(struct pm_server *s, const struct upnp_job *j)
 		return;
 	}
 	if (j->detail[0])
-		snprintf(m->detail, sizeof(m->detail), "%s", j->detail);
+		pm_mapping_set_detail(m, "%s", j->detail);
 	struct upnp_verdict v;
 	upnp_classify(j->code, j->del, j->prefer_failure, &v);
 	struct pm_reply r;
