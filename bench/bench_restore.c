@@ -3,7 +3,9 @@
  * it with flushed rules) and measures when the loss was seen, when the first mapping was confirmed again by
  * the gateway (an answer granting it after the loss; the same port back reports no event, so the grant's
  * expiry tells), when the last was, and how many requests that took. The script counts the gateway's rules
- * itself. */
+ * itself. Also prints the most confirmations the client had outstanding at once after the loss (mappings
+ * whose renewal or re-creation was sent and not answered yet, retransmitted or not), next to the window's
+ * ceiling (remap_max_in_flight). */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@ struct state {
 	uint32_t lifetime;
 	uint64_t t_detect, t_first_back, t_last_back, t_checked;
 	uint64_t resets_before;
+	unsigned outstanding, max_outstanding;
 	pcpmap_mapping **maps;
 };
 
@@ -40,14 +43,19 @@ static void count_restored(uint64_t now)
 	if (!st.t_detect || now < st.t_checked + 5000)
 		return;
 	st.t_checked = now;
-	unsigned k = 0;
+	unsigned k = 0, out = 0;
 	uint64_t since = st.t_detect + (uint64_t)st.lifetime * 1000000u - 1000000u;
 	for (unsigned i = 0; i < st.n; i++) {
 		struct pcpmap_mapping_info info;
-		if (pcpmap_mapping_get_info(st.maps[i], &info) == 0 && info.state == PCPMAP_STATE_MAPPED &&
-		    info.expires_usec > since)
+		if (pcpmap_mapping_get_info(st.maps[i], &info) < 0)
+			continue;
+		if (info.state == PCPMAP_STATE_MAPPED && info.expires_usec > since)
 			k++;
+		else if (info.state == PCPMAP_STATE_REFRESHING || info.state == PCPMAP_STATE_WAIT_RESP)
+			out++;
 	}
+	if (out > st.max_outstanding)
+		st.max_outstanding = out;
 	if (k && !st.restored)
 		st.t_first_back = now;
 	if (k == st.n && st.restored < st.n)
@@ -162,6 +170,8 @@ int main(int argc, char **argv)
 	else
 		printf("all %u back          %8.1f ms after the loss was seen (adaptive window)\n", st.n,
 		       (st.t_last_back - st.t_detect) / 1000.0);
+	printf("most outstanding     %8u confirmations at once (window ceiling %u)\n", st.max_outstanding,
+	       cfg.remap_max_in_flight ? cfg.remap_max_in_flight : PCPMAP_DEFAULT_REMAP_MAX_IN_FLIGHT);
 	printf("requests sent        %8llu for %u mappings (%llu retransmissions)\n",
 	       (unsigned long long)(after.sent - before.sent), st.n,
 	       (unsigned long long)(after.retransmits - before.retransmits));

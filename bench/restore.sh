@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
 # Restoration benchmark in the lab: N mappings held through PCP, the gateway restarted with its state
-# flushed, restoration measured by bench_restore and by the gateway's rules. Root.
+# flushed, restoration measured by bench_restore and by the gateway's rules. Then, in the same run and
+# under the same loss, the gateway alone: after another flushed restart, bench_gwraw sends the same number
+# of MAP requests from a raw socket, one at a time as fast as the gateway answers (the floor: miniupnpd
+# handles one request at a time), and the script prints pcpmap's time as a ratio to it. Root.
 # Usage: bench/restore.sh [COUNT] [PACE_MS (0: adaptive window)] [LOSS_PERCENT]
+# PCPMAP_LAB_TAG keeps this lab apart from others running on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${PCPMAP_BUILD_DIR:-$PWD/build}
 N=${1:-1000}
 PACE=${2:-0}
 LOSS=${3:-0}
-export PCPMAP_LAB=pmrestore PCPMAP_BUILD_DIR=$BUILD
+export PCPMAP_LAB=${PCPMAP_LAB_TAG:-}pmrestore PCPMAP_BUILD_DIR=$BUILD
 LAB=tests/interop/lab.sh
 OUT=$(mktemp)
 trap '$LAB down >/dev/null 2>&1 || true; rm -f "$OUT"' EXIT
 $LAB up >/dev/null
+# The peer tools never restore anything: the unit beside pcpmap's figure is one request of theirs, measured
+# here in the same lab (the whole natpmpc -a / upnpc -i -a process).
+peers=
+if command -v natpmpc >/dev/null && command -v upnpc >/dev/null; then
+	peers=$($LAB cli "$BUILD/bench/bench_peers" 192.168.77.1 3 "$(command -v natpmpc)" "$(command -v upnpc)")
+fi
 $LAB cli "$BUILD/bench/bench_restore" "$N" "$PACE" 192.168.77.1 >"$OUT" 2>&1 &
 pid=$!
 for _ in $(seq 3000); do
@@ -41,3 +51,22 @@ wait $pid || true
 grep -v '^restored' "$OUT"
 echo "gateway DNAT rules: $rules_before before the restart, $rules_after after restoration"
 echo "gateway held all $N again ${t_rules:-never} ms after the restart began (loss ${LOSS}%)"
+
+# The gateway alone, from the same empty state and under the same loss.
+$LAB gw-restart --flush
+[[ $LOSS -gt 0 ]] && $LAB netem "$LOSS" out
+$LAB cli "$BUILD/bench/bench_gwraw" 192.168.77.1 "$N" 1 >"$OUT" 2>&1 || { cat "$OUT"; exit 1; }
+[[ $LOSS -gt 0 ]] && $LAB netem off
+cat "$OUT"
+raw_ms=$(sed -n 's/^gateway alone: [0-9]* MAP requests answered in \([0-9.]*\) ms.*/\1/p' "$OUT")
+if [[ -n $t_rules && -n $raw_ms ]]; then
+	awk -v p="$t_rules" -v r="$raw_ms" -v n="$N" -v l="$LOSS" 'BEGIN {
+		printf "restoration of %d (loss %d%%): pcpmap %.1f s, the gateway alone %.1f s: %.2fx the gateway'"'"'s own minimum\n", n, l, p / 1000, r / 1000, p / r }'
+fi
+if [[ -n $t_rules && -n $peers ]]; then
+	echo "$peers"
+	nw=$(sed -n 's/^peer natpmpc .*wall_ms=\([0-9.]*\).*/\1/p' <<<"$peers")
+	uw=$(sed -n 's/^peer upnpc .*wall_ms=\([0-9.]*\).*/\1/p' <<<"$peers")
+	awk -v p="$t_rules" -v n="$N" -v nw="$nw" -v uw="$uw" 'BEGIN {
+		printf "restoration per mapping: %.2f ms = %.2fx one natpmpc -a (%.2f ms), %.4fx one upnpc -a (%.1f ms); the peers themselves never restore\n", p / n, p / n / nw, nw, p / n / uw, uw }'
+fi
