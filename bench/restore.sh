@@ -2,8 +2,9 @@
 # Restoration benchmark in the lab: N mappings held through PCP, the gateway restarted with its state
 # flushed, restoration measured by bench_restore and by the gateway's rules. Then, in the same run and
 # under the same loss, the gateway alone: after another flushed restart, bench_gwraw sends the same number
-# of MAP requests from a raw socket, one at a time as fast as the gateway answers (the floor: miniupnpd
-# handles one request at a time), and the script prints pcpmap's time as a ratio to it. Root.
+# of MAP requests from a raw socket as fast as the gateway answers, 4 in flight (miniupnpd handles one
+# request at a time; 4 keep it busy while a lost one waits for its resend), and the script prints pcpmap's
+# time as a ratio to that floor. Root.
 # Usage: bench/restore.sh [COUNT] [PACE_MS (0: adaptive window)] [LOSS_PERCENT]
 # PCPMAP_LAB_TAG keeps this lab apart from others running on the machine.
 set -euo pipefail
@@ -55,7 +56,7 @@ echo "gateway held all $N again ${t_rules:-never} ms after the restart began (lo
 # The gateway alone, from the same empty state and under the same loss.
 $LAB gw-restart --flush
 [[ $LOSS -gt 0 ]] && $LAB netem "$LOSS" out
-$LAB cli "$BUILD/bench/bench_gwraw" 192.168.77.1 "$N" 1 >"$OUT" 2>&1 || { cat "$OUT"; exit 1; }
+$LAB cli "$BUILD/bench/bench_gwraw" 192.168.77.1 "$N" 4 >"$OUT" 2>&1 || { cat "$OUT"; exit 1; }
 [[ $LOSS -gt 0 ]] && $LAB netem off
 cat "$OUT"
 raw_ms=$(sed -n 's/^gateway alone: [0-9]* MAP requests answered in \([0-9.]*\) ms.*/\1/p' "$OUT")

@@ -262,6 +262,8 @@ struct pcpmap_client {
 	struct {
 		double cwnd, ssthresh;
 		unsigned in_flight;
+		uint64_t
+		    shrunk_at; /* the last shrink for queueing: answers to earlier requests cannot repeat it */
 	} remap;
 	struct sched_timer t_netcheck;
 	int (*default_gateway)(int family, struct pm_gateway *ret); /* tests inject one */

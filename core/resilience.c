@@ -11,6 +11,8 @@
 
 #define REMAP_INTERVAL_DEFAULT_US 50000u
 #define REMAP_CWND_INIT           4.0
+/* Answers slower than the first retransmission timer / 4 show a queue at the gateway: the window shrinks. */
+#define REMAP_QUEUE_TARGET_DIV    4u
 #define NETCHECK_DEBOUNCE_US      200000u /* netlink events come in bursts */
 
 static void remap_timer(struct sched_timer *t, uint64_t now, void *arg);
@@ -332,8 +334,24 @@ void pm_remap_answered(struct pm_mapping *m)
 	pcpmap_client *c = m->client;
 	if (!m->remap_in_flight)
 		return;
-	/* Slow start below the threshold, then one more per window's worth of answers. */
-	c->remap.cwnd += c->remap.cwnd < c->remap.ssthresh ? 1.0 : 1.0 / c->remap.cwnd;
+	/* The answer's delay, from a request sent once (a retransmitted one's answer may be to either copy). */
+	uint64_t irt = m->server && m->server->ops->irt_us ? m->server->ops->irt_us : PCP_IRT_US;
+	uint64_t target = irt / REMAP_QUEUE_TARGET_DIV;
+	uint64_t rtt = m->retx.count <= 1 && c->now > m->last_send ? c->now - m->last_send : 0;
+	if (rtt > target) {
+		/* A gateway that handles one request at a time answers the window's last request after all the
+		 * others: growing further only queues more, until requests wait past the retransmission timer and
+		 * each one goes out twice. Scale the window to what keeps the wait at the target, once per round
+		 * trip (the answers to requests sent before the shrink still show the old queue). */
+		if (m->last_send >= c->remap.shrunk_at) {
+			double w = c->remap.cwnd * (double)target / (double)rtt;
+			c->remap.cwnd = c->remap.ssthresh = w < 1.0 ? 1.0 : w;
+			c->remap.shrunk_at = c->now;
+		}
+	} else {
+		/* Slow start below the threshold, then one more per window's worth of answers. */
+		c->remap.cwnd += c->remap.cwnd < c->remap.ssthresh ? 1.0 : 1.0 / c->remap.cwnd;
+	}
 	remap_leave(c, m);
 }
 

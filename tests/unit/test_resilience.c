@@ -218,6 +218,40 @@ static void test_remap_window_grows_and_halves(void **state)
 	assert_int_equal(x->n, 0);
 }
 
+/* A gateway that handles one request at a time and takes 200 ms for each (miniupnpd's nftables backend
+ * with a few hundred rules): answers come back in the order the requests went out. A window that grows while
+ * answers come back queues requests behind each other until the last ones wait longer than PCP's first
+ * retransmission timer (3 s); each retransmission is then one more request for the gateway to work through.
+ * The window must follow the answers' delay instead: every mapping confirmed with one request. */
+static void test_remap_window_follows_a_queueing_gateway(void **state)
+{
+	enum { N = 60 };
+	struct ctx *x = *state;
+	struct pm_mapping *ms[N];
+	for (int i = 0; i < N; i++)
+		ms[i] = held_mapping(x, (uint16_t)(2200 + i), false);
+	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
+	x->clk.now_us = T0 + 10000 * MS;
+	x->c->now = x->clk.now_us;
+	assert_false(pm_server_on_epoch(ms[0]->server, 3, false, NULL));
+	at(x, x->clk.now_us);
+	for (int step = 0; step < 10 * N && count_state(ms, N, PCPMAP_STATE_WAIT_RESP); step++) {
+		struct pm_mapping *oldest = NULL;
+		for (int i = 0; i < N; i++)
+			if (ms[i]->state == PCPMAP_STATE_WAIT_RESP &&
+			    (!oldest || ms[i]->last_send < oldest->last_send))
+				oldest = ms[i];
+		x->clk.now_us += 200 * MS;
+		x->c->now = x->clk.now_us;
+		if (oldest->state == PCPMAP_STATE_WAIT_RESP)
+			answer(oldest);
+		at(x, x->clk.now_us);
+	}
+	assert_int_equal(count_state(ms, N, PCPMAP_STATE_MAPPED), N);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP] - sent, N);
+	assert_true(x->c->remap.cwnd >= 1.0);
+}
+
 static void test_multicast_announce_random_delay(void **state)
 {
 	struct ctx *x = *state;
@@ -362,6 +396,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unicast_loss_paced_visible_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multicast_announce_random_delay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remap_window_grows_and_halves, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remap_window_follows_a_queueing_gateway, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_announce_from_stranger_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gateway_change_rehomes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_route_lost_suspends_then_resumes, setup, teardown),
