@@ -2,7 +2,7 @@
  * them, with at most W in flight (1: one after the other). Run inside the lab's client namespace on a
  * gateway with no mappings (bench/restore.sh does it, after a flushed restart), so it is the same work the
  * gateway does when pcpmap re-creates N mappings after losing its state: this is the floor pcpmap's
- * restoration is compared with. A request unanswered for 1 s is sent again (same nonce). Prints the total,
+ * restoration is compared with. A request unanswered for 3 s is sent again (same nonce), as PCP does. Prints the total,
  * the mean per request, and the time of each tenth of the requests, so a cost that grows with the number of
  * rules the gateway already holds shows.
  *
@@ -22,7 +22,7 @@
 
 #include "wire/pcp_wire.h"
 
-#define RESEND_US 1000000u
+#define RESEND_US 3000000u   /* PCP's first retransmission timer (RFC 6887 8.1.1) */
 #define LIMIT_US  600000000u /* gives up after 10 minutes */
 
 struct req {

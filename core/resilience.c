@@ -337,8 +337,9 @@ void pm_remap_answered(struct pm_mapping *m)
 	/* The answer's delay, from a request sent once (a retransmitted one's answer may be to either copy). */
 	uint64_t irt = m->server && m->server->ops->irt_us ? m->server->ops->irt_us : PCP_IRT_US;
 	uint64_t target = irt / REMAP_QUEUE_TARGET_DIV;
-	uint64_t rtt = m->retx.count <= 1 && c->now > m->last_send ? c->now - m->last_send : 0;
-	if (rtt > target) {
+	bool sampled = m->retx.count <= 1;
+	uint64_t rtt = sampled && c->now > m->last_send ? c->now - m->last_send : 0;
+	if (sampled && rtt > target) {
 		/* A gateway that handles one request at a time answers the window's last request after all the
 		 * others: growing further only queues more, until requests wait past the retransmission timer and
 		 * each one goes out twice. Scale the window to what keeps the wait at the target, once per round
@@ -348,8 +349,10 @@ void pm_remap_answered(struct pm_mapping *m)
 			c->remap.cwnd = c->remap.ssthresh = w < 1.0 ? 1.0 : w;
 			c->remap.shrunk_at = c->now;
 		}
-	} else {
-		/* Slow start below the threshold, then one more per window's worth of answers. */
+	} else if (sampled && rtt <= target / 2) {
+		/* Slow start below the threshold, then one more per window's worth of answers. Not beyond half the
+		 * target: the queue a window fills shows in the delay only a round trip later, and miniupnpd gets
+		 * slower with every rule it adds, so growing up to the target itself overshoots it. */
 		c->remap.cwnd += c->remap.cwnd < c->remap.ssthresh ? 1.0 : 1.0 / c->remap.cwnd;
 	}
 	remap_leave(c, m);

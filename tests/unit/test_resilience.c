@@ -218,38 +218,61 @@ static void test_remap_window_grows_and_halves(void **state)
 	assert_int_equal(x->n, 0);
 }
 
-/* A gateway that handles one request at a time and takes 200 ms for each (miniupnpd's nftables backend
- * with a few hundred rules): answers come back in the order the requests went out. A window that grows while
- * answers come back queues requests behind each other until the last ones wait longer than PCP's first
- * retransmission timer (3 s); each retransmission is then one more request for the gateway to work through.
- * The window must follow the answers' delay instead: every mapping confirmed with one request. */
-static void test_remap_window_follows_a_queueing_gateway(void **state)
+/* A gateway that handles one request at a time, the oldest first, and takes base_ms plus step_ms for each
+ * rule it already holds (miniupnpd's nftables backend: 12 ms when empty, over 100 ms at 1,000 rules). A
+ * window that grows while answers come back queues requests behind each other until the last ones wait
+ * longer than PCP's first retransmission timer (3 s); each retransmission is then one more request for the
+ * gateway to work through. The window must follow the answers' delay instead: every mapping confirmed with
+ * one request. */
+static void confirm_through_queueing_gateway(struct ctx *x, int n, uint64_t base_us, uint64_t step_us)
 {
-	enum { N = 60 };
-	struct ctx *x = *state;
-	struct pm_mapping *ms[N];
-	for (int i = 0; i < N; i++)
+	struct pm_mapping **ms = calloc((size_t)n, sizeof(*ms));
+	assert_non_null(ms);
+	for (int i = 0; i < n; i++)
 		ms[i] = held_mapping(x, (uint16_t)(2200 + i), false);
 	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
 	x->clk.now_us = T0 + 10000 * MS;
 	x->c->now = x->clk.now_us;
 	assert_false(pm_server_on_epoch(ms[0]->server, 3, false, NULL));
 	at(x, x->clk.now_us);
-	for (int step = 0; step < 10 * N && count_state(ms, N, PCPMAP_STATE_WAIT_RESP); step++) {
+	uint64_t busy_until = x->clk.now_us;
+	for (int rules = 0; rules < 10 * n && count_state(ms, n, PCPMAP_STATE_WAIT_RESP);) {
 		struct pm_mapping *oldest = NULL;
-		for (int i = 0; i < N; i++)
+		for (int i = 0; i < n; i++)
 			if (ms[i]->state == PCPMAP_STATE_WAIT_RESP &&
 			    (!oldest || ms[i]->last_send < oldest->last_send))
 				oldest = ms[i];
-		x->clk.now_us += 200 * MS;
-		x->c->now = x->clk.now_us;
-		if (oldest->state == PCPMAP_STATE_WAIT_RESP)
+		/* Its turn comes when the gateway is done with the one before and the request has arrived. */
+		uint64_t start = busy_until > oldest->last_send ? busy_until : oldest->last_send;
+		uint64_t done = start + base_us + step_us * (uint64_t)rules;
+		/* Timers due before then (retransmissions) run first. */
+		while (x->clk.now_us < done) {
+			uint64_t next = pcpmap_client_next_deadline(x->c);
+			x->clk.now_us = next > x->clk.now_us && next < done ? next : done;
+			at(x, x->clk.now_us);
+		}
+		busy_until = done;
+		if (oldest->state == PCPMAP_STATE_WAIT_RESP) {
+			x->c->now = x->clk.now_us;
 			answer(oldest);
+			rules++;
+		}
 		at(x, x->clk.now_us);
 	}
-	assert_int_equal(count_state(ms, N, PCPMAP_STATE_MAPPED), N);
-	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP] - sent, N);
+	assert_int_equal(count_state(ms, n, PCPMAP_STATE_MAPPED), n);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP] - sent, n);
 	assert_true(x->c->remap.cwnd >= 1.0);
+	free(ms);
+}
+
+static void test_remap_window_follows_a_slow_gateway(void **state)
+{
+	confirm_through_queueing_gateway(*state, 60, 200 * MS, 0);
+}
+
+static void test_remap_window_follows_a_slowing_gateway(void **state)
+{
+	confirm_through_queueing_gateway(*state, 300, 10 * MS, 300);
 }
 
 static void test_multicast_announce_random_delay(void **state)
@@ -396,8 +419,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unicast_loss_paced_visible_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multicast_announce_random_delay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remap_window_grows_and_halves, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_remap_window_follows_a_queueing_gateway, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_remap_window_follows_a_slow_gateway, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remap_window_follows_a_slowing_gateway, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_announce_from_stranger_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gateway_change_rehomes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_route_lost_suspends_then_resumes, setup, teardown),
