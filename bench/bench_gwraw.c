@@ -2,9 +2,9 @@
  * them, with at most W in flight (1: one after the other). Run inside the lab's client namespace on a
  * gateway with no mappings (bench/restore.sh does it, after a flushed restart), so it is the same work the
  * gateway does when pcpmap re-creates N mappings after losing its state: this is the floor pcpmap's
- * restoration is compared with. A request unanswered for 3 s is sent again (same nonce), as PCP does. Prints the total,
- * the mean per request, and the time of each tenth of the requests, so a cost that grows with the number of
- * rules the gateway already holds shows.
+ * restoration is compared with. A request unanswered for 3 s is sent again (same nonce), as PCP does.
+ * Prints the total, the mean per request, and the time of each tenth of the requests, so a cost that grows
+ * with the number of rules the gateway already holds shows.
  *
  * usage: bench_gwraw GATEWAY COUNT [WINDOW] [FIRST_PORT]
  */

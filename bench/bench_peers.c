@@ -1,10 +1,11 @@
 /* The peer tools' cost of one mapping request, as the reference unit for figures they have no equivalent
  * of (natpmpc and upnpc cannot hold 10,000 mappings, renew them or restore them). Run inside the lab's
  * client namespace (bench/daemon.sh and bench/restore.sh do it): maps a TCP port with `natpmpc -a` and with
- * `upnpc -i -a` (discovery included, as a user runs it; -i: miniupnpc calls the lab's IGD "not connected"
- * because its external address is a documentation address) RUNS times each, interleaved, and prints per tool the
- * median wall time of the whole process, its CPU time (user + system, from wait4) and its peak resident
- * memory. Each mapping is deleted after it is measured, outside the timed part. One line per tool:
+ * `upnpc -i -a` (discovery included, as a user runs it; -i: miniupnpc calls the lab's IGD "not
+ * connected" because its external address is a documentation address) RUNS times each, interleaved, and
+ * prints per tool the median wall time of the whole process, its CPU time (user + system, from wait4) and
+ * its peak resident memory. Each mapping is deleted after it is measured, outside the timed part. One
+ * line per tool:
  *   peer NAME wall_ms=W cpu_us=C maxrss_kb=M runs=R
  *
  * usage: bench_peers GATEWAY RUNS NATPMPC UPNPC

@@ -52,12 +52,18 @@ for n in "${counts[@]}"; do
 	[[ -n $mem && -n $cpu && -n $create ]] || continue # --shutdown-only: no such figures
 	awk -v n="$n" -v mem="$mem" -v cpu="$cpu" -v cr="$create" \
 		-v nw="$(peer natpmpc wall_ms)" -v nc="$(peer natpmpc cpu_us)" -v nm="$(peer natpmpc maxrss_kb)" \
-		-v uw="$(peer upnpc wall_ms)" -v uc="$(peer upnpc cpu_us)" -v um="$(peer upnpc maxrss_kb)" 'BEGIN {
+		-v uw="$(peer upnpc wall_ms)" -v uc="$(peer upnpc cpu_us)" -v um="$(peer upnpc maxrss_kb)" '
+	function row(name, unit, mine, np, up) {
+		printf "  %-28s %11.1f %-2s %12.0f %-2s %9.5f %12.0f %-2s %9.5f\n", name, mine, unit, np, unit,
+			mine / np, up, unit, mine / up
+	}
+	BEGIN {
 		printf "\npcpmapd at %d mappings beside one request of the peer tools (same run; they hold none)\n", n
-		printf "  %-28s %14s %16s %9s %16s %9s\n", "figure", "pcpmapd", "natpmpc -a", "ratio", "upnpc -a", "ratio"
-		printf "  %-28s %12.0f B %13.0f kB %9.5f %13.0f kB %9.5f\n", "memory per held mapping", mem, nm, mem / (nm * 1024), um, mem / (um * 1024)
-		printf "  %-28s %11.1f us %13.0f us %9.4f %13.0f us %9.4f\n", "CPU per renewal", cpu, nc, cpu / nc, uc, cpu / uc
-		printf "  %-28s %11.1f us %13.0f us %9.4f %13.0f us %9.4f\n", "creation, wall per mapping", cr, nw * 1000, cr / (nw * 1000), uw * 1000, cr / (uw * 1000)
-		printf "  (peer columns: the whole process for one mapping: peak RSS, CPU time, wall time)\n"
+		printf "  %-28s %14s %15s %9s %15s %9s\n", "figure", "pcpmapd", "natpmpc -a", "ratio", "upnpc -a",
+			"ratio"
+		row("memory per held mapping", "B", mem, nm * 1024, um * 1024)
+		row("CPU per renewal", "us", cpu, nc, uc)
+		row("creation, wall per mapping", "us", cr, nw * 1000, uw * 1000)
+		print "  (peer columns: the whole process for one mapping: peak RSS, CPU time, wall time)"
 	}'
 done
