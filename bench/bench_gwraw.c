@@ -82,7 +82,7 @@ int main(int argc, char **argv)
 	uint64_t *tenth = calloc(11, sizeof(*tenth));
 	if (!rq || !tenth)
 		return 1;
-	unsigned next = 0, in_flight = 0, done = 0, resent = 0, refused = 0, max_flight = 0;
+	unsigned next = 0, in_flight = 0, done = 0, resent = 0, refused = 0, max_flight = 0, oldest = 0;
 	uint64_t t0 = pcpmap_now_usec();
 	tenth[0] = t0;
 	while (done < n) {
@@ -103,8 +103,10 @@ int main(int argc, char **argv)
 			in_flight++;
 		}
 		max_flight = in_flight > max_flight ? in_flight : max_flight;
-		/* Resends: the oldest unanswered first (a walk of the window, at most W entries behind next). */
-		for (unsigned i = next > w * 4 ? next - w * 4 : 0; i < next; i++) {
+		/* Resends: every unanswered request whose timer ran out, from the oldest unanswered one on. */
+		while (oldest < next && rq[oldest].done)
+			oldest++;
+		for (unsigned i = oldest; i < next; i++) {
 			if (!rq[i].done && rq[i].sent_at && now - rq[i].sent_at >= RESEND_US) {
 				if (send_map(fd, &me.sin_addr, (uint16_t)(first + i), i) < 0)
 					return 1;

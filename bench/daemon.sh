@@ -26,7 +26,9 @@ done
 peers=
 if [[ ${PCPMAP_BENCH_PEERS:-1} != 0 && $(id -u) -eq 0 ]] && command -v natpmpc >/dev/null &&
 	command -v upnpc >/dev/null && command -v miniupnpd >/dev/null; then
+	# miniupnpd as routers run it (doc/LAB.md): its debug log would be part of every request's cost.
 	export PCPMAP_LAB=${PCPMAP_LAB_TAG:-}pmpeers PCPMAP_BUILD_DIR=$BUILD
+	export PCPMAP_LAB_GW_QUIET=${PCPMAP_LAB_GW_QUIET:-1}
 	trap 'tests/interop/lab.sh down >/dev/null 2>&1 || true' EXIT
 	tests/interop/lab.sh up >/dev/null
 	peers=$(tests/interop/lab.sh cli "$BUILD/bench/bench_peers" 192.168.77.1 "${PCPMAP_BENCH_PEER_RUNS:-5}" \
