@@ -403,8 +403,9 @@ void pm_resilience_fini(pcpmap_client *c);
 void pm_resilience_start(pcpmap_client *c);
 /* Queues the held mappings of server s (except one) for paced re-creation, not before now + delay_us. */
 void pm_remap_server(struct pm_server *s, struct pm_mapping *except, uint64_t delay_us);
-/* The window's feedback: a confirmation was answered (any answer), or went unanswered for a whole RT. Both
- * take the mapping out of the window; a no-op for a mapping that is not in it. */
+/* The window's feedback: a confirmation was answered (any answer: the mapping leaves the window), or went
+ * unanswered for a whole RT (the window halves; the mapping, retransmitted, stays in it). No-ops for a
+ * mapping that is not in the window. */
 void pm_remap_answered(struct pm_mapping *m);
 void pm_remap_unanswered(struct pm_mapping *m);
 /* The mapping left the confirmation some other way (failed, moved, deleted): out of the window, no signal. */

@@ -175,10 +175,8 @@ void pm_mapping_destroy(struct pm_mapping *m)
 	}
 	if (m->pair_owner)
 		m->pair_owner->pair = NULL;
-	if (m->remap_in_flight) {
-		m->remap_in_flight = false;
-		c->remap.in_flight--;
-	}
+	/* Out of the window, and the window refilled: a freed confirmation must not leave others waiting. */
+	pm_remap_forget(m);
 	sched_cancel(&c->sched, &m->t_main);
 	sched_cancel(&c->sched, &m->t_expire);
 	pm_client_purge_events(c, m);

@@ -371,7 +371,8 @@ void pm_remap_unanswered(struct pm_mapping *m)
 		return;
 	c->remap.ssthresh = c->remap.cwnd / 2.0 < 1.0 ? 1.0 : c->remap.cwnd / 2.0;
 	c->remap.cwnd = c->remap.ssthresh;
-	remap_leave(c, m);
+	/* It stays in the window: its retransmission is in flight too, and a slot freed for a new request
+	 * would put more than the ceiling on the wire. Its answer, or its leaving WAIT_RESP, frees it. */
 }
 
 /* Moves every mapping of gateway `from` to `to` (which may be the same gateway with fresh servers): what can
@@ -403,6 +404,7 @@ static void rehome(struct pm_gw *from, struct pm_gw *to, const char *why)
 		m->remap_pending = false;
 		m->restart_pending = false;
 		pm_remap_unanswered(m);
+		pm_remap_forget(m);
 		/* The LOST event (if any) still describes the mapping as it was held. */
 		pm_mapping_fsm(m, FSM_EV_REHOME);
 		m->have_grant = false;
