@@ -197,6 +197,7 @@ struct pm_mapping {
 	char *detail;         /* what was tried / what was dropped; NULL until pm_mapping_set_detail() */
 	bool remap_pending;   /* queued for a paced re-creation */
 	bool remap_in_flight; /* its confirmation is out and counts against the window */
+	bool remap_retrying;  /* ... went a whole RT unanswered: out of the window, still under the ceiling */
 	bool restart_pending; /* re-homed: the main timer starts it again */
 	uint64_t remap_at;    /* not before this time */
 
@@ -262,6 +263,8 @@ struct pcpmap_client {
 	struct {
 		double cwnd, ssthresh;
 		unsigned in_flight;
+		unsigned
+		    retrying; /* confirmations retransmitted outside the window, counted under the ceiling */
 		uint64_t
 		    shrunk_at; /* the last shrink for queueing: answers to earlier requests cannot repeat it */
 	} remap;
@@ -403,9 +406,9 @@ void pm_resilience_fini(pcpmap_client *c);
 void pm_resilience_start(pcpmap_client *c);
 /* Queues the held mappings of server s (except one) for paced re-creation, not before now + delay_us. */
 void pm_remap_server(struct pm_server *s, struct pm_mapping *except, uint64_t delay_us);
-/* The window's feedback: a confirmation was answered (any answer: the mapping leaves the window), or went
- * unanswered for a whole RT (the window halves; the mapping, retransmitted, stays in it). No-ops for a
- * mapping that is not in the window. */
+/* The window's feedback: a confirmation was answered (any answer), or went unanswered for a whole RT (the
+ * window halves). Both take the mapping out of the window; one unanswered still counts under the ceiling
+ * while it is retransmitted. No-ops for a mapping that is not in the window. */
 void pm_remap_answered(struct pm_mapping *m);
 void pm_remap_unanswered(struct pm_mapping *m);
 /* The mapping left the confirmation some other way (failed, moved, deleted): out of the window, no signal. */

@@ -260,7 +260,7 @@ void pm_mapping_fsm(struct pm_mapping *m, enum fsm_event ev)
 	pm_log(c, PCPMAP_LOG_DEBUG, "mapping %llu: %s --%s--> %s [%s]", (unsigned long long)m->id,
 	       pcpmap_state_name(from), fsm_event_name(ev), pcpmap_state_name(r.state), acts);
 	uint64_t now = c->now;
-	if (m->remap_in_flight && r.state != PCPMAP_STATE_WAIT_RESP)
+	if ((m->remap_in_flight || m->remap_retrying) && r.state != PCPMAP_STATE_WAIT_RESP)
 		pm_remap_forget(m);
 
 	if (r.actions & FSM_A_CANCEL)

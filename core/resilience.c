@@ -244,9 +244,21 @@ static struct pm_mapping *next_remap(pcpmap_client *c, uint64_t now, uint64_t *r
 	return best;
 }
 
+static void retry_done(pcpmap_client *c, struct pm_mapping *m)
+{
+	if (!m->remap_retrying)
+		return;
+	m->remap_retrying = false;
+	if (c->remap.retrying)
+		c->remap.retrying--;
+	if (!sched_armed(&c->t_remap))
+		sched_arm(&c->sched, &c->t_remap, c->now);
+}
+
 static void verify(pcpmap_client *c, struct pm_mapping *m, bool windowed)
 {
 	m->remap_pending = false;
+	retry_done(c, m);
 	if (windowed && !m->remap_in_flight) {
 		m->remap_in_flight = true;
 		c->remap.in_flight++;
@@ -299,7 +311,9 @@ static void remap_windowed(pcpmap_client *c, uint64_t now)
 				later = m->remap_at < later ? m->remap_at : later;
 				continue;
 			}
-			if (c->remap.in_flight >= window) {
+			/* The window, and the ceiling over everything out (retransmissions included). */
+			if (c->remap.in_flight >= window ||
+			    c->remap.in_flight + c->remap.retrying >= ceiling) {
 				pm_walk_end(c, &walk);
 				return; /* answers or timeouts refill it */
 			}
@@ -332,6 +346,7 @@ static void remap_leave(pcpmap_client *c, struct pm_mapping *m)
 void pm_remap_answered(struct pm_mapping *m)
 {
 	pcpmap_client *c = m->client;
+	retry_done(c, m);
 	if (!m->remap_in_flight)
 		return;
 	/* The answer's delay, from a request sent once (a retransmitted one's answer may be to either copy). */
@@ -360,6 +375,7 @@ void pm_remap_answered(struct pm_mapping *m)
 
 void pm_remap_forget(struct pm_mapping *m)
 {
+	retry_done(m->client, m);
 	if (m->remap_in_flight)
 		remap_leave(m->client, m);
 }
@@ -371,8 +387,11 @@ void pm_remap_unanswered(struct pm_mapping *m)
 		return;
 	c->remap.ssthresh = c->remap.cwnd / 2.0 < 1.0 ? 1.0 : c->remap.cwnd / 2.0;
 	c->remap.cwnd = c->remap.ssthresh;
-	/* It stays in the window: its retransmission is in flight too, and a slot freed for a new request
-	 * would put more than the ceiling on the wire. Its answer, or its leaving WAIT_RESP, frees it. */
+	/* Out of the window, so a lost answer does not hold a slot through the retransmission backoff, but
+	 * still under the ceiling: its retransmissions are on the wire too. */
+	m->remap_retrying = true;
+	c->remap.retrying++;
+	remap_leave(c, m);
 }
 
 /* Moves every mapping of gateway `from` to `to` (which may be the same gateway with fresh servers): what can
