@@ -175,7 +175,7 @@ void pm_mapping_nonce_spent(struct pm_mapping *m)
 
 void pm_mapping_note_detail(struct pm_mapping *m, const char *detail)
 {
-	snprintf(m->detail, sizeof(m->detail), "%s", detail);
+	pm_mapping_set_detail(m, "%s", detail);
 }
 
 void pm_server_on_ext_addr(struct pm_server *s, const struct pcp_addr *addr)

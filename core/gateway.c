@@ -452,7 +452,7 @@ void pm_gw_describe(const struct pm_gw *gw, uint32_t mask, char *buf, size_t len
 static void fail_mapping(struct pm_mapping *m, int err)
 {
 	struct pm_gw *gw = m->gw;
-	pm_gw_describe(gw, m->protocols, m->detail, sizeof(m->detail));
+	pm_mapping_describe_gw(m);
 	/* Nothing answers: retry with a doubling backoff (3 s to 5 min), re-learning the gateway each time. */
 	uint32_t hold = 3u << (gw->fail_count < 7 ? gw->fail_count : 7);
 	m->error = err;
@@ -483,15 +483,14 @@ static bool fits(struct pm_mapping *m, enum pcpmap_proto p)
 			free(m->description);
 			m->description = NULL;
 		}
-		snprintf(m->detail, sizeof(m->detail), "%s cannot express %s: mapped without it",
-			 pcpmap_proto_name(p), names);
+		pm_mapping_set_detail(m, "%s cannot express %s: mapped without it", pcpmap_proto_name(p),
+				      names);
 		pm_log(m->client, PCPMAP_LOG_NOTICE, "mapping %llu: %s", (unsigned long long)m->id,
-		       m->detail);
+		       m->detail ? m->detail : "");
 		return true;
 	}
-	snprintf(m->detail, sizeof(m->detail), "the gateway speaks %s, which cannot express %s%s",
-		 pcpmap_proto_name(p), names,
-		 (missing & ~droppable) ? "" : " (allow degrading to map without it)");
+	pm_mapping_set_detail(m, "the gateway speaks %s, which cannot express %s%s", pcpmap_proto_name(p),
+			      names, (missing & ~droppable) ? "" : " (allow degrading to map without it)");
 	m->error = -EOPNOTSUPP;
 	m->proto = p;
 	pm_mapping_fsm(m, FSM_EV_ERR_FATAL);

@@ -152,9 +152,10 @@ struct pm_mapping {
 	bool has_pair_nonce;          /* the companion's nonce was given (taking a pair over) */
 	uint8_t pair_nonce[PCP_NONCE_LEN];
 	bool allow_degrade;
-	char detail[160];     /* what was tried / what was dropped */
+	char *detail;         /* what was tried / what was dropped; NULL until pm_mapping_set_detail() */
 	bool remap_pending;   /* queued for a paced re-creation */
 	bool remap_in_flight; /* its confirmation is out and counts against the window */
+	bool remap_retrying;  /* ... went a whole RT unanswered: out of the window, still under the ceiling */
 	bool restart_pending; /* re-homed: the main timer starts it again */
 	uint64_t remap_at;    /* not before this time */
 
@@ -221,6 +222,10 @@ struct pcpmap_client {
 	struct {
 		double cwnd, ssthresh;
 		unsigned in_flight;
+		unsigned
+		    retrying; /* confirmations retransmitted outside the window, counted under the ceiling */
+		uint64_t
+		    shrunk_at; /* the last shrink for queueing: answers to earlier requests cannot repeat it */
 	} remap;
 	struct sched_timer t_netcheck;
 	int (*default_gateway)(int family, struct pm_gateway *ret); /* tests inject one */
@@ -327,8 +332,9 @@ void pm_resilience_fini(pcpmap_client *c);
 void pm_resilience_start(pcpmap_client *c);
 /* Queues the held mappings of server s (except one) for paced re-creation, not before now + delay_us. */
 void pm_remap_server(struct pm_server *s, struct pm_mapping *except, uint64_t delay_us);
-/* The window's feedback: a confirmation was answered (any answer), or went unanswered for a whole RT. Both
- * take the mapping out of the window; a no-op for a mapping that is not in it. */
+/* The window's feedback: a confirmation was answered (any answer), or went unanswered for a whole RT (the
+ * window halves). Both take the mapping out of the window; one unanswered still counts under the ceiling
+ * while it is retransmitted. No-ops for a mapping that is not in the window. */
 void pm_remap_answered(struct pm_mapping *m);
 void pm_remap_unanswered(struct pm_mapping *m);
 /* The mapping left the confirmation some other way (failed, moved, deleted): out of the window, no signal. */
@@ -400,6 +406,13 @@ void pm_mapping_fsm(struct pm_mapping *m, enum fsm_event ev);
 void pm_mapping_destroy(struct pm_mapping *m);
 void pm_mapping_send_final_delete(struct pm_mapping *m);
 void pm_mapping_pair_companion_failed(struct pm_mapping *p);
+/* Sets the mapping's detail (at most PM_DETAIL_MAX - 1 bytes), allocated on first use: few mappings ever have
+ * one, and 160 bytes in each of 10,000 held mappings would be 1.6 MB for nothing. Out of memory keeps the old
+ * text. */
+#define PM_DETAIL_MAX 160
+void pm_mapping_set_detail(struct pm_mapping *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* pm_gw_describe() into the mapping's detail. */
+void pm_mapping_describe_gw(struct pm_mapping *m);
 /* Moves a mapping to server s (or none), telling the old server's backend. */
 void pm_mapping_set_server(struct pm_mapping *m, struct pm_server *s);
 bool pm_addr_is_private(const struct pcp_addr *a);

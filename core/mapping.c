@@ -90,9 +90,9 @@ static void fill_info(const struct pm_mapping *m, struct pcpmap_mapping_info *in
 	info->error = m->error;
 	info->result_code = m->result_code;
 	memcpy(info->nonce, m->nonce, sizeof(info->nonce));
-	snprintf(info->detail, sizeof(info->detail), "%s", m->detail);
+	snprintf(info->detail, sizeof(info->detail), "%s", m->detail ? m->detail : "");
 	/* Still looking for a protocol: say how far the gateway got. */
-	if (!m->detail[0] && m->gw && !m->have_grant &&
+	if ((!m->detail || !m->detail[0]) && m->gw && !m->have_grant &&
 	    (m->state == PCPMAP_STATE_WAIT_RESP || m->state == PCPMAP_STATE_NOT_SENT))
 		pm_gw_describe(m->gw, m->protocols, info->detail, sizeof(info->detail));
 	(void)c;
@@ -123,7 +123,27 @@ static void mapping_free_mem(struct pm_mapping *m)
 {
 	free(m->filters);
 	free(m->description);
+	free(m->detail);
 	free(m);
+}
+
+void pm_mapping_set_detail(struct pm_mapping *m, const char *fmt, ...)
+{
+	char buf[PM_DETAIL_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (!m->detail && !(m->detail = malloc(PM_DETAIL_MAX)))
+		return;
+	memcpy(m->detail, buf, strlen(buf) + 1);
+}
+
+void pm_mapping_describe_gw(struct pm_mapping *m)
+{
+	char buf[PM_DETAIL_MAX];
+	pm_gw_describe(m->gw, m->protocols, buf, sizeof(buf));
+	pm_mapping_set_detail(m, "%s", buf);
 }
 
 void pm_mapping_set_server(struct pm_mapping *m, struct pm_server *s)
@@ -155,10 +175,8 @@ void pm_mapping_destroy(struct pm_mapping *m)
 	}
 	if (m->pair_owner)
 		m->pair_owner->pair = NULL;
-	if (m->remap_in_flight) {
-		m->remap_in_flight = false;
-		c->remap.in_flight--;
-	}
+	/* Out of the window, and the window refilled: a freed confirmation must not leave others waiting. */
+	pm_remap_forget(m);
 	sched_cancel(&c->sched, &m->t_main);
 	sched_cancel(&c->sched, &m->t_expire);
 	pm_client_purge_events(c, m);
@@ -242,7 +260,7 @@ void pm_mapping_fsm(struct pm_mapping *m, enum fsm_event ev)
 	pm_log(c, PCPMAP_LOG_DEBUG, "mapping %llu: %s --%s--> %s [%s]", (unsigned long long)m->id,
 	       pcpmap_state_name(from), fsm_event_name(ev), pcpmap_state_name(r.state), acts);
 	uint64_t now = c->now;
-	if (m->remap_in_flight && r.state != PCPMAP_STATE_WAIT_RESP)
+	if ((m->remap_in_flight || m->remap_retrying) && r.state != PCPMAP_STATE_WAIT_RESP)
 		pm_remap_forget(m);
 
 	if (r.actions & FSM_A_CANCEL)
@@ -340,7 +358,7 @@ static void main_timer(struct sched_timer *t, uint64_t now, void *arg)
 			m->error = -ETIMEDOUT;
 			if (m->state == PCPMAP_STATE_WAIT_RESP) {
 				if (m->gw && !m->have_grant)
-					pm_gw_describe(m->gw, m->protocols, m->detail, sizeof(m->detail));
+					pm_mapping_describe_gw(m);
 			}
 			pm_mapping_fsm(m, FSM_EV_GIVE_UP);
 		} else {
@@ -372,7 +390,7 @@ static void main_timer(struct sched_timer *t, uint64_t now, void *arg)
 		/* Parked while protocols were probed, and the deadline passed. */
 		m->error = -ETIMEDOUT;
 		if (m->gw)
-			pm_gw_describe(m->gw, m->protocols, m->detail, sizeof(m->detail));
+			pm_mapping_describe_gw(m);
 		pm_mapping_fsm(m, FSM_EV_GIVE_UP);
 		break;
 	default:

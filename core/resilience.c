@@ -11,6 +11,8 @@
 
 #define REMAP_INTERVAL_DEFAULT_US 50000u
 #define REMAP_CWND_INIT           4.0
+/* Answers slower than the first retransmission timer / 4 show a queue at the gateway: the window shrinks. */
+#define REMAP_QUEUE_TARGET_DIV    4u
 #define NETCHECK_DEBOUNCE_US      200000u /* netlink events come in bursts */
 
 static void remap_timer(struct sched_timer *t, uint64_t now, void *arg);
@@ -244,9 +246,21 @@ static struct pm_mapping *next_remap(pcpmap_client *c, uint64_t now, uint64_t *r
 	return best;
 }
 
+static void retry_done(pcpmap_client *c, struct pm_mapping *m)
+{
+	if (!m->remap_retrying)
+		return;
+	m->remap_retrying = false;
+	if (c->remap.retrying)
+		c->remap.retrying--;
+	if (!sched_armed(&c->t_remap))
+		sched_arm(&c->sched, &c->t_remap, c->now);
+}
+
 static void verify(pcpmap_client *c, struct pm_mapping *m, bool windowed)
 {
 	m->remap_pending = false;
+	retry_done(c, m);
 	if (windowed && !m->remap_in_flight) {
 		m->remap_in_flight = true;
 		c->remap.in_flight++;
@@ -299,7 +313,9 @@ static void remap_windowed(pcpmap_client *c, uint64_t now)
 				later = m->remap_at < later ? m->remap_at : later;
 				continue;
 			}
-			if (c->remap.in_flight >= window) {
+			/* The window, and the ceiling over everything out (retransmissions included). */
+			if (c->remap.in_flight >= window ||
+			    c->remap.in_flight + c->remap.retrying >= ceiling) {
 				pm_walk_end(c, &walk);
 				return; /* answers or timeouts refill it */
 			}
@@ -332,15 +348,36 @@ static void remap_leave(pcpmap_client *c, struct pm_mapping *m)
 void pm_remap_answered(struct pm_mapping *m)
 {
 	pcpmap_client *c = m->client;
+	retry_done(c, m);
 	if (!m->remap_in_flight)
 		return;
-	/* Slow start below the threshold, then one more per window's worth of answers. */
-	c->remap.cwnd += c->remap.cwnd < c->remap.ssthresh ? 1.0 : 1.0 / c->remap.cwnd;
+	/* The answer's delay, from a request sent once (a retransmitted one's answer may be to either copy). */
+	uint64_t irt = m->server && m->server->ops->irt_us ? m->server->ops->irt_us : PCP_IRT_US;
+	uint64_t target = irt / REMAP_QUEUE_TARGET_DIV;
+	bool sampled = m->retx.count <= 1;
+	uint64_t rtt = sampled && c->now > m->last_send ? c->now - m->last_send : 0;
+	if (sampled && rtt > target) {
+		/* A gateway that handles one request at a time answers the window's last request after all the
+		 * others: growing further only queues more, until requests wait past the retransmission timer and
+		 * each one goes out twice. Scale the window to what keeps the wait at the target, once per round
+		 * trip (the answers to requests sent before the shrink still show the old queue). */
+		if (m->last_send >= c->remap.shrunk_at) {
+			double w = c->remap.cwnd * (double)target / (double)rtt;
+			c->remap.cwnd = c->remap.ssthresh = w < 1.0 ? 1.0 : w;
+			c->remap.shrunk_at = c->now;
+		}
+	} else if (sampled && rtt <= target / 2) {
+		/* Slow start below the threshold, then one more per window's worth of answers. Not beyond half the
+		 * target: the queue a window fills shows in the delay only a round trip later, and miniupnpd gets
+		 * slower with every rule it adds, so growing up to the target itself overshoots it. */
+		c->remap.cwnd += c->remap.cwnd < c->remap.ssthresh ? 1.0 : 1.0 / c->remap.cwnd;
+	}
 	remap_leave(c, m);
 }
 
 void pm_remap_forget(struct pm_mapping *m)
 {
+	retry_done(m->client, m);
 	if (m->remap_in_flight)
 		remap_leave(m->client, m);
 }
@@ -352,6 +389,10 @@ void pm_remap_unanswered(struct pm_mapping *m)
 		return;
 	c->remap.ssthresh = c->remap.cwnd / 2.0 < 1.0 ? 1.0 : c->remap.cwnd / 2.0;
 	c->remap.cwnd = c->remap.ssthresh;
+	/* Out of the window, so a lost answer does not hold a slot through the retransmission backoff, but
+	 * still under the ceiling: its retransmissions are on the wire too. */
+	m->remap_retrying = true;
+	c->remap.retrying++;
 	remap_leave(c, m);
 }
 
@@ -384,6 +425,7 @@ static void rehome(struct pm_gw *from, struct pm_gw *to, const char *why)
 		m->remap_pending = false;
 		m->restart_pending = false;
 		pm_remap_unanswered(m);
+		pm_remap_forget(m);
 		/* The LOST event (if any) still describes the mapping as it was held. */
 		pm_mapping_fsm(m, FSM_EV_REHOME);
 		m->have_grant = false;

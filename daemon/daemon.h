@@ -79,8 +79,9 @@ struct drec {
 	uint8_t kind, ip_proto, family;
 	bool persistent, prefer_failure, port_pair, allow_degrade;
 	uint8_t nonce[PMD_IPC_NONCE_LEN], nonce2[PMD_IPC_NONCE_LEN];
+	uint8_t ext_family;   /* 4 or 6: ext_addr holds the granted address; 0: none known */
+	uint8_t ext_addr[16]; /* binary: 16 bytes where the string took 48, in each of 10,000 records */
 	int64_t expires;
-	char external_addr[PMD_IPC_ADDR_MAX + 1];
 	struct pmd_ipc_req *more; /* NULL: none of those strings or filters */
 };
 
@@ -98,10 +99,10 @@ struct dmap {
 	bool timed;                 /* in that list */
 	uint32_t oidx;              /* its entry in the policy's owner table */
 	size_t jidx;                /* its place in the journal's pending records + 1; 0: not pending */
-	struct drec rec;            /* what the state file keeps */
 	bool cleanup;               /* a leftover of an earlier run, being deleted */
-	char own_addr[PMD_IPC_ADDR_MAX + 1]; /* internal address for one-owner-per-port; "" = this host */
-	struct conn *conn;                   /* the connection whose life bounds it; NULL when detached */
+	struct drec rec;            /* what the state file keeps */
+	char *own_addr; /* internal address for one-owner-per-port; NULL = this host (allocated when set) */
+	struct conn *conn; /* the connection whose life bounds it; NULL when detached */
 	pcpmap_mapping *m;
 	struct conn *waiter; /* CREATE with WAIT_MS: who waits for the first outcome */
 	uint32_t wait_seq;

@@ -63,6 +63,36 @@ static bool req_has_more(const struct pmd_ipc_req *q)
 	       q->peer_addr[0];
 }
 
+/* The granted address kept in binary. A string that is no address (a hand-edited state file) is kept as
+ * unknown: the record's address is only what the last grant said, never what a request asks for. */
+static void drec_set_ext(struct drec *d, const char *s)
+{
+	d->ext_family = 0;
+	memset(d->ext_addr, 0, sizeof(d->ext_addr));
+	if (s[0] && inet_pton(AF_INET, s, d->ext_addr) == 1)
+		d->ext_family = 4;
+	else if (s[0] && inet_pton(AF_INET6, s, d->ext_addr) == 1)
+		d->ext_family = 6;
+}
+
+static void drec_get_ext(const struct drec *d, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (d->ext_family &&
+	    !inet_ntop(d->ext_family == 4 ? AF_INET : AF_INET6, d->ext_addr, buf, (socklen_t)len))
+		buf[0] = '\0';
+}
+
+/* The internal address that owns the port for the policy ("" or NULL: this host); a copy. */
+static int dmap_set_own_addr(struct dmap *m, const char *a)
+{
+	free(m->own_addr);
+	m->own_addr = NULL;
+	if (a && a[0] && !(m->own_addr = strdup(a)))
+		return -ENOMEM;
+	return 0;
+}
+
 /* Sets the record from a full one. @return 0 or -ENOMEM (the record is then unchanged). */
 static int drec_pack(struct drec *d, const struct pmd_state_rec *r)
 {
@@ -97,7 +127,7 @@ static int drec_pack(struct drec *d, const struct pmd_state_rec *r)
 	};
 	memcpy(d->nonce, q->nonce, sizeof(d->nonce));
 	memcpy(d->nonce2, r->nonce2, sizeof(d->nonce2));
-	memcpy(d->external_addr, r->external_addr, sizeof(d->external_addr));
+	drec_set_ext(d, r->external_addr);
 	return 0;
 }
 
@@ -126,7 +156,7 @@ static void drec_unpack(const struct drec *d, struct pmd_state_rec *r)
 	q->allow_degrade = d->allow_degrade;
 	memcpy(q->nonce, d->nonce, sizeof(q->nonce));
 	memcpy(r->nonce2, d->nonce2, sizeof(r->nonce2));
-	memcpy(r->external_addr, d->external_addr, sizeof(r->external_addr));
+	drec_get_ext(d, r->external_addr, sizeof(r->external_addr));
 	r->external_port = d->external_port;
 	r->expires = d->expires;
 }
@@ -140,6 +170,7 @@ static void dmap_free(struct dmap *m)
 		free(w);
 	}
 	free(m->rec.more);
+	free(m->own_addr);
 	free(m);
 }
 
@@ -444,10 +475,11 @@ static void update_rec(struct daemon *d, struct dmap *dm, const struct pcpmap_ma
 	}
 	if ((info->state == PCPMAP_STATE_MAPPED || info->state == PCPMAP_STATE_REFRESHING) &&
 	    info->external_addr[0]) {
-		char ext[PMD_IPC_ADDR_MAX + 1];
+		char ext[PMD_IPC_ADDR_MAX + 1], held[PMD_IPC_ADDR_MAX + 1];
 		pmd_ipc_copy_str(ext, sizeof(ext), info->external_addr);
-		if (strcmp(ext, r->external_addr) || info->external_port != r->external_port) {
-			strcpy(r->external_addr, ext);
+		drec_get_ext(r, held, sizeof(held));
+		if (strcmp(ext, held) || info->external_port != r->external_port) {
+			drec_set_ext(r, ext);
 			r->external_port = info->external_port;
 			mark_dirty(d, dm);
 		}
@@ -716,7 +748,11 @@ void do_create(struct daemon *d, struct conn *c, struct pmd_ipc_msg *msg)
 		reply_error(d, c, seq, -ENOMEM, "out of memory");
 		return;
 	}
-	memcpy(dm->own_addr, own_addr, sizeof(dm->own_addr));
+	if (dmap_set_own_addr(dm, own_addr) < 0) {
+		dmap_free(dm);
+		reply_error(d, c, seq, -ENOMEM, "out of memory");
+		return;
+	}
 	dm->conn = c;
 	int e = engine_new(d, dm, pmd_ipc_has(msg, PMD_A_NONCE));
 	if (e < 0) {
@@ -1026,7 +1062,10 @@ static void restore_second_half(struct daemon *d, const struct dmap *first, cons
 	dm->rec.external_port = dm->rec.suggested_port;
 	dm->cleanup = true;
 	dm->cleanup_deadline = first->cleanup_deadline;
-	memcpy(dm->own_addr, first->own_addr, sizeof(dm->own_addr));
+	if (dmap_set_own_addr(dm, first->own_addr) < 0) {
+		dmap_free(dm);
+		return;
+	}
 	int e = engine_new(d, dm, true);
 	if (e < 0) {
 		logm(3, "leftover mapping %u: its pair's second half (%s %u) cannot be re-created: %s", r->id,
@@ -1128,8 +1167,10 @@ void restore_state(struct daemon *d)
 			d->dirty = true;
 			continue;
 		}
-		if (r->req.third_party[0] && !is_local_addr(r->req.third_party))
-			pmd_ipc_copy_str(dm->own_addr, sizeof(dm->own_addr), r->req.third_party);
+		if (r->req.third_party[0] && !is_local_addr(r->req.third_party) &&
+		    dmap_set_own_addr(dm, r->req.third_party) < 0)
+			logm(3, "mapping %u: out of memory: its port counts as this host's for the policy",
+			     r->id);
 		/* The nonces are the ones we gave; keep the request as the client made it. */
 		uint8_t nonce[PMD_IPC_NONCE_LEN], nonce2[PMD_IPC_NONCE_LEN];
 		memcpy(nonce, dm->rec.nonce, sizeof(nonce));

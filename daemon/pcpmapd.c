@@ -9,6 +9,9 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -416,6 +419,13 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },         { NULL, 0, NULL, 0 },
 	};
 	struct daemon *d = &D;
+#ifdef __GLIBC__
+	/* Fixed thresholds: glibc raises them to the size of the largest freed mmap'd block (a LIST reply or a
+	 * snapshot of 10,000 mappings: megabytes), and from then on keeps up to twice that much freed heap
+	 * resident for good (measured: 180 bytes per held mapping at 10,000). */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 512 * 1024);
+#endif
 	const char *opt_socket = NULL, *opt_state = NULL, *opt_level = NULL;
 	bool check = false;
 	int ch;

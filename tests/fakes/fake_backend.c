@@ -78,6 +78,7 @@ static int f_send(struct pm_server *s, struct pm_mapping *m, bool del)
 				.proto = p,
 				.n_filters = v.n_filters,
 				.has_description = v.description != NULL,
+				.at_us = pm_client_now(pm_server_client(s)),
 			};
 	}
 	flog.last_send_server = s;

@@ -7,7 +7,7 @@
 
 #include "internal.h"
 
-#define FAKE_SEND_LOG 512
+#define FAKE_SEND_LOG 2048
 
 struct fake_backend_log {
 	unsigned opens[PM_NPROTO];
@@ -23,6 +23,7 @@ struct fake_backend_log {
 		enum pcpmap_proto proto;
 		size_t n_filters;
 		bool has_description;
+		uint64_t at_us; /* the client's clock when it went out */
 	} send_log[FAKE_SEND_LOG];
 	size_t n_send_log;
 	bool epoch_ok; /* what the last fake_gw_epoch() got back from the engine */

@@ -219,6 +219,7 @@ LAB_UPNP=$upnp
 LAB_NATPMP=$natpmp
 LAB_THIRDPARTY=$thirdparty
 LAB_MIN_LIFETIME=$minlife
+LAB_GW_QUIET=${PCPMAP_LAB_GW_QUIET:-0}
 EOF
 	# miniupnpd 2.3.1 configuration keys. enable_natpmp turns on PCP and NAT-PMP together.
 	cat >"$STATE/miniupnpd.conf" <<EOF
@@ -318,19 +319,36 @@ miniupnpd_running() {
 }
 
 start_miniupnpd() {
-	local pid i ok LAB_UPNP LAB_NATPMP LAB_THIRDPARTY LAB_MIN_LIFETIME
+	local pid i ok LAB_UPNP LAB_NATPMP LAB_THIRDPARTY LAB_MIN_LIFETIME LAB_GW_QUIET=0
+	local -a debug=(-d)
 	# shellcheck source=/dev/null
 	source "$STATE/lab.conf"
-	rm -f "$STATE/miniupnpd.pid"
+	rm -f "$STATE/miniupnpd.pid" "$STATE/miniupnpd.own.pid"
 	echo "=== lab.sh: miniupnpd start $(date '+%F %T.%N')" >>"$STATE/miniupnpd.log"
+	# PCPMAP_LAB_GW_QUIET=1 at `up` (the benchmarks): miniupnpd without -d, as routers run it, logging
+	# notices only. With -d it also logs at debug level, and its nftables backend logs two lines per rule
+	# each time it reads its rules back from the kernel, which it does for every request: 3.5 million
+	# lines for 1,000 mappings, which made each request cost more than 100 ms at 1,000 rules. The tests
+	# keep -d: they read that log. Without -d miniupnpd forks; its own pid file names it.
+	[[ $LAB_GW_QUIET == 1 ]] && debug=()
 	# Private mount namespace with /dev/null over /dev/console: miniupnpd opens syslog with LOG_CONS and
 	# there is no /dev/log, so every log line would otherwise go to the machine's console.
-	# ip netns exec, unshare and sh all exec, so $! is miniupnpd's own pid.
+	# ip netns exec, unshare and sh all exec, so $! is miniupnpd's own pid (with -d).
 	ip netns exec "$NS_GW" unshare -m --propagation private sh -c \
 		'if [ -e /dev/console ]; then mount --bind /dev/null /dev/console || exit 1; fi; exec "$@"' sh \
-		miniupnpd -d -f "$STATE/miniupnpd.conf" -P "$STATE/miniupnpd.own.pid" \
+		miniupnpd "${debug[@]}" -f "$STATE/miniupnpd.conf" -P "$STATE/miniupnpd.own.pid" \
 		</dev/null >>"$STATE/miniupnpd.log" 2>&1 &
 	pid=$!
+	if [[ ${#debug[@]} -eq 0 ]]; then
+		wait "$pid" || die "miniupnpd failed to start; last log lines:
+$(tail -n 15 "$STATE/miniupnpd.log")"
+		for ((i = 0; i < 100; i++)); do
+			pid=$(read_pid "$STATE/miniupnpd.own.pid") && pid_in_ns "$pid" "$NS_GW" && break
+			pid=
+			nap 0.05
+		done
+		[[ -n $pid ]] || die "miniupnpd wrote no pid file in 5 s"
+	fi
 	echo "$pid" >"$STATE/miniupnpd.pid"
 	# Ready = the PCP/NAT-PMP socket (udp 5351) and, with UPnP, the HTTP socket listen. 5 s max.
 	for ((i = 0; i < 100; i++)); do

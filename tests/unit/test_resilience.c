@@ -191,7 +191,8 @@ static void test_unicast_loss_paced_visible_first(void **state)
 }
 
 /* The default: confirmations go out in a window that starts at 4, grows by one per answer (slow start),
- * halves when one goes a whole RT unanswered, and never exceeds the ceiling. */
+ * halves when one goes a whole RT unanswered, and never puts more than the ceiling out: a confirmation
+ * retransmitted outside the window still counts under it until it is answered. */
 static void answer(pcpmap_mapping *m)
 {
 	struct pcpmap_mapping_info info = info_of(m);
@@ -238,16 +239,95 @@ static void test_remap_window_grows_and_halves(void **state)
 	at(x, x->clk.now_us + 1 * MS);
 	assert_int_equal(count_state(ms, 0, 40, PCPMAP_STATE_WAIT_RESP), 10);
 	assert_int_equal(count_state(ms, 12, 22, PCPMAP_STATE_WAIT_RESP), 10);
-	/* Nothing answers for a whole RT (3 s): each loss halves the window and leaves it, down to a window of 1
-	 * with nothing in it: exactly one new confirmation goes out (10 with no halving, none if the losses
-	 * stayed in the window). */
+	/* Nothing answers for a whole RT (3 s): the window halves at each loss, down to 1. The ten leave it
+	 * but are retransmitted, and still count under the ceiling: nothing more goes out. */
 	at(x, x->clk.now_us + 3300 * MS);
-	at(x, x->clk.now_us); /* the refill the losses armed runs on the loop's next turn */
-	assert_int_equal(count_state(ms, 22, 40, PCPMAP_STATE_WAIT_RESP), 1);
+	at(x, x->clk.now_us); /* a refill the losses armed would run on the loop's next turn */
 	at(x, x->clk.now_us + 1 * MS);
-	assert_int_equal(count_state(ms, 22, 40, PCPMAP_STATE_WAIT_RESP), 1);
+	assert_int_equal(count_state(ms, 0, 40, PCPMAP_STATE_WAIT_RESP), 10);
+	assert_int_equal(count_state(ms, 22, 40, PCPMAP_STATE_WAIT_RESP), 0);
+	/* One of them answered: one new confirmation takes its place, no more. */
+	answer(ms[12]);
+	at(x, x->clk.now_us + 1 * MS);
+	assert_int_equal(count_state(ms, 0, 40, PCPMAP_STATE_WAIT_RESP), 10);
+	assert_int_equal(state_of(ms[22]), PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(state_of(ms[23]), PCPMAP_STATE_MAPPED);
+	/* The new one freed by the application while in the window: the window refills without it. */
+	pcpmap_mapping_free(ms[22]);
+	ms[22] = ms[39]; /* not counted twice below */
+	at(x, x->clk.now_us + 1 * MS);
+	assert_int_equal(state_of(ms[23]), PCPMAP_STATE_WAIT_RESP);
+	assert_int_equal(count_state(ms, 0, 39, PCPMAP_STATE_WAIT_RESP), 10);
 	/* No LOST anywhere: those mappings are still held as far as anyone knows. */
 	assert_int_equal(x->n, 0);
+}
+
+/* A gateway that handles one request at a time, the oldest first, and takes base_ms plus step_ms for each
+ * rule it already holds (miniupnpd's nftables backend: 12 ms when empty, over 100 ms at 1,000 rules). A
+ * window that grows while answers come back queues requests behind each other until the last ones wait
+ * longer than PCP's first retransmission timer (3 s); each retransmission is then one more request for the
+ * gateway to work through. The window must follow the answers' delay instead: every mapping confirmed with
+ * one request. */
+static uint64_t last_send_of(pcpmap_mapping *m)
+{
+	const struct fake_send *f = fake_last_send(m);
+	assert_non_null(f);
+	return f->at_us;
+}
+
+static void confirm_through_queueing_gateway(struct ctx *x, int n, uint64_t base_us, uint64_t step_us)
+{
+	pcpmap_mapping **ms = calloc((size_t)n, sizeof(*ms));
+	assert_non_null(ms);
+	for (int i = 0; i < n; i++)
+		ms[i] = held_mapping(x, (uint16_t)(2200 + i), false);
+	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
+	/* 10 s later an answer carries epoch 3: the server lost its state. */
+	fake_gw_epoch(PCPMAP_PROTO_PCP, 3);
+	at(x, T0 + 10000 * MS);
+	assert_false(flog.epoch_ok);
+	uint64_t busy_until = x->clk.now_us;
+	for (int rules = 0; rules < 10 * n && count_state(ms, 0, (size_t)n, PCPMAP_STATE_WAIT_RESP);) {
+		pcpmap_mapping *oldest = NULL;
+		uint64_t oldest_at = 0;
+		for (int i = 0; i < n; i++) {
+			if (state_of(ms[i]) != PCPMAP_STATE_WAIT_RESP)
+				continue;
+			uint64_t t = last_send_of(ms[i]);
+			if (!oldest || t < oldest_at) {
+				oldest = ms[i];
+				oldest_at = t;
+			}
+		}
+		/* Its turn comes when the gateway is done with the one before and the request has arrived. */
+		uint64_t start = busy_until > oldest_at ? busy_until : oldest_at;
+		uint64_t done = start + base_us + step_us * (uint64_t)rules;
+		/* Timers due before then (retransmissions) run first. */
+		while (x->clk.now_us < done) {
+			uint64_t next = pcpmap_client_next_deadline(x->c);
+			at(x, next > x->clk.now_us && next < done ? next : done);
+		}
+		busy_until = done;
+		if (state_of(oldest) == PCPMAP_STATE_WAIT_RESP) {
+			answer(oldest);
+			rules++;
+		}
+		at(x, x->clk.now_us);
+	}
+	assert_int_equal(count_state(ms, 0, (size_t)n, PCPMAP_STATE_MAPPED), n);
+	/* One request per mapping: none waited past its retransmission timer. */
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP] - sent, n);
+	free(ms);
+}
+
+static void test_remap_window_follows_a_slow_gateway(void **state)
+{
+	confirm_through_queueing_gateway(*state, 60, 200 * MS, 0);
+}
+
+static void test_remap_window_follows_a_slowing_gateway(void **state)
+{
+	confirm_through_queueing_gateway(*state, 300, 10 * MS, 300);
 }
 
 static void test_multicast_announce_random_delay(void **state)
@@ -400,6 +480,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_multicast_announce_random_delay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remap_window_grows_and_halves, setup_ceiling, teardown),
+		cmocka_unit_test_setup_teardown(test_remap_window_follows_a_slow_gateway, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remap_window_follows_a_slowing_gateway, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_announce_from_stranger_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gateway_change_rehomes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_route_lost_suspends_then_resumes, setup, teardown),
