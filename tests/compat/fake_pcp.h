@@ -45,8 +45,36 @@ struct fake_pcp {
 	pthread_mutex_t lock;     /* guards the nonces */
 	uint8_t last_nonce[12];   /* nonce of the last MAP: read with fake_nonce() */
 	uint8_t last_delete_nonce[12];
+	atomic_int
+	    late; /* MAPs for an internal port whose last grant had run out: a re-creation, not a renewal */
+	uint16_t held_port[16];     /* granted internal ports (guarded by lock) ... */
+	uint64_t held_until_ms[16]; /* ... and when their grant runs out (CLOCK_MONOTONIC) */
 	atomic_int stop;
 };
+
+static uint64_t fake_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Records a grant of life seconds for port (0: deleted) and counts a request that came after the last grant
+ * of that port had run out. Called with f->lock held. */
+static void fake_track_grant(struct fake_pcp *f, uint16_t port, uint32_t life)
+{
+	uint64_t now = fake_now_ms();
+	size_t k, free_k = 0;
+	for (k = 0; k < 16 && f->held_port[k] != port; k++)
+		if (!f->held_port[k])
+			free_k = k;
+	if (k < 16 && life && now > f->held_until_ms[k])
+		atomic_fetch_add(&f->late, 1);
+	if (k == 16)
+		k = free_k;
+	f->held_port[k] = life ? port : 0;
+	f->held_until_ms[k] = now + (uint64_t)life * 1000u;
+}
 
 static void fake_put32(uint8_t *p, uint32_t v)
 {
@@ -132,6 +160,7 @@ static void *fake_pcp_run(void *arg)
 			if (life == 0) {
 				pthread_mutex_lock(&f->lock);
 				memcpy(f->last_delete_nonce, buf + 24, 12);
+				fake_track_grant(f, internal, 0);
 				pthread_mutex_unlock(&f->lock);
 				atomic_fetch_add(&f->deletes, 1);
 				out[3] = (uint8_t)atomic_load(&f->delete_result);
@@ -146,6 +175,11 @@ static void *fake_pcp_run(void *arg)
 				out[3] = (uint8_t)result;
 				unsigned cap = atomic_load(&f->max_life);
 				fake_put32(out + 4, result ? 30 : life < cap ? life : cap);
+				if (!result && !atomic_load(&f->silent)) {
+					pthread_mutex_lock(&f->lock);
+					fake_track_grant(f, internal, life < cap ? life : cap);
+					pthread_mutex_unlock(&f->lock);
+				}
 				if (!result) {
 					uint16_t port = (uint16_t)((suggested ? suggested : internal) +
 								   atomic_load(&f->port_shift));
