@@ -1103,7 +1103,19 @@ static int ns_setup(void)
 	       "ip link set pmv0 up && ip link set pmv1 up && ip addr add 10.99.0.2/24 dev pmv0 && "
 	       "ip addr add 2001:db8:99::2/64 dev pmv0 nodad") != 0)
 		return 1;
-	return 0;
+	/* The veth carrier comes up through the kernel's link watch (deferred up to a second), and only then
+	 * the IPv6 link-local addresses and routes: wait for them, or their events land in the middle of a
+	 * test's assertions on a loaded machine. Bounded: 100 x 20 ms. */
+	for (int i = 0; i < 100; i++) {
+		if (system(
+			"ip -6 addr show dev pmv0 scope link | grep -q fe80:: && "
+			"ip -6 addr show dev pmv1 scope link | grep -q fe80:: && "
+			"ip link show pmv0 | grep -q 'state UP' && ip link show pmv1 | grep -q 'state UP'") ==
+		    0)
+			return 0;
+		usleep(20000);
+	}
+	return 1;
 }
 
 static int ns_gateway(void)
