@@ -263,7 +263,6 @@ int pm_net_sockdiag_dump(int family, uint8_t proto, struct pm_net_conn **arr, si
 {
 	struct sd_scan s = { .proto = proto, .arr = arr, .n = n, .cap = cap, .seq = 1 };
 	char req[PM_NET_SOCKDIAG_REQ_LEN] __attribute__((aligned(4)));
-	struct timeval tv = { .tv_sec = 2 };
 	struct mnl_socket *nl;
 	union sd_buf *rx;
 	size_t n0;
@@ -279,16 +278,10 @@ int pm_net_sockdiag_dump(int family, uint8_t proto, struct pm_net_conn **arr, si
 	rx = malloc(sizeof(*rx));
 	if (!rx)
 		return -ENOMEM;
-	nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
-	if (!nl) {
-		r = -errno;
+	r = pm_net_dump_socket(NETLINK_SOCK_DIAG, 2, &nl);
+	if (r < 0) {
 		free(rx);
 		return r;
-	}
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
-	    setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
-		r = -errno;
-		goto out;
 	}
 	s.portid = mnl_socket_get_portid(nl);
 	if (mnl_socket_sendto(nl, req, sizeof(req)) < 0) {

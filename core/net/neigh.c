@@ -109,7 +109,6 @@ int pm_net_neighbour_lladdr(int family, const void *addr, char *ret, size_t len)
 		struct nlmsghdr align;
 		char b[MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct ndmsg))];
 	} req;
-	struct timeval tv = { .tv_sec = 1 };
 	struct neigh_scan s;
 	int r = 0;
 
@@ -118,16 +117,11 @@ int pm_net_neighbour_lladdr(int family, const void *addr, char *ret, size_t len)
 	rx = malloc(sizeof(*rx));
 	if (!rx)
 		return -ENOMEM;
-	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
-	if (!nl) {
-		r = -errno;
+	struct mnl_socket *nl;
+	r = pm_net_dump_socket(NETLINK_ROUTE, 1, &nl);
+	if (r < 0) {
 		free(rx);
 		return r;
-	}
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
-	    setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
-		r = -errno;
-		goto out;
 	}
 	memset(&req, 0, sizeof(req));
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req.b);

@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include "net/nlattr.h"
 
@@ -69,5 +71,21 @@ int pm_net_kernel_errno(const struct nlmsghdr *nlh, int *ret)
 	if (e > 0 || e < -MAX_ERRNO)
 		return -EBADMSG;
 	*ret = e;
+	return 0;
+}
+
+int pm_net_dump_socket(int bus, unsigned timeout_s, struct mnl_socket **ret)
+{
+	struct timeval tv = { .tv_sec = (time_t)timeout_s };
+	struct mnl_socket *nl = mnl_socket_open2(bus, SOCK_CLOEXEC);
+	if (!nl)
+		return -errno;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
+	    setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+		int r = -errno;
+		mnl_socket_close(nl);
+		return r;
+	}
+	*ret = nl;
 	return 0;
 }

@@ -22,4 +22,9 @@ int pm_net_aligned_view(const void *buf, size_t len, const void **ret_view, void
  * short or holds anything but a negative errno. */
 int pm_net_kernel_errno(const struct nlmsghdr *nlh, int *ret);
 
+/* A netlink socket of the given bus (NETLINK_ROUTE, NETLINK_SOCK_DIAG), close-on-exec, bound, whose receives
+ * give up after timeout_s seconds, for one request-and-dump exchange: 0 and *ret (the caller closes it with
+ * mnl_socket_close()), or a negative errno. */
+int pm_net_dump_socket(int bus, unsigned timeout_s, struct mnl_socket **ret);
+
 #endif

@@ -319,7 +319,6 @@ static int dump_once(int family, struct route_scan *s)
 		struct nlmsghdr align;
 		char b[MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct rtmsg))];
 	} req;
-	struct timeval tv = { .tv_sec = 2 };
 	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
 	struct rtmsg rtm;
@@ -328,16 +327,10 @@ static int dump_once(int family, struct route_scan *s)
 	rx = malloc(sizeof(*rx));
 	if (!rx)
 		return -ENOMEM;
-	nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
-	if (!nl) {
-		r = -errno;
+	r = pm_net_dump_socket(NETLINK_ROUTE, 2, &nl);
+	if (r < 0) {
 		free(rx);
 		return r;
-	}
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
-	    setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
-		r = -errno;
-		goto out;
 	}
 
 	memset(&req, 0, sizeof(req));
