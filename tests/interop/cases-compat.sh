@@ -76,38 +76,6 @@ app_bg_wait() { # expected exit code
 	[[ $rc -eq $1 ]] || fail "application exited $rc, want $1"
 }
 
-has() { # FILE LITERAL
-	grep -qF -- "$2" "$1" || fail "$(basename "$1") lacks '$2'"
-}
-
-wait_line() { # FILE LITERAL SECONDS
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		grep -qF -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "$(basename "$1") never printed '$2'"
-}
-
-rules_have() {
-	local r
-	r=$("$LAB" rules)
-	grep -qw -- "dport $1" <<<"$r"
-}
-
-wait_rule_gone() { # PORT
-	local i
-	for ((i = 0; i < 30; i++)); do
-		rules_have "$1" || return 0
-		sleep 0.1
-	done
-	fail "the gateway still has a rule for port $1"
-}
-
-gw_log_has() { # LITERAL: the gateway logged it since the lab came up
-	grep -qF -- "$1" "$GWLOG" || fail "miniupnpd did not log '$1'"
-}
-
 # What miniupnpd logs for a mapping made through each protocol.
 proof_line() { # PROTOCOL PROTO PORT (tcp/udp)
 	local up=${2^^}
@@ -135,7 +103,7 @@ natpmp_case() { # BUILD PROTOCOL
 		has "$WORK/held.out" "public address $EXT4 via NAT-PMP"
 		has "$WORK/held.out" "TCP 7100 -> $EXT4:7100 lifetime 120 s mapped via PCP"
 	fi
-	rules_have 7100 || fail "no gateway rule for port 7100"
+	rules_have "dport 7100" || fail "no gateway rule for port 7100"
 	"$LAB" reach tcp 7100 7100 >/dev/null || fail "TCP to $EXT4:7100 did not reach the client"
 	# The application asks again after 2 s, as libnatpmp users renew.
 	wait_line "$WORK/held.out" "renewed TCP 7100 -> public 7100" 10
@@ -149,7 +117,7 @@ natpmp_case() { # BUILD PROTOCOL
 	app once "$bin" map udp 7101 7101 120
 	[[ $RC -eq 0 ]] || fail "map udp 7101 exited $RC"
 	gw_log_has "$(proof_line "$proto" udp 7101)"
-	rules_have 7101 || fail "no gateway rule for port 7101"
+	rules_have "dport 7101" || fail "no gateway rule for port 7101"
 	"$LAB" reach udp 7101 7101 >/dev/null || fail "UDP to $EXT4:7101 did not reach the client"
 	app unmap "$bin" unmap udp 7101
 	[[ $RC -eq 0 ]] || fail "unmap udp 7101 exited $RC"
@@ -271,7 +239,7 @@ case_natpmp_delete_natpmp_made() {
 	app made "$BIN/natpmp_app.real" map udp 7120 7120 600
 	[[ $RC -eq 0 ]] || fail "the real build's map exited $RC"
 	gw_log_has "$(proof_line NAT-PMP udp 7120)"
-	rules_have 7120 || fail "no gateway rule for port 7120"
+	rules_have "dport 7120" || fail "no gateway rule for port 7120"
 	DEBUG=1 app del "$BIN/natpmp_app.ours" unmap udp 7120
 	[[ $RC -eq 0 ]] || fail "unmap udp 7120 exited $RC (the earlier code: -51)"
 	has "$WORK/del.out" "deleted UDP 7120"
@@ -289,7 +257,7 @@ case_natpmp_remove_all() {
 	for p in 7110 7111; do
 		app "made$p" "$BIN/natpmp_app.real" map tcp $p $p 600
 		[[ $RC -eq 0 ]] || fail "the real build's map of $p exited $RC"
-		rules_have $p || fail "no gateway rule for port $p"
+		rules_have "dport $p" || fail "no gateway rule for port $p"
 	done
 	DEBUG=1 app all "$BIN/natpmp_app.ours" unmap tcp 0
 	[[ $RC -eq 0 ]] || fail "delete every TCP mapping exited $RC"
@@ -329,7 +297,7 @@ case_lease_kept() {
 	for p in 7140 7141; do
 		! grep -qF "remove port mapping $p TCP because it has expired" "$GWLOG" ||
 			fail "miniupnpd expired TCP $p while the application held it"
-		rules_have $p || fail "no gateway rule for port $p after 30 s"
+		rules_have "dport $p" || fail "no gateway rule for port $p after 30 s"
 		"$LAB" reach tcp $p $p >/dev/null || fail "TCP $p unreachable after 30 s"
 		# The first grant and two renewals (due at 10-12.5 s and 20-25 s).
 		[[ $(grep -cF "PCP MAP: added mapping TCP $p->" "$GWLOG") -ge 3 ]] ||
@@ -358,7 +326,7 @@ upnpc_cycle() { # BUILD PROTOCOL IGD_LINE PORT
 	has "$WORK/cycle-$b.out" "mapped TCP $port -> $CLI4:$port"
 	gw_log_has "$(proof_line "$proto" tcp "$port")"
 	[[ $b == real ]] || has "$WORK/cycle-$b.out" "mapped via $proto"
-	rules_have "$port" || fail "no gateway rule for port $port"
+	rules_have "dport $port" || fail "no gateway rule for port $port"
 	"$LAB" reach tcp "$port" "$port" >/dev/null || fail "TCP to $EXT4:$port did not reach the client"
 	touch "$WORK/stop"
 	app_bg_wait 0
@@ -398,7 +366,7 @@ case_upnpc_ours() {
 	DEBUG=1 app taken "$BIN/upnpc_app.ours" map tcp 7220 7221 600
 	[[ $RC -eq 2 ]] || fail "taken port exited $RC, want 2"
 	has "$WORK/taken.out" "add failed 718 (ConflictInMappingEntry)"
-	rules_have 7220 || fail "the holder's rule for 7220 is gone"
+	rules_have "dport 7220" || fail "the holder's rule for 7220 is gone"
 	grep -q "^TCP:7220:$CLI4:7220:" "$LEASES" || fail "the holder's lease for 7220 changed"
 	# Internal port 80: miniupnpd answers PCP with CANNOT_PROVIDE_EXTERNAL here, UPnP with 606.
 	app low "$BIN/upnpc_app.ours" map tcp 7212 80 600
@@ -436,7 +404,7 @@ case_upnpc_pinhole() {
 	has "$WORK/ph.out" "working 1"
 	has "$WORK/ph.out" "open via PCP (gateway [fd77:77::1]:5351)"
 	gw_log_has "PCP MAP: added mapping TCP 7250->fd77:77::2:7250"
-	rules_have 7250 || fail "no gateway rule for the pinhole"
+	rules_have "dport 7250" || fail "no gateway rule for the pinhole"
 	"$LAB" reach tcp 7250 7250 -6 >/dev/null || fail "TCP to [fd77:77::2]:7250 did not pass the pinhole"
 	touch "$WORK/stop"
 	app_bg_wait 0

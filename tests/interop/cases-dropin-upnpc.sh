@@ -50,17 +50,6 @@ has() { # FILE LITERAL
 has_re() { # FILE REGEX
 	grep -qE -- "$2" "$1" || fail "$(basename "$1" .out) did not print a line matching '$2'"
 }
-gw_log_has() {
-	grep -qF -- "$1" "$GWLOG" || fail "miniupnpd did not log '$1'"
-}
-wait_rule_gone() { # PORT
-	local i
-	for ((i = 0; i < 30; i++)); do
-		rules_have "dport $1" || return 0
-		sleep 0.1
-	done
-	fail "the gateway still has a rule for port $1"
-}
 
 # A sanitizer build cannot hold the drop-in beside the real library: libpcpmap loads the real miniupnpc without
 # RTLD_DEEPBIND there (AddressSanitizer refuses it), so the real library's calls to itself would reach the

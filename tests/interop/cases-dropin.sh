@@ -15,7 +15,6 @@ CASE_SCRIPT=cases-dropin.sh
 # shellcheck source=tests/interop/common.sh
 source "$HERE/common.sh"
 CLI4=192.168.77.2
-GWLOG=$LAB_STATE/miniupnpd.log
 RUN=$PCPMAP_BUILD_DIR/compat/pcpmap-run
 DROPIN=$PCPMAP_BUILD_DIR/compat/dropin
 NATPMPC=/usr/bin/natpmpc
@@ -57,29 +56,6 @@ launched() {
 	run "$name" env ${SAN_ENV[@]+"${SAN_ENV[@]}"} PCPMAP_DROPIN_DIR="$DROPIN" "$RUN" "$@"
 }
 
-has() { # FILE LITERAL
-	grep -qF -- "$2" "$1" || fail "$(basename "$1") lacks '$2': $(tail -n 5 "$1")"
-}
-
-rules_have() {
-	local r
-	r=$("$LAB" rules)
-	grep -qw -- "dport $1" <<<"$r"
-}
-
-wait_rule_gone() { # PORT
-	local i
-	for ((i = 0; i < 30; i++)); do
-		rules_have "$1" || return 0
-		sleep 0.1
-	done
-	fail "the gateway still has a rule for port $1"
-}
-
-gw_log_has() { # LITERAL: the gateway logged it since the lab came up
-	grep -qF -- "$1" "$GWLOG" || fail "miniupnpd did not log '$1'"
-}
-
 # The gateway drops NAT-PMP (version 0) and keeps answering PCP: a PCP-only router.
 drop_natpmp() {
 	cat >"$WORK/dropnatpmp.nft" <<'EOF'
@@ -102,7 +78,7 @@ natpmpc_cycle() { # BIN PORT LAUNCH
 	if [[ $launch == yes ]]; then
 		run bare timeout "$NO_LAUNCHER_WAIT" "$bin" -a "$port" "$port" tcp 600
 		[[ $RC -ne 0 ]] || fail "$bin mapped without the launcher on a PCP-only gateway: $(cat "$WORK/bare.out")"
-		! rules_have "$port" || fail "$bin without the launcher left a rule for port $port"
+		! rules_have "dport $port" || fail "$bin without the launcher left a rule for port $port"
 		! grep -qF "Mapped public port" "$WORK/bare.out" || fail "$bin without the launcher claims a mapping"
 		ok "$bin without the launcher: no mapping (exit $RC after ${NO_LAUNCHER_WAIT} s, NAT-PMP unanswered)"
 		how=launched
@@ -117,7 +93,7 @@ natpmpc_cycle() { # BIN PORT LAUNCH
 	has "$WORK/map.out" "TCP $port -> $EXT4:$port lifetime"
 	has "$WORK/map.out" "mapped via PCP"
 	gw_log_has "PCP MAP: added mapping TCP $port->$CLI4:$port"
-	rules_have "$port" || fail "no gateway rule for port $port after natpmpc exited"
+	rules_have "dport $port" || fail "no gateway rule for port $port after natpmpc exited"
 	"$LAB" reach tcp "$port" "$port" >/dev/null || fail "TCP to $EXT4:$port did not reach the client"
 	ok "natpmpc ($how): TCP $port mapped via PCP, rule on the gateway, reachable from outside"
 
@@ -166,7 +142,7 @@ case_natpmpc_source() {
 	lab_up --upnp no
 	drop_natpmp
 	run bare timeout "$NO_LAUNCHER_WAIT" "$WORK/natpmpc.debian" -a 7310 7310 tcp 600
-	if [[ $RC -eq 0 ]] || rules_have 7310; then
+	if [[ $RC -eq 0 ]] || rules_have "dport 7310"; then
 		fail "the Debian build mapped on a PCP-only gateway: $(cat "$WORK/bare.out")"
 	fi
 	ok "the Debian build: no mapping (exit $RC after ${NO_LAUNCHER_WAIT} s)"

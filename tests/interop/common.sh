@@ -159,6 +159,32 @@ rules_have() { # PORT: the gateway holds a rule naming this port
 	grep -qw -- "$1" <<<"$r"
 }
 
+has() { # FILE LITERAL: fails the case unless FILE holds LITERAL
+	grep -qF -- "$2" "$1" || fail "$(basename "$1") lacks '$2': $(tail -n 5 "$1" 2>/dev/null)"
+}
+
+wait_line() { # FILE LITERAL SECONDS: waits (bounded) until FILE holds LITERAL
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		grep -qF -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "$(basename "$1") never printed '$2'"
+}
+
+wait_rule_gone() { # PORT: waits up to 3 s for the gateway to drop its rule for destination port PORT
+	local i
+	for ((i = 0; i < 30; i++)); do
+		rules_have "dport $1" || return 0
+		sleep 0.1
+	done
+	fail "the gateway still has a rule for port $1"
+}
+
+gw_log_has() { # LITERAL: miniupnpd logged it since the lab came up
+	grep -qF -- "$1" "$LAB_STATE/miniupnpd.log" || fail "miniupnpd did not log '$1'"
+}
+
 # ---- The client's view against the gateway's rules ----
 # A mapping is named "PROTO EXTPORT INTADDR:INTPORT" (e.g. "tcp 17006 192.168.77.2:7006"), one per line.
 
