@@ -31,11 +31,6 @@
 /* One dump datagram holds at most 32 KiB (the kernel sizes dump skbs to the reader's buffer, capped there). */
 #define SD_BUF_SIZE 32768
 
-union sd_buf {
-	struct nlmsghdr align;
-	char b[SD_BUF_SIZE];
-};
-
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Request */
 
@@ -259,12 +254,15 @@ int pm_net_sockdiag_parse(const void *buf, size_t len, uint8_t proto, struct pm_
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Live dumps */
 
+static int sd_step(const void *buf, size_t len, void *arg)
+{
+	return scan(buf, len, arg);
+}
+
 int pm_net_sockdiag_dump(int family, uint8_t proto, struct pm_net_conn **arr, size_t *n, size_t *cap)
 {
 	struct sd_scan s = { .proto = proto, .arr = arr, .n = n, .cap = cap, .seq = 1 };
 	char req[PM_NET_SOCKDIAG_REQ_LEN] __attribute__((aligned(4)));
-	struct mnl_socket *nl;
-	union sd_buf *rx;
 	size_t n0;
 	int r;
 
@@ -275,42 +273,9 @@ int pm_net_sockdiag_dump(int family, uint8_t proto, struct pm_net_conn **arr, si
 	if (r < 0)
 		return r;
 	n0 = *n;
-	rx = malloc(sizeof(*rx));
-	if (!rx)
-		return -ENOMEM;
-	r = pm_net_dump_socket(NETLINK_SOCK_DIAG, 2, &nl);
-	if (r < 0) {
-		free(rx);
-		return r;
-	}
-	s.portid = mnl_socket_get_portid(nl);
-	if (mnl_socket_sendto(nl, req, sizeof(req)) < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = 0;
-	while (r == 0) {
-		ssize_t got = mnl_socket_recvfrom(nl, rx->b, sizeof(rx->b));
-
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			r = (errno == EAGAIN || errno == EWOULDBLOCK) ? -ETIMEDOUT : -errno;
-			break;
-		}
-		if (got == 0) {
-			r = -EPIPE;
-			break;
-		}
-		r = scan(rx->b, (size_t)got, &s);
-	}
-	if (r > 0)
-		r = 0;
-out:
+	r = pm_net_dump(NETLINK_SOCK_DIAG, 2, req, sizeof(req), SD_BUF_SIZE, &s.portid, sd_step, &s);
 	if (r < 0)
 		*n = n0;
-	mnl_socket_close(nl);
-	free(rx);
 	return r;
 }
 

@@ -79,7 +79,7 @@ static int scan_msg(const struct nlmsghdr *nlh, struct neigh_scan *s)
 	return 0;
 }
 
-static int scan_buf(const char *buf, size_t len, struct neigh_scan *s)
+static int scan_buf(const void *buf, size_t len, struct neigh_scan *s)
 {
 	size_t left = len;
 	const char *p = buf;
@@ -99,30 +99,23 @@ static int scan_buf(const char *buf, size_t len, struct neigh_scan *s)
 	return 0;
 }
 
+static int neigh_step(const void *buf, size_t len, void *arg)
+{
+	struct neigh_scan *s = arg;
+	int r = scan_buf(buf, len, s);
+	return r < 0 ? r : s->done;
+}
+
 int pm_net_neighbour_lladdr(int family, const void *addr, char *ret, size_t len)
 {
-	union {
-		struct nlmsghdr align;
-		char b[NEIGH_BUF_SIZE];
-	} * rx;
 	union {
 		struct nlmsghdr align;
 		char b[MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct ndmsg))];
 	} req;
 	struct neigh_scan s;
-	int r = 0;
 
 	if (!addr || !ret || (family != AF_INET && family != AF_INET6))
 		return -EINVAL;
-	rx = malloc(sizeof(*rx));
-	if (!rx)
-		return -ENOMEM;
-	struct mnl_socket *nl;
-	r = pm_net_dump_socket(NETLINK_ROUTE, 1, &nl);
-	if (r < 0) {
-		free(rx);
-		return r;
-	}
 	memset(&req, 0, sizeof(req));
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req.b);
 	nlh->nlmsg_type = RTM_GETNEIGH;
@@ -138,47 +131,19 @@ int pm_net_neighbour_lladdr(int family, const void *addr, char *ret, size_t len)
 	s.addr = addr;
 	s.alen = family == AF_INET ? 4 : 16;
 	s.seq = nlh->nlmsg_seq;
-	s.portid = mnl_socket_get_portid(nl);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		r = -errno;
-		goto out;
-	}
-	while (!s.done) {
-		ssize_t n = mnl_socket_recvfrom(nl, rx->b, sizeof(rx->b));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = (errno == EAGAIN || errno == EWOULDBLOCK) ? -ETIMEDOUT : -errno;
-			goto out;
-		}
-		if (n == 0) {
-			r = -EPIPE;
-			goto out;
-		}
-		r = scan_buf(rx->b, (size_t)n, &s);
-		if (r < 0)
-			goto out;
-	}
-	if (s.err < 0) {
-		r = s.err;
-		goto out;
-	}
-	if (!s.found) {
-		r = -ENOENT;
-		goto out;
-	}
-	if (len < s.ll_len * 3) {
-		r = -ENOSPC;
-		goto out;
-	}
+	int r = pm_net_dump(NETLINK_ROUTE, 1, nlh, nlh->nlmsg_len, NEIGH_BUF_SIZE, &s.portid, neigh_step, &s);
+	if (r < 0)
+		return r;
+	if (s.err < 0)
+		return s.err;
+	if (!s.found)
+		return -ENOENT;
+	if (len < s.ll_len * 3)
+		return -ENOSPC;
 	size_t off = 0;
 	for (size_t i = 0; i < s.ll_len; i++) {
 		snprintf(ret + off, len - off, "%s%02x", i ? ":" : "", s.ll[i]);
 		off += i ? 3 : 2;
 	}
-	r = 0;
-out:
-	mnl_socket_close(nl);
-	free(rx);
-	return r;
+	return 0;
 }

@@ -74,18 +74,48 @@ int pm_net_kernel_errno(const struct nlmsghdr *nlh, int *ret)
 	return 0;
 }
 
-int pm_net_dump_socket(int bus, unsigned timeout_s, struct mnl_socket **ret)
+int pm_net_dump(int bus, unsigned timeout_s, const void *req, size_t len, size_t bufsize,
+		uint32_t *ret_portid, int (*step)(const void *buf, size_t len, void *arg), void *arg)
 {
 	struct timeval tv = { .tv_sec = (time_t)timeout_s };
-	struct mnl_socket *nl = mnl_socket_open2(bus, SOCK_CLOEXEC);
-	if (!nl)
-		return -errno;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
-	    setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
-		int r = -errno;
-		mnl_socket_close(nl);
+	struct mnl_socket *nl;
+	void *rx = malloc(bufsize); /* malloc's alignment suits struct nlmsghdr */
+	int r = 0;
+
+	if (!rx)
+		return -ENOMEM;
+	nl = mnl_socket_open2(bus, SOCK_CLOEXEC);
+	if (!nl) {
+		r = -errno;
+		free(rx);
 		return r;
 	}
-	*ret = nl;
-	return 0;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
+	    setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+		r = -errno;
+		goto out;
+	}
+	*ret_portid = mnl_socket_get_portid(nl);
+	if (mnl_socket_sendto(nl, req, len) < 0) {
+		r = -errno;
+		goto out;
+	}
+	while (r == 0) {
+		ssize_t got = mnl_socket_recvfrom(nl, rx, bufsize);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			r = (errno == EAGAIN || errno == EWOULDBLOCK) ? -ETIMEDOUT : -errno;
+		} else if (got == 0) {
+			r = -EPIPE;
+		} else {
+			r = step(rx, (size_t)got, arg);
+		}
+	}
+	if (r > 0)
+		r = 0;
+out:
+	mnl_socket_close(nl);
+	free(rx);
+	return r;
 }

@@ -4,6 +4,7 @@
 #define PCPMAP_CORE_NET_NLATTR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libmnl/libmnl.h>
 
@@ -22,9 +23,14 @@ int pm_net_aligned_view(const void *buf, size_t len, const void **ret_view, void
  * short or holds anything but a negative errno. */
 int pm_net_kernel_errno(const struct nlmsghdr *nlh, int *ret);
 
-/* A netlink socket of the given bus (NETLINK_ROUTE, NETLINK_SOCK_DIAG), close-on-exec, bound, whose receives
- * give up after timeout_s seconds, for one request-and-dump exchange: 0 and *ret (the caller closes it with
- * mnl_socket_close()), or a negative errno. */
-int pm_net_dump_socket(int bus, unsigned timeout_s, struct mnl_socket **ret);
+/*
+ * One request-and-dump exchange on a fresh netlink socket of the given bus (NETLINK_ROUTE, NETLINK_SOCK_DIAG):
+ * close-on-exec, bound, its receives giving up after timeout_s seconds. *ret_portid is set to the socket's
+ * port id before req (len bytes) goes out, for the parser's checks; then every datagram received (at most
+ * bufsize bytes) goes to step until step returns non-zero. 0 when step returned > 0; step's negative errno;
+ * -ETIMEDOUT when the kernel went quiet, -EPIPE when the socket closed, -ENOMEM, or the socket's errno.
+ */
+int pm_net_dump(int bus, unsigned timeout_s, const void *req, size_t len, size_t bufsize,
+		uint32_t *ret_portid, int (*step)(const void *buf, size_t len, void *arg), void *arg);
 
 #endif

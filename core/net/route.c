@@ -311,27 +311,22 @@ int pm_net_parse_default_route(const void *buf, size_t len, int family, struct p
 	return 1;
 }
 
+static int route_step(const void *buf, size_t len, void *arg)
+{
+	struct route_scan *s = arg;
+	int r = route_scan_buf(buf, len, s);
+	return r < 0 ? r : s->done;
+}
+
 /* One RTM_GETROUTE dump on a fresh socket. */
 static int dump_once(int family, struct route_scan *s)
 {
-	union nl_buf *rx;
 	union {
 		struct nlmsghdr align;
 		char b[MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct rtmsg))];
 	} req;
-	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
 	struct rtmsg rtm;
-	int r = 0;
-
-	rx = malloc(sizeof(*rx));
-	if (!rx)
-		return -ENOMEM;
-	r = pm_net_dump_socket(NETLINK_ROUTE, 2, &nl);
-	if (r < 0) {
-		free(rx);
-		return r;
-	}
 
 	memset(&req, 0, sizeof(req));
 	nlh = mnl_nlmsg_put_header(req.b);
@@ -345,33 +340,9 @@ static int dump_once(int family, struct route_scan *s)
 	memset(s, 0, sizeof(*s));
 	s->family = family;
 	s->seq = nlh->nlmsg_seq;
-	s->portid = mnl_socket_get_portid(nl);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		r = -errno;
-		goto out;
-	}
-	while (!s->done) {
-		ssize_t n = mnl_socket_recvfrom(nl, rx->b, sizeof(rx->b));
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = (errno == EAGAIN || errno == EWOULDBLOCK) ? -ETIMEDOUT : -errno;
-			goto out;
-		}
-		if (n == 0) {
-			r = -EPIPE;
-			goto out;
-		}
-		r = route_scan_buf(rx->b, (size_t)n, s);
-		if (r < 0)
-			goto out;
-	}
-	if (s->err < 0)
+	int r = pm_net_dump(NETLINK_ROUTE, 2, nlh, nlh->nlmsg_len, NL_BUF_SIZE, &s->portid, route_step, s);
+	if (r == 0 && s->err < 0)
 		r = s->err;
-out:
-	mnl_socket_close(nl);
-	free(rx);
 	return r;
 }
 
