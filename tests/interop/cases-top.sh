@@ -184,8 +184,8 @@ case_restart_restores() {
 	wait_rule 7302 5 || dump "no rule for 7302"
 	wait_screen 'MAPPED +[A-Za-z-]+ +tcp map +192\.168\.77\.2:7302' 3 || dump "MAP 7302 not shown"
 	sleep 4 # let the epoch grow, or a restart cannot be told from none (RFC 6887 8.5)
-	"$LAB" gw-restart --flush
-	rules_have 7302 && fail "the restart did not flush the rule"
+	# gw-restart --flush fails unless the flush left no rule (checked before miniupnpd is back).
+	"$LAB" gw-restart --flush || fail "the restart did not flush the gateway's rules"
 	wait_rule 7302 10 || dump "the mapping did not come back on the gateway within 10 s"
 	wait_screen 'gateway 192\.168\.77\.1:5351 (restarted|announced itself).*tcp 7302 (renewed|re-verified)' 5 || dump "the view does not say so"
 	wait_screen 'MAPPED +[A-Za-z-]+ +tcp map +192\.168\.77\.2:7302' 3 || dump "7302 not MAPPED after the restart"

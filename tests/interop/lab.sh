@@ -557,7 +557,12 @@ cmd_gw_restart() {
 	require_root
 	require_lab
 	stop_miniupnpd
-	[[ $flush -eq 0 ]] || flush_gateway_state
+	if [[ $flush -eq 1 ]]; then
+		flush_gateway_state
+		# Checked here, between the flush and the start: once miniupnpd is back, a client that heard its
+		# announcement may have restored the rules before anyone could look.
+		! cmd_rules | grep -q 'dport' || die "gw-restart --flush: rules are left after the flush"
+	fi
 	start_miniupnpd
 }
 
