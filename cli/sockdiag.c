@@ -157,36 +157,14 @@ static int conn_parse(const struct nlmsghdr *nlh, struct sd_scan *s)
 /* Returns < 0 to fail, 0 to go on, 1 to stop. */
 static int scan_msg(const struct nlmsghdr *nlh, struct sd_scan *s)
 {
-	int r, e;
+	int r;
 
 	if (!mnl_nlmsg_seq_ok(nlh, s->seq) || !mnl_nlmsg_portid_ok(nlh, s->portid))
 		return 0;
-	switch (nlh->nlmsg_type) {
-	case NLMSG_DONE:
-		s->done = true;
-		/* NLMSG_DONE carries the dump's status: -ENOENT when no handler serves the protocol. */
-		if (mnl_nlmsg_get_payload_len(nlh) >= sizeof(int32_t)) {
-			r = pm_net_kernel_errno(nlh, &e);
-			if (r < 0)
-				return r;
-			s->err = e;
-		}
-		return 1;
-	case NLMSG_ERROR:
-		r = pm_net_kernel_errno(nlh, &e);
-		if (r < 0)
-			return r;
-		if (e < 0) {
-			s->err = e;
-			s->done = true;
-			return 1;
-		}
-		return 0; /* an acknowledgement */
-	case SOCK_DIAG_BY_FAMILY:
-		return conn_parse(nlh, s);
-	default:
-		return 0;
-	}
+	r = pm_net_dump_control(nlh, &s->done, &s->err);
+	if (r != 0)
+		return r < 0 ? r : r == 2;
+	return nlh->nlmsg_type == SOCK_DIAG_BY_FAMILY ? conn_parse(nlh, s) : 0;
 }
 
 /* Trailing bytes that do not form a whole message are malformed; the last message may omit its padding. */

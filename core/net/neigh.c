@@ -43,18 +43,9 @@ static int scan_msg(const struct nlmsghdr *nlh, struct neigh_scan *s)
 {
 	if (nlh->nlmsg_seq != s->seq || nlh->nlmsg_pid != s->portid)
 		return 0;
-	if (nlh->nlmsg_type == NLMSG_DONE) {
-		s->done = true;
-		return 1;
-	}
-	if (nlh->nlmsg_type == NLMSG_ERROR) {
-		int e = 0;
-		if (pm_net_kernel_errno(nlh, &e) < 0)
-			return -EBADMSG;
-		s->err = e;
-		s->done = true;
-		return 1;
-	}
+	int r = pm_net_dump_control(nlh, &s->done, &s->err);
+	if (r != 0)
+		return r < 0 ? r : r == 2;
 	if (nlh->nlmsg_type != RTM_NEWNEIGH)
 		return 0;
 	struct ndmsg nd;

@@ -74,6 +74,34 @@ int pm_net_kernel_errno(const struct nlmsghdr *nlh, int *ret)
 	return 0;
 }
 
+int pm_net_dump_control(const struct nlmsghdr *nlh, bool *done, int *err)
+{
+	int e = 0, r;
+
+	switch (nlh->nlmsg_type) {
+	case NLMSG_DONE:
+		/* Since Linux 4.x NLMSG_DONE carries the dump's final status (sock_diag: -ENOENT, no handler). */
+		if (mnl_nlmsg_get_payload_len(nlh) >= sizeof(int32_t)) {
+			r = pm_net_kernel_errno(nlh, &e);
+			if (r < 0)
+				return r;
+		}
+		break;
+	case NLMSG_ERROR:
+		r = pm_net_kernel_errno(nlh, &e);
+		if (r < 0)
+			return r;
+		if (e == 0)
+			return 1;
+		break;
+	default:
+		return 0;
+	}
+	*done = true;
+	*err = e;
+	return 2;
+}
+
 int pm_net_dump(int bus, unsigned timeout_s, const void *req, size_t len, size_t bufsize,
 		uint32_t *ret_portid, int (*step)(const void *buf, size_t len, void *arg), void *arg)
 {

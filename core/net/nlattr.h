@@ -3,6 +3,7 @@
 #ifndef PCPMAP_CORE_NET_NLATTR_H
 #define PCPMAP_CORE_NET_NLATTR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,14 @@ int pm_net_aligned_view(const void *buf, size_t len, const void **ret_view, void
 /* The kernel errno in an NLMSG_ERROR or NLMSG_DONE payload (0 or negative); -EBADMSG when the payload is
  * short or holds anything but a negative errno. */
 int pm_net_kernel_errno(const struct nlmsghdr *nlh, int *ret);
+
+/*
+ * A dump's control messages. NLMSG_DONE ends the dump (*done) with the status it may carry (*err);
+ * NLMSG_ERROR ends it with the kernel's error, or is an acknowledgement when that is 0. Returns 2 when the dump
+ * is over, 1 for an acknowledgement, 0 for any other message (the caller's to parse), -EBADMSG for a
+ * malformed status.
+ */
+int pm_net_dump_control(const struct nlmsghdr *nlh, bool *done, int *err);
 
 /*
  * One request-and-dump exchange on a fresh netlink socket of the given bus (NETLINK_ROUTE, NETLINK_SOCK_DIAG):

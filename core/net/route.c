@@ -220,36 +220,17 @@ static int route_scan_msg(const struct nlmsghdr *nlh, void *ctx)
 {
 	struct route_scan *s = ctx;
 	struct route_info ri;
-	int r, e;
+	int r;
 
 	if (!mnl_nlmsg_seq_ok(nlh, s->seq) || !mnl_nlmsg_portid_ok(nlh, s->portid))
 		return 0;
 	if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
 		s->intr = true;
-	switch (nlh->nlmsg_type) {
-	case NLMSG_DONE:
-		s->done = true;
-		/* Since Linux 4.x NLMSG_DONE carries the dump's final status. */
-		if (mnl_nlmsg_get_payload_len(nlh) >= sizeof(int32_t) && pm_net_kernel_errno(nlh, &e) == 0 &&
-		    e < 0)
-			s->err = e;
-		return 1;
-	case NLMSG_ERROR:
-		r = pm_net_kernel_errno(nlh, &e);
-		if (r < 0)
-			return r;
-		if (e < 0) {
-			s->err = e;
-			s->done = true;
-			return 1;
-		}
+	r = pm_net_dump_control(nlh, &s->done, &s->err);
+	if (r != 0)
+		return r < 0 ? r : r == 2;
+	if (nlh->nlmsg_type != RTM_NEWROUTE)
 		return 0;
-	case RTM_NEWROUTE:
-		break;
-	default:
-		return 0;
-	}
-
 	r = route_parse(nlh, &ri);
 	if (r < 0)
 		return r;
