@@ -246,6 +246,38 @@ deny 0-65535 0.0.0.0/0 0-65535
 EOF
 }
 
+# The gateway's namespace gets hash tables of a router's size. A namespace otherwise shares the host's
+# (262,144 TCP buckets on a 24 GiB machine), and miniupnpd reads /proc/net/tcp or /proc/net/udp on every
+# request to see whether the port is in use on the gateway itself: a walk of every bucket, 2.5 ms per
+# read() on such a host, two reads per request. A router with 128-256 MB has about a thousand buckets.
+# The size comes from the creating namespace's *_child_hash_entries (Linux 6.1+ for TCP, 6.2+ for UDP),
+# so the namespace is made from a throwaway one; older kernels get a plain namespace.
+add_gateway_netns() {
+	local name=$1 pid i
+	if [[ ! -e /proc/sys/net/ipv4/tcp_child_ehash_entries ]]; then
+		ip netns add "$name"
+		return
+	fi
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	unshare -n sh -c 'echo 1024 >/proc/sys/net/ipv4/tcp_child_ehash_entries || exit 1
+		echo 256 >/proc/sys/net/ipv4/udp_child_hash_entries 2>/dev/null
+		exec unshare -n sleep 30' </dev/null >/dev/null 2>&1 &
+	pid=$!
+	for ((i = 0; i < 500; i++)); do
+		[[ $(cat "/proc/$pid/comm" 2>/dev/null) == sleep ]] && break
+		kill -0 "$pid" 2>/dev/null || break
+		nap 0.01
+	done
+	if [[ $(cat "/proc/$pid/comm" 2>/dev/null) == sleep ]] && ip netns attach "$name" "$pid"; then
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null || true
+		return
+	fi
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null || true
+	ip netns add "$name"
+}
+
 load_nft_skeleton() {
 	# The chains miniupnpd 2.3.1 (nftables backend) expects; it adds rules to the three *miniupnpd chains.
 	ip netns exec "$NS_GW" nft -f - <<EOF
@@ -417,7 +449,7 @@ cmd_up() {
 	if ! ip netns add "$NS_CLI" 2>"$STATE/netns.err"; then
 		unavailable "cannot create network namespaces ($(cat "$STATE/netns.err" 2>/dev/null || true))"
 	fi
-	ip netns add "$NS_GW"
+	add_gateway_netns "$NS_GW"
 	ip netns add "$NS_WAN"
 
 	# No DAD (addresses usable at once) and forwarding on the gateway; set before the links exist so
