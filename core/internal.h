@@ -225,7 +225,7 @@ struct pcpmap_client {
 		unsigned
 		    retrying; /* confirmations retransmitted outside the window, counted under the ceiling */
 		uint64_t
-		    shrunk_at; /* the last shrink for queueing: answers to earlier requests cannot repeat it */
+		    shrunk_at; /* the last shrink (queueing or loss): earlier requests cannot repeat it */
 	} remap;
 	struct sched_timer t_netcheck;
 	int (*default_gateway)(int family, struct pm_gateway *ret); /* tests inject one */

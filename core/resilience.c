@@ -387,8 +387,14 @@ void pm_remap_unanswered(struct pm_mapping *m)
 	pcpmap_client *c = m->client;
 	if (!m->remap_in_flight)
 		return;
-	c->remap.ssthresh = c->remap.cwnd / 2.0 < 1.0 ? 1.0 : c->remap.cwnd / 2.0;
-	c->remap.cwnd = c->remap.ssthresh;
+	/* Once per round trip, as TCP counts one loss event per window: the answers lost from one flight time
+	 * out together, and halving for each took the window to 1, where every further loss stopped
+	 * re-creation for a whole retransmission timer. */
+	if (m->last_send >= c->remap.shrunk_at) {
+		c->remap.ssthresh = c->remap.cwnd / 2.0 < 1.0 ? 1.0 : c->remap.cwnd / 2.0;
+		c->remap.cwnd = c->remap.ssthresh;
+		c->remap.shrunk_at = c->now;
+	}
 	/* Out of the window, so a lost answer does not hold a slot through the retransmission backoff, but
 	 * still under the ceiling: its retransmissions are on the wire too. */
 	m->remap_retrying = true;
