@@ -18,6 +18,7 @@
 
 #include "gwcache.h"
 #include "internal.h"
+#include "text/text.h"
 
 #define HEADER "pcpmap-gwcache 1"
 
@@ -267,25 +268,50 @@ void pm_gwcache_upsert(struct pm_gwcache *c, const struct pm_gwc_entry *e)
 		c->n++;
 }
 
+/* Seconds since the epoch: the cache's dates outlive the process, so the wall clock. */
+static uint64_t wall_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
 /* ---- files ---- */
+
+/* DIR/PREFIX NAME into buf; false when it does not fit. */
+static bool file_path(char *buf, size_t len, const char *dir, const char *prefix, const char *name)
+{
+	struct pm_text t;
+	pm_text_init(&t, buf, len);
+	pm_text_str(&t, dir);
+	pm_text_str(&t, "/");
+	pm_text_str(&t, prefix);
+	pm_text_str(&t, name);
+	return !t.cut;
+}
 
 int pm_gwcache_default_dir(char *buf, size_t len)
 {
 	const char *x = getenv("XDG_RUNTIME_DIR");
-	int n;
-	if (x && x[0] == '/')
-		n = snprintf(buf, len, "%s/pcpmap", x);
-	else if (geteuid() == 0)
-		n = snprintf(buf, len, "/run/pcpmap");
-	else
+	struct pm_text t;
+	if (len == 0)
+		return -ENAMETOOLONG;
+	pm_text_init(&t, buf, len);
+	if (x && x[0] == '/') {
+		pm_text_str(&t, x);
+		pm_text_str(&t, "/pcpmap");
+	} else if (geteuid() == 0) {
+		pm_text_str(&t, "/run/pcpmap");
+	} else {
 		return -ENOENT;
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+	}
+	return t.cut ? -ENAMETOOLONG : 0;
 }
 
 int pm_gwcache_load(const char *dir, struct pm_gwcache *ret, char *why, size_t why_len)
 {
 	char path[512];
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, PM_GWC_FILE_NAME) >= sizeof(path))
+	if (!file_path(path, sizeof(path), dir, "", PM_GWC_FILE_NAME))
 		return -ENAMETOOLONG;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
@@ -417,16 +443,21 @@ static bool gw_key(const struct pm_gw *gw, char *buf, size_t len)
 	if (a->u.sa.sa_family == AF_INET) {
 		if ((ntohl(a->u.in.sin_addr.s_addr) >> 24) == 127)
 			return false;
-		return inet_ntop(AF_INET, &a->u.in.sin_addr, buf, (socklen_t)len) != NULL;
+		return pm_text_ntop(AF_INET, &a->u.in.sin_addr, buf, len) == 0;
 	}
 	if (a->u.sa.sa_family != AF_INET6 || IN6_IS_ADDR_LOOPBACK(&a->u.in6.sin6_addr))
 		return false;
-	char s[INET6_ADDRSTRLEN];
-	if (!inet_ntop(AF_INET6, &a->u.in6.sin6_addr, s, sizeof(s)))
+	char s[PM_TEXT_ADDR_MAX];
+	if (pm_text_ntop(AF_INET6, &a->u.in6.sin6_addr, s, sizeof(s)) < 0 || len == 0)
 		return false;
-	int n = a->u.in6.sin6_scope_id ? snprintf(buf, len, "%s%%%u", s, a->u.in6.sin6_scope_id)
-				       : snprintf(buf, len, "%s", s);
-	return n > 0 && (size_t)n < len;
+	struct pm_text t;
+	pm_text_init(&t, buf, len);
+	pm_text_str(&t, s);
+	if (a->u.in6.sin6_scope_id) {
+		pm_text_str(&t, "%");
+		pm_text_u(&t, a->u.in6.sin6_scope_id);
+	}
+	return !t.cut;
 }
 
 /* The cache speaks for clients that prefer protocols in the default order (PCP, NAT-PMP, UPnP): one that
@@ -459,7 +490,7 @@ void pm_gw_memo_open(struct pm_gw *gw)
 	if (!mm)
 		return;
 	sched_timer_init(&mm->t_verify, verify_timer, gw, "gateway-memo-verify");
-	snprintf(mm->entry.gw, sizeof(mm->entry.gw), "%s", key);
+	pm_text_copy(mm->entry.gw, sizeof(mm->entry.gw), key);
 	gw->memo = mm;
 	struct pm_gwcache *cache = malloc(sizeof(*cache));
 	if (!cache)
@@ -477,7 +508,7 @@ void pm_gw_memo_open(struct pm_gw *gw)
 		free(cache);
 		return;
 	}
-	uint64_t now_s = (uint64_t)time(NULL);
+	uint64_t now_s = wall_s();
 	char mac[PM_GWC_MAC_LEN];
 	gw_mac(gw, mac, sizeof(mac));
 	if (e->learned > now_s + 60 || now_s - e->learned > PM_GWC_TRUST_S) {
@@ -624,7 +655,7 @@ void pm_gw_memo_chosen(struct pm_gw *gw, enum pcpmap_proto p)
 			 : st == PM_P_NO       ? PM_GWC_PCP_REFUSED
 			 : st == PM_P_PROBING  ? PM_GWC_PCP_SILENT
 					       : PM_GWC_PCP_UNKNOWN;
-		e->learned = (uint64_t)time(NULL);
+		e->learned = wall_s();
 	}
 	if (p != PCPMAP_PROTO_UPNP) {
 		e->url[0] = e->st[0] = e->lan[0] = '\0';
@@ -646,9 +677,9 @@ void pm_gw_memo_upnp(struct pm_server *s, const char *url, const char *st, const
 		return; /* not storable: the next start discovers */
 	if (!strcmp(e->url, url) && !strcmp(e->st, st) && !strcmp(e->lan, lan))
 		return;
-	snprintf(e->url, sizeof(e->url), "%s", url);
-	snprintf(e->st, sizeof(e->st), "%s", st);
-	snprintf(e->lan, sizeof(e->lan), "%s", lan);
+	pm_text_copy(e->url, sizeof(e->url), url);
+	pm_text_copy(e->st, sizeof(e->st), st);
+	pm_text_copy(e->lan, sizeof(e->lan), lan);
 	gw->memo->dirty = true;
 	/* Rediscovered while UPnP is already the choice: no other choice will store it. */
 	if (gw->chosen == PCPMAP_PROTO_UPNP)
@@ -664,9 +695,9 @@ const struct pm_gwc_entry *pm_gw_memo_upnp_hint(const struct pm_server *s)
 	/* Our address is what AddPortMapping names: another one means another network or host setup. */
 	char local[PM_GWC_ADDR_LEN] = "";
 	if (s->local.u.sa.sa_family == AF_INET)
-		inet_ntop(AF_INET, &s->local.u.in.sin_addr, local, sizeof(local));
+		pm_text_ntop(AF_INET, &s->local.u.in.sin_addr, local, sizeof(local));
 	else if (s->local.u.sa.sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &s->local.u.in6.sin6_addr, local, sizeof(local));
+		pm_text_ntop(AF_INET6, &s->local.u.in6.sin6_addr, local, sizeof(local));
 	if (strcmp(local, gw->memo->entry.lan) != 0)
 		return NULL;
 	return &gw->memo->entry;

@@ -28,6 +28,7 @@
 #include "dl/dl.h"
 #include "backend.h"
 #include "plugins.h"
+#include "text/text.h"
 
 /* libnatpmp, loaded privately (core/dl/dl.h): every function of it that pcpmap calls. */
 #define NP_SYMS(X)                   \
@@ -382,7 +383,7 @@ static void server_info(const struct pm_server *s, int result, uint32_t epoch,
 	const struct natpmp_priv *np = pm_server_priv(s);
 	memset(info, 0, sizeof(*info));
 	info->proto = PCPMAP_PROTO_NATPMP;
-	snprintf(info->server, sizeof(info->server), "%s", pm_server_name(s));
+	pm_text_copy(info->server, sizeof(info->server), pm_server_name(s));
 	if (!inet_ntop(AF_INET, &pm_server_local(s)->u.in.sin_addr, info->client_addr,
 		       sizeof(info->client_addr)))
 		info->client_addr[0] = '\0';

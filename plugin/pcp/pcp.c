@@ -8,6 +8,7 @@
 
 #include "backend.h"
 #include "plugins.h"
+#include "text/text.h"
 
 /* A nonce a mapping used here before it moved to another protocol with a request still unanswered. A late
  * SUCCESS for it is a grant on the gateway that nobody tracks: it is deleted with that nonce. */
@@ -492,7 +493,7 @@ static void handle_datagram(struct pm_server *s, const uint8_t *buf, size_t len)
 			struct pcpmap_server_info info;
 			memset(&info, 0, sizeof(info));
 			info.proto = PCPMAP_PROTO_PCP;
-			snprintf(info.server, sizeof(info.server), "%s", pm_server_name(s));
+			pm_text_copy(info.server, sizeof(info.server), pm_server_name(s));
 			struct pcp_addr me;
 			local_addr(s, &me);
 			pcp_addr_to_string(&me, info.client_addr, sizeof(info.client_addr));
