@@ -207,11 +207,12 @@ int pm_gwcache_parse(const char *buf, size_t len, struct pm_gwcache *ret)
 
 int pm_gwcache_format(const struct pm_gwcache *c, char *buf, size_t cap)
 {
-	size_t off = 0;
-	int n = snprintf(buf, cap, "%s\n", HEADER);
-	if (n < 0 || (size_t)n >= cap)
+	struct pm_text t;
+	if (cap == 0)
 		return -ENOSPC;
-	off = (size_t)n;
+	pm_text_init(&t, buf, cap);
+	pm_text_str(&t, HEADER);
+	pm_text_str(&t, "\n");
 	for (size_t i = 0; i < c->n && i < PM_GWC_MAX; i++) {
 		const struct pm_gwc_entry *e = &c->e[i];
 		bool upnp = e->proto == PCPMAP_PROTO_UPNP;
@@ -222,25 +223,29 @@ int pm_gwcache_format(const struct pm_gwcache *c, char *buf, size_t cap)
 			      !pm_gwcache_token_ok(e->st, sizeof(e->st)) ||
 			      !pm_gwcache_token_ok(e->lan, sizeof(e->lan)))))
 			return -EINVAL;
-		n = snprintf(buf + off, cap - off,
-			     "gw=%s mac=%s proto=%s pcp=%s learned=%" PRIu64 " rtt=%" PRIu32, e->gw,
-			     e->mac[0] ? e->mac : "-", proto_tok[e->proto], pcp_tok[e->pcp], e->learned,
-			     e->rtt_us);
-		if (n < 0 || (size_t)n >= cap - off)
-			return -ENOSPC;
-		off += (size_t)n;
+		pm_text_str(&t, "gw=");
+		pm_text_str(&t, e->gw);
+		pm_text_str(&t, " mac=");
+		pm_text_str(&t, e->mac[0] ? e->mac : "-");
+		pm_text_str(&t, " proto=");
+		pm_text_str(&t, proto_tok[e->proto]);
+		pm_text_str(&t, " pcp=");
+		pm_text_str(&t, pcp_tok[e->pcp]);
+		pm_text_str(&t, " learned=");
+		pm_text_u(&t, e->learned);
+		pm_text_str(&t, " rtt=");
+		pm_text_u(&t, e->rtt_us);
 		if (upnp) {
-			n = snprintf(buf + off, cap - off, " url=%s st=%s lan=%s", e->url, e->st, e->lan);
-			if (n < 0 || (size_t)n >= cap - off)
-				return -ENOSPC;
-			off += (size_t)n;
+			pm_text_str(&t, " url=");
+			pm_text_str(&t, e->url);
+			pm_text_str(&t, " st=");
+			pm_text_str(&t, e->st);
+			pm_text_str(&t, " lan=");
+			pm_text_str(&t, e->lan);
 		}
-		if (off + 2 > cap)
-			return -ENOSPC;
-		buf[off++] = '\n';
-		buf[off] = '\0';
+		pm_text_str(&t, "\n");
 	}
-	return (int)off;
+	return t.cut ? -ENOSPC : (int)t.len;
 }
 
 const struct pm_gwc_entry *pm_gwcache_find(const struct pm_gwcache *c, const char *gw)
@@ -377,8 +382,8 @@ int pm_gwcache_store(const char *dir, const struct pm_gwcache *c)
 	if (r < 0)
 		goto out;
 	size_t len = (size_t)r;
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, PM_GWC_FILE_NAME) >= sizeof(path) ||
-	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, PM_GWC_FILE_NAME) >= sizeof(tmp)) {
+	if (!file_path(path, sizeof(path), dir, "", PM_GWC_FILE_NAME) ||
+	    !file_path(tmp, sizeof(tmp), dir, ".", PM_GWC_FILE_NAME ".XXXXXX")) {
 		r = -ENAMETOOLONG;
 		goto out;
 	}

@@ -368,7 +368,8 @@ int pm_udp_multicast_listener(int family, uint16_t port, int ifindex, int *ret_f
 		/* ff02::1 is link-scoped: binding to it would also bind the socket to one interface. */
 		sa.u.in6.sin6_family = AF_INET6;
 		sa.u.in6.sin6_port = htons(port);
-		sa.u.in6.sin6_addr = in6addr_any;
+		memset(&sa.u.in6.sin6_addr, 0,
+		       sizeof(sa.u.in6.sin6_addr)); /* :: (not libc's in6addr_any, see text.h) */
 		sa.len = sizeof(sa.u.in6);
 	}
 	if (bind(fd, &sa.u.sa, sa.len) < 0) {
