@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -371,6 +373,39 @@ out:
 	return r;
 }
 
+/* A new file DIR/.gateways.XXXXXXXX (random hexadecimal), mode 0600, its name left in tmp. What mkostemp()
+ * does, without its libc pages (its name generator sits beside printf, doc/PERFORMANCE.md). */
+static int create_tmp(const char *dir, char *tmp, size_t len)
+{
+	for (int attempt = 0; attempt < 16; attempt++) {
+		unsigned char rnd[4];
+		struct pm_text t;
+		if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+			return -EAGAIN;
+		pm_text_init(&t, tmp, len);
+		pm_text_str(&t, dir);
+		pm_text_str(&t, "/." PM_GWC_FILE_NAME ".");
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			pm_text_hex2(&t, rnd[i]);
+		if (t.cut)
+			return -ENAMETOOLONG;
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd >= 0 ? fd : -errno;
+	}
+	return -EEXIST;
+}
+
+/* rename(2) straight to the kernel: libc's wrapper shares a page with printf (doc/PERFORMANCE.md). */
+static int rename_file(const char *from, const char *to)
+{
+#ifdef SYS_renameat2
+	return syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 0) < 0 ? -errno : 0;
+#else
+	return rename(from, to) < 0 ? -errno : 0;
+#endif
+}
+
 int pm_gwcache_store(const char *dir, const struct pm_gwcache *c)
 {
 	char path[512], tmp[520];
@@ -382,8 +417,7 @@ int pm_gwcache_store(const char *dir, const struct pm_gwcache *c)
 	if (r < 0)
 		goto out;
 	size_t len = (size_t)r;
-	if (!file_path(path, sizeof(path), dir, "", PM_GWC_FILE_NAME) ||
-	    !file_path(tmp, sizeof(tmp), dir, ".", PM_GWC_FILE_NAME ".XXXXXX")) {
+	if (!file_path(path, sizeof(path), dir, "", PM_GWC_FILE_NAME)) {
 		r = -ENAMETOOLONG;
 		goto out;
 	}
@@ -391,12 +425,12 @@ int pm_gwcache_store(const char *dir, const struct pm_gwcache *c)
 		r = -errno;
 		goto out;
 	}
-	fd = mkostemp(tmp, O_CLOEXEC);
+	fd = create_tmp(dir, tmp, sizeof(tmp));
 	if (fd < 0) {
-		r = -errno;
+		r = fd;
 		goto out;
 	}
-	/* mkostemp makes 0600 already; said again in case a umask-less platform differs. */
+	/* Created 0600 already; said again in case a umask-less platform differs. */
 	if (fchmod(fd, 0600) < 0) {
 		r = -errno;
 		goto fail;
@@ -418,10 +452,8 @@ int pm_gwcache_store(const char *dir, const struct pm_gwcache *c)
 		goto fail;
 	}
 	fd = -1;
-	if (rename(tmp, path) < 0) {
-		r = -errno;
+	if ((r = rename_file(tmp, path)) < 0)
 		goto fail;
-	}
 	r = 0;
 	goto out;
 fail:
