@@ -267,14 +267,14 @@ void pm_pcp_reply_from_msg(const struct pcp_msg *resp, const struct pm_mapping *
 		r->kind = PM_REPLY_SUCCESS;
 		return;
 	}
-	const struct pcp_result_info *ri = pcp_result_info(resp->result);
+	const struct pcp_result_info ri = pcp_result_info(resp->result);
 	r->hold_s = pcp_error_hold(resp->result, resp->lifetime);
 	/* Short-lifetime errors are transient: retry after the hold. CANNOT_PROVIDE_EXTERNAL is final only
 	 * when we pinned the port; otherwise the gateway may free one later. Everything else is our bug or a
 	 * refusal that retrying the same request cannot fix. */
 	if (resp->result == PCP_RES_CANNOT_PROVIDE_EXTERNAL)
 		r->kind = m->prefer_failure || m->kind == PCPMAP_KIND_PEER ? PM_REPLY_FATAL : PM_REPLY_RETRY;
-	else if (ri->cls == PCP_ERR_SHORT)
+	else if (ri.cls == PCP_ERR_SHORT)
 		r->kind = PM_REPLY_RETRY;
 	else
 		r->kind = PM_REPLY_FATAL;
