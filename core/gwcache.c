@@ -380,8 +380,14 @@ static int create_tmp(const char *dir, char *tmp, size_t len)
 	for (int attempt = 0; attempt < 16; attempt++) {
 		unsigned char rnd[4];
 		struct pm_text t;
-		if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
-			return -EAGAIN;
+		if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
+			/* No entropy yet (early boot): O_EXCL keeps a guessable name safe, it only has to differ. */
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint32_t v = (uint32_t)ts.tv_nsec ^ ((uint32_t)getpid() << 12) ^
+				     (uint32_t)attempt * 2654435761u;
+			memcpy(rnd, &v, sizeof(rnd));
+		}
 		pm_text_init(&t, tmp, len);
 		pm_text_str(&t, dir);
 		pm_text_str(&t, "/." PM_GWC_FILE_NAME ".");
@@ -400,10 +406,12 @@ static int create_tmp(const char *dir, char *tmp, size_t len)
 static int rename_file(const char *from, const char *to)
 {
 #ifdef SYS_renameat2
-	return syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 0) < 0 ? -errno : 0;
-#else
-	return rename(from, to) < 0 ? -errno : 0;
+	if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 0) == 0)
+		return 0;
+	if (errno != ENOSYS) /* kernels before 3.15, or a filter that refuses the call */
+		return -errno;
 #endif
+	return rename(from, to) < 0 ? -errno : 0;
 }
 
 int pm_gwcache_store(const char *dir, const struct pm_gwcache *c)
