@@ -1,5 +1,6 @@
 /* pcpmap: the command-line port-mapping tool. */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -1391,11 +1392,68 @@ static int cmd_daemon(int argc, char **argv, struct opts *o)
 #endif
 }
 
+#ifdef PCPMAP_CLI_TOP
+/* Where the `top` module is: beside the tool in the build tree, else in the tool's private directory under
+ * the library directory, found from the tool's own place (an install under any prefix works). */
+static void top_module_path(char *buf, size_t len)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	if (n <= 0 || !(exe[n] = '\0', slash = strrchr(exe, '/'))) {
+		snprintf(buf, len, "%s", PCPMAP_TOP_MODULE_DIR "/" CLI_TOP_MODULE);
+		return;
+	}
+	*slash = '\0';
+	snprintf(buf, len, "%s/%s", exe, CLI_TOP_MODULE);
+	if (access(buf, F_OK) == 0)
+		return;
+	if (PCPMAP_TOP_MODULE_DIR[0] == '/')
+		snprintf(buf, len, "%s/%s", PCPMAP_TOP_MODULE_DIR, CLI_TOP_MODULE);
+	else
+		snprintf(buf, len, "%s/%s/%s", exe, PCPMAP_TOP_MODULE_DIR, CLI_TOP_MODULE);
+}
+
 static int cmd_top(int argc, char **argv, struct opts *o)
 {
+	char path[4200];
+	int (*entry)(int, char **);
+
 	(void)o;
-	return cli_top(argc, argv);
+	top_module_path(path, sizeof(path));
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		fprintf(stderr, "%s top: cannot load the full-screen view: %s\n", prog, dlerror());
+		fprintf(stderr,
+			"%s top: reinstall pcpmap, or use 'pcpmap list --watch' or 'pcpmap connections'\n",
+			prog);
+		return EXIT_NO_SUPPORT;
+	}
+	void *sym = dlsym(h, CLI_TOP_ENTRY);
+	if (!sym) {
+		fprintf(stderr, "%s top: %s is not this version's view (no %s): reinstall pcpmap\n", prog,
+			path, CLI_TOP_ENTRY);
+		dlclose(h);
+		return EXIT_NO_SUPPORT;
+	}
+	/* POSIX makes dlsym()'s object pointer usable as a function pointer; memcpy keeps ISO C quiet. */
+	memcpy(&entry, &sym, sizeof(entry));
+	return entry(argc, argv); /* the module stays loaded: the process ends after it */
 }
+#else
+static int cmd_top(int argc, char **argv, struct opts *o)
+{
+	(void)argc;
+	(void)argv;
+	(void)o;
+	fprintf(stderr,
+		"%s top: this pcpmap was built without ncurses (libncurses-dev); use 'pcpmap list --watch' "
+		"or 'pcpmap connections'\n",
+		prog);
+	return EXIT_NO_SUPPORT;
+}
+#endif
 
 static const struct {
 	const char *name;

@@ -18,7 +18,6 @@
 
 #include <pcpmap/pcpmap.h>
 
-#ifdef PCPMAP_CLI_TOP
 #include <curses.h>
 #include <term.h>
 
@@ -749,7 +748,7 @@ static void release_all(struct app *a, size_t *deleted, size_t *dropped, size_t 
 	}
 }
 
-int cli_top(int argc, char **argv)
+int pcpmap_cli_top_v1(int argc, char **argv)
 {
 	struct app a;
 
@@ -858,17 +857,3 @@ int cli_top(int argc, char **argv)
 		close(sfd);
 	return 0;
 }
-
-#else /* !PCPMAP_CLI_TOP */
-
-int cli_top(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	fprintf(stderr,
-		"pcpmap top: this pcpmap was built without ncurses (libncurses-dev); use 'pcpmap list "
-		"--watch' or 'pcpmap connections'\n");
-	return 3;
-}
-
-#endif

@@ -15,6 +15,7 @@
 
 #include "gwcache.h"
 #include "internal.h"
+#include "text/text.h"
 
 struct pm_watch {
 	struct pm_watch *next;
@@ -171,7 +172,7 @@ int pm_client_new_env(pcpmap_client **ret, const struct pcpmap_client_config *cf
 			return -EINVAL;
 		}
 		if (dir)
-			snprintf(c->cache_dir, sizeof(c->cache_dir), "%s", dir);
+			pm_text_copy(c->cache_dir, sizeof(c->cache_dir), dir);
 		else if (pm_gwcache_default_dir(c->cache_dir, sizeof(c->cache_dir)) < 0)
 			c->cache_dir[0] = '\0';
 	}
@@ -738,7 +739,7 @@ static void announce_timer(struct sched_timer *t, uint64_t now, void *arg)
 	    pm_retx_next(&c->announce.retx, now, &c->env.rand, &deadline) < 0) {
 		struct pcpmap_server_info info;
 		memset(&info, 0, sizeof(info));
-		snprintf(info.server, sizeof(info.server), "%s", s->name);
+		pm_text_copy(info.server, sizeof(info.server), s->name);
 		info.error = -ETIMEDOUT;
 		pm_server_on_announce(s, &info);
 		return;

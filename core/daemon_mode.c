@@ -15,6 +15,7 @@
 #include "ipc/ipc.h"
 #include "ipc/ipc_conv.h"
 #include "net/ipc_sock.h"
+#include "text/text.h"
 
 #define CONNECT_WAIT_MS 1000         /* pcpmap_client_new(): the daemon's answer to SUBSCRIBE */
 #define OUT_MAX_BYTES   (256u << 10) /* queued for a daemon that reads nothing: it is stuck, reconnect */
@@ -377,7 +378,7 @@ static void notify_mapped(pcpmap_client *c, struct pm_dmap *d)
 	d->notified_mapped = true;
 	d->ever_notified = true;
 	d->notified_port = d->info.external_port;
-	snprintf(d->notified_addr, sizeof(d->notified_addr), "%s", d->info.external_addr);
+	pm_text_copy(d->notified_addr, sizeof(d->notified_addr), d->info.external_addr);
 	queue_event(c, d, ev);
 }
 
@@ -542,7 +543,7 @@ static void on_sync_reply(pcpmap_client *c, struct sync_wait *w, const struct pm
 	switch (msg->type) {
 	case PMD_MSG_ERROR:
 		w->err = msg_error(msg);
-		snprintf(w->message, sizeof(w->message), "%s", msg->message);
+		pm_text_copy(w->message, sizeof(w->message), msg->message);
 		w->done = true;
 		return;
 	case PMD_MSG_MAPPING:
@@ -1151,7 +1152,7 @@ static int dmode_mapping_new(pcpmap_client *c, const struct pcpmap_request *req,
 	d->info.kind = req->kind;
 	d->info.ip_proto = req->ip_proto;
 	d->info.internal_port = req->internal_port;
-	snprintf(d->info.peer_addr, sizeof(d->info.peer_addr), "%s", d->req.peer_addr);
+	pm_text_copy(d->info.peer_addr, sizeof(d->info.peer_addr), d->req.peer_addr);
 	d->info.peer_port = d->req.peer_port;
 	uint8_t buf[PMD_IPC_MAX_MSG];
 	size_t len;

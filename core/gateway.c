@@ -8,6 +8,7 @@
 
 #include "gwcache.h"
 #include "internal.h"
+#include "text/text.h"
 
 #define GRACE_MIN_US        20000u /* wait at least this long for a better protocol after a worse one answered */
 #define GRACE_MAX_US        1000000u /* ... and at most this long */
@@ -252,7 +253,7 @@ int pm_gw_server(struct pm_gw *gw, enum pcpmap_proto proto, struct pm_server **r
 	s->addr = gw->addr;
 	s->ops = ops;
 	sched_timer_init(&s->t_error, server_error_timer, s, "server-error");
-	snprintf(s->name, sizeof(s->name), "%s", gw->name);
+	pm_text_copy(s->name, sizeof(s->name), gw->name);
 	pm_list_init(&s->link);
 	int r = ops->server_open(s);
 	if (r < 0) {
@@ -782,7 +783,7 @@ void pm_server_on_unreachable(struct pm_server *s, int err)
 	if (c->announce.server == s) {
 		struct pcpmap_server_info info;
 		memset(&info, 0, sizeof(info));
-		snprintf(info.server, sizeof(info.server), "%s", s->name);
+		pm_text_copy(info.server, sizeof(info.server), s->name);
 		info.error = err;
 		pm_server_on_announce(s, &info);
 	}

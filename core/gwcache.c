@@ -12,12 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "gwcache.h"
 #include "internal.h"
+#include "text/text.h"
 
 #define HEADER "pcpmap-gwcache 1"
 
@@ -206,11 +209,12 @@ int pm_gwcache_parse(const char *buf, size_t len, struct pm_gwcache *ret)
 
 int pm_gwcache_format(const struct pm_gwcache *c, char *buf, size_t cap)
 {
-	size_t off = 0;
-	int n = snprintf(buf, cap, "%s\n", HEADER);
-	if (n < 0 || (size_t)n >= cap)
+	struct pm_text t;
+	if (cap == 0)
 		return -ENOSPC;
-	off = (size_t)n;
+	pm_text_init(&t, buf, cap);
+	pm_text_str(&t, HEADER);
+	pm_text_str(&t, "\n");
 	for (size_t i = 0; i < c->n && i < PM_GWC_MAX; i++) {
 		const struct pm_gwc_entry *e = &c->e[i];
 		bool upnp = e->proto == PCPMAP_PROTO_UPNP;
@@ -221,25 +225,29 @@ int pm_gwcache_format(const struct pm_gwcache *c, char *buf, size_t cap)
 			      !pm_gwcache_token_ok(e->st, sizeof(e->st)) ||
 			      !pm_gwcache_token_ok(e->lan, sizeof(e->lan)))))
 			return -EINVAL;
-		n = snprintf(buf + off, cap - off,
-			     "gw=%s mac=%s proto=%s pcp=%s learned=%" PRIu64 " rtt=%" PRIu32, e->gw,
-			     e->mac[0] ? e->mac : "-", proto_tok[e->proto], pcp_tok[e->pcp], e->learned,
-			     e->rtt_us);
-		if (n < 0 || (size_t)n >= cap - off)
-			return -ENOSPC;
-		off += (size_t)n;
+		pm_text_str(&t, "gw=");
+		pm_text_str(&t, e->gw);
+		pm_text_str(&t, " mac=");
+		pm_text_str(&t, e->mac[0] ? e->mac : "-");
+		pm_text_str(&t, " proto=");
+		pm_text_str(&t, proto_tok[e->proto]);
+		pm_text_str(&t, " pcp=");
+		pm_text_str(&t, pcp_tok[e->pcp]);
+		pm_text_str(&t, " learned=");
+		pm_text_u(&t, e->learned);
+		pm_text_str(&t, " rtt=");
+		pm_text_u(&t, e->rtt_us);
 		if (upnp) {
-			n = snprintf(buf + off, cap - off, " url=%s st=%s lan=%s", e->url, e->st, e->lan);
-			if (n < 0 || (size_t)n >= cap - off)
-				return -ENOSPC;
-			off += (size_t)n;
+			pm_text_str(&t, " url=");
+			pm_text_str(&t, e->url);
+			pm_text_str(&t, " st=");
+			pm_text_str(&t, e->st);
+			pm_text_str(&t, " lan=");
+			pm_text_str(&t, e->lan);
 		}
-		if (off + 2 > cap)
-			return -ENOSPC;
-		buf[off++] = '\n';
-		buf[off] = '\0';
+		pm_text_str(&t, "\n");
 	}
-	return (int)off;
+	return t.cut ? -ENOSPC : (int)t.len;
 }
 
 const struct pm_gwc_entry *pm_gwcache_find(const struct pm_gwcache *c, const char *gw)
@@ -267,25 +275,50 @@ void pm_gwcache_upsert(struct pm_gwcache *c, const struct pm_gwc_entry *e)
 		c->n++;
 }
 
+/* Seconds since the epoch: the cache's dates outlive the process, so the wall clock. */
+static uint64_t wall_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
 /* ---- files ---- */
+
+/* DIR/PREFIX NAME into buf; false when it does not fit. */
+static bool file_path(char *buf, size_t len, const char *dir, const char *prefix, const char *name)
+{
+	struct pm_text t;
+	pm_text_init(&t, buf, len);
+	pm_text_str(&t, dir);
+	pm_text_str(&t, "/");
+	pm_text_str(&t, prefix);
+	pm_text_str(&t, name);
+	return !t.cut;
+}
 
 int pm_gwcache_default_dir(char *buf, size_t len)
 {
 	const char *x = getenv("XDG_RUNTIME_DIR");
-	int n;
-	if (x && x[0] == '/')
-		n = snprintf(buf, len, "%s/pcpmap", x);
-	else if (geteuid() == 0)
-		n = snprintf(buf, len, "/run/pcpmap");
-	else
+	struct pm_text t;
+	if (len == 0)
+		return -ENAMETOOLONG;
+	pm_text_init(&t, buf, len);
+	if (x && x[0] == '/') {
+		pm_text_str(&t, x);
+		pm_text_str(&t, "/pcpmap");
+	} else if (geteuid() == 0) {
+		pm_text_str(&t, "/run/pcpmap");
+	} else {
 		return -ENOENT;
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+	}
+	return t.cut ? -ENAMETOOLONG : 0;
 }
 
 int pm_gwcache_load(const char *dir, struct pm_gwcache *ret, char *why, size_t why_len)
 {
 	char path[512];
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, PM_GWC_FILE_NAME) >= sizeof(path))
+	if (!file_path(path, sizeof(path), dir, "", PM_GWC_FILE_NAME))
 		return -ENAMETOOLONG;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
@@ -340,6 +373,47 @@ out:
 	return r;
 }
 
+/* A new file DIR/.gateways.XXXXXXXX (random hexadecimal), mode 0600, its name left in tmp. What mkostemp()
+ * does, without its libc pages (its name generator sits beside printf, doc/PERFORMANCE.md). */
+static int create_tmp(const char *dir, char *tmp, size_t len)
+{
+	for (int attempt = 0; attempt < 16; attempt++) {
+		unsigned char rnd[4];
+		struct pm_text t;
+		if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
+			/* No entropy yet (early boot): O_EXCL keeps a guessable name safe, it only has to differ. */
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint32_t v = (uint32_t)ts.tv_nsec ^ ((uint32_t)getpid() << 12) ^
+				     (uint32_t)attempt * 2654435761u;
+			memcpy(rnd, &v, sizeof(rnd));
+		}
+		pm_text_init(&t, tmp, len);
+		pm_text_str(&t, dir);
+		pm_text_str(&t, "/." PM_GWC_FILE_NAME ".");
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			pm_text_hex2(&t, rnd[i]);
+		if (t.cut)
+			return -ENAMETOOLONG;
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd >= 0 ? fd : -errno;
+	}
+	return -EEXIST;
+}
+
+/* rename(2) straight to the kernel: libc's wrapper shares a page with printf (doc/PERFORMANCE.md). */
+static int rename_file(const char *from, const char *to)
+{
+#ifdef SYS_renameat2
+	if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 0) == 0)
+		return 0;
+	if (errno != ENOSYS) /* kernels before 3.15, or a filter that refuses the call */
+		return -errno;
+#endif
+	return rename(from, to) < 0 ? -errno : 0;
+}
+
 int pm_gwcache_store(const char *dir, const struct pm_gwcache *c)
 {
 	char path[512], tmp[520];
@@ -351,8 +425,7 @@ int pm_gwcache_store(const char *dir, const struct pm_gwcache *c)
 	if (r < 0)
 		goto out;
 	size_t len = (size_t)r;
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, PM_GWC_FILE_NAME) >= sizeof(path) ||
-	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, PM_GWC_FILE_NAME) >= sizeof(tmp)) {
+	if (!file_path(path, sizeof(path), dir, "", PM_GWC_FILE_NAME)) {
 		r = -ENAMETOOLONG;
 		goto out;
 	}
@@ -360,12 +433,12 @@ int pm_gwcache_store(const char *dir, const struct pm_gwcache *c)
 		r = -errno;
 		goto out;
 	}
-	fd = mkostemp(tmp, O_CLOEXEC);
+	fd = create_tmp(dir, tmp, sizeof(tmp));
 	if (fd < 0) {
-		r = -errno;
+		r = fd;
 		goto out;
 	}
-	/* mkostemp makes 0600 already; said again in case a umask-less platform differs. */
+	/* Created 0600 already; said again in case a umask-less platform differs. */
 	if (fchmod(fd, 0600) < 0) {
 		r = -errno;
 		goto fail;
@@ -387,10 +460,8 @@ int pm_gwcache_store(const char *dir, const struct pm_gwcache *c)
 		goto fail;
 	}
 	fd = -1;
-	if (rename(tmp, path) < 0) {
-		r = -errno;
+	if ((r = rename_file(tmp, path)) < 0)
 		goto fail;
-	}
 	r = 0;
 	goto out;
 fail:
@@ -417,16 +488,21 @@ static bool gw_key(const struct pm_gw *gw, char *buf, size_t len)
 	if (a->u.sa.sa_family == AF_INET) {
 		if ((ntohl(a->u.in.sin_addr.s_addr) >> 24) == 127)
 			return false;
-		return inet_ntop(AF_INET, &a->u.in.sin_addr, buf, (socklen_t)len) != NULL;
+		return pm_text_ntop(AF_INET, &a->u.in.sin_addr, buf, len) == 0;
 	}
 	if (a->u.sa.sa_family != AF_INET6 || IN6_IS_ADDR_LOOPBACK(&a->u.in6.sin6_addr))
 		return false;
-	char s[INET6_ADDRSTRLEN];
-	if (!inet_ntop(AF_INET6, &a->u.in6.sin6_addr, s, sizeof(s)))
+	char s[PM_TEXT_ADDR_MAX];
+	if (pm_text_ntop(AF_INET6, &a->u.in6.sin6_addr, s, sizeof(s)) < 0 || len == 0)
 		return false;
-	int n = a->u.in6.sin6_scope_id ? snprintf(buf, len, "%s%%%u", s, a->u.in6.sin6_scope_id)
-				       : snprintf(buf, len, "%s", s);
-	return n > 0 && (size_t)n < len;
+	struct pm_text t;
+	pm_text_init(&t, buf, len);
+	pm_text_str(&t, s);
+	if (a->u.in6.sin6_scope_id) {
+		pm_text_str(&t, "%");
+		pm_text_u(&t, a->u.in6.sin6_scope_id);
+	}
+	return !t.cut;
 }
 
 /* The cache speaks for clients that prefer protocols in the default order (PCP, NAT-PMP, UPnP): one that
@@ -459,7 +535,7 @@ void pm_gw_memo_open(struct pm_gw *gw)
 	if (!mm)
 		return;
 	sched_timer_init(&mm->t_verify, verify_timer, gw, "gateway-memo-verify");
-	snprintf(mm->entry.gw, sizeof(mm->entry.gw), "%s", key);
+	pm_text_copy(mm->entry.gw, sizeof(mm->entry.gw), key);
 	gw->memo = mm;
 	struct pm_gwcache *cache = malloc(sizeof(*cache));
 	if (!cache)
@@ -477,7 +553,7 @@ void pm_gw_memo_open(struct pm_gw *gw)
 		free(cache);
 		return;
 	}
-	uint64_t now_s = (uint64_t)time(NULL);
+	uint64_t now_s = wall_s();
 	char mac[PM_GWC_MAC_LEN];
 	gw_mac(gw, mac, sizeof(mac));
 	if (e->learned > now_s + 60 || now_s - e->learned > PM_GWC_TRUST_S) {
@@ -624,7 +700,7 @@ void pm_gw_memo_chosen(struct pm_gw *gw, enum pcpmap_proto p)
 			 : st == PM_P_NO       ? PM_GWC_PCP_REFUSED
 			 : st == PM_P_PROBING  ? PM_GWC_PCP_SILENT
 					       : PM_GWC_PCP_UNKNOWN;
-		e->learned = (uint64_t)time(NULL);
+		e->learned = wall_s();
 	}
 	if (p != PCPMAP_PROTO_UPNP) {
 		e->url[0] = e->st[0] = e->lan[0] = '\0';
@@ -646,9 +722,9 @@ void pm_gw_memo_upnp(struct pm_server *s, const char *url, const char *st, const
 		return; /* not storable: the next start discovers */
 	if (!strcmp(e->url, url) && !strcmp(e->st, st) && !strcmp(e->lan, lan))
 		return;
-	snprintf(e->url, sizeof(e->url), "%s", url);
-	snprintf(e->st, sizeof(e->st), "%s", st);
-	snprintf(e->lan, sizeof(e->lan), "%s", lan);
+	pm_text_copy(e->url, sizeof(e->url), url);
+	pm_text_copy(e->st, sizeof(e->st), st);
+	pm_text_copy(e->lan, sizeof(e->lan), lan);
 	gw->memo->dirty = true;
 	/* Rediscovered while UPnP is already the choice: no other choice will store it. */
 	if (gw->chosen == PCPMAP_PROTO_UPNP)
@@ -664,9 +740,9 @@ const struct pm_gwc_entry *pm_gw_memo_upnp_hint(const struct pm_server *s)
 	/* Our address is what AddPortMapping names: another one means another network or host setup. */
 	char local[PM_GWC_ADDR_LEN] = "";
 	if (s->local.u.sa.sa_family == AF_INET)
-		inet_ntop(AF_INET, &s->local.u.in.sin_addr, local, sizeof(local));
+		pm_text_ntop(AF_INET, &s->local.u.in.sin_addr, local, sizeof(local));
 	else if (s->local.u.sa.sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &s->local.u.in6.sin6_addr, local, sizeof(local));
+		pm_text_ntop(AF_INET6, &s->local.u.in6.sin6_addr, local, sizeof(local));
 	if (strcmp(local, gw->memo->entry.lan) != 0)
 		return NULL;
 	return &gw->memo->entry;

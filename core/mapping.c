@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "text/text.h"
 
 #define DELETE_MRC       3 /* a delete is retried a few times, never forever */
 #define PAIR_MAX_TRIES   8
@@ -41,7 +42,7 @@ static void sockaddr_host(const struct pm_sockaddr *sa, char *buf, size_t len)
 {
 	const void *a = sa->u.sa.sa_family == AF_INET6 ? (const void *)&sa->u.in6.sin6_addr
 						       : (const void *)&sa->u.in.sin_addr;
-	if (!inet_ntop(sa->u.sa.sa_family, a, buf, (socklen_t)len))
+	if (pm_text_ntop(sa->u.sa.sa_family, a, buf, len) < 0 && len)
 		buf[0] = '\0';
 }
 
@@ -54,7 +55,7 @@ static void fill_info(const struct pm_mapping *m, struct pcpmap_mapping_info *in
 	info->kind = m->kind;
 	info->ip_proto = m->ip_proto;
 	if (m->server) {
-		snprintf(info->server, sizeof(info->server), "%s", m->server->name);
+		pm_text_copy(info->server, sizeof(info->server), m->server->name);
 		if (m->has_third_party)
 			pcp_addr_to_string(&m->third_party, info->internal_addr, sizeof(info->internal_addr));
 		else
@@ -90,7 +91,7 @@ static void fill_info(const struct pm_mapping *m, struct pcpmap_mapping_info *in
 	info->error = m->error;
 	info->result_code = m->result_code;
 	memcpy(info->nonce, m->nonce, sizeof(info->nonce));
-	snprintf(info->detail, sizeof(info->detail), "%s", m->detail ? m->detail : "");
+	pm_text_copy(info->detail, sizeof(info->detail), m->detail ? m->detail : "");
 	/* Still looking for a protocol: say how far the gateway got. */
 	if ((!m->detail || !m->detail[0]) && m->gw && !m->have_grant &&
 	    (m->state == PCPMAP_STATE_WAIT_RESP || m->state == PCPMAP_STATE_NOT_SENT))

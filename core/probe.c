@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "text/text.h"
 
 /* The result slot of a protocol (p is PCP, NAT-PMP or UPnP). */
 __attribute__((returns_nonnull)) static struct pcpmap_server_info *slot(pcpmap_client *c, enum pcpmap_proto p)
@@ -59,7 +60,7 @@ static void finish(pcpmap_client *c)
 			ci = si;
 	}
 	if (ci && ci->external_addr[0]) {
-		snprintf(r->external_addr, sizeof(r->external_addr), "%s", ci->external_addr);
+		pm_text_copy(r->external_addr, sizeof(r->external_addr), ci->external_addr);
 		struct pcp_addr a;
 		r->external_is_private = pcp_addr_from_string(r->external_addr, &a) == 0 &&
 					 pcp_addr_is_v4(&a) && pm_addr_is_private(&a);
@@ -97,7 +98,7 @@ void pm_probe_on_answer(struct pm_server *s, enum pcpmap_proto proto, int err,
 		*si = *info;
 	si->proto = proto;
 	if (!si->server[0])
-		snprintf(si->server, sizeof(si->server), "%s", s->name);
+		pm_text_copy(si->server, sizeof(si->server), s->name);
 	si->error = err;
 	if (!err && !si->rtt_usec)
 		si->rtt_usec = (uint32_t)(c->now - c->probe.started);
@@ -182,7 +183,7 @@ int pm_engine_probe(pcpmap_client *c, int timeout_ms, pcpmap_probe_fn cb, void *
 	if (r < 0)
 		return r;
 	memset(&c->probe.res, 0, sizeof(c->probe.res));
-	snprintf(c->probe.res.gateway, sizeof(c->probe.res.gateway), "%s", gw->name);
+	pm_text_copy(c->probe.res.gateway, sizeof(c->probe.res.gateway), gw->name);
 	c->probe.active = true;
 	c->probe.cb = cb;
 	c->probe.userdata = userdata;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "fsm/fsm.h"
+#include "text/text.h"
 
 #define S(x) PCPMAP_STATE_##x
 
@@ -184,16 +185,15 @@ void fsm_actions_string(unsigned actions, char *buf, size_t len)
 					     "cancel",         "expiry-arm",  "expiry-cancel",
 					     "notify-mapped",  "notify-lost", "notify-failed",
 					     "notify-deleted", "release" };
-	size_t off = 0;
+	struct pm_text t;
 	if (len == 0)
 		return;
-	buf[0] = '\0';
-	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	pm_text_init(&t, buf, len);
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]) && !t.cut; i++) {
 		if (!(actions & (1u << i)))
 			continue;
-		int n = snprintf(buf + off, len - off, "%s%s", off ? "|" : "", names[i]);
-		if (n < 0 || (size_t)n >= len - off)
-			return;
-		off += (size_t)n;
+		if (t.len)
+			pm_text_str(&t, "|");
+		pm_text_str(&t, names[i]);
 	}
 }

@@ -446,8 +446,8 @@ static int decode_attr(struct rbuf *r, uint16_t type, size_t n, struct pmd_ipc_m
 
 int pmd_ipc_decode(const uint8_t *buf, size_t len, struct pmd_ipc_msg *ret)
 {
-	static struct pmd_ipc_msg zero;
-	struct pmd_ipc_msg m = zero;
+	struct pmd_ipc_msg m;
+	memset(&m, 0, sizeof(m)); /* not a copy of a static zero: that was 4.7 KiB of .rodata */
 	uint8_t type;
 	uint32_t seq;
 	if (!ret || len > PMD_IPC_MAX_MSG)

@@ -9,6 +9,7 @@
 #endif
 #include "net/nlattr.h"
 #include "net/net.h"
+#include "text/text.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -131,10 +132,12 @@ int pm_net_neighbour_lladdr(int family, const void *addr, char *ret, size_t len)
 		return -ENOENT;
 	if (len < s.ll_len * 3)
 		return -ENOSPC;
-	size_t off = 0;
+	struct pm_text t;
+	pm_text_init(&t, ret, len);
 	for (size_t i = 0; i < s.ll_len; i++) {
-		snprintf(ret + off, len - off, "%s%02x", i ? ":" : "", s.ll[i]);
-		off += i ? 3 : 2;
+		if (i)
+			pm_text_str(&t, ":");
+		pm_text_hex2(&t, s.ll[i]);
 	}
 	return 0;
 }

@@ -52,6 +52,14 @@ int pm_net_default_gateway(int family, struct pm_gateway *ret);
  * holds none; -ENOSPC when len is short; -ETIMEDOUT or -errno of the netlink socket. */
 int pm_net_neighbour_lladdr(int family, const void *addr, char *ret, size_t len);
 
+/* The name of interface ifindex into name (IF_NAMESIZE bytes, net/if.h), as if_indextoname() gives it.
+ * 0; -ENXIO when no interface has that index (-ENODEV for an index <= 0); -errno of the socket. */
+int pm_net_ifname(int ifindex, char *name);
+
+/* Calls cb once per link of the host (rtnetlink RTM_GETLINK dump) with its index and IFF_* flags; a negative
+ * return of cb stops the dump and is returned. 0; -ETIMEDOUT or -errno of the netlink socket. */
+int pm_net_links(int (*cb)(int ifindex, unsigned flags, void *arg), void *arg);
+
 /* Event monitor: a non-blocking NETLINK_ROUTE socket subscribed to
  * RTMGRP_IPV4_ROUTE|RTMGRP_IPV6_ROUTE|RTMGRP_IPV4_IFADDR|RTMGRP_IPV6_IFADDR|RTMGRP_LINK. */
 enum pm_net_event { PM_NET_EV_ROUTE = 1, PM_NET_EV_ADDR = 2, PM_NET_EV_LINK = 4 };

@@ -344,10 +344,10 @@ int pm_net_default_gateway(int family, struct pm_gateway *ret)
 			continue; /* table changed under the dump (NLM_F_DUMP_INTR) */
 		if (!s.found)
 			return -ENOENT;
-		if (s.best.ifindex > 0 && !if_indextoname((unsigned)s.best.ifindex, name)) {
-			if (errno == ENXIO || errno == ENODEV)
+		if (s.best.ifindex > 0 && (r = pm_net_ifname(s.best.ifindex, name)) < 0) {
+			if (r == -ENXIO || r == -ENODEV)
 				continue; /* interface went away: its routes did too */
-			return -errno;
+			return r;
 		}
 		memcpy(s.best.ifname, name, sizeof(s.best.ifname));
 		*ret = s.best;

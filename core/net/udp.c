@@ -9,6 +9,7 @@
 #define _GNU_SOURCE 1
 #endif
 #include "net/net.h"
+#include "text/text.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -150,36 +151,41 @@ int pm_sockaddr_from_gateway(struct pm_sockaddr *sa, const struct pm_gateway *gw
 
 int pm_sockaddr_to_string(const struct pm_sockaddr *sa, char *buf, size_t len)
 {
-	char a[INET6_ADDRSTRLEN], out[PM_SOCKADDR_STRLEN];
-	int n;
+	char a[PM_TEXT_ADDR_MAX], out[PM_SOCKADDR_STRLEN];
+	struct pm_text t;
 
 	if (!sockaddr_valid(sa) || (!buf && len))
 		return -EINVAL;
+	pm_text_init(&t, out, sizeof(out));
 	if (sa->u.sa.sa_family == AF_INET) {
-		if (!inet_ntop(AF_INET, &sa->u.in.sin_addr, a, sizeof(a)))
+		if (pm_text_ntop(AF_INET, &sa->u.in.sin_addr, a, sizeof(a)) < 0)
 			return -EINVAL;
-		n = snprintf(out, sizeof(out), "%s:%u", a, (unsigned)ntohs(sa->u.in.sin_port));
+		pm_text_str(&t, a);
+		pm_text_str(&t, ":");
 	} else {
-		char scope[IF_NAMESIZE + 1] = "";
-
-		if (!inet_ntop(AF_INET6, &sa->u.in6.sin6_addr, a, sizeof(a)))
+		if (pm_text_ntop(AF_INET6, &sa->u.in6.sin6_addr, a, sizeof(a)) < 0)
 			return -EINVAL;
+		pm_text_str(&t, "[");
+		pm_text_str(&t, a);
 		if (sa->u.in6.sin6_scope_id) {
 			char name[IF_NAMESIZE];
 
-			if (if_indextoname(sa->u.in6.sin6_scope_id, name))
-				snprintf(scope, sizeof(scope), "%%%s", name);
+			pm_text_str(&t, "%");
+			if (sa->u.in6.sin6_scope_id <= INT_MAX &&
+			    pm_net_ifname((int)sa->u.in6.sin6_scope_id, name) == 0)
+				pm_text_str(&t, name);
 			else
-				snprintf(scope, sizeof(scope), "%%%u", (unsigned)sa->u.in6.sin6_scope_id);
+				pm_text_u(&t, sa->u.in6.sin6_scope_id);
 		}
-		n = snprintf(out, sizeof(out), "[%s%s]:%u", a, scope, (unsigned)ntohs(sa->u.in6.sin6_port));
+		pm_text_str(&t, "]:");
 	}
-	if (n < 0 || (size_t)n >= sizeof(out))
+	pm_text_u(&t, ntohs(sa->u.sa.sa_family == AF_INET ? sa->u.in.sin_port : sa->u.in6.sin6_port));
+	if (t.cut)
 		return -EINVAL;
-	if ((size_t)n >= len)
+	if (t.len >= len)
 		return -ENOSPC;
-	memcpy(buf, out, (size_t)n + 1);
-	return n;
+	memcpy(buf, out, t.len + 1);
+	return (int)t.len;
 }
 
 int pm_udp_connect(const struct pm_sockaddr *server, int *ret_fd, struct pm_sockaddr *ret_local)
@@ -270,6 +276,9 @@ static int setsockopt_int(int fd, int level, int name, int v)
 }
 
 /* RFC 6886 §3.2.1: 224.0.0.1; RFC 6887 §14.1.1: ff02::1. No IGMP/MLD report is sent for these groups. */
+/* ff02::1, the link-local all-nodes group (RFC 4291 2.7.1), where PCP servers announce (RFC 6887 14.1.1). */
+static const struct in6_addr all_nodes = { { { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 } } };
+
 static int join_group(int fd, int family, int ifindex)
 {
 	int r;
@@ -285,46 +294,44 @@ static int join_group(int fd, int family, int ifindex)
 		struct ipv6_mreq mr;
 
 		memset(&mr, 0, sizeof(mr));
-		inet_pton(AF_INET6, "ff02::1", &mr.ipv6mr_multiaddr);
+		mr.ipv6mr_multiaddr = all_nodes;
 		mr.ipv6mr_interface = (unsigned)ifindex;
 		r = setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mr, sizeof(mr));
 	}
 	return r < 0 ? -errno : 0;
 }
 
+struct join_state {
+	int fd, family, first_err, joined;
+};
+
+static int join_link(int ifindex, unsigned flags, void *arg)
+{
+	struct join_state *j = arg;
+
+	if (!(flags & IFF_UP) || !(flags & IFF_MULTICAST))
+		return 0;
+	int r = join_group(j->fd, j->family, ifindex);
+	if (r == 0 || r == -EADDRINUSE) {
+		j->joined++;
+		return 0;
+	}
+	/* One bad interface (no IPv6, membership limit, just removed) must not cost the others. */
+	if (!j->first_err)
+		j->first_err = r;
+	return 0;
+}
+
 static int join_all(int fd, int family)
 {
-	struct if_nameindex *ifs, *i;
-	int first_err = 0, joined = 0;
+	struct join_state j = { .fd = fd, .family = family };
+	int r = pm_net_links(join_link, &j);
 
-	ifs = if_nameindex();
-	if (!ifs)
-		return -errno;
-	for (i = ifs; i->if_index != 0 && i->if_name; i++) {
-		struct ifreq ifr;
-		int r;
-
-		memset(&ifr, 0, sizeof(ifr));
-		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", i->if_name);
-		if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-			continue; /* vanished since if_nameindex */
-		if (!(ifr.ifr_flags & IFF_UP) || !(ifr.ifr_flags & IFF_MULTICAST))
-			continue;
-		if (i->if_index > INT_MAX)
-			continue;
-		r = join_group(fd, family, (int)i->if_index);
-		if (r == 0 || r == -EADDRINUSE) {
-			joined++;
-			continue;
-		}
-		/* One bad interface (no IPv6, membership limit, just removed) must not cost the others. */
-		if (!first_err)
-			first_err = r;
-	}
-	if_freenameindex(ifs);
-	if (joined)
+	if (r < 0 && !j.joined)
+		return r;
+	if (j.joined)
 		return 0;
-	return first_err ? first_err : -ENODEV;
+	return j.first_err ? j.first_err : -ENODEV;
 }
 
 int pm_udp_multicast_listener(int family, uint16_t port, int ifindex, int *ret_fd)
@@ -361,7 +368,8 @@ int pm_udp_multicast_listener(int family, uint16_t port, int ifindex, int *ret_f
 		/* ff02::1 is link-scoped: binding to it would also bind the socket to one interface. */
 		sa.u.in6.sin6_family = AF_INET6;
 		sa.u.in6.sin6_port = htons(port);
-		sa.u.in6.sin6_addr = in6addr_any;
+		memset(&sa.u.in6.sin6_addr, 0,
+		       sizeof(sa.u.in6.sin6_addr)); /* :: (not libc's in6addr_any, see text.h) */
 		sa.len = sizeof(sa.u.in6);
 	}
 	if (bind(fd, &sa.u.sa, sa.len) < 0) {

@@ -5,6 +5,7 @@
  */
 #include "wire/pcp_wire.h"
 #include "wire/pcp_buf.h"
+#include "text/text.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -56,15 +57,15 @@ int pcp_addr_to_v4(const struct pcp_addr *a, struct in_addr *ret)
 int pcp_addr_to_string(const struct pcp_addr *a, char *buf, size_t len)
 {
 	char tmp[PCP_ADDR_STRLEN];
-	const char *s;
+	int r;
 
 	if (!a || !buf)
 		return -EINVAL;
 	if (pcp_addr_is_v4(a))
-		s = inet_ntop(AF_INET, a->b + 12, tmp, sizeof(tmp));
+		r = pm_text_ntop(AF_INET, a->b + 12, tmp, sizeof(tmp));
 	else
-		s = inet_ntop(AF_INET6, a->b, tmp, sizeof(tmp));
-	if (!s)
+		r = pm_text_ntop(AF_INET6, a->b, tmp, sizeof(tmp));
+	if (r < 0)
 		return -EINVAL;
 	size_t n = strlen(tmp);
 	if (n >= len)

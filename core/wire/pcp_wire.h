@@ -208,8 +208,8 @@ struct pcp_result_info {
 	uint32_t default_hold_s;
 	const char *advice;
 };
-/* Never NULL: unknown codes get a "UNKNOWN" fatal long-class entry (with their own code number). */
-const struct pcp_result_info *pcp_result_info(uint8_t code);
+/* The entry of code; unknown codes get an "UNKNOWN" fatal long-class entry (with their own code number). */
+struct pcp_result_info pcp_result_info(uint8_t code);
 const char *pcp_result_name(uint8_t code);
 /* Server lifetime capped at 86400; if 0, the default: 30 s short, 1800 s long (0 for SUCCESS). */
 uint32_t pcp_error_hold(uint8_t code, uint32_t lifetime_from_server);

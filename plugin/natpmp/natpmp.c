@@ -28,6 +28,7 @@
 #include "dl/dl.h"
 #include "backend.h"
 #include "plugins.h"
+#include "text/text.h"
 
 /* libnatpmp, loaded privately (core/dl/dl.h): every function of it that pcpmap calls. */
 #define NP_SYMS(X)                   \
@@ -382,16 +383,16 @@ static void server_info(const struct pm_server *s, int result, uint32_t epoch,
 	const struct natpmp_priv *np = pm_server_priv(s);
 	memset(info, 0, sizeof(*info));
 	info->proto = PCPMAP_PROTO_NATPMP;
-	snprintf(info->server, sizeof(info->server), "%s", pm_server_name(s));
-	if (!inet_ntop(AF_INET, &pm_server_local(s)->u.in.sin_addr, info->client_addr,
-		       sizeof(info->client_addr)))
+	pm_text_copy(info->server, sizeof(info->server), pm_server_name(s));
+	if (pm_text_ntop(AF_INET, &pm_server_local(s)->u.in.sin_addr, info->client_addr,
+			 sizeof(info->client_addr)) < 0)
 		info->client_addr[0] = '\0';
 	info->version = 0;
 	info->epoch = epoch;
 	info->rtt_usec = (uint32_t)(pm_client_now(pm_server_client(s)) - np->addr_sent_at);
 	info->result_code = result;
 	if (np->have_ext)
-		inet_ntop(AF_INET, &np->ext, info->external_addr, sizeof(info->external_addr));
+		pm_text_ntop(AF_INET, &np->ext, info->external_addr, sizeof(info->external_addr));
 }
 
 /* RFC 6886 3.5 result codes in the engine's terms. */
@@ -509,8 +510,8 @@ static void on_addr_answer(struct pm_server *s, int result, uint32_t epoch, bool
 	if (result == 0) {
 		changed = np->have_ext && np->ext.s_addr != ext.s_addr;
 		if (!np->have_ext || changed) {
-			char a[INET_ADDRSTRLEN];
-			inet_ntop(AF_INET, &ext, a, sizeof(a));
+			char a[PM_TEXT_ADDR_MAX];
+			pm_text_ntop(AF_INET, &ext, a, sizeof(a));
 			/* pcpmap_server_info has no field for it: logged, and kept for map answers. */
 			pm_log(c, PCPMAP_LOG_INFO, "server %s: NAT-PMP public address %s%s",
 			       pm_server_name(s), a, changed ? " (changed)" : "");
@@ -552,8 +553,8 @@ static void natpmp_unsolicited(struct pm_server *s, const uint8_t *buf, size_t l
 	bool changed = np->have_ext && np->ext.s_addr != ext.s_addr;
 	if (!changed && np->have_ext)
 		return;
-	char a[INET_ADDRSTRLEN];
-	inet_ntop(AF_INET, &ext, a, sizeof(a));
+	char a[PM_TEXT_ADDR_MAX];
+	pm_text_ntop(AF_INET, &ext, a, sizeof(a));
 	pm_log(pm_server_client(s), PCPMAP_LOG_INFO, "server %s: NAT-PMP public address %s (announced)",
 	       pm_server_name(s), a);
 	np->have_ext = true;
@@ -687,10 +688,10 @@ static void trace_received(struct pm_server *s, const struct np_req *q, const ui
 	const char *rname = pcpmap_result_name(PCPMAP_PROTO_NATPMP, result);
 	uint32_t epoch = rd32(buf + 4);
 	if (q->op == NP_OP_ADDR && full_len >= NP_ADDR_ANSWER_LEN) {
-		char a[INET_ADDRSTRLEN];
+		char a[PM_TEXT_ADDR_MAX];
 		struct in_addr ext;
 		memcpy(&ext.s_addr, buf + 8, 4);
-		inet_ntop(AF_INET, &ext, a, sizeof(a));
+		pm_text_ntop(AF_INET, &ext, a, sizeof(a));
 		snprintf(d, sizeof(d), "NAT-PMP public address response result=%s epoch=%u external=%s",
 			 rname, epoch, a);
 	} else if (q->op != NP_OP_ADDR && full_len >= NP_MAP_ANSWER_LEN) {

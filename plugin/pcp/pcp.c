@@ -8,6 +8,7 @@
 
 #include "backend.h"
 #include "plugins.h"
+#include "text/text.h"
 
 /* A nonce a mapping used here before it moved to another protocol with a request still unanswered. A late
  * SUCCESS for it is a grant on the gateway that nobody tracks: it is deleted with that nonce. */
@@ -266,14 +267,14 @@ void pm_pcp_reply_from_msg(const struct pcp_msg *resp, const struct pm_mapping *
 		r->kind = PM_REPLY_SUCCESS;
 		return;
 	}
-	const struct pcp_result_info *ri = pcp_result_info(resp->result);
+	const struct pcp_result_info ri = pcp_result_info(resp->result);
 	r->hold_s = pcp_error_hold(resp->result, resp->lifetime);
 	/* Short-lifetime errors are transient: retry after the hold. CANNOT_PROVIDE_EXTERNAL is final only
 	 * when we pinned the port; otherwise the gateway may free one later. Everything else is our bug or a
 	 * refusal that retrying the same request cannot fix. */
 	if (resp->result == PCP_RES_CANNOT_PROVIDE_EXTERNAL)
 		r->kind = m->prefer_failure || m->kind == PCPMAP_KIND_PEER ? PM_REPLY_FATAL : PM_REPLY_RETRY;
-	else if (ri->cls == PCP_ERR_SHORT)
+	else if (ri.cls == PCP_ERR_SHORT)
 		r->kind = PM_REPLY_RETRY;
 	else
 		r->kind = PM_REPLY_FATAL;
@@ -492,7 +493,7 @@ static void handle_datagram(struct pm_server *s, const uint8_t *buf, size_t len)
 			struct pcpmap_server_info info;
 			memset(&info, 0, sizeof(info));
 			info.proto = PCPMAP_PROTO_PCP;
-			snprintf(info.server, sizeof(info.server), "%s", pm_server_name(s));
+			pm_text_copy(info.server, sizeof(info.server), pm_server_name(s));
 			struct pcp_addr me;
 			local_addr(s, &me);
 			pcp_addr_to_string(&me, info.client_addr, sizeof(info.client_addr));

@@ -32,7 +32,7 @@ static void check(const uint8_t *data, size_t size, const struct pcp_codec_cfg *
 	if (m.opts.has_description && (m.opts.description_len > PCP_MAX_DESCRIPTION ||
 				       strlen(m.opts.description) != m.opts.description_len))
 		abort();
-	if (!pcp_result_info(m.result) || !pcp_result_name(m.result))
+	if (pcp_result_info(m.result).code != m.result || !pcp_result_name(m.result))
 		abort();
 
 	/* Re-encode: must succeed and cannot grow (unknown options are dropped, padding is canonical). */

@@ -36,6 +36,26 @@ for p in "${progs[@]}"; do
 	echo "install: $(basename "$p") needs libpcpmap.so.0 and finds $(realpath -s --relative-to="$tmp/prefix" "$got")"
 done
 
+# `pcpmap top` is a module that the tool loads for that command alone (cli/top.h): the tool itself needs no
+# ncurses, and the installed tool finds the installed module (exit 2: it ran and found no terminal; 3 would
+# be the module missing).
+if cache_on PCPMAP_BUILD_CLI && grep -qE "^NCURSESW_FOUND:INTERNAL=1$" "$build/CMakeCache.txt"; then
+	if readelf -d "$tmp/prefix/bin/pcpmap" | grep -qE 'NEEDED.*\[lib(ncurses|tinfo)'; then
+		echo "install: bin/pcpmap links ncurses or tinfo itself (readelf -d); only its top module may" >&2
+		exit 1
+	fi
+	mod=$(find "$tmp/prefix" -name pcpmap-top.so -type f | head -n1)
+	[ -n "$mod" ] || { echo "install: the top module pcpmap-top.so was not installed" >&2; exit 1; }
+	rc=0
+	env -u LD_LIBRARY_PATH "$tmp/prefix/bin/pcpmap" top </dev/null >/dev/null 2>"$tmp/top.err" || rc=$?
+	if [ $rc -ne 2 ]; then
+		echo "install: installed 'pcpmap top' exited $rc, not 2 (no terminal) with its module in place:" >&2
+		cat "$tmp/top.err" >&2
+		exit 1
+	fi
+	echo "install: pcpmap top loads $(realpath -s --relative-to="$tmp/prefix" "$mod"); the tool needs no ncurses"
+fi
+
 # Nothing but pcpmap_* may be exported.
 so=$(find "$tmp/prefix" -name 'libpcpmap.so.*' -type f | head -n1)
 leaked=$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBR]$/ {print $3}' | grep -v '^pcpmap_' || true)

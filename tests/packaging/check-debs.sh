@@ -164,6 +164,12 @@ check "pcpmap --version runs and says $upstream ($v)" grep -qF "$upstream" <<<"$
 check "man page pcpmap(1)" test -f /usr/share/man/man1/pcpmap.1.gz
 check "bash completion for pcpmap loads" \
 	bash -c 'source /usr/share/bash-completion/completions/pcpmap && complete -p pcpmap >/dev/null'
+# `pcpmap top` is a module the tool loads for that command only: without a terminal it runs and says so
+# (exit 2; 3 would be the module missing), and the tool itself needs no ncurses.
+top_rc() { pcpmap top </dev/null >/dev/null 2>&1 && echo 0 || echo $?; }
+check "pcpmap top loads its module (exit 2 without a terminal, got $(top_rc))" test "$(top_rc)" = 2
+check "pcpmap needs no ncurses or tinfo itself" \
+	bash -c '! readelf -d /usr/bin/pcpmap | grep -qE "NEEDED.*\[lib(ncurses|tinfo)"'
 
 # --- The library from outside ----------------------------------------------------------------------
 v=$(pkg-config --modversion libpcpmap 2>&1)

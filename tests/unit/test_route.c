@@ -1228,6 +1228,59 @@ static void test_live_multicast_all_interfaces(void **state)
 	assert_int_equal(r, 0);
 }
 
+struct links_seen {
+	unsigned idx[256];
+	unsigned flags[256];
+	size_t n;
+};
+
+static int links_cb(int ifindex, unsigned flags, void *arg)
+{
+	struct links_seen *s = arg;
+	if (s->n < 256) {
+		s->idx[s->n] = (unsigned)ifindex;
+		s->flags[s->n++] = flags;
+	}
+	return 0;
+}
+
+static int links_stop(int ifindex, unsigned flags, void *arg)
+{
+	(void)ifindex;
+	(void)flags;
+	(void)arg;
+	return -ECANCELED;
+}
+
+/* pm_net_links and pm_net_ifname (rtnetlink and SIOCGIFNAME) agree with libc's if_nameindex on this host. */
+static void test_live_links_and_names(void **state)
+{
+	(void)state;
+	struct links_seen s = { .n = 0 };
+	assert_int_equal(pm_net_links(links_cb, &s), 0);
+	struct if_nameindex *ifs = if_nameindex();
+	assert_non_null(ifs);
+	size_t n = 0;
+	for (struct if_nameindex *i = ifs; i->if_index; i++, n++) {
+		size_t k = 0;
+		while (k < s.n && s.idx[k] != i->if_index)
+			k++;
+		assert_true(k < s.n); /* every interface libc lists, the dump lists */
+		char name[IF_NAMESIZE];
+		assert_int_equal(pm_net_ifname((int)i->if_index, name), 0);
+		assert_string_equal(name, i->if_name);
+		if (!strcmp(i->if_name, "lo"))
+			assert_true(s.flags[k] & IFF_LOOPBACK);
+	}
+	assert_int_equal(s.n, n);
+	if_freenameindex(ifs);
+	char name[IF_NAMESIZE];
+	assert_int_equal(pm_net_ifname(0, name), -ENODEV);
+	assert_int_equal(pm_net_ifname(0x7ffffff0, name), -ENXIO);
+	assert_int_equal(pm_net_links(links_stop, NULL), -ECANCELED);
+	assert_int_equal(pm_net_links(NULL, NULL), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1264,6 +1317,7 @@ int main(void)
 		cmocka_unit_test(test_live_default_gateway),
 		cmocka_unit_test(test_live_monitor),
 		cmocka_unit_test(test_live_multicast_all_interfaces),
+		cmocka_unit_test(test_live_links_and_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1462,30 +1462,28 @@ static void test_result_codes(void **state)
 		{ 13, "EXCESSIVE_REMOTE_PEERS", PCP_ERR_LONG, PCP_ACT_FEWER_FILTERS, 1800 },
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-		const struct pcp_result_info *ri = pcp_result_info(want[i].code);
-		assert_non_null(ri);
-		assert_int_equal(ri->code, want[i].code);
-		assert_string_equal(ri->name, want[i].name);
+		const struct pcp_result_info ri = pcp_result_info(want[i].code);
+		assert_int_equal(ri.code, want[i].code);
+		assert_string_equal(ri.name, want[i].name);
 		assert_string_equal(pcp_result_name(want[i].code), want[i].name);
-		assert_int_equal(ri->cls, want[i].cls);
-		assert_int_equal(ri->action, want[i].action);
-		assert_int_equal(ri->default_hold_s, want[i].hold);
-		assert_non_null(ri->advice);
-		assert_true(strlen(ri->advice) > 0);
+		assert_int_equal(ri.cls, want[i].cls);
+		assert_int_equal(ri.action, want[i].action);
+		assert_int_equal(ri.default_hold_s, want[i].hold);
+		assert_non_null(ri.advice);
+		assert_true(strlen(ri.advice) > 0);
 	}
 	/* The enum matches the RFC numbering. */
 	assert_int_equal(PCP_RES_EXCESSIVE_REMOTE_PEERS, 13);
 	assert_int_equal(PCP_RES_CANNOT_PROVIDE_EXTERNAL, 11);
 
 	for (unsigned c = 14; c < 256; c++) {
-		const struct pcp_result_info *ri = pcp_result_info((uint8_t)c);
-		assert_non_null(ri);
-		assert_int_equal(ri->code, c);
-		assert_string_equal(ri->name, "UNKNOWN");
+		const struct pcp_result_info ri = pcp_result_info((uint8_t)c);
+		assert_int_equal(ri.code, c);
+		assert_string_equal(ri.name, "UNKNOWN");
 		assert_string_equal(pcp_result_name((uint8_t)c), "UNKNOWN");
-		assert_int_equal(ri->cls, PCP_ERR_LONG);
-		assert_int_equal(ri->action, PCP_ACT_FAIL);
-		assert_int_equal(ri->default_hold_s, 1800);
+		assert_int_equal(ri.cls, PCP_ERR_LONG);
+		assert_int_equal(ri.action, PCP_ACT_FAIL);
+		assert_int_equal(ri.default_hold_s, 1800);
 	}
 }
 
