@@ -155,8 +155,9 @@ static int conn_parse(const struct nlmsghdr *nlh, struct sd_scan *s)
 }
 
 /* Returns < 0 to fail, 0 to go on, 1 to stop. */
-static int scan_msg(const struct nlmsghdr *nlh, struct sd_scan *s)
+static int scan_msg(const struct nlmsghdr *nlh, void *arg)
 {
+	struct sd_scan *s = arg;
 	int r;
 
 	if (!mnl_nlmsg_seq_ok(nlh, s->seq) || !mnl_nlmsg_portid_ok(nlh, s->portid))
@@ -172,8 +173,6 @@ static int scan_buf(const void *buf, size_t len, struct sd_scan *s)
 {
 	const void *view;
 	void *copy;
-	const char *p;
-	size_t left = len;
 	int r;
 
 	if (len == 0)
@@ -181,25 +180,7 @@ static int scan_buf(const void *buf, size_t len, struct sd_scan *s)
 	r = pm_net_aligned_view(buf, len, &view, &copy);
 	if (r < 0)
 		return r;
-	p = view;
-	while (left > 0) {
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)(const void *)p;
-		size_t step;
-
-		/* mnl_nlmsg_ok compares (int)nlmsg_len: a length >= 2^31 would pass it. */
-		if (!mnl_nlmsg_ok(nlh, (int)left) || nlh->nlmsg_len > left) {
-			r = -EBADMSG;
-			break;
-		}
-		r = scan_msg(nlh, s);
-		if (r != 0)
-			break;
-		step = MNL_ALIGN((size_t)nlh->nlmsg_len);
-		if (step >= left)
-			break;
-		p += step;
-		left -= step;
-	}
+	r = pm_net_walk(view, len, scan_msg, s);
 	free(copy);
 	return r < 0 ? r : 0;
 }

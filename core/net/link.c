@@ -54,8 +54,9 @@ struct link_scan {
 	void *arg;
 };
 
-static int scan_msg(const struct nlmsghdr *nlh, struct link_scan *s)
+static int scan_msg(const struct nlmsghdr *nlh, void *arg)
 {
+	struct link_scan *s = arg;
 	if (nlh->nlmsg_seq != s->seq || nlh->nlmsg_pid != s->portid)
 		return 0;
 	int r = pm_net_dump_control(nlh, &s->done, &s->err);
@@ -76,25 +77,8 @@ static int scan_msg(const struct nlmsghdr *nlh, struct link_scan *s)
 static int link_step(const void *buf, size_t len, void *arg)
 {
 	struct link_scan *s = arg;
-	size_t left = len;
-	const char *p = buf;
-
-	while (left > 0) {
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)(const void *)p;
-		if (!mnl_nlmsg_ok(nlh, (int)left) || nlh->nlmsg_len > left)
-			return -EBADMSG;
-		int r = scan_msg(nlh, s);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			break;
-		size_t step = MNL_ALIGN((size_t)nlh->nlmsg_len);
-		if (step >= left)
-			break;
-		p += step;
-		left -= step;
-	}
-	return s->done;
+	int r = pm_net_walk(buf, len, scan_msg, s);
+	return r < 0 ? r : s->done;
 }
 
 int pm_net_links(int (*cb)(int ifindex, unsigned flags, void *arg), void *arg)

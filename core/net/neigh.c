@@ -40,8 +40,9 @@ struct neigh_scan {
 /* States in which the kernel's address is a fact, not a guess being resolved. */
 #define NUD_USABLE (NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT | NUD_NOARP)
 
-static int scan_msg(const struct nlmsghdr *nlh, struct neigh_scan *s)
+static int scan_msg(const struct nlmsghdr *nlh, void *arg)
 {
+	struct neigh_scan *s = arg;
 	if (nlh->nlmsg_seq != s->seq || nlh->nlmsg_pid != s->portid)
 		return 0;
 	int r = pm_net_dump_control(nlh, &s->done, &s->err);
@@ -71,30 +72,10 @@ static int scan_msg(const struct nlmsghdr *nlh, struct neigh_scan *s)
 	return 0;
 }
 
-static int scan_buf(const void *buf, size_t len, struct neigh_scan *s)
-{
-	size_t left = len;
-	const char *p = buf;
-	while (left > 0) {
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)(const void *)p;
-		if (!mnl_nlmsg_ok(nlh, (int)left) || nlh->nlmsg_len > left)
-			return -EBADMSG;
-		int r = scan_msg(nlh, s);
-		if (r != 0)
-			return r < 0 ? r : 0;
-		size_t step = MNL_ALIGN((size_t)nlh->nlmsg_len);
-		if (step >= left)
-			break;
-		p += step;
-		left -= step;
-	}
-	return 0;
-}
-
 static int neigh_step(const void *buf, size_t len, void *arg)
 {
 	struct neigh_scan *s = arg;
-	int r = scan_buf(buf, len, s);
+	int r = pm_net_walk(buf, len, scan_msg, s);
 	return r < 0 ? r : s->done;
 }
 

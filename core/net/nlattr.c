@@ -43,6 +43,30 @@ int pm_net_attrs_parse(const void *payload, size_t size, const struct nlattr **t
 
 #define MAX_ERRNO 4095
 
+int pm_net_walk(const void *buf, size_t len, int (*fn)(const struct nlmsghdr *nlh, void *arg), void *arg)
+{
+	const char *p = buf;
+	size_t left = len;
+
+	while (left > 0) {
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)(const void *)p;
+		/* mnl_nlmsg_ok compares (int)nlmsg_len: a length >= 2^31 would pass it. */
+		if (!mnl_nlmsg_ok(nlh, (int)left) || nlh->nlmsg_len > left)
+			return -EBADMSG;
+		int r = fn(nlh, arg);
+		if (r < 0)
+			return r;
+		if (r > 0)
+			break;
+		size_t step = MNL_ALIGN((size_t)nlh->nlmsg_len);
+		if (step >= left)
+			break;
+		p += step;
+		left -= step;
+	}
+	return 0;
+}
+
 int pm_net_aligned_view(const void *buf, size_t len, const void **ret_view, void **ret_copy)
 {
 	void *copy;

@@ -16,6 +16,13 @@
  */
 int pm_net_attrs_parse(const void *payload, size_t size, const struct nlattr **tb, unsigned max);
 
+/*
+ * Calls fn for each message in [buf, buf + len), which must be aligned for struct nlmsghdr. fn returns < 0 to
+ * fail, 0 to go on, > 0 to stop. Trailing bytes that do not form a whole message are malformed (-EBADMSG); the
+ * last message may omit its alignment padding. Returns 0 or the first error.
+ */
+int pm_net_walk(const void *buf, size_t len, int (*fn)(const struct nlmsghdr *nlh, void *arg), void *arg);
+
 /* libmnl reads headers in place: *ret_view is buf when it is aligned for struct nlmsghdr, else a malloc'ed
  * copy, also returned in *ret_copy for the caller to free (NULL when no copy was made). 0 or -ENOMEM. */
 int pm_net_aligned_view(const void *buf, size_t len, const void **ret_view, void **ret_copy);

@@ -48,39 +48,6 @@ union nl_buf {
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Buffer and attribute walking */
 
-typedef int (*msg_fn)(const struct nlmsghdr *nlh, void *ctx);
-
-/*
- * Calls fn for each message. fn returns < 0 to fail, 0 to go on, 1 to stop. Trailing bytes that do not form a
- * whole message are malformed; the last message may omit its alignment padding.
- */
-static int walk_messages(const void *buf, size_t len, msg_fn fn, void *ctx)
-{
-	const char *p = buf;
-	size_t left = len;
-
-	while (left > 0) {
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)(const void *)p;
-		size_t step;
-		int r;
-
-		/* mnl_nlmsg_ok compares (int)nlmsg_len: a length >= 2^31 would pass it. */
-		if (!mnl_nlmsg_ok(nlh, (int)left) || nlh->nlmsg_len > left)
-			return -EBADMSG;
-		r = fn(nlh, ctx);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			break;
-		step = MNL_ALIGN((size_t)nlh->nlmsg_len);
-		if (step >= left)
-			break;
-		p += step;
-		left -= step;
-	}
-	return 0;
-}
-
 /* Copy out the fixed family header after nlmsghdr and parse the attributes behind it. */
 static int msg_parse(const struct nlmsghdr *nlh, void *hdr, size_t hdrlen, const struct nlattr **tb,
 		     unsigned max)
@@ -269,7 +236,7 @@ static int route_scan_buf(const void *buf, size_t len, struct route_scan *s)
 	r = pm_net_aligned_view(buf, len, &view, &copy);
 	if (r < 0)
 		return r;
-	r = walk_messages(view, len, route_scan_msg, s);
+	r = pm_net_walk(view, len, route_scan_msg, s);
 	free(copy);
 	return r;
 }
@@ -471,7 +438,7 @@ int pm_net_parse_events(const void *buf, size_t len, unsigned *ret_mask)
 		r = pm_net_aligned_view(buf, len, &view, &copy);
 		if (r < 0)
 			return r;
-		r = walk_messages(view, len, event_msg, &mask);
+		r = pm_net_walk(view, len, event_msg, &mask);
 		free(copy);
 		if (r < 0)
 			return r;
