@@ -228,7 +228,7 @@ int pm_client_gateway_for(pcpmap_client *c, int family, struct pm_gw **ret)
 	pm_list_init(&gw->link);
 	pm_list_add_tail(&c->gateways, &gw->link);
 	pm_gw_memo_open(gw);
-	pm_resilience_start(c);
+	pm_resilience_start_soon(c);
 	*ret = gw;
 	return 0;
 }

@@ -228,6 +228,7 @@ struct pcpmap_client {
 		    shrunk_at; /* the last shrink (queueing or loss): earlier requests cannot repeat it */
 	} remap;
 	struct sched_timer t_netcheck;
+	struct sched_timer t_listen; /* opens the listeners once the first request is out */
 	int (*default_gateway)(int family, struct pm_gateway *ret); /* tests inject one */
 
 	struct {
@@ -330,6 +331,8 @@ void pm_resilience_init(pcpmap_client *c);
 void pm_resilience_fini(pcpmap_client *c);
 /* Opens the announcement listeners and the route monitor, once. */
 void pm_resilience_start(pcpmap_client *c);
+/* The same on the loop's next turn: a gateway's first request goes out before ~45 system calls of set-up. */
+void pm_resilience_start_soon(pcpmap_client *c);
 /* Queues the held mappings of server s (except one) for paced re-creation, not before now + delay_us. */
 void pm_remap_server(struct pm_server *s, struct pm_mapping *except, uint64_t delay_us);
 /* The window's feedback: a confirmation was answered (any answer), or went unanswered for a whole RT (the

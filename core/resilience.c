@@ -17,6 +17,7 @@
 
 static void remap_timer(struct sched_timer *t, uint64_t now, void *arg);
 static void netcheck_timer(struct sched_timer *t, uint64_t now, void *arg);
+static void listen_timer(struct sched_timer *t, uint64_t now, void *arg);
 
 void pm_resilience_init(pcpmap_client *c)
 {
@@ -26,6 +27,7 @@ void pm_resilience_init(pcpmap_client *c)
 	c->remap.cwnd = REMAP_CWND_INIT;
 	c->remap.ssthresh = 1e9;
 	sched_timer_init(&c->t_netcheck, netcheck_timer, c, "netcheck");
+	sched_timer_init(&c->t_listen, listen_timer, c, "listen");
 }
 
 void pm_resilience_fini(pcpmap_client *c)
@@ -38,6 +40,7 @@ void pm_resilience_fini(pcpmap_client *c)
 	c->ann_fd[0] = c->ann_fd[1] = c->nl_fd = -1;
 	sched_cancel(&c->sched, &c->t_remap);
 	sched_cancel(&c->sched, &c->t_netcheck);
+	sched_cancel(&c->sched, &c->t_listen);
 }
 
 static bool same_host(const struct pm_sockaddr *a, const struct pm_sockaddr *b)
@@ -186,6 +189,19 @@ void pm_resilience_start(pcpmap_client *c)
 			c->nl_fd = -1;
 		}
 	}
+}
+
+static void listen_timer(struct sched_timer *t, uint64_t now, void *arg)
+{
+	(void)t;
+	(void)now;
+	pm_resilience_start(arg);
+}
+
+void pm_resilience_start_soon(pcpmap_client *c)
+{
+	if (!c->listening && !sched_armed(&c->t_listen))
+		sched_arm(&c->sched, &c->t_listen, c->now);
 }
 
 static bool held(const struct pm_mapping *m)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fake_backend.h"
 #include "fake_env.h"
@@ -104,6 +105,16 @@ static int setup_spaced(void **state)
 static int setup_ceiling(void **state)
 {
 	return setup_cfg(state, 0, 10);
+}
+
+/* Announcement listeners and the route monitor on, as in an application. */
+static int setup_listening(void **state)
+{
+	int r = setup_cfg(state, 0, 0);
+	struct ctx *x = *state;
+	x->c->cfg.no_announce_listener = false;
+	x->c->cfg.no_netlink_monitor = false;
+	return r;
 }
 
 static int teardown(void **state)
@@ -402,6 +413,43 @@ static void test_remap_window_survives_random_loss(void **state)
 	assert_true(took <= 16000 * MS);
 }
 
+static unsigned open_sockets(void)
+{
+	unsigned n = 0;
+	char path[64], target[256];
+	for (int fd = 0; fd < 1024; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		ssize_t len = readlink(path, target, sizeof(target) - 1);
+		if (len > 0) {
+			target[len] = '\0';
+			n += strncmp(target, "socket:", 7) == 0;
+		}
+	}
+	return n;
+}
+
+/* The first request goes out before the announcement listeners and the route monitor are opened: they cost
+ * about 45 system calls (two sockets joined to the all-hosts groups on every interface, a netlink monitor),
+ * 150-250 us that a cold start spent before its first packet. They open on the loop's next turn, while the
+ * answer is on its way. */
+static void test_first_request_before_listeners(void **state)
+{
+	struct ctx *x = *state;
+	unsigned socks = open_sockets();
+	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
+	struct pcpmap_request req;
+	pcpmap_mapping *m;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = 2900;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), 0);
+	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 1);
+	assert_int_equal(open_sockets(), socks);
+	at(x, x->clk.now_us);
+	/* Two announcement listeners (IPv4 and IPv6) and the route monitor. */
+	assert_int_equal(open_sockets(), socks + 3);
+	pcpmap_mapping_free(m);
+}
+
 static void test_multicast_announce_random_delay(void **state)
 {
 	struct ctx *x = *state;
@@ -551,6 +599,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unicast_loss_paced_visible_first, setup_spaced,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_multicast_announce_random_delay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_request_before_listeners, setup_listening,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_remap_window_grows_and_halves, setup_ceiling, teardown),
 		cmocka_unit_test_setup_teardown(test_remap_window_follows_a_slow_gateway, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remap_window_follows_a_slowing_gateway, setup, teardown),
