@@ -168,6 +168,17 @@ static pcpmap_mapping *held_mapping(struct ctx *x, uint16_t port, bool with_cb)
 	return m;
 }
 
+/* A mapping asked for and not answered yet. */
+static pcpmap_mapping *asked_mapping(struct ctx *x, uint16_t port)
+{
+	struct pcpmap_request req;
+	pcpmap_mapping *m;
+	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
+	req.internal_port = port;
+	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), 0);
+	return m;
+}
+
 static void test_unicast_loss_paced_visible_first(void **state)
 {
 	struct ctx *x = *state;
@@ -437,11 +448,7 @@ static void test_first_request_before_listeners(void **state)
 	struct ctx *x = *state;
 	unsigned socks = open_sockets();
 	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
-	struct pcpmap_request req;
-	pcpmap_mapping *m;
-	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
-	req.internal_port = 2900;
-	assert_int_equal(pcpmap_mapping_new(x->c, &req, &m), 0);
+	pcpmap_mapping *m = asked_mapping(x, 2900);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent + 1);
 	assert_int_equal(open_sockets(), socks);
 	at(x, x->clk.now_us);
@@ -576,11 +583,7 @@ static void test_route_events_from_captured_netlink(void **state)
 	assert_int_equal(pcpmap_client_next_deadline(x->c), T0 + 1200 * MS);
 	at(x, T0 + 1200 * MS);
 	unsigned sent = flog.sends[PCPMAP_PROTO_PCP];
-	struct pcpmap_request req;
-	pcpmap_mapping *fresh;
-	pcpmap_request_init(&req, PCPMAP_KIND_MAP);
-	req.internal_port = 2008;
-	assert_int_equal(pcpmap_mapping_new(x->c, &req, &fresh), 0);
+	pcpmap_mapping *fresh = asked_mapping(x, 2008);
 	at(x, T0 + 1300 * MS);
 	assert_int_equal(flog.sends[PCPMAP_PROTO_PCP], sent);
 	assert_int_equal(state_of(fresh), PCPMAP_STATE_ERROR_WAIT_RESEND);
