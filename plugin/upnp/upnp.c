@@ -106,7 +106,7 @@ static bool same_request(const struct upnp_job *a, const void *arg)
 	if (a->op == UPNP_OP_PROBE || a->op == UPNP_OP_ANNOUNCE)
 		return true;
 	return a->id == b->id && a->ext_port == b->ext_port && a->renew == b->renew && a->lease == b->lease &&
-	       a->family == b->family;
+	       a->family == b->family && a->release == b->release;
 }
 
 /* miniupnpc pastes arguments into the SOAP body as they are: keep the description to plain, XML-safe
@@ -278,13 +278,47 @@ static void log_notes(struct pm_server *s, struct upnp_priv *p, const struct upn
 		pm_log(c, PCPMAP_LOG_DEBUG, "UPnP: the IGD lacks AddAnyPortMapping; using AddPortMapping");
 }
 
+/* A create that succeeded for a mapping now served by another protocol (the gateway's PCP came back while
+ * the create was out): the IGD holds a port nobody will renew or delete. It is given back, with the usual
+ * check that the port is still ours. */
+static void release_moved(struct pm_server *s, const struct upnp_job *done)
+{
+	struct upnp_priv *p = pm_server_priv(s);
+	struct upnp_job *j = p ? calloc(1, sizeof(*j)) : NULL;
+	if (!j)
+		return;
+	j->op = UPNP_OP_UNMAP;
+	j->del = true;
+	j->release = true;
+	j->renew =
+	    true; /* it was granted: an IGD that will not say who holds the port still gets the delete */
+	j->id = done->id;
+	j->family = done->family;
+	j->ip_proto = done->ip_proto;
+	j->internal_port = done->internal_port;
+	j->ext_port = done->out_port;
+	memcpy(j->client, done->client, sizeof(j->client));
+	if (post(p, j) < 0)
+		pm_log(pm_server_client(s), PCPMAP_LOG_WARNING,
+		       "UPnP: could not give back port %u of mapping %llu, which moved to another protocol",
+		       done->out_port, (unsigned long long)done->id);
+}
+
 static void deliver_mapping(struct pm_server *s, const struct upnp_job *j)
 {
 	pcpmap_client *c = pm_server_client(s);
+	if (j->release) {
+		pm_log(c, PCPMAP_LOG_DEBUG, "UPnP: port %u of mapping %llu given back (code %d)", j->ext_port,
+		       (unsigned long long)j->id, j->code);
+		return;
+	}
 	struct pm_mapping *m = pm_server_find_mapping(s, j->id);
 	if (!m) {
-		pm_log(c, PCPMAP_LOG_DEBUG, "UPnP: result for mapping %llu dropped: the mapping is gone",
-		       (unsigned long long)j->id);
+		bool moved = pm_client_find_mapping(c, j->id) != NULL;
+		pm_log(c, PCPMAP_LOG_DEBUG, "UPnP: result for mapping %llu dropped: the mapping %s",
+		       (unsigned long long)j->id, moved ? "moved to another protocol" : "is gone");
+		if (moved && !j->del && j->code == 0)
+			release_moved(s, j);
 		return;
 	}
 	struct pm_req mr;

@@ -52,10 +52,12 @@ enum {
 struct upnp_job {
 	struct upnp_job *next;
 	enum upnp_op op;
-	uint64_t id; /* mapping id; 0 for server-wide jobs */
-	bool del;    /* answers a delete (UPNP_OP_UNMAP, or a UPNP_OP_FAIL standing in for one) */
-	bool named;  /* the delete names a mapping that should exist (pcpmap_unmap_sync): finding none, or
+	uint64_t id;  /* mapping id; 0 for server-wide jobs */
+	bool del;     /* answers a delete (UPNP_OP_UNMAP, or a UPNP_OP_FAIL standing in for one) */
+	bool named;   /* the delete names a mapping that should exist (pcpmap_unmap_sync): finding none, or
 		      * another's, is an error (-ENOENT, -EACCES) rather than a release with nothing to do */
+	bool release; /* gives back what a create got for a mapping that moved to another protocol meanwhile:
+		       * its result goes to no mapping */
 
 	/* Request (copied from the mapping on the loop thread). */
 	int family;       /* AF_INET: port mapping; AF_INET6: pinhole */

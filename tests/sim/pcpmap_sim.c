@@ -1082,8 +1082,26 @@ static void deliver_upnp(struct sim *s, const struct dgram *d)
 	tracef(s, "client <- UPnP %s result: %s port %u lifetime %u%s",
 	       d->upnp_op == UPNP_JOB_MAP ? "map" : "unmap", r.kind == PM_REPLY_SUCCESS ? "ok" : "refused",
 	       r.ext_port, r.lifetime, stale ? " (stale, dropped)" : "");
-	if (!stale)
+	if (!stale) {
 		pm_mapping_on_reply(m, &r);
+	} else if (m && sv && m->server != sv && d->upnp_op == UPNP_JOB_MAP && r.kind == PM_REPLY_SUCCESS) {
+		/* The mapping moved to another protocol while its create was out: the grant it got is given
+		 * back, as the real backend does (release job, its result ignored). */
+		struct dgram rel;
+		memset(&rel, 0, sizeof(rel));
+		rel.upnp_op = UPNP_JOB_UNMAP;
+		rel.job_ipp = d->job_ipp;
+		rel.job_iport = d->job_iport;
+		rel.job_eport = r.ext_port;
+		rel.made_at = s->now;
+		for (size_t i = 0; i < MAX_ENTRIES; i++) {
+			struct entry *e = &s->e[i];
+			if (e->used && !e->foreign && e->proto == PCPMAP_PROTO_UPNP &&
+			    e->ipp == rel.job_ipp && e->eport == rel.job_eport)
+				e->delete_seen_at = s->now;
+		}
+		su_job(&rel);
+	}
 	proc(s);
 }
 
