@@ -1043,14 +1043,21 @@ static void model_upnp(struct sim *s, const struct dgram *d, struct pm_reply *r,
 static void deliver_upnp(struct sim *s, const struct dgram *d)
 {
 	pcpmap_client *c = s->c;
-	if (!s->route && s->now < s->t_end) {
-		tracef(s, "net: UPnP job lost (no route)");
-		return;
-	}
 	struct pm_server *sv = NULL;
 	for (struct pm_list *l = c->gateways.next; l != &c->gateways && !sv; l = l->next)
 		sv = pm_container_of(l, struct pm_gw, link)->srv[PCPMAP_PROTO_UPNP];
 	c->now = s->now;
+	if (!s->route && s->now < s->t_end) {
+		/* No route: the worker's connect (or its SSDP send) fails, and it says so, as upnp.c reports a
+		 * transport error. A job is never lost without a word. */
+		tracef(s, "net: UPnP job failed (no route)");
+		if (sv && d->upnp_op == UPNP_JOB_PROBE)
+			pm_server_on_probe(sv, -ENETUNREACH, NULL);
+		else if (sv && pm_client_find_mapping(c, d->job_id))
+			pm_server_on_unreachable(sv, -ENETUNREACH);
+		proc(s);
+		return;
+	}
 	if (d->upnp_op == UPNP_JOB_PROBE) {
 		if (!sv)
 			return;
