@@ -474,6 +474,16 @@ static void release_parked(struct pm_server *s)
 			mark_dead(s, q);
 			continue;
 		}
+		if (q->parked_reply.has_epoch && pm_server_epoch_stale(s, q->parked_reply.epoch)) {
+			/* The address answer showed a restart after this grant: the gateway lost it. Dropped as a
+			 * map answer from before the restart is; the mapping's retransmission asks again. */
+			pm_client_count(c, PM_STAT_DROPPED);
+			pm_log(c, PCPMAP_LOG_DEBUG,
+			       "server %s: grant for mapping %llu from before the gateway's restart dropped",
+			       pm_server_name(s), (unsigned long long)q->mapping_id);
+			mark_dead(s, q);
+			continue;
+		}
 		struct pm_reply r = q->parked_reply;
 		if (!np->have_ext)
 			pm_log(c, PCPMAP_LOG_WARNING,
