@@ -245,6 +245,8 @@ static void main_timer(struct sched_timer *t, uint64_t now, void *arg);
 static void mapping_start(struct pm_mapping *m);
 static void expire_timer(struct sched_timer *t, uint64_t now, void *arg);
 
+static void give_back(struct pm_mapping *m);
+
 void pm_mapping_fsm(struct pm_mapping *m, enum fsm_event ev)
 {
 	pcpmap_client *c = m->client;
@@ -263,6 +265,13 @@ void pm_mapping_fsm(struct pm_mapping *m, enum fsm_event ev)
 	uint64_t now = c->now;
 	if ((m->remap_in_flight || m->remap_retrying) && r.state != PCPMAP_STATE_WAIT_RESP)
 		pm_remap_forget(m);
+	/* Deleted without a request of its own (parked, or failed) while it still held a grant: the gateway
+	 * keeps that port until it expires unless it is given back (a pair's companion parked when its owner
+	 * moved to another protocol). */
+	if (ev == FSM_EV_DELETE && r.state == PCPMAP_STATE_DELETED && m->have_grant) {
+		give_back(m);
+		m->have_grant = false;
+	}
 
 	if (r.actions & FSM_A_CANCEL)
 		sched_cancel(&c->sched, &m->t_main);
@@ -409,7 +418,6 @@ static void expire_timer(struct sched_timer *t, uint64_t now, void *arg)
 }
 
 /* An answer from the gateway for this mapping (backends call this after validation and the epoch check). */
-static void give_back(struct pm_mapping *m);
 static void give_back_port(struct pm_mapping *m, uint16_t ext_port);
 
 void pm_mapping_on_reply(struct pm_mapping *m, const struct pm_reply *r)

@@ -279,9 +279,10 @@ static void log_notes(struct pm_server *s, struct upnp_priv *p, const struct upn
 }
 
 /* A create that succeeded for a mapping now served by another protocol (the gateway's PCP came back while
- * the create was out): the IGD holds a port nobody will renew or delete. It is given back, with the usual
- * check that the port is still ours. */
-static void release_moved(struct pm_server *s, const struct upnp_job *done)
+ * the create was out), or now being deleted by a delete queued before the create's port was known: the IGD
+ * holds a port nobody will renew or delete. It is given back, with the usual check that the port is still
+ * ours (a second delete of a port already gone does nothing). */
+static void release_grant(struct pm_server *s, const struct upnp_job *done)
 {
 	struct upnp_priv *p = pm_server_priv(s);
 	struct upnp_job *j = p ? calloc(1, sizeof(*j)) : NULL;
@@ -300,8 +301,8 @@ static void release_moved(struct pm_server *s, const struct upnp_job *done)
 	memcpy(j->client, done->client, sizeof(j->client));
 	if (post(p, j) < 0)
 		pm_log(pm_server_client(s), PCPMAP_LOG_WARNING,
-		       "UPnP: could not give back port %u of mapping %llu, which moved to another protocol",
-		       done->out_port, (unsigned long long)done->id);
+		       "UPnP: could not give back port %u that mapping %llu no longer tracks", done->out_port,
+		       (unsigned long long)done->id);
 }
 
 static void deliver_mapping(struct pm_server *s, const struct upnp_job *j)
@@ -318,7 +319,7 @@ static void deliver_mapping(struct pm_server *s, const struct upnp_job *j)
 		pm_log(c, PCPMAP_LOG_DEBUG, "UPnP: result for mapping %llu dropped: the mapping %s",
 		       (unsigned long long)j->id, moved ? "moved to another protocol" : "is gone");
 		if (moved && !j->del && j->code == 0)
-			release_moved(s, j);
+			release_grant(s, j);
 		return;
 	}
 	struct pm_req mr;
@@ -328,6 +329,8 @@ static void deliver_mapping(struct pm_server *s, const struct upnp_job *j)
 		 * PREFER_FAILURE release): nothing the mapping waits for. */
 		pm_log(c, PCPMAP_LOG_DEBUG, "UPnP: stale %s result for mapping %llu (%s) ignored",
 		       j->del ? "delete" : "create", (unsigned long long)j->id, pcpmap_state_name(mr.state));
+		if (!j->del && j->code == 0)
+			release_grant(s, j);
 		return;
 	}
 	if (transport_error(j->code)) {

@@ -1091,9 +1091,9 @@ static void deliver_upnp(struct sim *s, const struct dgram *d)
 	       r.ext_port, r.lifetime, stale ? " (stale, dropped)" : "");
 	if (!stale) {
 		pm_mapping_on_reply(m, &r);
-	} else if (m && sv && m->server != sv && d->upnp_op == UPNP_JOB_MAP && r.kind == PM_REPLY_SUCCESS) {
-		/* The mapping moved to another protocol while its create was out: the grant it got is given
-		 * back, as the real backend does (release job, its result ignored). */
+	} else if (m && sv && d->upnp_op == UPNP_JOB_MAP && r.kind == PM_REPLY_SUCCESS) {
+		/* The mapping moved to another protocol, or is being deleted, while its create was out: the
+		 * grant it got is given back, as the real backend does (release job, its result ignored). */
 		struct dgram rel;
 		memset(&rel, 0, sizeof(rel));
 		rel.upnp_op = UPNP_JOB_UNMAP;

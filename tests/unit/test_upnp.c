@@ -1449,6 +1449,47 @@ static void test_engine_delete_while_create_in_flight(void **state)
 	eng_fini(&e);
 }
 
+/* The same, but another client of the IGD holds the mapping's port, so the create takes the next one: the
+ * delete, queued before that port was known, targets the internal port and leaves it alone (not ours). The
+ * port the create got is given back when its stale answer arrives; before, the IGD kept it for good. */
+static void test_engine_delete_while_create_in_flight_moved_port(void **state)
+{
+	(void)state;
+	struct eng e;
+	eng_init(&e);
+	tab_set(8080, "192.168.77.9", 80);
+	pthread_mutex_lock(&fk.lock);
+	fk.gate_closed = true;
+	pthread_mutex_unlock(&fk.lock);
+	pcpmap_mapping *m = eng_map(&e, IPPROTO_TCP, 8080, AF_INET);
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&fk.lock);
+		bool in = fk.in_add;
+		pthread_mutex_unlock(&fk.lock);
+		if (in)
+			break;
+		pcpmap_client_process(e.c);
+		wait_readable(pcpmap_client_get_fd(e.c), 10);
+	}
+	pcpmap_mapping_free(m);
+	pthread_mutex_lock(&fk.lock);
+	fk.gate_closed = false;
+	pthread_cond_broadcast(&fk.cond);
+	pthread_mutex_unlock(&fk.lock);
+	assert_int_equal(pcpmap_client_flush(e.c, 5000), 0);
+	/* Let the give-back run (it is nobody's request, so flush does not wait for it). */
+	for (int i = 0; i < 100 && fk.n_dels == 0; i++) {
+		pcpmap_client_process(e.c);
+		wait_readable(pcpmap_client_get_fd(e.c), 10);
+	}
+	assert_int_equal(fk.n_adds, 1);
+	assert_int_equal(fk.n_dels, 1);
+	assert_int_not_equal(fk.dels[0], 8080); /* the other client's mapping stays */
+	assert_int_equal(tab_find(fk.dels[0]), -1);
+	assert_int_not_equal(tab_find(8080), -1);
+	eng_fini(&e);
+}
+
 static int script_606(uint16_t ext, uint32_t lease, bool any, uint16_t *got)
 {
 	(void)lease;
@@ -1649,6 +1690,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_engine_unmap_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_result_after_free, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_delete_while_create_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine_delete_while_create_in_flight_moved_port, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_engine_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_discovery_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_pinhole, setup, teardown),
