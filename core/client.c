@@ -552,7 +552,10 @@ static bool epoch_check(struct pm_server *s, uint32_t epoch, bool natpmp_rule, b
 			      : pcp_epoch_check(&s->epoch, epoch, now_s);
 	if (ok)
 		return true;
-	if (had && epoch < prev) {
+	/* A restart: answers written before it may still arrive (reordered, held), with epochs the new run
+	 * cannot have reached yet (pm_server_epoch_stale). An announcement that fails the check is one too,
+	 * even when the epochs alone do not go backwards (0 after 0). */
+	if (had && (epoch < prev || announced)) {
 		s->reset_prev_epoch = prev;
 		s->reset_seen_at = c->now;
 	}

@@ -361,6 +361,10 @@ static void on_mapping_answer(struct pm_server *s, const uint8_t *buf, size_t le
 	struct pcp_validate_out out;
 	struct pm_mapping *m = pm_server_find_nonce(s, quick->nonce);
 	if (!m) {
+		/* Nothing of ours waits for it (a repeated delete's answer, say), but its epoch is the server's
+		 * word like any other's: a restart it shows must still re-verify what is held (RFC 6887 8.5). */
+		if (!unsolicited && !pm_server_epoch_stale(s, quick->epoch))
+			pm_server_on_epoch(s, quick->epoch, false, NULL);
 		if (!unsolicited && late_answer(s, quick))
 			return;
 		pm_client_count(c, PM_STAT_DROPPED);
