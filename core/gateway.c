@@ -561,9 +561,13 @@ static void attach(struct pm_mapping *m)
 		}
 		bool moved = m->server && m->server != s;
 		pm_mapping_set_server(m, s);
-		if (m->state == PCPMAP_STATE_NOT_SENT && delete_pending(m)) {
+		if ((m->state == PCPMAP_STATE_NOT_SENT || (moved && m->state == PCPMAP_STATE_WAIT_RESP)) &&
+		    delete_pending(m)) {
 			/* NAT-PMP and UPnP name a mapping by its ports: a create sent while a delete of the same
-			 * internal port is in flight could be overtaken by it and deleted. Start once it is done. */
+			 * internal port is in flight could be overtaken by it and deleted. Start once it is done
+			 * (a request moving here from another protocol waits too). */
+			if (m->state == PCPMAP_STATE_WAIT_RESP)
+				pm_mapping_fsm(m, FSM_EV_PARK);
 			m->restart_pending = true;
 			sched_arm(&c->sched, &m->t_main, c->now + DELETE_WAIT_US);
 			return;
