@@ -743,6 +743,20 @@ static void late_renewal(struct pm_server *s, struct np_req *q, const uint8_t *b
 	pm_mapping_on_reply(m, &r);
 }
 
+/* A late copy of a grant for a mapping that has left NAT-PMP since (or is gone): the gateway holds it for that
+ * lifetime and nobody tracks it, so it is deleted, as a grant answered after the mapping left is (by internal
+ * port: only when no mapping of ours here uses that port). */
+static void late_grant_left(struct pm_server *s, struct np_req *q, const uint8_t *buf, size_t len)
+{
+	if (q->pending || q->delete_all || !q->mapping_id || !q->lifetime || len < NP_MAP_ANSWER_LEN ||
+	    buf[0] != 0 || q->op == NP_OP_ADDR || buf[1] != 128 + q->op || rd16(buf + 2) != 0 ||
+	    rd16(buf + 8) != q->internal_port || rd32(buf + 12) == 0)
+		return;
+	if (pm_server_find_mapping(s, q->mapping_id) || port_in_use(s, q))
+		return;
+	delete_untracked(s, q, rd16(buf + 10));
+}
+
 static void handle_datagram(struct pm_server *s, struct np_req *q, const uint8_t *buf, size_t full_len)
 {
 	pcpmap_client *c = pm_server_client(s);
@@ -778,6 +792,7 @@ static void handle_datagram(struct pm_server *s, struct np_req *q, const uint8_t
 		if (full_len >= NP_SHORT_ANSWER_LEN && buf[0] == 0 && buf[1] >= 128)
 			pm_server_on_epoch(s, rd32(buf + 4), true, NULL);
 		late_renewal(s, q, buf, full_len);
+		late_grant_left(s, q, buf, full_len);
 		drop(s, q, buf, len, why);
 		return;
 	}
