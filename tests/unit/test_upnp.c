@@ -1410,25 +1410,32 @@ static void test_engine_result_after_free(void **state)
 	eng_fini(&e);
 }
 
-static void test_engine_delete_while_create_in_flight(void **state)
+/* Maps TCP port with the fake IGD's gate closed: returns once the probe answered and the create blocks in
+ * AddPortMapping on the worker. */
+static pcpmap_mapping *eng_map_blocked_in_add(struct eng *e, uint16_t port)
 {
-	(void)state;
-	struct eng e;
-	eng_init(&e);
 	pthread_mutex_lock(&fk.lock);
 	fk.gate_closed = true;
 	pthread_mutex_unlock(&fk.lock);
-	pcpmap_mapping *m = eng_map(&e, IPPROTO_TCP, 8080, AF_INET);
-	/* Probe result, then the create goes to the worker and blocks there. */
+	pcpmap_mapping *m = eng_map(e, IPPROTO_TCP, port, AF_INET);
 	for (int i = 0; i < 500; i++) {
 		pthread_mutex_lock(&fk.lock);
 		bool in = fk.in_add;
 		pthread_mutex_unlock(&fk.lock);
 		if (in)
 			break;
-		pcpmap_client_process(e.c);
-		wait_readable(pcpmap_client_get_fd(e.c), 10);
+		pcpmap_client_process(e->c);
+		wait_readable(pcpmap_client_get_fd(e->c), 10);
 	}
+	return m;
+}
+
+static void test_engine_delete_while_create_in_flight(void **state)
+{
+	(void)state;
+	struct eng e;
+	eng_init(&e);
+	pcpmap_mapping *m = eng_map_blocked_in_add(&e, 8080);
 	pcpmap_mapping_free(m); /* DELETING: the delete queues behind the create */
 	pthread_mutex_lock(&fk.lock);
 	fk.del_gate_closed = true;
@@ -1458,19 +1465,7 @@ static void test_engine_delete_while_create_in_flight_moved_port(void **state)
 	struct eng e;
 	eng_init(&e);
 	tab_set(8080, "192.168.77.9", 80);
-	pthread_mutex_lock(&fk.lock);
-	fk.gate_closed = true;
-	pthread_mutex_unlock(&fk.lock);
-	pcpmap_mapping *m = eng_map(&e, IPPROTO_TCP, 8080, AF_INET);
-	for (int i = 0; i < 500; i++) {
-		pthread_mutex_lock(&fk.lock);
-		bool in = fk.in_add;
-		pthread_mutex_unlock(&fk.lock);
-		if (in)
-			break;
-		pcpmap_client_process(e.c);
-		wait_readable(pcpmap_client_get_fd(e.c), 10);
-	}
+	pcpmap_mapping *m = eng_map_blocked_in_add(&e, 8080);
 	pcpmap_mapping_free(m);
 	pthread_mutex_lock(&fk.lock);
 	fk.gate_closed = false;
