@@ -171,18 +171,7 @@ static int scan_msg(const struct nlmsghdr *nlh, void *arg)
 /* Trailing bytes that do not form a whole message are malformed; the last message may omit its padding. */
 static int scan_buf(const void *buf, size_t len, struct sd_scan *s)
 {
-	const void *view;
-	void *copy;
-	int r;
-
-	if (len == 0)
-		return 0;
-	r = pm_net_aligned_view(buf, len, &view, &copy);
-	if (r < 0)
-		return r;
-	r = pm_net_walk(view, len, scan_msg, s);
-	free(copy);
-	return r < 0 ? r : 0;
+	return pm_net_walk(buf, len, scan_msg, s);
 }
 
 static int scan(const void *buf, size_t len, struct sd_scan *s)

@@ -43,7 +43,7 @@ int pm_net_attrs_parse(const void *payload, size_t size, const struct nlattr **t
 
 #define MAX_ERRNO 4095
 
-int pm_net_walk(const void *buf, size_t len, int (*fn)(const struct nlmsghdr *nlh, void *arg), void *arg)
+static int walk(const void *buf, size_t len, int (*fn)(const struct nlmsghdr *nlh, void *arg), void *arg)
 {
 	const char *p = buf;
 	size_t left = len;
@@ -65,6 +65,21 @@ int pm_net_walk(const void *buf, size_t len, int (*fn)(const struct nlmsghdr *nl
 		left -= step;
 	}
 	return 0;
+}
+
+int pm_net_walk(const void *buf, size_t len, int (*fn)(const struct nlmsghdr *nlh, void *arg), void *arg)
+{
+	const void *view;
+	void *copy;
+
+	if (len == 0)
+		return 0;
+	int r = pm_net_aligned_view(buf, len, &view, &copy);
+	if (r < 0)
+		return r;
+	r = walk(view, len, fn, arg);
+	free(copy);
+	return r;
 }
 
 int pm_net_aligned_view(const void *buf, size_t len, const void **ret_view, void **ret_copy)

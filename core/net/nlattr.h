@@ -17,9 +17,10 @@
 int pm_net_attrs_parse(const void *payload, size_t size, const struct nlattr **tb, unsigned max);
 
 /*
- * Calls fn for each message in [buf, buf + len), which must be aligned for struct nlmsghdr. fn returns < 0 to
- * fail, 0 to go on, > 0 to stop. Trailing bytes that do not form a whole message are malformed (-EBADMSG); the
- * last message may omit its alignment padding. Returns 0 or the first error.
+ * Calls fn for each message in [buf, buf + len) (read through an aligned copy when buf is not aligned for
+ * struct nlmsghdr). fn returns < 0 to fail, 0 to go on, > 0 to stop. Trailing bytes that do not form a whole
+ * message are malformed (-EBADMSG); the last message may omit its alignment padding. Returns 0, the first
+ * error, or -ENOMEM.
  */
 int pm_net_walk(const void *buf, size_t len, int (*fn)(const struct nlmsghdr *nlh, void *arg), void *arg);
 

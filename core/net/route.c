@@ -225,20 +225,9 @@ static int route_scan_msg(const struct nlmsghdr *nlh, void *ctx)
 
 static int route_scan_buf(const void *buf, size_t len, struct route_scan *s)
 {
-	const void *view;
-	void *copy;
-	int r;
-
 	if (len > INT_MAX)
 		return -EINVAL;
-	if (len == 0)
-		return 0;
-	r = pm_net_aligned_view(buf, len, &view, &copy);
-	if (r < 0)
-		return r;
-	r = pm_net_walk(view, len, route_scan_msg, s);
-	free(copy);
-	return r;
+	return pm_net_walk(buf, len, route_scan_msg, s);
 }
 
 int pm_net_parse_default_route(const void *buf, size_t len, int family, struct pm_gateway *ret)
@@ -425,24 +414,15 @@ static int event_msg(const struct nlmsghdr *nlh, void *ctx)
 
 int pm_net_parse_events(const void *buf, size_t len, unsigned *ret_mask)
 {
-	const void *view;
-	void *copy;
 	unsigned mask = 0;
-	int r;
 
 	if ((!buf && len) || !ret_mask)
 		return -EINVAL;
 	if (len > INT_MAX)
 		return -EINVAL;
-	if (len > 0) {
-		r = pm_net_aligned_view(buf, len, &view, &copy);
-		if (r < 0)
-			return r;
-		r = pm_net_walk(view, len, event_msg, &mask);
-		free(copy);
-		if (r < 0)
-			return r;
-	}
+	int r = pm_net_walk(buf, len, event_msg, &mask);
+	if (r < 0)
+		return r;
 	*ret_mask = mask;
 	return 0;
 }
