@@ -330,8 +330,8 @@ int pm_client_wait(pcpmap_client *c, bool (*done)(pcpmap_client *c, void *ud), v
 void pm_resilience_init(pcpmap_client *c);
 void pm_resilience_fini(pcpmap_client *c);
 /* Opens the announcement listeners and the route monitor, once. */
-void pm_resilience_start(pcpmap_client *c);
-/* The same on the loop's next turn: a gateway's first request goes out before ~45 system calls of set-up. */
+/* Opens the announcement listeners and the route monitor on the loop's next turn: a gateway's first request
+ * goes out before their ~45 system calls of set-up. */
 void pm_resilience_start_soon(pcpmap_client *c);
 /* Queues the held mappings of server s (except one) for paced re-creation, not before now + delay_us. */
 void pm_remap_server(struct pm_server *s, struct pm_mapping *except, uint64_t delay_us);

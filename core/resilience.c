@@ -157,7 +157,7 @@ static void monitor_readable(pcpmap_client *c, int fd)
 		pm_client_on_net_events(c, mask, c->now);
 }
 
-void pm_resilience_start(pcpmap_client *c)
+static void resilience_start(pcpmap_client *c)
 {
 	if (c->listening)
 		return;
@@ -195,7 +195,7 @@ static void listen_timer(struct sched_timer *t, uint64_t now, void *arg)
 {
 	(void)t;
 	(void)now;
-	pm_resilience_start(arg);
+	resilience_start(arg);
 }
 
 void pm_resilience_start_soon(pcpmap_client *c)
